@@ -1,0 +1,1035 @@
+/**
+ * The Raft consensus algorithm as a deterministic state machine.
+ *
+ * `Raft` performs no I/O, reads no clock and draws no random numbers of its own: time arrives as
+ * `tick()` calls, randomness through the injected `random` function, and network input through
+ * `step()`. Its output is a {@linkcode Ready}: what to persist, what to send, what to apply. The
+ * shell persists, sends and applies, then calls `advance()`. This is the design of etcd's raft,
+ * and it is what lets the simulator drive thousands of clusters from a seed.
+ *
+ * Implemented: leader election with randomized timeouts, PreVote (thesis §9.6), CheckQuorum and
+ * leader stickiness (§4.2.3, §6.2), log replication with the consistency check and fast back-off,
+ * commit by counting only entries of the current term (§5.4.2), pipelined AppendEntries with a
+ * bounded window, batched ReadIndex (§6.4) including forwarded follower reads, snapshots
+ * (§5), single-server membership changes with learners (§4.1-4.3), and leadership transfer (§3.10).
+ *
+ * @module
+ */
+
+import {
+  type ConfState,
+  type Entry,
+  EntryType,
+  type HardState,
+  makeMessage,
+  type Message,
+  MessageType,
+  type NodeId,
+  type ReadState,
+  Role,
+  type Snapshot,
+} from "./types.ts";
+import { RaftLog } from "./log.ts";
+import { Progress, ProgressState, quorumMatchIndex, tallyVotes, VoteResult } from "./progress.ts";
+import { type PendingRead, ReadOnlyQueue } from "./read_only.ts";
+import { applyConfChange, type ConfChange, encodeConfState } from "./conf.ts";
+import { assert } from "./assert.ts";
+
+/** Tuning and injected dependencies of a {@linkcode Raft} node. */
+export interface RaftOptions {
+  /** This node's id. */
+  id: NodeId;
+  /** Ticks without hearing from a leader before a follower campaigns (randomized up to 2x). */
+  electionTicks: number;
+  /** Ticks between leader heartbeats; must be smaller than `electionTicks`. */
+  heartbeatTicks: number;
+  /** Uniform random number in [0, 1); the only source of randomness. */
+  random: () => number;
+  /** Run a PreVote round before a real election. Default true. */
+  preVote?: boolean;
+  /** Leader steps down when it has not heard from a quorum for an election timeout. Default true. */
+  checkQuorum?: boolean;
+  /** AppendEntries in flight per follower. Default 256. */
+  inflightMax?: number;
+  /** Entry payload bytes per AppendEntries. Default 1 MiB. */
+  msgBytesMax?: number;
+  /** Committed entries handed out per Ready. Default 4096. */
+  applyBatchMax?: number;
+  /** Proposals refused while this many entries are uncommitted. Default 65536. */
+  uncommittedMax?: number;
+  /** Reads refused while this many are waiting. Default 65536. */
+  pendingReadsMax?: number;
+}
+
+/** What a node starts from: the persisted hard state, snapshot and log. */
+export interface RaftInitialState {
+  /** Persisted term and vote. */
+  hardState: HardState;
+  /** Latest persisted snapshot, if any. */
+  snapshot: Snapshot | null;
+  /** Persisted entries after the snapshot, contiguous. */
+  entries: Entry[];
+}
+
+/**
+ * Work handed to the shell. Order matters: persist `hardState`, `snapshot` and `entries`; only
+ * then send `messages` (they may promise what was just persisted); `messagesEarly` may go at
+ * once. Apply `snapshot` (if any) and then `committedEntries` in order. Then call `advance`.
+ */
+export interface Ready {
+  /** New term/vote to persist; null when unchanged. */
+  hardState: HardState | null;
+  /** Entries to persist; they replace any persisted entries from `entries[0].index` on. */
+  entries: Entry[];
+  /** A snapshot received from the leader: persist it, discard the log, load it into the state machine. */
+  snapshot: Snapshot | null;
+  /** Committed entries to apply, in order. */
+  committedEntries: Entry[];
+  /** Messages to send after persisting. */
+  messages: Message[];
+  /** Messages that may be sent before persisting (the leader's appends and heartbeats). */
+  messagesEarly: Message[];
+  /** Reads now safe to serve once the state machine reaches their index. */
+  readStates: ReadState[];
+  /** Reads that cannot be served here (no leader, leadership lost); the caller retries. */
+  failedReads: number[];
+}
+
+/** Outcome of a proposal: where the entries went, or why they were refused. */
+export type ProposeResult =
+  | { ok: true; firstIndex: number; term: number }
+  | { ok: false; reason: string };
+
+/** Replication state of one peer as seen by the leader. */
+export interface PeerStatus {
+  /** Peer id. */
+  id: NodeId;
+  /** Highest index known replicated there. */
+  match: number;
+  /** Next index to send. */
+  next: number;
+  /** Replication state. */
+  state: ProgressState;
+  /** Heard from since the last CheckQuorum round. */
+  recentActive: boolean;
+}
+
+/** A snapshot of the node's Raft state, for status reports and tests. */
+export interface RaftStatus {
+  /** This node. */
+  id: NodeId;
+  /** Current role. */
+  role: Role;
+  /** Current term. */
+  term: number;
+  /** Vote in the current term. */
+  vote: NodeId;
+  /** Known leader, "" if none. */
+  leader: NodeId;
+  /** Commit index. */
+  commit: number;
+  /** Highest index handed out for applying. */
+  applied: number;
+  /** Last log index. */
+  lastIndex: number;
+  /** Index covered by the latest snapshot. */
+  snapshotIndex: number;
+  /** Current configuration (latest in the log). */
+  conf: ConfState;
+  /** Leader only: progress of every other member. */
+  peers: PeerStatus[];
+}
+
+/** Context value of a Vote sent because of a leadership transfer: voters ignore their lease. */
+const CONTEXT_TRANSFER = 1;
+
+const EMPTY = new Uint8Array(0);
+
+/** One Raft node's consensus state machine. */
+export class Raft {
+  readonly #id: NodeId;
+  readonly #electionTicks: number;
+  readonly #heartbeatTicks: number;
+  readonly #random: () => number;
+  readonly #preVote: boolean;
+  readonly #checkQuorum: boolean;
+  readonly #inflightMax: number;
+  readonly #msgBytesMax: number;
+  readonly #applyBatchMax: number;
+  readonly #uncommittedMax: number;
+  readonly #pendingReadsMax: number;
+
+  #term = 0;
+  #vote: NodeId = "";
+  #leader: NodeId = "";
+  #role: Role = Role.Follower;
+  readonly #log: RaftLog;
+  #conf: ConfState = { voters: [], learners: [] };
+  #confIndex = -1;
+  #confTerm = -1;
+  #progress = new Map<NodeId, Progress>();
+  #votes = new Map<NodeId, boolean>();
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #randomizedElectionTimeout = 0;
+  #leadTransferee: NodeId = "";
+  #readOnly = new ReadOnlyQueue();
+  #readsAwaitingCommit: PendingRead[] = [];
+  #msgs: Message[] = [];
+  #readStates: ReadState[] = [];
+  #failedReads: number[] = [];
+  #pendingSnapshot: Snapshot | null = null;
+  #snapshot: Snapshot | null = null;
+  #persistedHardState: HardState;
+
+  /** Creates a node from its persisted state. It starts as a follower. */
+  constructor(options: RaftOptions, initial: RaftInitialState) {
+    assert(options.heartbeatTicks > 0, "heartbeatTicks must be positive");
+    assert(options.electionTicks > options.heartbeatTicks, "electionTicks must exceed heartbeat");
+    this.#id = options.id;
+    this.#electionTicks = options.electionTicks;
+    this.#heartbeatTicks = options.heartbeatTicks;
+    this.#random = options.random;
+    this.#preVote = options.preVote ?? true;
+    this.#checkQuorum = options.checkQuorum ?? true;
+    this.#inflightMax = options.inflightMax ?? 256;
+    this.#msgBytesMax = options.msgBytesMax ?? 1 << 20;
+    this.#applyBatchMax = options.applyBatchMax ?? 4096;
+    this.#uncommittedMax = options.uncommittedMax ?? 65536;
+    this.#pendingReadsMax = options.pendingReadsMax ?? 65536;
+    this.#log = new RaftLog(initial.snapshot, initial.entries);
+    this.#snapshot = initial.snapshot;
+    this.#term = initial.hardState.term;
+    this.#vote = initial.hardState.vote;
+    this.#persistedHardState = { ...initial.hardState };
+    this.#refreshConf();
+    this.#becomeFollower(this.#term, "");
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** This node's id. */
+  get id(): NodeId {
+    return this.#id;
+  }
+
+  /** Current role. */
+  get role(): Role {
+    return this.#role;
+  }
+
+  /** Current term. */
+  get term(): number {
+    return this.#term;
+  }
+
+  /** The leader this node knows of, "" if none. */
+  get leader(): NodeId {
+    return this.#leader;
+  }
+
+  /** Commit index. */
+  get commitIndex(): number {
+    return this.#log.committed;
+  }
+
+  /** Last index in the log. */
+  get lastIndex(): number {
+    return this.#log.lastIndex();
+  }
+
+  /** The configuration in force (the latest one in the log). */
+  get conf(): ConfState {
+    return this.#conf;
+  }
+
+  /** True when this node may campaign: it is a voter in the latest configuration. */
+  get promotable(): boolean {
+    return this.#conf.voters.includes(this.#id);
+  }
+
+  /** Configuration at `index`, for the shell to store in a snapshot. */
+  confAt(index: number): ConfState {
+    return this.#log.confAt(index) ?? { voters: [], learners: [] };
+  }
+
+  /** Term of the entry at `index`, if the log still holds it. */
+  termAt(index: number): number | undefined {
+    return this.#log.term(index);
+  }
+
+  /** A description of the node's state. */
+  status(): RaftStatus {
+    const peers: PeerStatus[] = [];
+    if (this.#role === Role.Leader) {
+      for (const [id, pr] of this.#progress) {
+        peers.push({
+          id,
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          recentActive: pr.recentActive,
+        });
+      }
+    }
+    return {
+      id: this.#id,
+      role: this.#role,
+      term: this.#term,
+      vote: this.#vote,
+      leader: this.#leader,
+      commit: this.#log.committed,
+      applied: this.#log.applied,
+      lastIndex: this.#log.lastIndex(),
+      snapshotIndex: this.#log.snapshotIndex(),
+      conf: this.#conf,
+      peers,
+    };
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** Advances logical time by one tick. */
+  tick(): void {
+    this.#electionElapsed++;
+    if (this.#role === Role.Leader) {
+      this.#tickLeader();
+      return;
+    }
+    if (this.#electionElapsed >= this.#randomizedElectionTimeout) {
+      this.#electionElapsed = 0;
+      if (this.promotable) this.campaign();
+    }
+  }
+
+  #tickLeader(): void {
+    this.#heartbeatElapsed++;
+    if (this.#electionElapsed >= this.#electionTicks) {
+      this.#electionElapsed = 0;
+      if (this.#checkQuorum) {
+        if (!this.#quorumActive()) {
+          this.#becomeFollower(this.#term, "");
+          return;
+        }
+      }
+      // A transfer that did not finish within an election timeout is abandoned.
+      this.#leadTransferee = "";
+    }
+    if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
+      this.#heartbeatElapsed = 0;
+      this.#broadcastHeartbeat(this.#readOnly.latestRound());
+    }
+  }
+
+  /** Starts an election now (PreVote first when enabled). */
+  campaign(): void {
+    if (this.#role === Role.Leader || !this.promotable) return;
+    if (this.#preVote) this.#becomePreCandidate();
+    else this.#becomeCandidate(false);
+  }
+
+  /**
+   * Appends `commands` to the log as Normal entries, if this node leads. The shell matches each
+   * command to the entry it became by index and term.
+   */
+  propose(commands: Uint8Array[]): ProposeResult {
+    if (this.#role !== Role.Leader) return { ok: false, reason: "not the leader" };
+    if (this.#leadTransferee !== "") {
+      return { ok: false, reason: "leadership transfer in progress" };
+    }
+    if (this.#log.lastIndex() - this.#log.committed + commands.length > this.#uncommittedMax) {
+      return { ok: false, reason: "too many uncommitted entries" };
+    }
+    const firstIndex = this.#log.lastIndex() + 1;
+    const entries: Entry[] = commands.map((data, i) => ({
+      term: this.#term,
+      index: firstIndex + i,
+      type: EntryType.Normal,
+      data,
+    }));
+    this.#log.append(entries);
+    this.#maybeCommitSingle();
+    return { ok: true, firstIndex, term: this.#term };
+  }
+
+  /**
+   * Proposes one membership change (single-server method). Refused while another change is
+   * uncommitted, and until the leader has committed an entry of its own term (the fix for the
+   * single-server bug, thesis errata).
+   */
+  proposeConfChange(change: ConfChange): ProposeResult {
+    if (this.#role !== Role.Leader) return { ok: false, reason: "not the leader" };
+    if (this.#leadTransferee !== "") {
+      return { ok: false, reason: "leadership transfer in progress" };
+    }
+    if (!this.#committedInTerm()) {
+      return { ok: false, reason: "the leader has not committed an entry of its term yet" };
+    }
+    if (this.#log.latestConfIndex() > this.#log.committed) {
+      return { ok: false, reason: "another membership change is in progress" };
+    }
+    const next = applyConfChange(this.#conf, change);
+    if (typeof next === "string") return { ok: false, reason: next };
+    const index = this.#log.lastIndex() + 1;
+    this.#log.append([{
+      term: this.#term,
+      index,
+      type: EntryType.Config,
+      data: encodeConfState(next),
+    }]);
+    this.#refreshConf();
+    this.#maybeCommitSingle();
+    return { ok: true, firstIndex: index, term: this.#term };
+  }
+
+  /**
+   * Asks for leadership to move to `to`. The leader stops taking proposals, brings `to` up to
+   * date and tells it to campaign at once; the attempt is dropped after an election timeout.
+   */
+  transferLeader(to: NodeId): string | null {
+    if (this.#role !== Role.Leader) return "not the leader";
+    if (to === this.#id) return "already the leader";
+    if (!this.#conf.voters.includes(to)) return `${to} is not a voter`;
+    this.#leadTransferee = to;
+    this.#electionElapsed = 0;
+    const pr = this.#progress.get(to)!;
+    if (pr.match === this.#log.lastIndex()) this.#send(MessageType.TimeoutNow, to, {});
+    else this.#sendAppend(to, pr);
+    return null;
+  }
+
+  /**
+   * Asks for a linearizable read. The answer arrives later in `Ready.readStates` (serve once the
+   * state machine has applied its index) or `Ready.failedReads` (retry elsewhere).
+   */
+  readIndex(requestId: number): void {
+    if (this.#readOnly.size() + this.#readsAwaitingCommit.length >= this.#pendingReadsMax) {
+      this.#failedReads.push(requestId);
+      return;
+    }
+    if (this.#role === Role.Leader) {
+      this.#addRead({ requestId, index: 0, from: "" });
+    } else if (this.#leader !== "" && this.#leader !== this.#id) {
+      this.#send(MessageType.ReadIndex, this.#leader, { context: requestId });
+    } else {
+      this.#failedReads.push(requestId);
+    }
+  }
+
+  /** Tells the leader that sending a snapshot to `to` finished (`ok`) or failed. */
+  reportSnapshot(to: NodeId, ok: boolean): void {
+    const pr = this.#progress.get(to);
+    if (this.#role !== Role.Leader || pr === undefined) return;
+    if (pr.state !== ProgressState.Snapshot) return;
+    if (!ok) pr.pendingSnapshot = 0;
+    pr.becomeProbe();
+    // Wait for the next heartbeat answer before probing again.
+    pr.probeSent = true;
+  }
+
+  /** Tells the leader that `to` could not be reached, so optimistic streaming stops. */
+  reportUnreachable(to: NodeId): void {
+    const pr = this.#progress.get(to);
+    if (this.#role !== Role.Leader || pr === undefined) return;
+    if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+  }
+
+  /**
+   * Gives the core a durable snapshot of the applied state: it is sent to followers that need
+   * compacted entries, and entries up to `compactIndex` (at most the snapshot's index) are dropped.
+   */
+  setSnapshot(snapshot: Snapshot, compactIndex: number): void {
+    assert(snapshot.index <= this.#log.applied, "snapshot beyond applied index");
+    if (this.#snapshot === null || snapshot.index > this.#snapshot.index) this.#snapshot = snapshot;
+    this.#log.compact(Math.min(compactIndex, snapshot.index));
+  }
+
+  /** Handles a message from another node. */
+  step(m: Message): void {
+    if (m.term > this.#term) {
+      if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
+        const force = m.type === MessageType.Vote && m.context === CONTEXT_TRANSFER;
+        const inLease = this.#checkQuorum && this.#leader !== "" &&
+          this.#electionElapsed < this.#electionTicks;
+        // A node that hears from a leader ignores disruptive candidates (thesis §4.2.3).
+        if (!force && inLease) return;
+      }
+      if (m.type === MessageType.PreVote) {
+        // A PreVote never changes our term.
+      } else if (m.type === MessageType.PreVoteResp && !m.reject) {
+        // We will bump our term when the PreVote round is won.
+      } else if (
+        m.type === MessageType.App || m.type === MessageType.Heartbeat ||
+        m.type === MessageType.Snap
+      ) {
+        this.#becomeFollower(m.term, m.from);
+      } else {
+        this.#becomeFollower(m.term, "");
+      }
+    } else if (m.term < this.#term) {
+      if (m.type === MessageType.App || m.type === MessageType.Heartbeat) {
+        // Tell the stale leader about the newer term so it steps down.
+        this.#send(MessageType.AppResp, m.from, {});
+      } else if (m.type === MessageType.PreVote) {
+        this.#send(MessageType.PreVoteResp, m.from, { reject: true });
+      }
+      return;
+    }
+
+    if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
+      this.#handleVoteRequest(m);
+      return;
+    }
+    switch (this.#role) {
+      case Role.Leader:
+        this.#stepLeader(m);
+        break;
+      case Role.Candidate:
+      case Role.PreCandidate:
+        this.#stepCandidate(m);
+        break;
+      case Role.Follower:
+        this.#stepFollower(m);
+        break;
+    }
+  }
+
+  // ---------------------------------------------------------------- output
+
+  /** True when there is something for the shell to do. */
+  hasReady(): boolean {
+    this.#flush();
+    return this.#hardStateChanged() || this.#log.hasUnstable() || this.#pendingSnapshot !== null ||
+      this.#log.hasCommittedToApply() || this.#msgs.length > 0 || this.#readStates.length > 0 ||
+      this.#failedReads.length > 0;
+  }
+
+  /** Collects the pending work. Call `advance` with it once it is done. */
+  ready(): Ready {
+    this.#flush();
+    const hardStateChanged = this.#hardStateChanged();
+    const snapshot = this.#pendingSnapshot;
+    this.#pendingSnapshot = null;
+    const rd: Ready = {
+      hardState: hardStateChanged ? { term: this.#term, vote: this.#vote } : null,
+      entries: this.#log.takeUnstable(),
+      snapshot,
+      committedEntries: this.#log.takeCommitted(this.#applyBatchMax),
+      messages: [],
+      messagesEarly: [],
+      readStates: this.#readStates,
+      failedReads: this.#failedReads,
+    };
+    for (const m of this.#msgs) {
+      if (!hardStateChanged && isLeaderMessage(m.type)) rd.messagesEarly.push(m);
+      else rd.messages.push(m);
+    }
+    this.#msgs = [];
+    this.#readStates = [];
+    this.#failedReads = [];
+    if (rd.hardState !== null) this.#persistedHardState = rd.hardState;
+    return rd;
+  }
+
+  /** Acknowledges that `rd` was persisted, sent and applied. */
+  advance(rd: Ready): void {
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1];
+      this.#log.stableTo(last.index, last.term);
+      if (this.#role === Role.Leader) this.#maybeCommit();
+    }
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  #reset(term: number): void {
+    if (this.#term !== term) {
+      this.#term = term;
+      this.#vote = "";
+    }
+    this.#leader = "";
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#randomizedElectionTimeout = this.#electionTicks +
+      Math.floor(this.#random() * this.#electionTicks);
+    this.#leadTransferee = "";
+    this.#votes.clear();
+    this.#progress.clear();
+    this.#failAllReads();
+  }
+
+  #becomeFollower(term: number, leader: NodeId): void {
+    this.#reset(term);
+    this.#role = Role.Follower;
+    this.#leader = leader;
+  }
+
+  #becomePreCandidate(): void {
+    // PreVote keeps term and vote: the node only asks whether it could win.
+    this.#votes.clear();
+    this.#progress.clear();
+    this.#failAllReads();
+    this.#leader = "";
+    this.#role = Role.PreCandidate;
+    this.#electionElapsed = 0;
+    this.#randomizedElectionTimeout = this.#electionTicks +
+      Math.floor(this.#random() * this.#electionTicks);
+    this.#requestVotes(MessageType.PreVote, this.#term + 1, false);
+  }
+
+  #becomeCandidate(transfer: boolean): void {
+    this.#reset(this.#term + 1);
+    this.#vote = this.#id;
+    this.#role = Role.Candidate;
+    this.#requestVotes(MessageType.Vote, this.#term, transfer);
+  }
+
+  #requestVotes(type: MessageType, term: number, transfer: boolean): void {
+    this.#votes.set(this.#id, true);
+    if (this.#tally() === VoteResult.Won) {
+      this.#onElectionWon(type);
+      return;
+    }
+    for (const v of this.#conf.voters) {
+      if (v === this.#id) continue;
+      this.#msgs.push(makeMessage(type, {
+        from: this.#id,
+        to: v,
+        term,
+        index: this.#log.lastIndex(),
+        logTerm: this.#log.lastTerm(),
+        context: transfer ? CONTEXT_TRANSFER : 0,
+      }));
+    }
+  }
+
+  #onElectionWon(type: MessageType): void {
+    if (type === MessageType.PreVote) this.#becomeCandidate(false);
+    else this.#becomeLeader();
+  }
+
+  #becomeLeader(): void {
+    assert(this.#role === Role.Candidate, "only a candidate becomes leader");
+    this.#reset(this.#term);
+    this.#role = Role.Leader;
+    this.#leader = this.#id;
+    this.#initProgress();
+    // A no-op of the new term lets the leader commit (and learn the commit index) at once.
+    this.#log.append([{
+      term: this.#term,
+      index: this.#log.lastIndex() + 1,
+      type: EntryType.Normal,
+      data: EMPTY,
+    }]);
+    this.#maybeCommitSingle();
+  }
+
+  #initProgress(): void {
+    this.#progress.clear();
+    for (const id of [...this.#conf.voters, ...this.#conf.learners]) {
+      if (id === this.#id) continue;
+      const pr = new Progress(this.#log.lastIndex() + 1, this.#inflightMax);
+      pr.recentActive = true;
+      this.#progress.set(id, pr);
+    }
+  }
+
+  // ---------------------------------------------------------------- votes
+
+  #handleVoteRequest(m: Message): void {
+    const isPre = m.type === MessageType.PreVote;
+    const respType = isPre ? MessageType.PreVoteResp : MessageType.VoteResp;
+    const canVote = this.#vote === m.from ||
+      (this.#vote === "" && this.#leader === "") ||
+      (isPre && m.term > this.#term);
+    if (canVote && this.#log.isUpToDate(m.index, m.logTerm)) {
+      // A granted PreVote answers in the term asked about, so the candidate counts it.
+      this.#send(respType, m.from, { term: m.term });
+      if (!isPre) {
+        this.#electionElapsed = 0;
+        this.#vote = m.from;
+      }
+    } else {
+      this.#send(respType, m.from, { reject: true });
+    }
+  }
+
+  #tally(): VoteResult {
+    return tallyVotes(this.#conf.voters, this.#votes);
+  }
+
+  #stepCandidate(m: Message): void {
+    const myRespType = this.#role === Role.PreCandidate
+      ? MessageType.PreVoteResp
+      : MessageType.VoteResp;
+    switch (m.type) {
+      case MessageType.App:
+        this.#becomeFollower(m.term, m.from);
+        this.#handleAppend(m);
+        return;
+      case MessageType.Heartbeat:
+        this.#becomeFollower(m.term, m.from);
+        this.#handleHeartbeat(m);
+        return;
+      case MessageType.Snap:
+        this.#becomeFollower(m.term, m.from);
+        this.#handleSnapshot(m);
+        return;
+      case myRespType: {
+        this.#votes.set(m.from, !m.reject);
+        const result = this.#tally();
+        if (result === VoteResult.Won) {
+          this.#onElectionWon(
+            this.#role === Role.PreCandidate ? MessageType.PreVote : MessageType.Vote,
+          );
+        } else if (result === VoteResult.Lost) {
+          this.#becomeFollower(this.#term, "");
+        }
+        return;
+      }
+      case MessageType.TimeoutNow:
+        return;
+      case MessageType.ReadIndex:
+        this.#send(MessageType.ReadIndexResp, m.from, { context: m.context, reject: true });
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- follower
+
+  #stepFollower(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleAppend(m);
+        return;
+      case MessageType.Heartbeat:
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleHeartbeat(m);
+        return;
+      case MessageType.Snap:
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleSnapshot(m);
+        return;
+      case MessageType.TimeoutNow:
+        // Leadership transfer: campaign at once, skipping PreVote and the voters' leases.
+        if (this.promotable) this.#becomeCandidate(true);
+        return;
+      case MessageType.ReadIndexResp:
+        if (m.reject) this.#failedReads.push(m.context);
+        else this.#readStates.push({ requestId: m.context, index: m.index });
+        return;
+      case MessageType.ReadIndex:
+        this.#send(MessageType.ReadIndexResp, m.from, { context: m.context, reject: true });
+        return;
+    }
+  }
+
+  #handleAppend(m: Message): void {
+    if (m.index < this.#log.committed) {
+      this.#send(MessageType.AppResp, m.from, { index: this.#log.committed });
+      return;
+    }
+    const lastNew = this.#log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    if (lastNew >= 0) {
+      this.#refreshConf();
+      this.#send(MessageType.AppResp, m.from, { index: lastNew });
+      return;
+    }
+    // Fast back-off: point the leader at the last index that could possibly match.
+    const hintIndex = this.#log.findConflictByTerm(
+      Math.min(m.index, this.#log.lastIndex()),
+      m.logTerm,
+    );
+    this.#send(MessageType.AppResp, m.from, {
+      index: m.index,
+      reject: true,
+      rejectHint: hintIndex,
+      logTerm: this.#log.term(hintIndex) ?? 0,
+    });
+  }
+
+  #handleHeartbeat(m: Message): void {
+    // The leader never sends a commit index beyond what this node has acknowledged.
+    this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
+    this.#send(MessageType.HeartbeatResp, m.from, { context: m.context });
+  }
+
+  #handleSnapshot(m: Message): void {
+    const s = m.snapshot;
+    if (s === null) return;
+    if (s.index <= this.#log.committed) {
+      this.#send(MessageType.AppResp, m.from, { index: this.#log.committed });
+      return;
+    }
+    if (this.#log.matchTerm(s.index, s.term)) {
+      // We already hold the snapshot's last entry: just learn that it is committed.
+      this.#log.commitTo(s.index);
+      this.#send(MessageType.AppResp, m.from, { index: this.#log.committed });
+      return;
+    }
+    this.#log.restore(s);
+    this.#snapshot = s;
+    this.#pendingSnapshot = s;
+    this.#refreshConf();
+    this.#send(MessageType.AppResp, m.from, { index: this.#log.lastIndex() });
+  }
+
+  // ---------------------------------------------------------------- leader
+
+  #stepLeader(m: Message): void {
+    const pr = this.#progress.get(m.from);
+    if (m.type === MessageType.ReadIndex) {
+      if (pr === undefined) return;
+      this.#addRead({ requestId: m.context, index: 0, from: m.from });
+      return;
+    }
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    switch (m.type) {
+      case MessageType.AppResp:
+        this.#handleAppendResponse(m, pr);
+        return;
+      case MessageType.HeartbeatResp:
+        pr.probeSent = false;
+        if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from, pr);
+        if (m.context > 0) {
+          const released = this.#readOnly.ack(m.context, m.from, (acks) => this.#hasQuorum(acks));
+          for (const r of released) this.#serveRead(r);
+        }
+        return;
+    }
+  }
+
+  #handleAppendResponse(m: Message, pr: Progress): void {
+    if (m.reject) {
+      // The follower's hint (index and term of its last possibly-matching entry) lets us skip
+      // a whole term of mismatched entries per round trip instead of one index.
+      let hint = m.rejectHint;
+      if (m.logTerm > 0) hint = this.#log.findConflictByTerm(m.rejectHint, m.logTerm);
+      if (pr.maybeDecrTo(m.index, hint)) {
+        if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+        this.#sendAppend(m.from, pr);
+      }
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index)) {
+      if (wasPaused && !pr.isPaused()) this.#sendAppend(m.from, pr);
+      return;
+    }
+    if (pr.state === ProgressState.Probe) {
+      pr.becomeReplicate();
+    } else if (
+      pr.state === ProgressState.Snapshot && pr.match + 1 >= this.#log.firstIndex()
+    ) {
+      pr.becomeProbe();
+      pr.becomeReplicate();
+    }
+    this.#maybeCommit();
+    if (m.from === this.#leadTransferee && pr.match === this.#log.lastIndex()) {
+      this.#send(MessageType.TimeoutNow, m.from, {});
+    }
+  }
+
+  #selfMatch(): number {
+    return this.#log.stableIndex();
+  }
+
+  #maybeCommitSingle(): void {
+    // With a single voter the leader's own disk is the quorum; commit follows `advance`.
+    this.#maybeCommit();
+  }
+
+  #maybeCommit(): void {
+    if (this.#role !== Role.Leader) return;
+    const index = quorumMatchIndex(
+      this.#conf.voters,
+      (id) => id === this.#id ? this.#selfMatch() : this.#progress.get(id)?.match ?? 0,
+    );
+    // Only entries of the current term are committed by counting replicas (Raft §5.4.2).
+    if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return;
+    const firstInTerm = !this.#committedInTerm();
+    this.#log.commitTo(index);
+    if (firstInTerm) {
+      for (const r of this.#readsAwaitingCommit) this.#addRead(r);
+      this.#readsAwaitingCommit = [];
+    }
+    // A leader that removed itself hands over once the change is committed (thesis §4.2.2).
+    if (!this.promotable && this.#log.latestConfIndex() <= this.#log.committed) {
+      this.#handOverAndStepDown();
+    }
+  }
+
+  #handOverAndStepDown(): void {
+    let best: NodeId = "";
+    let bestMatch = -1;
+    for (const v of this.#conf.voters) {
+      const match = this.#progress.get(v)?.match ?? 0;
+      if (match > bestMatch) {
+        best = v;
+        bestMatch = match;
+      }
+    }
+    if (best !== "" && bestMatch === this.#log.lastIndex()) {
+      this.#send(MessageType.TimeoutNow, best, {});
+    }
+    this.#becomeFollower(this.#term, "");
+  }
+
+  #committedInTerm(): boolean {
+    return this.#log.term(this.#log.committed) === this.#term;
+  }
+
+  #hasQuorum(acks: Set<NodeId>): boolean {
+    let n = 0;
+    for (const v of this.#conf.voters) if (acks.has(v)) n++;
+    return n > this.#conf.voters.length / 2;
+  }
+
+  #quorumActive(): boolean {
+    const active = new Set<NodeId>([this.#id]);
+    for (const [id, pr] of this.#progress) {
+      if (pr.recentActive) active.add(id);
+      pr.recentActive = false;
+    }
+    return this.#hasQuorum(active);
+  }
+
+  #addRead(read: PendingRead): void {
+    if (!this.#committedInTerm()) {
+      // Thesis §6.4 step 1: the leader must know the commit index of its term first.
+      this.#readsAwaitingCommit.push(read);
+      return;
+    }
+    const r = { ...read, index: this.#log.committed };
+    if (this.#conf.voters.length === 1 && this.#conf.voters[0] === this.#id) {
+      this.#serveRead(r);
+      return;
+    }
+    this.#readOnly.add(r);
+  }
+
+  #serveRead(r: PendingRead): void {
+    if (r.from === "") this.#readStates.push({ requestId: r.requestId, index: r.index });
+    else {
+      this.#send(MessageType.ReadIndexResp, r.from, { context: r.requestId, index: r.index });
+    }
+  }
+
+  #failAllReads(): void {
+    const dropped = [...this.#readOnly.drain(), ...this.#readsAwaitingCommit];
+    this.#readsAwaitingCommit = [];
+    for (const r of dropped) {
+      if (r.from === "") this.#failedReads.push(r.requestId);
+      else this.#send(MessageType.ReadIndexResp, r.from, { context: r.requestId, reject: true });
+    }
+  }
+
+  /** Leader: turns accumulated proposals, commit advances and reads into messages. */
+  #flush(): void {
+    if (this.#role !== Role.Leader) return;
+    const last = this.#log.lastIndex();
+    for (const [id, pr] of this.#progress) {
+      while (!pr.isPaused() && pr.next <= last) {
+        if (!this.#sendAppend(id, pr)) break;
+      }
+      if (!pr.isPaused() && pr.sentCommit < Math.min(pr.match, this.#log.committed)) {
+        this.#sendAppend(id, pr);
+      }
+    }
+    if (this.#readOnly.hasUnsent()) {
+      this.#broadcastHeartbeat(this.#readOnly.startRound(this.#id));
+    }
+  }
+
+  /** Sends entries from `pr.next` (or a snapshot when they are compacted). False if paused. */
+  #sendAppend(to: NodeId, pr: Progress): boolean {
+    if (pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.#log.term(prevIndex);
+    if (prevTerm === undefined) return this.#sendSnapshot(to, pr);
+    const last = this.#log.lastIndex();
+    const entries = pr.next <= last ? this.#log.slice(pr.next, last, this.#msgBytesMax) : [];
+    const commit = this.#log.committed;
+    this.#send(MessageType.App, to, { index: prevIndex, logTerm: prevTerm, entries, commit });
+    pr.sentCommit = commit;
+    pr.sentEntries(prevIndex + entries.length, entries.length);
+    return true;
+  }
+
+  #sendSnapshot(to: NodeId, pr: Progress): boolean {
+    const snap = this.#snapshot;
+    if (snap === null || !pr.recentActive) return false;
+    this.#send(MessageType.Snap, to, { snapshot: snap });
+    pr.becomeSnapshot(snap.index);
+    return true;
+  }
+
+  #broadcastHeartbeat(context: number): void {
+    for (const [id, pr] of this.#progress) {
+      // Never tell a follower a commit index beyond what it holds.
+      const commit = Math.min(pr.match, this.#log.committed);
+      this.#send(MessageType.Heartbeat, id, { commit, context });
+      if (pr.sentCommit < commit) pr.sentCommit = commit;
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #send(type: MessageType, to: NodeId, fields: Partial<Message>): void {
+    this.#msgs.push(makeMessage(type, { term: this.#term, ...fields, from: this.#id, to }));
+  }
+
+  #hardStateChanged(): boolean {
+    return this.#term !== this.#persistedHardState.term ||
+      this.#vote !== this.#persistedHardState.vote;
+  }
+
+  /** Re-reads the configuration from the log after it changed (append, truncate, restore). */
+  #refreshConf(): void {
+    const index = this.#log.latestConfIndex();
+    const term = this.#log.term(index) ?? -1;
+    if (index === this.#confIndex && term === this.#confTerm) return;
+    this.#confIndex = index;
+    this.#confTerm = term;
+    this.#conf = this.#log.latestConf() ?? { voters: [], learners: [] };
+    if (this.#role !== Role.Leader) return;
+    const members = new Set([...this.#conf.voters, ...this.#conf.learners]);
+    for (const id of this.#progress.keys()) {
+      if (!members.has(id)) this.#progress.delete(id);
+    }
+    for (const id of members) {
+      if (id === this.#id || this.#progress.has(id)) continue;
+      const pr = new Progress(this.#log.lastIndex() + 1, this.#inflightMax);
+      pr.recentActive = true;
+      this.#progress.set(id, pr);
+    }
+    if (this.#leadTransferee !== "" && !this.#conf.voters.includes(this.#leadTransferee)) {
+      this.#leadTransferee = "";
+    }
+    this.#maybeCommit();
+  }
+}
+
+function isLeaderMessage(type: MessageType): boolean {
+  return type === MessageType.App || type === MessageType.Heartbeat ||
+    type === MessageType.Snap || type === MessageType.TimeoutNow ||
+    type === MessageType.ReadIndexResp;
+}
+
+/**
+ * The state a brand-new group member starts from: term 1 and one Config entry at index 1 naming
+ * the initial members. Every initial member writes the same entry, so their logs agree from the
+ * start.
+ */
+export function bootstrapState(conf: ConfState): RaftInitialState {
+  return {
+    hardState: { term: 1, vote: "" },
+    snapshot: null,
+    entries: [{ term: 1, index: 1, type: EntryType.Config, data: encodeConfState(conf) }],
+  };
+}
