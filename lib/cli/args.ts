@@ -1,0 +1,454 @@
+/**
+ * Parses `counter`'s command line into one typed {@linkcode Invocation} per subcommand.
+ *
+ * Parsing is strict: an unknown flag, a flag without its value, a malformed number or address,
+ * a repeated flag and an extra argument are all {@linkcode UsageError}s, because a command line
+ * that means something other than what the user typed must not reach a live cluster.
+ *
+ * `node:util`'s `parseArgs` splits the tokens; this module checks them and builds the options.
+ * It reads negative numbers (`counter incr -5`) as arguments, not as flags.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../logging/logger.ts";
+import { COMMAND_NAMES, type CommandName, UsageError } from "./usage_error.ts";
+import {
+  parseAddressList,
+  parseBoundedInteger,
+  parseChoice,
+  parseHostPort,
+  parseInt64,
+} from "./values.ts";
+
+export { COMMAND_NAMES, type CommandName, formatUsageError, UsageError } from "./usage_error.ts";
+
+/** Peers a client command talks to when neither `--peers` nor `COUNTER_PEERS` is given. */
+export const DEFAULT_PEERS: readonly string[] = [
+  "127.0.0.1:8081",
+  "127.0.0.1:8082",
+  "127.0.0.1:8083",
+];
+
+/** Environment variable read for the peer list when `--peers` is absent. */
+export const PEERS_ENV = "COUNTER_PEERS";
+
+/** Default Raft group name, as in SOFAJRaft's counter example. */
+export const DEFAULT_GROUP = "counter";
+
+/** Default election timeout. */
+export const DEFAULT_ELECTION_TIMEOUT_MS = 1000;
+
+/** Default interval between a leader's heartbeats. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 100;
+
+/** Default interval between snapshots. */
+export const DEFAULT_SNAPSHOT_INTERVAL_SECS = 3600;
+
+/** Default deadline for one client request, retries included. */
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+/** Default first port of `counter demo`'s three nodes. */
+export const DEFAULT_BASE_PORT = 8081;
+
+/** Default number of increments `counter bench` sends. */
+export const DEFAULT_BENCH_OPS = 1000;
+
+/** Bounds on numeric options; anything outside is a typo rather than a wish. */
+export const LIMITS = {
+  electionTimeoutMs: { min: 1, max: 600_000 },
+  heartbeatIntervalMs: { min: 1, max: 60_000 },
+  // 0 turns periodic snapshots off.
+  snapshotIntervalSecs: { min: 0, max: 31_536_000 },
+  timeoutMs: { min: 1, max: 3_600_000 },
+  // The demo uses three consecutive ports starting here.
+  basePort: { min: 1, max: 65_533 },
+  ops: { min: 1, max: 10_000_000 },
+  groupLength: { min: 1, max: 64 },
+} as const;
+
+/** Options of `counter serve`. */
+export interface ServeOptions {
+  /** Directory holding this node's log, metadata and snapshots (`--data`). */
+  dataDir: string;
+  /** This node's `HOST:PORT`: its id and the address it listens on (`--id`). */
+  id: string;
+  /** Every member of the group, including `id` (`--conf`). */
+  conf: string[];
+  /** Raft group name (`--group`). */
+  group: string;
+  /** Election timeout (`--election-timeout-ms`); always greater than the heartbeat interval. */
+  electionTimeoutMs: number;
+  /** Leader heartbeat interval (`--heartbeat-interval-ms`). */
+  heartbeatIntervalMs: number;
+  /** Seconds between snapshots (`--snapshot-interval-secs`); 0 means never. */
+  snapshotIntervalSecs: number;
+  /** Lowest level logged (`--log-level`). */
+  logLevel: LogLevel;
+  /** Log line format (`--log-format`). */
+  logFormat: LogFormat;
+}
+
+/** Options shared by the commands that talk to a running group. */
+export interface ClientOptions {
+  /** Addresses of the group's nodes (`--peers`, else `COUNTER_PEERS`, else the defaults). */
+  peers: string[];
+  /** Raft group name (`--group`). */
+  group: string;
+  /** Print one JSON object instead of plain text (`--json`). */
+  json: boolean;
+  /** Deadline for one request, retries included (`--timeout-ms`). */
+  timeoutMs: number;
+}
+
+/** Options of `counter incr`. */
+export interface IncrOptions extends ClientOptions {
+  /** Signed amount to add; always within the int64 range. */
+  delta: bigint;
+}
+
+/** Options of `counter get`. */
+export type GetOptions = ClientOptions;
+
+/** Options of `counter demo`. */
+export interface DemoOptions {
+  /** Where the nodes keep their data (`--data`); undefined means a new temporary directory. */
+  dataDir: string | undefined;
+  /** First of the three consecutive ports the nodes listen on (`--base-port`). */
+  basePort: number;
+  /** Keep the cluster running after the workload until interrupted (`--keep`). */
+  keep: boolean;
+}
+
+/** Options of `counter bench`. */
+export interface BenchOptions extends ClientOptions {
+  /** Number of increments to send (`--ops`). */
+  ops: number;
+  /** Increments in flight at once (`--concurrency`); at most `ops`, default `ops`. */
+  concurrency: number;
+}
+
+/** What the command line asks for. */
+export type Invocation =
+  | { command: "help"; topic: CommandName | undefined }
+  | { command: "version" }
+  | { command: "serve"; options: ServeOptions }
+  | { command: "incr"; options: IncrOptions }
+  | { command: "get"; options: GetOptions }
+  | { command: "demo"; options: DemoOptions }
+  | { command: "bench"; options: BenchOptions };
+
+/** Options for {@linkcode parseCommandLine}. */
+export interface ParseOptions {
+  /** Reads an environment variable; default `Deno.env.get`. Only `COUNTER_PEERS` is read. */
+  env?: (name: string) => string | undefined;
+}
+
+type OptionType = "string" | "boolean";
+type Spec = Record<string, OptionType>;
+
+interface Scanned {
+  strings: Map<string, string>;
+  flags: Set<string>;
+  positionals: string[];
+}
+
+const HELP_OPTION = "help";
+// A token that starts like a negative number is an argument, not a flag (`counter incr -5`).
+const NEGATIVE_NUMBER_PATTERN = /^-[0-9]/;
+const GROUP_PATTERN = /^[A-Za-z0-9._-]+$/;
+
+function isCommandName(text: string): text is CommandName {
+  return (COMMAND_NAMES as readonly string[]).includes(text);
+}
+
+/** True when `--help` or `-h` appears before any `--`. */
+function asksForHelp(argv: readonly string[]): boolean {
+  for (const token of argv) {
+    if (token === "--") return false;
+    if (token === "--help" || token === "-h") return true;
+  }
+  return false;
+}
+
+function takesValue(token: string | undefined, spec: Spec): boolean {
+  if (token === undefined || !token.startsWith("--") || token.includes("=")) return false;
+  return spec[token.slice(2)] === "string";
+}
+
+/** Splits `argv` with `parseArgs`, then enforces what `parseArgs` in loose mode lets through. */
+function scan(argv: readonly string[], spec: Spec): Scanned {
+  const args = argv.slice();
+  for (let i = 0; i < args.length && args[i] !== "--"; i++) {
+    // Any non-dash text works as a stand-in; the real text is read back through the index.
+    if (NEGATIVE_NUMBER_PATTERN.test(args[i]) && !takesValue(args[i - 1], spec)) args[i] = "0";
+  }
+  const options: Record<string, { type: OptionType; short?: string }> = {};
+  for (const [name, type] of Object.entries(spec)) options[name] = { type };
+  options[HELP_OPTION] = { type: "boolean", short: "h" };
+
+  const { tokens } = parseArgs({
+    args,
+    options,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const scanned: Scanned = { strings: new Map(), flags: new Set(), positionals: [] };
+  for (const token of tokens) {
+    if (token.kind === "option-terminator") continue;
+    if (token.kind === "positional") {
+      scanned.positionals.push(argv[token.index]);
+      continue;
+    }
+    const type = spec[token.name];
+    if (type === undefined) throw new UsageError(`unknown option ${token.rawName}`);
+    if (scanned.strings.has(token.name) || scanned.flags.has(token.name)) {
+      throw new UsageError(`option ${token.rawName} is given more than once`);
+    }
+    if (type === "boolean") {
+      if (token.value !== undefined) throw new UsageError(`option ${token.rawName} takes no value`);
+      scanned.flags.add(token.name);
+      continue;
+    }
+    const value = token.value;
+    const missing = value === undefined || value === "" ||
+      (!token.inlineValue && value.startsWith("-") && !NEGATIVE_NUMBER_PATTERN.test(value));
+    if (missing) throw new UsageError(`option ${token.rawName} needs a value`);
+    scanned.strings.set(token.name, value);
+  }
+  return scanned;
+}
+
+function expectPositionals(scanned: Scanned, max: number): void {
+  if (scanned.positionals.length > max) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(scanned.positionals[max])}`);
+  }
+}
+
+function required(scanned: Scanned, name: string): string {
+  const value = scanned.strings.get(name);
+  if (value === undefined) throw new UsageError(`missing required option --${name}`);
+  return value;
+}
+
+function integerOption(
+  scanned: Scanned,
+  name: string,
+  fallback: number,
+  bounds: { min: number; max: number },
+): number {
+  const text = scanned.strings.get(name);
+  return text === undefined ? fallback : parseBoundedInteger(text, `--${name}`, bounds);
+}
+
+function groupOption(scanned: Scanned): string {
+  const group = scanned.strings.get("group") ?? DEFAULT_GROUP;
+  const { min, max } = LIMITS.groupLength;
+  if (!GROUP_PATTERN.test(group) || group.length < min || group.length > max) {
+    throw new UsageError(
+      `invalid --group ${
+        JSON.stringify(group)
+      }: expected ${min} to ${max} letters, digits, '.', '_' or '-'`,
+    );
+  }
+  return group;
+}
+
+function peersOption(scanned: Scanned, env: (name: string) => string | undefined): string[] {
+  const flag = scanned.strings.get("peers");
+  if (flag !== undefined) return parseAddressList(flag, "--peers");
+  const fromEnv = env(PEERS_ENV);
+  if (fromEnv !== undefined && fromEnv !== "") return parseAddressList(fromEnv, PEERS_ENV);
+  return [...DEFAULT_PEERS];
+}
+
+const CLIENT_SPEC: Spec = {
+  peers: "string",
+  group: "string",
+  json: "boolean",
+  "timeout-ms": "string",
+};
+
+function clientOptions(scanned: Scanned, env: (name: string) => string | undefined): ClientOptions {
+  return {
+    peers: peersOption(scanned, env),
+    group: groupOption(scanned),
+    json: scanned.flags.has("json"),
+    timeoutMs: integerOption(scanned, "timeout-ms", DEFAULT_TIMEOUT_MS, LIMITS.timeoutMs),
+  };
+}
+
+/** Parses the arguments of `counter serve` (after the word `serve`). */
+export function parseServeArgs(argv: readonly string[]): ServeOptions {
+  const scanned = scan(argv, {
+    data: "string",
+    id: "string",
+    conf: "string",
+    group: "string",
+    "election-timeout-ms": "string",
+    "heartbeat-interval-ms": "string",
+    "snapshot-interval-secs": "string",
+    "log-level": "string",
+    "log-format": "string",
+  });
+  expectPositionals(scanned, 0);
+  const dataDir = required(scanned, "data");
+  const id = parseHostPort(required(scanned, "id"), "--id");
+  const conf = parseAddressList(required(scanned, "conf"), "--conf");
+  if (!conf.includes(id)) {
+    throw new UsageError(`--conf must include this node's --id ${id}`);
+  }
+  const electionTimeoutMs = integerOption(
+    scanned,
+    "election-timeout-ms",
+    DEFAULT_ELECTION_TIMEOUT_MS,
+    LIMITS.electionTimeoutMs,
+  );
+  const heartbeatIntervalMs = integerOption(
+    scanned,
+    "heartbeat-interval-ms",
+    DEFAULT_HEARTBEAT_INTERVAL_MS,
+    LIMITS.heartbeatIntervalMs,
+  );
+  // Followers would time out between two heartbeats and start needless elections.
+  if (electionTimeoutMs <= heartbeatIntervalMs) {
+    throw new UsageError(
+      `--election-timeout-ms (${electionTimeoutMs}) must be greater than` +
+        ` --heartbeat-interval-ms (${heartbeatIntervalMs})`,
+    );
+  }
+  const logLevel = scanned.strings.get("log-level");
+  const logFormat = scanned.strings.get("log-format");
+  return {
+    dataDir,
+    id,
+    conf,
+    group: groupOption(scanned),
+    electionTimeoutMs,
+    heartbeatIntervalMs,
+    snapshotIntervalSecs: integerOption(
+      scanned,
+      "snapshot-interval-secs",
+      DEFAULT_SNAPSHOT_INTERVAL_SECS,
+      LIMITS.snapshotIntervalSecs,
+    ),
+    logLevel: logLevel === undefined ? "info" : parseChoice(logLevel, "--log-level", LOG_LEVELS),
+    logFormat: logFormat === undefined
+      ? "text"
+      : parseChoice(logFormat, "--log-format", LOG_FORMATS),
+  };
+}
+
+/** Parses the arguments of `counter incr` (after the word `incr`). */
+export function parseIncrArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): IncrOptions {
+  const scanned = scan(argv, CLIENT_SPEC);
+  expectPositionals(scanned, 1);
+  const text = scanned.positionals[0];
+  if (text === undefined) throw new UsageError("missing DELTA, the whole number to add");
+  const delta = parseInt64(text, "DELTA");
+  return { ...clientOptions(scanned, options.env ?? Deno.env.get), delta };
+}
+
+/** Parses the arguments of `counter get` (after the word `get`). */
+export function parseGetArgs(argv: readonly string[], options: ParseOptions = {}): GetOptions {
+  const scanned = scan(argv, CLIENT_SPEC);
+  expectPositionals(scanned, 0);
+  return clientOptions(scanned, options.env ?? Deno.env.get);
+}
+
+/** Parses the arguments of `counter demo` (after the word `demo`). */
+export function parseDemoArgs(argv: readonly string[]): DemoOptions {
+  const scanned = scan(argv, { data: "string", "base-port": "string", keep: "boolean" });
+  expectPositionals(scanned, 0);
+  return {
+    dataDir: scanned.strings.get("data"),
+    basePort: integerOption(scanned, "base-port", DEFAULT_BASE_PORT, LIMITS.basePort),
+    keep: scanned.flags.has("keep"),
+  };
+}
+
+/** Parses the arguments of `counter bench` (after the word `bench`). */
+export function parseBenchArgs(argv: readonly string[], options: ParseOptions = {}): BenchOptions {
+  const scanned = scan(argv, { ...CLIENT_SPEC, ops: "string", concurrency: "string" });
+  expectPositionals(scanned, 0);
+  const ops = integerOption(scanned, "ops", DEFAULT_BENCH_OPS, LIMITS.ops);
+  const concurrency = integerOption(scanned, "concurrency", ops, LIMITS.ops);
+  if (concurrency > ops) {
+    throw new UsageError(`--concurrency (${concurrency}) must not exceed --ops (${ops})`);
+  }
+  return { ...clientOptions(scanned, options.env ?? Deno.env.get), ops, concurrency };
+}
+
+function parseHelpArgs(argv: readonly string[]): Invocation {
+  const scanned = scan(argv, {});
+  expectPositionals(scanned, 1);
+  const topic = scanned.positionals[0];
+  if (topic === undefined) return { command: "help", topic: undefined };
+  if (!isCommandName(topic)) throw new UsageError(`unknown command ${JSON.stringify(topic)}`);
+  return { command: "help", topic };
+}
+
+function parseTopLevel(argv: readonly string[]): Invocation {
+  if (argv.length === 0) throw new UsageError("missing command");
+  const first = argv[0];
+  if (argv.length === 1 && first === "--version") return { command: "version" };
+  if (argv.length === 1 && (first === "--help" || first === "-h")) {
+    return { command: "help", topic: undefined };
+  }
+  if (first.startsWith("-")) {
+    throw new UsageError(
+      first === "--version" || first === "--help" || first === "-h"
+        ? `unexpected argument ${JSON.stringify(argv[1])}`
+        : `unknown option ${first.split("=")[0]}`,
+    );
+  }
+  throw new UsageError(`unknown command ${JSON.stringify(first)}`);
+}
+
+/**
+ * Parses a whole command line (without the program name) into an {@linkcode Invocation}.
+ *
+ * `--help` or `-h` anywhere before `--` asks for the subcommand's help, whatever else is there.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseCommandLine } from "./args.ts";
+ *
+ * const invocation = parseCommandLine(["incr", "-5", "--json"], { env: () => undefined });
+ * // { command: "incr", options: { delta: -5n, json: true, peers: [...], ... } }
+ * ```
+ *
+ * @throws {UsageError} when the command line cannot be run as written.
+ */
+export function parseCommandLine(argv: readonly string[], options: ParseOptions = {}): Invocation {
+  const name = argv[0];
+  if (name === undefined || !isCommandName(name)) return parseTopLevel(argv);
+  const rest = argv.slice(1);
+  try {
+    if (name !== "help" && asksForHelp(rest)) return { command: "help", topic: name };
+    switch (name) {
+      case "serve":
+        return { command: name, options: parseServeArgs(rest) };
+      case "incr":
+        return { command: name, options: parseIncrArgs(rest, options) };
+      case "get":
+        return { command: name, options: parseGetArgs(rest, options) };
+      case "demo":
+        return { command: name, options: parseDemoArgs(rest) };
+      case "bench":
+        return { command: name, options: parseBenchArgs(rest, options) };
+      case "help":
+        return asksForHelp(rest) ? { command: "help", topic: "help" } : parseHelpArgs(rest);
+    }
+  } catch (error) {
+    if (error instanceof UsageError && error.command === undefined) {
+      throw new UsageError(error.message, name);
+    }
+    throw error;
+  }
+}

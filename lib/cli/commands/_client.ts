@@ -1,0 +1,117 @@
+/**
+ * What the client commands (`incr`, `get`, `bench`) share: the client they talk through, the
+ * mapping of errors to exit codes, and where their output goes.
+ *
+ * @module
+ */
+
+import { CounterClient } from "../../client/client.ts";
+import { silentLogger } from "../../logging/logger.ts";
+import type { ClientOptions } from "../args.ts";
+import { errorLine, printErrorLine, printLine, type ValueResult } from "../output.ts";
+
+/** Exit status: success. */
+export const EXIT_OK = 0;
+/** Exit status: failed, and certainly not applied (also any unexpected error). */
+export const EXIT_FAILED = 1;
+/** Exit status: the command line cannot be run as written. */
+export const EXIT_USAGE = 2;
+/** Exit status: sent, but no answer before the deadline; it may or may not have been applied. */
+export const EXIT_UNKNOWN = 3;
+
+/** The part of `CounterClient` the commands use; tests pass a fake. */
+export interface CounterClientLike {
+  /** Adds `delta`; resolves with the new value. */
+  incrementAndGet(delta: bigint): Promise<ValueResult>;
+  /** Resolves with the current value. */
+  get(): Promise<ValueResult>;
+  /** Releases connections. */
+  close(): Promise<void>;
+}
+
+/** What a client command passes to {@linkcode ClientCommandDeps.connect}. */
+export interface ConnectOptions {
+  /** Addresses of the group's nodes. */
+  peers: string[];
+  /** Raft group name. */
+  group: string;
+  /** Deadline of one request, retries included. */
+  timeoutMs: number;
+}
+
+/** Replaceable effects of a client command; every field defaults to the real thing. */
+export interface ClientCommandDeps {
+  /** Creates the client. */
+  connect?: (options: ConnectOptions) => CounterClientLike;
+  /** Prints one line of output. */
+  out?: (line: string) => void;
+  /** Prints one line of error. */
+  err?: (line: string) => void;
+}
+
+/** {@linkcode ClientCommandDeps} with every field filled in. */
+export type ResolvedDeps = Required<ClientCommandDeps>;
+
+/** Fills in the defaults of `deps`. */
+export function resolveDeps(deps: ClientCommandDeps = {}): ResolvedDeps {
+  return {
+    // ---- Call into the service: the client library (lib/client/client.ts). ----
+    // Client logs would break the one-line error contract, so the client stays silent.
+    connect: deps.connect ??
+      ((options) => new CounterClient({ ...options, logger: silentLogger })),
+    out: deps.out ?? printLine,
+    err: deps.err ?? printErrorLine,
+  };
+}
+
+/** How a failed request ended, as far as the client can tell. */
+export type Outcome = "failed" | "unknown";
+
+/**
+ * The outcome carried by a `CounterError` (its `outcome` field), or "failed" for any other error:
+ * an error raised before anything was sent cannot have been applied.
+ */
+export function outcomeOf(error: unknown): Outcome {
+  // Duck-typed rather than `instanceof CounterError`, so fakes in tests need no real client.
+  const outcome = (error as { outcome?: unknown } | null)?.outcome;
+  return outcome === "unknown" ? "unknown" : "failed";
+}
+
+/** The exit status for a request that threw `error`. */
+export function exitCodeFor(error: unknown): number {
+  return outcomeOf(error) === "unknown" ? EXIT_UNKNOWN : EXIT_FAILED;
+}
+
+/** Builds the connect options of a client command from its parsed options. */
+export function connectOptions(options: ClientOptions): ConnectOptions {
+  return { peers: [...options.peers], group: options.group, timeoutMs: options.timeoutMs };
+}
+
+/**
+ * Runs `request` on a new client, prints its result with `render`, closes the client, and
+ * returns the exit status. Errors are printed as one line prefixed with `counter COMMAND:`.
+ */
+export async function runRequest(
+  command: "incr" | "get",
+  options: ClientOptions,
+  deps: ClientCommandDeps,
+  request: (client: CounterClientLike) => Promise<ValueResult>,
+  render: (result: ValueResult) => string,
+): Promise<number> {
+  const { connect, out, err } = resolveDeps(deps);
+  const client = connect(connectOptions(options));
+  try {
+    const result = await request(client);
+    out(render(result));
+    return EXIT_OK;
+  } catch (error) {
+    let line = `counter ${command}: ${errorLine(error)}`;
+    if (command === "incr" && outcomeOf(error) === "unknown") {
+      line += " (outcome unknown: the increment may or may not have been applied)";
+    }
+    err(line);
+    return exitCodeFor(error);
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * Help texts for `counter` and each of its subcommands.
+ *
+ * Each text has a usage line, a paragraph saying what the command does, every option with its
+ * default, an example and, for commands that talk to a cluster, the exit codes. The texts are
+ * checked against golden files in `snapshots/cli/`.
+ *
+ * @module
+ */
+
+import {
+  DEFAULT_BASE_PORT,
+  DEFAULT_BENCH_OPS,
+  DEFAULT_ELECTION_TIMEOUT_MS,
+  DEFAULT_GROUP,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_PEERS,
+  DEFAULT_SNAPSHOT_INTERVAL_SECS,
+  DEFAULT_TIMEOUT_MS,
+  PEERS_ENV,
+} from "./args.ts";
+import type { CommandName } from "./usage_error.ts";
+
+const CLIENT_EXIT_CODES = `Exit codes:
+  0  success
+  1  failed, and certainly not applied
+  2  usage error
+  3  outcome unknown: the request was sent but no answer came before the
+     deadline; it may or may not have been applied`;
+
+const PEERS_OPTION = `  --peers LIST        the group's nodes, as HOST:PORT,HOST:PORT,...
+                      (default: \$${PEERS_ENV}, else
+                      ${DEFAULT_PEERS.join(",")})`;
+
+const CLIENT_OPTIONS = `${PEERS_OPTION}
+  --group NAME        Raft group name (default: ${DEFAULT_GROUP})
+  --json              print one JSON object instead of plain text
+  --timeout-ms N      give up after N ms, retries included
+                      (default: ${DEFAULT_TIMEOUT_MS})
+  -h, --help          show this help`;
+
+const TOP = `counter: a replicated, strongly consistent 64-bit counter
+
+Usage:
+  counter COMMAND [OPTIONS]
+  counter help [COMMAND]
+  counter --help
+  counter --version
+
+A group of servers keeps one signed 64-bit counter and agrees on every
+change with the Raft consensus algorithm, so every acknowledged increment
+survives and every read sees all increments acknowledged before it, as
+long as a majority of the servers is up. Modelled on SOFAJRaft's counter
+example.
+
+Commands:
+  serve   run one node of a counter group
+  incr    add a number to the counter and print the new value
+  get     print the counter's current value
+  demo    start a local 3-node cluster and run a demo workload
+  bench   measure increments per second against a running group
+  help    show help for a command
+
+Options:
+  -h, --help    show this help
+  --version     print the version
+
+Example:
+  counter demo
+
+Run 'counter help COMMAND' or 'counter COMMAND --help' for a command's
+options.
+`;
+
+const SERVE = `Usage: counter serve --data DIR --id HOST:PORT --conf HOST:PORT,... [OPTIONS]
+
+Runs one node of a counter group until SIGINT or SIGTERM. The node
+listens on its --id address, keeps its log, vote and snapshots under
+--data, and takes part in elections with the other members listed in
+--conf. Start one such process for every member of --conf; the group
+serves requests once a majority of them is up.
+
+Options:
+  --data DIR                  this node's data directory (required)
+  --id HOST:PORT              this node's id and listening address (required)
+  --conf HOST:PORT,...        every member of the group, --id included
+                              (required)
+  --group NAME                Raft group name (default: ${DEFAULT_GROUP})
+  --election-timeout-ms N     election timeout, greater than the heartbeat
+                              interval (default: ${DEFAULT_ELECTION_TIMEOUT_MS})
+  --heartbeat-interval-ms N   leader heartbeat interval (default: ${DEFAULT_HEARTBEAT_INTERVAL_MS})
+  --snapshot-interval-secs N  seconds between snapshots, 0 for never
+                              (default: ${DEFAULT_SNAPSHOT_INTERVAL_SECS})
+  --log-level LEVEL           debug, info, warn or error (default: info)
+  --log-format FORMAT         text or json (default: text)
+  -h, --help                  show this help
+
+Example:
+  counter serve --data /tmp/counter/n1 --id 127.0.0.1:8081 \\
+    --conf 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
+
+Exit codes:
+  0  stopped by SIGINT or SIGTERM
+  1  failed (for example: the data directory is locked or corrupt)
+  2  usage error
+`;
+
+const INCR = `Usage: counter incr DELTA [OPTIONS]
+
+Adds DELTA to the counter and prints the counter's new value. DELTA is a
+whole number from -9223372036854775808 to 9223372036854775807; a negative
+DELTA may be written as 'counter incr -5' or 'counter incr -- -5'. The
+request goes to the group's leader and is answered once a majority of
+the group has stored it.
+
+Options:
+${CLIENT_OPTIONS}
+
+Output: the new value on one line; with --json, one line
+{"value": N, "leader": "HOST:PORT"}, where N is a JSON number when its
+magnitude is at most 2^53-1 and a string otherwise.
+
+Example:
+  counter incr 5 --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
+
+${CLIENT_EXIT_CODES}
+`;
+
+const GET = `Usage: counter get [OPTIONS]
+
+Prints the counter's current value. The read is linearizable: the value
+includes every increment acknowledged before the read began.
+
+Options:
+${CLIENT_OPTIONS}
+
+Output: the value on one line; with --json, one line
+{"value": N, "leader": "HOST:PORT"}, where N is a JSON number when its
+magnitude is at most 2^53-1 and a string otherwise.
+
+Example:
+  counter get --json
+
+${CLIENT_EXIT_CODES}
+`;
+
+const DEMO = `Usage: counter demo [OPTIONS]
+
+Starts a local 3-node cluster on 127.0.0.1, with the nodes as child
+processes listening on three consecutive ports, runs the demo workload
+against it (the 1000 increments of SOFAJRaft's counter example, all in
+flight at once), checks the total, and stops the nodes.
+
+Options:
+  --data DIR       parent directory of the nodes' data directories and
+                   logs (default: a new temporary directory, removed after
+                   a successful run; a directory given here is kept)
+  --base-port N    first of the three ports (default: ${DEFAULT_BASE_PORT})
+  --keep           keep the cluster running after the workload, until
+                   interrupted, to try 'counter incr' and 'counter get'
+  -h, --help       show this help
+
+Example:
+  counter demo --keep
+
+Exit codes:
+  0  success
+  1  failed
+  2  usage error
+`;
+
+const BENCH = `Usage: counter bench [OPTIONS]
+
+Sends --ops increments of 1 to a running group, at most --concurrency of
+them in flight at once, and prints the elapsed time, throughput and
+latency percentiles. The default is SOFAJRaft's counter example run:
+${DEFAULT_BENCH_OPS} increments, all in flight at once.
+
+Options:
+${PEERS_OPTION}
+  --group NAME        Raft group name (default: ${DEFAULT_GROUP})
+  --ops N             increments to send (default: ${DEFAULT_BENCH_OPS})
+  --concurrency N     increments in flight at once, at most --ops
+                      (default: --ops)
+  --json              print one JSON object instead of plain text
+  --timeout-ms N      deadline of each increment, retries included
+                      (default: ${DEFAULT_TIMEOUT_MS})
+  -h, --help          show this help
+
+Example:
+  counter bench --ops 10000 --concurrency 100
+
+Exit codes:
+  0  success: every increment was acknowledged
+  1  some increments failed, and certainly were not applied
+  2  usage error
+  3  some outcomes unknown: increments were sent but no answer came before
+     the deadline; they may or may not have been applied
+`;
+
+const HELP = `Usage: counter help [COMMAND]
+
+Shows the help of COMMAND, or of counter itself when COMMAND is
+omitted. 'counter COMMAND --help' shows the same text.
+
+Options:
+  -h, --help    show this help
+
+Example:
+  counter help incr
+`;
+
+const TEXTS: Record<CommandName, string> = {
+  serve: SERVE,
+  incr: INCR,
+  get: GET,
+  demo: DEMO,
+  bench: BENCH,
+  help: HELP,
+};
+
+/**
+ * Returns the help text of `command`, or of `counter` itself when `command` is undefined.
+ * The text ends with a newline.
+ *
+ * @example Usage
+ * ```ts
+ * import { helpText } from "./help.ts";
+ *
+ * console.log(helpText("incr").split("\n")[0]); // "Usage: counter incr DELTA [OPTIONS]"
+ * ```
+ */
+export function helpText(command?: CommandName): string {
+  return command === undefined ? TOP : TEXTS[command];
+}

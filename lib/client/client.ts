@@ -1,0 +1,256 @@
+/**
+ * `CounterClient`: the client library that the CLI is built on.
+ *
+ * It finds the leader itself (ask any peer, follow redirects, like SOFAJRaft's RouteTable), keeps
+ * one connection per server with many requests in flight, retries with backoff until the caller's
+ * deadline, and makes retried increments safe: every increment carries this client's id and a
+ * sequence number, and the state machine applies each (id, seq) once.
+ *
+ * @example
+ * ```ts
+ * const client = new CounterClient({ peers: ["127.0.0.1:8081", "127.0.0.1:8082"] });
+ * const { value } = await client.incrementAndGet(5n);
+ * await client.close();
+ * ```
+ *
+ * @module
+ */
+
+import type { ClientRequest, ClientResponse } from "../transport/codec.ts";
+import { RpcClientConnection, RpcError } from "../transport/client_conn.ts";
+import { type Logger, silentLogger } from "../logging/logger.ts";
+
+/** Options of {@linkcode CounterClient}. */
+export interface CounterClientOptions {
+  /** Servers to ask, as HOST:PORT. */
+  peers: string[];
+  /** Raft group id. Default "counter". */
+  group?: string;
+  /** Overall deadline of one call, retries included. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Deadline of one attempt at one server. Default 1000 ms. */
+  attemptTimeoutMs?: number;
+  /** Session id for exactly-once increments. Default: a random UUID. */
+  clientId?: string;
+  /** Where to log retries (debug). Default: nowhere. */
+  logger?: Logger;
+}
+
+/** Result of a successful call: the counter's value and the server that answered. */
+export interface CounterValue {
+  /** The counter value (after the increment, for increments). */
+  value: bigint;
+  /** The node that answered (the leader, except for stale reads). */
+  leader: string;
+}
+
+/** Read consistency levels. */
+export type Consistency = "linearizable" | "stale";
+
+/** Whether a failed call certainly had no effect, or may have been applied. */
+export type Outcome = "failed" | "unknown";
+
+/** A call that did not succeed. `outcome` tells whether it may still have been applied. */
+export class CounterError extends Error {
+  /** Machine-readable reason, e.g. "TIMEOUT", "OVERFLOW". */
+  readonly code: string;
+  /** "failed": certainly not applied. "unknown": may or may not have been applied. */
+  readonly outcome: Outcome;
+
+  /** Creates the error. */
+  constructor(code: string, outcome: Outcome, message: string) {
+    super(message);
+    this.name = "CounterError";
+    this.code = code;
+    this.outcome = outcome;
+  }
+}
+
+/** Answers that end a call at once: retrying cannot change them. */
+const FINAL_CODES = new Set([
+  "OVERFLOW",
+  "BAD_REQUEST",
+  "UNKNOWN_GROUP",
+  "UNKNOWN_OP",
+  "STALE_REQUEST",
+]);
+
+const BACKOFF_MS_MIN = 10;
+const BACKOFF_MS_MAX = 500;
+
+/** A client of a counter group. */
+export class CounterClient {
+  readonly #peers: string[];
+  readonly #group: string;
+  readonly #timeoutMs: number;
+  readonly #attemptTimeoutMs: number;
+  readonly #clientId: string;
+  readonly #log: Logger;
+  #conns = new Map<string, RpcClientConnection>();
+  #connecting = new Map<string, Promise<RpcClientConnection>>();
+  #leader: string | null = null;
+  #nextPeer = 0;
+  #seq = 0;
+  #inflightSeqs = new Set<number>();
+  #closed = false;
+
+  /** Creates a client; connections are opened on first use. */
+  constructor(options: CounterClientOptions) {
+    if (options.peers.length === 0) throw new Error("a client needs at least one peer");
+    this.#peers = [...options.peers];
+    this.#group = options.group ?? "counter";
+    this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 1000;
+    this.#clientId = options.clientId ?? crypto.randomUUID();
+    this.#log = options.logger ?? silentLogger;
+    this.#nextPeer = Math.floor(Math.random() * this.#peers.length);
+  }
+
+  /** The leader this client last heard of, if any. */
+  get leader(): string | null {
+    return this.#leader;
+  }
+
+  /**
+   * Adds `delta` and returns the value after it. Safe to call concurrently; retries inside keep
+   * the same sequence number, so the increment is applied at most once.
+   */
+  async incrementAndGet(delta: bigint): Promise<CounterValue> {
+    const seq = ++this.#seq;
+    this.#inflightSeqs.add(seq);
+    try {
+      const ackedBelow = Math.min(...this.#inflightSeqs);
+      const req: ClientRequest = { op: "incr", delta, clientId: this.#clientId, seq, ackedBelow };
+      return await this.#call(req, true);
+    } finally {
+      this.#inflightSeqs.delete(seq);
+    }
+  }
+
+  /** Reads the counter; linearizable unless `consistency` says otherwise. */
+  get(options: { consistency?: Consistency } = {}): Promise<CounterValue> {
+    const consistency = options.consistency ?? "linearizable";
+    return this.#call({ op: "get", consistency }, false);
+  }
+
+  /** Asks one server for its status (no redirects). */
+  async status(peer: string): Promise<ClientResponse> {
+    const conn = await this.#connection(peer);
+    return await conn.call(this.#group, { op: "status" }, this.#timeoutMs);
+  }
+
+  /** Closes every connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pending = [...this.#connecting.values()];
+    await Promise.allSettled(pending);
+    const conns = [...this.#conns.values()];
+    this.#conns.clear();
+    await Promise.allSettled(conns.map((c) => c.close()));
+  }
+
+  async #call(req: ClientRequest, hasEffect: boolean): Promise<CounterValue> {
+    const deadline = Date.now() + this.#timeoutMs;
+    let maybeApplied = false;
+    let lastError = "no server answered";
+    let lastCode = "TIMEOUT";
+    let backoffMs = BACKOFF_MS_MIN;
+    while (!this.#closed) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      const target = this.#leader ?? this.#rotatePeer();
+      let resp: ClientResponse;
+      try {
+        const conn = await this.#connection(target);
+        resp = await conn.call(this.#group, req, Math.min(remaining, this.#attemptTimeoutMs));
+      } catch (err) {
+        const sent = err instanceof RpcError ? err.sent : false;
+        if (sent && hasEffect) maybeApplied = true;
+        lastError = `${target}: ${(err as Error).message}`;
+        lastCode = sent ? "TIMEOUT" : "UNAVAILABLE";
+        this.#log.debug("attempt failed", { target, error: lastError, sent });
+        this.#dropConnection(target, err);
+        if (this.#leader === target) this.#leader = null;
+        await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
+        backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
+        continue;
+      }
+      if (resp.ok) {
+        if (resp.value === undefined) throw new CounterError("BAD_RESPONSE", "unknown", "no value");
+        if (resp.leader) this.#leader = resp.leader;
+        else if (req.consistency !== "stale") this.#leader = target;
+        return { value: resp.value, leader: resp.leader ?? target };
+      }
+      const code = resp.code ?? "UNKNOWN";
+      lastCode = code;
+      lastError = resp.error ?? code;
+      if (FINAL_CODES.has(code)) {
+        // With de-duplication, a final answer is the answer for this request, even after an
+        // earlier attempt with unknown outcome.
+        throw new CounterError(code, "failed", lastError);
+      }
+      if (code === "TIMEOUT" && hasEffect) maybeApplied = true;
+      if (code === "NOT_LEADER" && resp.leader && resp.leader !== target) {
+        this.#leader = resp.leader;
+        continue;
+      }
+      this.#leader = null;
+      await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
+      backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
+    }
+    if (this.#closed) {
+      throw new CounterError("CLOSED", maybeApplied ? "unknown" : "failed", "client closed");
+    }
+    if (maybeApplied) {
+      throw new CounterError(
+        "TIMEOUT",
+        "unknown",
+        `no answer within ${this.#timeoutMs} ms; the increment may or may not have been applied (last error: ${lastError})`,
+      );
+    }
+    throw new CounterError(
+      lastCode === "TIMEOUT" ? "TIMEOUT" : lastCode,
+      "failed",
+      `failed within ${this.#timeoutMs} ms: ${lastError}`,
+    );
+  }
+
+  #rotatePeer(): string {
+    const peer = this.#peers[this.#nextPeer % this.#peers.length];
+    this.#nextPeer++;
+    return peer;
+  }
+
+  async #connection(peer: string): Promise<RpcClientConnection> {
+    const existing = this.#conns.get(peer);
+    if (existing !== undefined && !existing.isClosed) return existing;
+    let pending = this.#connecting.get(peer);
+    if (pending === undefined) {
+      pending = RpcClientConnection.connect(peer, { connectTimeoutMs: this.#attemptTimeoutMs });
+      this.#connecting.set(peer, pending);
+    }
+    try {
+      const conn = await pending;
+      if (this.#closed) {
+        await conn.close();
+        throw new Error("client closed");
+      }
+      this.#conns.set(peer, conn);
+      return conn;
+    } finally {
+      this.#connecting.delete(peer);
+    }
+  }
+
+  #dropConnection(peer: string, _err: unknown): void {
+    const conn = this.#conns.get(peer);
+    if (conn !== undefined && conn.isClosed) {
+      this.#conns.delete(peer);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+}

@@ -1,0 +1,533 @@
+/**
+ * One counter node: the shell around the pure Raft core. It owns the data dir, the TCP port,
+ * the clock and the counter state machine, and runs the Ready loop:
+ *
+ * 1. take a Ready from the core;
+ * 2. send the leader's appends at once (they do not depend on this node's disk);
+ * 3. write the entries and hard state with one append and one fsync (group commit: everything
+ *    that arrived while the previous fsync ran goes into this one);
+ * 4. send the remaining messages (votes and acks promise what was just made durable);
+ * 5. apply committed entries, answer the clients whose increments they were, serve reads;
+ * 6. advance the core.
+ *
+ * @module
+ */
+
+import {
+  bootstrapState,
+  type Entry,
+  EntryType,
+  type Message,
+  Raft,
+  type Ready,
+  Role,
+} from "../raft/mod.ts";
+import { DataDir } from "../storage/mod.ts";
+import {
+  type ClientRequest,
+  type ClientResponse,
+  parseAddress,
+  PeerSender,
+  TransportServer,
+} from "../transport/mod.ts";
+import type { Logger } from "../logging/logger.ts";
+import { CounterStateMachine } from "./state_machine.ts";
+import { encodeIncrement } from "./command.ts";
+
+/** Settings of a node, as `counter serve` gives them. */
+export interface NodeOptions {
+  /** The data dir (holds log/, raft_meta/, snapshot/). */
+  dataDir: string;
+  /** This node's HOST:PORT; it listens there. */
+  id: string;
+  /** The initial members (used only when the data dir is new). */
+  conf: string[];
+  /** Raft group id. */
+  group: string;
+  /** Followers campaign after this long without a leader (randomized up to twice as long). */
+  electionTimeoutMs: number;
+  /** Leader heartbeat period. */
+  heartbeatIntervalMs: number;
+  /** Seconds between periodic snapshots (0 = never). */
+  snapshotIntervalSecs: number;
+  /** Where log lines go. */
+  logger: Logger;
+  /** Longest a request may wait inside the node before it is answered TIMEOUT. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Requests waiting at once before new ones are refused with BUSY. Default 100,000. */
+  pendingRequestsMax?: number;
+}
+
+/** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
+const TICK_MS = 10;
+
+interface PendingProposal {
+  term: number;
+  reply: (resp: ClientResponse) => void;
+  deadlineMs: number;
+}
+
+interface PendingRead {
+  reply: (resp: ClientResponse) => void;
+  deadlineMs: number;
+  index: number;
+}
+
+/** A running counter node. */
+export class CounterNode {
+  readonly #options: NodeOptions;
+  readonly #log: Logger;
+  readonly #storage: DataDir;
+  readonly #raft: Raft;
+  readonly #sm: CounterStateMachine;
+  readonly #server: TransportServer;
+  readonly #peers: PeerSender;
+  readonly #requestTimeoutMs: number;
+  readonly #pendingRequestsMax: number;
+  #applied: number;
+  #proposals = new Map<number, PendingProposal>();
+  #reads = new Map<number, PendingRead>();
+  #readsAwaitingApply: Array<{ id: number; index: number }> = [];
+  #readSeq = 0;
+  #loopRunning = false;
+  #stopping = false;
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #lastRole: Role;
+  #lastTerm: number;
+  #lastLeader: string;
+  #snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  #resolveClosed!: () => void;
+  #rejectClosed!: (err: Error) => void;
+  /** Settles when the node has stopped (rejects if it stopped because of a fatal error). */
+  readonly closed: Promise<void>;
+
+  private constructor(
+    options: NodeOptions,
+    storage: DataDir,
+    raft: Raft,
+    server: TransportServer,
+    peers: PeerSender,
+    sm: CounterStateMachine,
+    applied: number,
+  ) {
+    this.#sm = sm;
+    this.#options = options;
+    this.#log = options.logger;
+    this.#storage = storage;
+    this.#raft = raft;
+    this.#server = server;
+    this.#peers = peers;
+    this.#applied = applied;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.#pendingRequestsMax = options.pendingRequestsMax ?? 100_000;
+    this.#lastRole = raft.role;
+    this.#lastTerm = raft.term;
+    this.#lastLeader = raft.leader;
+    this.closed = new Promise((resolve, reject) => {
+      this.#resolveClosed = resolve;
+      this.#rejectClosed = reject;
+    });
+    // A caller that never awaits `closed` must not see an unhandled rejection.
+    this.closed.catch(() => {});
+  }
+
+  /** Opens the data dir, recovers, starts listening and begins ticking. */
+  static async start(options: NodeOptions): Promise<CounterNode> {
+    const log = options.logger;
+    const storage = await DataDir.open(options.dataDir, {
+      nodeId: options.id,
+      group: options.group,
+      logger: log,
+    });
+    try {
+      let recovered = storage.recovered();
+      if (storage.isFresh()) {
+        if (!options.conf.includes(options.id)) {
+          throw new Error(`--conf must include this node's --id ${options.id}`);
+        }
+        const initial = bootstrapState({ voters: [...options.conf].sort(), learners: [] });
+        await storage.append(initial.entries);
+        await storage.saveHardState(initial.hardState);
+        recovered = initial;
+        log.info("bootstrapped a new group", {
+          group: options.group,
+          conf: options.conf.join(","),
+        });
+      }
+      const electionTicks = Math.max(2, Math.round(options.electionTimeoutMs / TICK_MS));
+      const heartbeatTicks = Math.max(1, Math.round(options.heartbeatIntervalMs / TICK_MS));
+      const raft = new Raft({
+        id: options.id,
+        electionTicks,
+        heartbeatTicks: Math.min(heartbeatTicks, electionTicks - 1),
+        random: Math.random,
+      }, recovered);
+      const sm = new CounterStateMachine();
+      let applied = 0;
+      if (recovered.snapshot !== null) {
+        sm.restore(recovered.snapshot.data);
+        applied = recovered.snapshot.index;
+      }
+      log.info("recovered", {
+        term: recovered.hardState.term,
+        vote: recovered.hardState.vote || undefined,
+        snapshotIndex: recovered.snapshot?.index ?? 0,
+        lastIndex: raft.lastIndex,
+        voters: raft.conf.voters.join(","),
+      });
+      const addr = parseAddress(options.id);
+      let node: CounterNode | null = null;
+      const server = new TransportServer(addr, {
+        onRaftMessage: (group, msg) => {
+          if (node !== null) node.#onRaftMessage(group, msg);
+        },
+        onRequest: (group, req, reply) => {
+          if (node === null) reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
+          else node.#onRequest(group, req, reply);
+        },
+      }, { logger: log, requestsInFlightMax: 65536 });
+      const peers = new PeerSender({ logger: log });
+      node = new CounterNode(options, storage, raft, server, peers, sm, applied);
+      node.#startTimers();
+      log.info("serving", { id: options.id, group: options.group });
+      return node;
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+  }
+
+  /** This node's id (HOST:PORT). */
+  get id(): string {
+    return this.#options.id;
+  }
+
+  /** The node's Raft role now. */
+  get role(): Role {
+    return this.#raft.role;
+  }
+
+  /** Stops serving: closes the port, fails waiting requests, syncs and unlocks the data dir. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return this.closed;
+    this.#stopping = true;
+    clearInterval(this.#ticker);
+    clearInterval(this.#snapshotTimer);
+    try {
+      await this.#server.close();
+      while (this.#loopRunning) await new Promise((r) => setTimeout(r, 1));
+      this.#failAll("SHUTTING_DOWN", "the node is shutting down");
+      await this.#peers.close();
+      await this.#storage.close();
+      this.#log.info("stopped");
+      this.#resolveClosed();
+    } catch (err) {
+      this.#rejectClosed(err as Error);
+    }
+    return this.closed;
+  }
+
+  #startTimers(): void {
+    this.#ticker = setInterval(() => this.#onTick(), TICK_MS);
+  }
+
+  #onTick(): void {
+    if (this.#stopping) return;
+    this.#raft.tick();
+    this.#expireRequests();
+    this.#kick();
+  }
+
+  #onRaftMessage(group: string, msg: Message): void {
+    if (this.#stopping) return;
+    if (group !== this.#options.group) {
+      this.#log.debug("dropped a raft message for another group", { group, from: msg.from });
+      return;
+    }
+    if (msg.to !== this.#options.id) {
+      this.#log.debug("dropped a raft message for another node", { to: msg.to, from: msg.from });
+      return;
+    }
+    this.#raft.step(msg);
+    this.#kick();
+  }
+
+  #onRequest(group: string, req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    if (this.#stopping) {
+      reply({ ok: false, code: "SHUTTING_DOWN", error: "the node is shutting down" });
+      return;
+    }
+    if (group !== this.#options.group) {
+      reply({
+        ok: false,
+        code: "UNKNOWN_GROUP",
+        error: `unknown group "${group}": this node serves group "${this.#options.group}"`,
+      });
+      return;
+    }
+    switch (req.op) {
+      case "incr":
+        this.#handleIncrement(req, reply);
+        return;
+      case "get":
+        this.#handleGet(req, reply);
+        return;
+      case "status":
+        reply({ ok: true, data: this.#statusData(), leader: this.#raft.leader || undefined });
+        return;
+      default:
+        reply({ ok: false, code: "UNKNOWN_OP", error: `unknown operation "${req.op}"` });
+    }
+  }
+
+  #notLeader(reply: (resp: ClientResponse) => void): void {
+    const leader = this.#raft.leader;
+    if (leader !== "" && leader !== this.#options.id) {
+      reply({ ok: false, code: "NOT_LEADER", error: `not the leader; try ${leader}`, leader });
+    } else {
+      reply({ ok: false, code: "NO_LEADER", error: "no leader is known right now" });
+    }
+  }
+
+  #busy(): boolean {
+    return this.#proposals.size + this.#reads.size >= this.#pendingRequestsMax;
+  }
+
+  #handleIncrement(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    if (typeof req.delta !== "bigint") {
+      reply({ ok: false, code: "BAD_REQUEST", error: "incr needs a delta" });
+      return;
+    }
+    if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+    if (this.#busy()) {
+      reply({ ok: false, code: "BUSY", error: "too many requests waiting; retry later" });
+      return;
+    }
+    const data = encodeIncrement({
+      delta: req.delta,
+      proposedAtMs: Date.now(),
+      clientId: req.clientId ?? "",
+      seq: req.seq ?? 0,
+      ackedBelow: req.ackedBelow ?? 0,
+    });
+    const result = this.#raft.propose([data]);
+    if (!result.ok) {
+      if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+      reply({ ok: false, code: "BUSY", error: `cannot take the increment now: ${result.reason}` });
+      return;
+    }
+    this.#proposals.set(result.firstIndex, {
+      term: result.term,
+      reply,
+      deadlineMs: Date.now() + this.#requestTimeoutMs,
+    });
+    this.#kick();
+  }
+
+  #handleGet(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    const consistency = req.consistency ?? "linearizable";
+    if (consistency === "stale") {
+      reply({ ok: true, value: this.#sm.value, leader: this.#raft.leader || undefined });
+      return;
+    }
+    if (consistency !== "linearizable") {
+      reply({
+        ok: false,
+        code: "BAD_REQUEST",
+        error: `unknown consistency "${consistency}" (use linearizable or stale)`,
+      });
+      return;
+    }
+    if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+    if (this.#busy()) {
+      reply({ ok: false, code: "BUSY", error: "too many requests waiting; retry later" });
+      return;
+    }
+    const id = ++this.#readSeq;
+    this.#reads.set(id, { reply, deadlineMs: Date.now() + this.#requestTimeoutMs, index: 0 });
+    this.#raft.readIndex(id);
+    this.#kick();
+  }
+
+  #statusData(): Record<string, string | number | string[]> {
+    const s = this.#raft.status();
+    return {
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commit: s.commit,
+      applied: this.#applied,
+      lastIndex: s.lastIndex,
+      snapshotIndex: s.snapshotIndex,
+      value: this.#sm.value.toString(),
+      voters: s.conf.voters,
+      learners: s.conf.learners,
+    };
+  }
+
+  /** Runs the Ready loop unless it is already running; it drains everything pending. */
+  #kick(): void {
+    if (this.#loopRunning || this.#stopping) return;
+    if (!this.#raft.hasReady()) return;
+    this.#loopRunning = true;
+    this.#runLoop().catch((err) => this.#fatal(err));
+  }
+
+  async #runLoop(): Promise<void> {
+    try {
+      while (!this.#stopping && this.#raft.hasReady()) {
+        const rd = this.#raft.ready();
+        await this.#handleReady(rd);
+        this.#raft.advance(rd);
+        this.#logRoleChange();
+      }
+    } finally {
+      this.#loopRunning = false;
+    }
+  }
+
+  async #handleReady(rd: Ready): Promise<void> {
+    this.#send(rd.messagesEarly);
+    if (rd.snapshot !== null) await this.#storage.restoreSnapshot(rd.snapshot);
+    const writes: Promise<void>[] = [];
+    if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
+    if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));
+    if (writes.length > 0) await Promise.all(writes);
+    // Only now may votes and acknowledgements go out: they promise what was just made durable.
+    this.#send(rd.messages);
+    if (rd.snapshot !== null) {
+      this.#sm.restore(rd.snapshot.data);
+      this.#applied = rd.snapshot.index;
+      this.#log.info("installed snapshot from leader", { index: rd.snapshot.index });
+      for (const [index, p] of this.#proposals) {
+        if (index > rd.snapshot.index) continue;
+        this.#proposals.delete(index);
+        p.reply({
+          ok: false,
+          code: "TIMEOUT",
+          error: "outcome unknown: the entry was replaced by a snapshot before this node saw it",
+        });
+      }
+    }
+    this.#apply(rd.committedEntries);
+    for (const rs of rd.readStates) {
+      const read = this.#reads.get(rs.requestId);
+      if (read === undefined) continue;
+      read.index = rs.index;
+      this.#readsAwaitingApply.push({ id: rs.requestId, index: rs.index });
+    }
+    for (const id of rd.failedReads) {
+      const read = this.#reads.get(id);
+      if (read === undefined) continue;
+      this.#reads.delete(id);
+      this.#notLeader(read.reply);
+    }
+    this.#serveReads();
+  }
+
+  #apply(entries: Entry[]): void {
+    const leader = this.#raft.leader || undefined;
+    for (const e of entries) {
+      this.#applied = e.index;
+      const isCommand = e.type === EntryType.Normal && e.data.length > 0;
+      const result = isCommand ? this.#sm.applyIncrement(e.data) : null;
+      const p = this.#proposals.get(e.index);
+      if (p === undefined) continue;
+      this.#proposals.delete(e.index);
+      if (result === null || p.term !== e.term) {
+        p.reply({
+          ok: false,
+          code: "NOT_APPLIED",
+          error: "a new leader replaced the entry before it committed; it was not applied",
+          leader,
+        });
+      } else if (result.ok) {
+        p.reply({ ok: true, value: result.value, leader });
+      } else {
+        p.reply({ ok: false, code: result.code, error: result.error, leader });
+      }
+    }
+  }
+
+  #serveReads(): void {
+    if (this.#readsAwaitingApply.length === 0) return;
+    const still: Array<{ id: number; index: number }> = [];
+    const leader = this.#raft.leader || undefined;
+    for (const r of this.#readsAwaitingApply) {
+      const read = this.#reads.get(r.id);
+      if (read === undefined) continue;
+      if (r.index > this.#applied) {
+        still.push(r);
+        continue;
+      }
+      this.#reads.delete(r.id);
+      read.reply({ ok: true, value: this.#sm.value, leader });
+    }
+    this.#readsAwaitingApply = still;
+  }
+
+  #send(messages: Message[]): void {
+    for (const m of messages) this.#peers.send(m.to, this.#options.group, m);
+  }
+
+  #expireRequests(): void {
+    const now = Date.now();
+    for (const [index, p] of this.#proposals) {
+      if (p.deadlineMs > now) continue;
+      this.#proposals.delete(index);
+      p.reply({
+        ok: false,
+        code: "TIMEOUT",
+        error: "outcome unknown: the increment was not committed in time",
+      });
+    }
+    for (const [id, r] of this.#reads) {
+      if (r.deadlineMs > now) continue;
+      this.#reads.delete(id);
+      r.reply({ ok: false, code: "TIMEOUT", error: "the read could not be confirmed in time" });
+    }
+  }
+
+  #failAll(code: "SHUTTING_DOWN", error: string): void {
+    for (const p of this.#proposals.values()) p.reply({ ok: false, code, error });
+    for (const r of this.#reads.values()) r.reply({ ok: false, code, error });
+    this.#proposals.clear();
+    this.#reads.clear();
+    this.#readsAwaitingApply = [];
+  }
+
+  #logRoleChange(): void {
+    const role = this.#raft.role;
+    const term = this.#raft.term;
+    const leader = this.#raft.leader;
+    if (role === this.#lastRole && term === this.#lastTerm && leader === this.#lastLeader) return;
+    if (role !== this.#lastRole || term !== this.#lastTerm) {
+      this.#log.info(`became ${role}`, { term, leader: leader || undefined });
+    } else {
+      this.#log.info("leader changed", { term, leader: leader || "none" });
+    }
+    this.#lastRole = role;
+    this.#lastTerm = term;
+    this.#lastLeader = leader;
+  }
+
+  #fatal(err: unknown): void {
+    this.#log.error("fatal error; stopping the node", { error: err as Error });
+    this.#stopping = true;
+    clearInterval(this.#ticker);
+    clearInterval(this.#snapshotTimer);
+    const finish = async () => {
+      this.#failAll("SHUTTING_DOWN", "the node stopped after a fatal error");
+      await this.#server.close().catch(() => {});
+      await this.#peers.close().catch(() => {});
+      await this.#storage.close().catch(() => {});
+    };
+    finish().finally(() => this.#rejectClosed(err as Error));
+  }
+}
+
+/** Starts a node; see {@linkcode CounterNode.start}. */
+export function startNode(options: NodeOptions): Promise<CounterNode> {
+  return CounterNode.start(options);
+}

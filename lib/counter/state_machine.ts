@@ -1,0 +1,209 @@
+/**
+ * The replicated state machine: one signed 64-bit counter plus the client session table that
+ * makes retried increments apply exactly once (Raft thesis §6.3).
+ *
+ * Everything here is deterministic: every node applying the same entries reaches the same state,
+ * including which client sessions expire (expiry uses the proposing leader's clock as written in
+ * the entry, never the local clock).
+ *
+ * @module
+ */
+
+import { decodeIncrement, type IncrementCommand } from "./command.ts";
+
+/** Largest value of a signed 64-bit integer. */
+export const INT64_MAX = (1n << 63n) - 1n;
+/** Smallest value of a signed 64-bit integer. */
+export const INT64_MIN = -(1n << 63n);
+
+/** A client session idle this long is forgotten (1 hour, as measured by leaders' clocks). */
+export const CLIENT_IDLE_EXPIRY_MS = 60 * 60 * 1000;
+/** At most this many client sessions are kept; the least recently active goes first. */
+export const CLIENT_SESSIONS_MAX = 100_000;
+/** At most this many remembered answers per client session (its in-flight window). */
+export const CLIENT_RESULTS_MAX = 4096;
+
+/** The outcome of applying one increment. */
+export type ApplyResult =
+  | { ok: true; value: bigint }
+  | { ok: false; code: "OVERFLOW" | "STALE_REQUEST"; error: string };
+
+interface Session {
+  lastActiveMs: number;
+  ackedBelow: number;
+  results: Map<number, ApplyResult>;
+}
+
+/** The counter and its client sessions. */
+export class CounterStateMachine {
+  #value = 0n;
+  #sessions = new Map<string, Session>();
+
+  /** Current value. */
+  get value(): bigint {
+    return this.#value;
+  }
+
+  /** Number of client sessions remembered. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Applies one increment entry's data and returns its outcome. */
+  applyIncrement(data: Uint8Array): ApplyResult {
+    return this.apply(decodeIncrement(data));
+  }
+
+  /** Applies a decoded increment. A duplicate returns the first outcome and changes nothing. */
+  apply(cmd: IncrementCommand): ApplyResult {
+    this.#expire(cmd.proposedAtMs);
+    if (cmd.clientId === "" || cmd.seq === 0) return this.#add(cmd.delta);
+    let session = this.#sessions.get(cmd.clientId);
+    if (session === undefined) {
+      session = { lastActiveMs: cmd.proposedAtMs, ackedBelow: 0, results: new Map() };
+    } else {
+      // Re-insert so that the map stays ordered from least to most recently active.
+      this.#sessions.delete(cmd.clientId);
+      session.lastActiveMs = Math.max(session.lastActiveMs, cmd.proposedAtMs);
+    }
+    this.#sessions.set(cmd.clientId, session);
+    if (cmd.ackedBelow > session.ackedBelow) {
+      session.ackedBelow = cmd.ackedBelow;
+      for (const seq of session.results.keys()) {
+        if (seq < session.ackedBelow) session.results.delete(seq);
+      }
+    }
+    const seen = session.results.get(cmd.seq);
+    if (seen !== undefined) return seen;
+    if (cmd.seq < session.ackedBelow) {
+      return {
+        ok: false,
+        code: "STALE_REQUEST",
+        error: `request ${cmd.seq} of client ${cmd.clientId} was already answered`,
+      };
+    }
+    const result = this.#add(cmd.delta);
+    session.results.set(cmd.seq, result);
+    if (session.results.size > CLIENT_RESULTS_MAX) {
+      session.results.delete(session.results.keys().next().value!);
+    }
+    if (this.#sessions.size > CLIENT_SESSIONS_MAX) {
+      this.#sessions.delete(this.#sessions.keys().next().value!);
+    }
+    return result;
+  }
+
+  #add(delta: bigint): ApplyResult {
+    const next = this.#value + delta;
+    if (next > INT64_MAX || next < INT64_MIN) {
+      return {
+        ok: false,
+        code: "OVERFLOW",
+        error: `adding ${delta} to ${this.#value} would overflow a signed 64-bit integer`,
+      };
+    }
+    this.#value = next;
+    return { ok: true, value: next };
+  }
+
+  #expire(nowMs: number): void {
+    for (const [id, session] of this.#sessions) {
+      if (session.lastActiveMs + CLIENT_IDLE_EXPIRY_MS >= nowMs) break;
+      this.#sessions.delete(id);
+    }
+  }
+
+  /** Encodes the whole state (value and sessions) for a snapshot. */
+  snapshot(): Uint8Array {
+    const encoder = new TextEncoder();
+    let size = 1 + 8 + 4;
+    const ids: Uint8Array[] = [];
+    for (const [id, s] of this.#sessions) {
+      const idBytes = encoder.encode(id);
+      ids.push(idBytes);
+      size += 2 + idBytes.length + 8 + 8 + 4 + s.results.size * (8 + 1 + 8);
+    }
+    const out = new Uint8Array(size);
+    const view = new DataView(out.buffer);
+    let at = 0;
+    out[at++] = 1;
+    view.setBigInt64(at, this.#value);
+    at += 8;
+    view.setUint32(at, this.#sessions.size);
+    at += 4;
+    let i = 0;
+    for (const s of this.#sessions.values()) {
+      const idBytes = ids[i++];
+      view.setUint16(at, idBytes.length);
+      at += 2;
+      out.set(idBytes, at);
+      at += idBytes.length;
+      view.setBigUint64(at, BigInt(s.lastActiveMs));
+      at += 8;
+      view.setBigUint64(at, BigInt(s.ackedBelow));
+      at += 8;
+      view.setUint32(at, s.results.size);
+      at += 4;
+      for (const [seq, r] of s.results) {
+        view.setBigUint64(at, BigInt(seq));
+        at += 8;
+        out[at++] = r.ok ? 1 : r.code === "OVERFLOW" ? 2 : 3;
+        view.setBigInt64(at, r.ok ? r.value : 0n);
+        at += 8;
+      }
+    }
+    return out;
+  }
+
+  /** Replaces the whole state with a snapshot's; throws if the data is malformed. */
+  restore(data: Uint8Array): void {
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const decoder = new TextDecoder("utf-8", { fatal: true });
+    let at = 0;
+    const need = (n: number) => {
+      if (at + n > data.length) throw new Error("counter snapshot data is truncated");
+    };
+    need(13);
+    if (data[at++] !== 1) throw new Error(`unknown counter snapshot version ${data[0]}`);
+    const value = view.getBigInt64(at);
+    at += 8;
+    const count = view.getUint32(at);
+    at += 4;
+    const sessions = new Map<string, Session>();
+    for (let i = 0; i < count; i++) {
+      need(2);
+      const idLen = view.getUint16(at);
+      at += 2;
+      need(idLen + 20);
+      const id = decoder.decode(data.subarray(at, at + idLen));
+      at += idLen;
+      const lastActiveMs = Number(view.getBigUint64(at));
+      at += 8;
+      const ackedBelow = Number(view.getBigUint64(at));
+      at += 8;
+      const n = view.getUint32(at);
+      at += 4;
+      const results = new Map<number, ApplyResult>();
+      for (let j = 0; j < n; j++) {
+        need(17);
+        const seq = Number(view.getBigUint64(at));
+        at += 8;
+        const kind = data[at++];
+        const v = view.getBigInt64(at);
+        at += 8;
+        results.set(seq, restoreResult(kind, v));
+      }
+      sessions.set(id, { lastActiveMs, ackedBelow, results });
+    }
+    if (at !== data.length) throw new Error("counter snapshot data has trailing bytes");
+    this.#value = value;
+    this.#sessions = sessions;
+  }
+}
+
+function restoreResult(kind: number, value: bigint): ApplyResult {
+  if (kind === 1) return { ok: true, value };
+  if (kind === 2) return { ok: false, code: "OVERFLOW", error: "the increment would overflow" };
+  if (kind === 3) return { ok: false, code: "STALE_REQUEST", error: "request already answered" };
+  throw new Error(`unknown result kind ${kind} in counter snapshot`);
+}

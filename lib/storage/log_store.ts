@@ -1,0 +1,951 @@
+/**
+ * The Raft log on disk: an append-only sequence of segment files in `DIR/log/`.
+ *
+ * Appending is the hot path of the whole system: every client write waits for it. A batch of
+ * entries (group commit) becomes one buffer, one `write` and one `fdatasync` per file it
+ * touches, whatever the number of entries, so the cost of a batch is one disk flush.
+ *
+ * Segments bound the cost of compaction (delete whole files, never rewrite) and of recovery
+ * (read one file at a time). A segment is named by its first index, zero-padded to 20 digits so
+ * names sort like the numbers (`00000000000000000001.log`), and a new one is started when the
+ * next record would make the current one larger than `segmentBytesMax` (a segment always takes
+ * at least one record, so a single oversized record gets a segment of its own).
+ *
+ * Segment layout (all integers little-endian):
+ *
+ * | offset | bytes | field                                   |
+ * | ------ | ----- | --------------------------------------- |
+ * | 0      | 4     | magic "CLOG"                            |
+ * | 4      | 2     | format version, 1                       |
+ * | 6      | 2     | reserved, 0                             |
+ * | 8      | 8     | index of the segment's first entry (u64) |
+ * | 16     | 4     | CRC-32C of bytes 0..16                  |
+ * | 20     | ...   | records, back to back                   |
+ *
+ * Record layout:
+ *
+ * | offset | bytes | field                                   |
+ * | ------ | ----- | --------------------------------------- |
+ * | 0      | 4     | payload length n (u32), at least 17     |
+ * | 4      | 4     | CRC-32C of the n payload bytes          |
+ * | 8      | 1     | payload: entry type                     |
+ * | 9      | 8     | payload: term (u64)                     |
+ * | 17     | 8     | payload: index (u64)                    |
+ * | 25     | n-17  | payload: data                           |
+ *
+ * Recovery rules are in {@linkcode LogStore.open}; docs/STORAGE.md has the reasoning.
+ *
+ * @module
+ */
+
+import { basename, join } from "node:path";
+import { type Entry, EntryType } from "../raft/types.ts";
+import { type Logger, silentLogger } from "../logging/logger.ts";
+import { getU64, hex32, isDigits, readExact, setU64, writeAll } from "./_binary.ts";
+import { Mutex } from "./_mutex.ts";
+import { syncDir } from "./atomic_file.ts";
+import { crc32c } from "./crc32c.ts";
+import { StorageCorruptionError, UnsupportedFormatError } from "./errors.ts";
+
+/** Magic bytes "CLOG" at the start of every segment file. */
+export const SEGMENT_MAGIC: Uint8Array = new Uint8Array([0x43, 0x4c, 0x4f, 0x47]);
+
+/** The segment format version this build writes and reads. */
+export const SEGMENT_VERSION = 1;
+
+/** Size of the segment header. */
+export const SEGMENT_HEADER_BYTES = 20;
+
+/** Size of a record header (payload length and payload CRC). */
+export const RECORD_HEADER_BYTES = 8;
+
+/** Size of a payload without its data: type, term, index. */
+export const RECORD_PAYLOAD_FIXED_BYTES = 17;
+
+/** Largest entry data accepted, in bytes; recovery treats a longer length field as damage. */
+export const ENTRY_DATA_BYTES_MAX = 64 * 1024 * 1024;
+
+/** Default segment size at which a new segment is started. */
+export const SEGMENT_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
+
+/** Largest `segmentBytesMax` accepted; keeps record offsets within 32 bits. */
+export const SEGMENT_BYTES_MAX_LIMIT = 1024 * 1024 * 1024;
+
+/** Extension of segment files. */
+export const SEGMENT_FILE_EXTENSION = ".log";
+
+const RECORD_BYTES_MIN = RECORD_HEADER_BYTES + RECORD_PAYLOAD_FIXED_BYTES;
+const RECORD_PAYLOAD_BYTES_MAX = RECORD_PAYLOAD_FIXED_BYTES + ENTRY_DATA_BYTES_MAX;
+const SEGMENT_NAME_DIGITS = 20;
+
+/** The append buffer is kept between batches up to this size; bigger batches get their own. */
+const SCRATCH_BYTES_RETAINED_MAX = 1024 * 1024;
+const SCRATCH_BYTES_INITIAL = 64 * 1024;
+
+/** Returns the file name of the segment whose first entry is `firstIndex`. */
+export function segmentFileName(firstIndex: number): string {
+  return String(firstIndex).padStart(SEGMENT_NAME_DIGITS, "0") + SEGMENT_FILE_EXTENSION;
+}
+
+/** Parses a segment file name; returns its first index, or -1 for any other name. */
+function parseSegmentFileName(name: string): number {
+  if (!name.endsWith(SEGMENT_FILE_EXTENSION)) return -1;
+  const digits = name.slice(0, -SEGMENT_FILE_EXTENSION.length);
+  if (digits.length !== SEGMENT_NAME_DIGITS || !isDigits(digits)) return -1;
+  const index = Number(digits);
+  return Number.isSafeInteger(index) && index >= 1 ? index : -1;
+}
+
+/** Byte offsets of a segment's records: a growable Uint32Array, no boxed numbers per entry. */
+class Offsets {
+  #items = new Uint32Array(64);
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  get(i: number): number {
+    if (i < 0 || i >= this.#length) throw new RangeError(`record ${i} of ${this.#length}`);
+    return this.#items[i];
+  }
+
+  push(offset: number): void {
+    if (this.#length === this.#items.length) {
+      const grown = new Uint32Array(this.#items.length * 2);
+      grown.set(this.#items);
+      this.#items = grown;
+    }
+    this.#items[this.#length++] = offset;
+  }
+
+  truncate(length: number): void {
+    if (length < 0 || length > this.#length) throw new RangeError(`truncate to ${length}`);
+    this.#length = length;
+  }
+}
+
+/** In-memory state of one segment file. */
+interface Segment {
+  firstIndex: number;
+  path: string;
+  offsets: Offsets;
+  /** Bytes of valid content: the header plus every record; the file is exactly this long. */
+  sizeBytes: number;
+}
+
+/** A part of an append batch that goes to one segment file. */
+interface Chunk {
+  segment: Segment;
+  created: boolean;
+  bytesStart: number;
+  bytesEnd: number;
+  offsetsStart: number;
+  offsetsEnd: number;
+}
+
+/** Describes one segment, for inspection and tests. */
+export interface SegmentInfo {
+  /** File name. */
+  name: string;
+  /** Index of its first entry (or of the next entry, when empty). */
+  firstIndex: number;
+  /** Index of its last entry; `firstIndex - 1` when empty. */
+  lastIndex: number;
+  /** File size. */
+  sizeBytes: number;
+}
+
+/** Options for {@linkcode LogStore.open}. */
+export interface LogStoreOptions {
+  /** Start a new segment when the next record would grow the current one beyond this. Default 16 MiB. */
+  segmentBytesMax?: number;
+  /** Where recovery warnings go. Default: dropped. */
+  logger?: Logger;
+}
+
+/** A segmented, checksummed, append-only Raft log; see the module doc. */
+export class LogStore {
+  #dir: string;
+  #segmentBytesMax: number;
+  #logger: Logger;
+  #segments: Segment[];
+  /** The next index when there is no segment at all. */
+  #emptyNextIndex: number;
+  /** Term of the last entry, or 0 when unknown (empty log); appends may not go below it. */
+  #lastTerm: number;
+  /** Write handle (append mode) of the last segment, opened on first use. */
+  #activeFile: Deno.FsFile | null = null;
+  #mutex = new Mutex();
+  #scratch = new Uint8Array(SCRATCH_BYTES_INITIAL);
+  #pendingOffsets = new Uint32Array(256);
+  /** Set by the first I/O error of a write: memory and disk may then disagree. */
+  #failure: unknown = null;
+  #closed = false;
+
+  private constructor(
+    dir: string,
+    segmentBytesMax: number,
+    logger: Logger,
+    segments: Segment[],
+    lastTerm: number,
+  ) {
+    this.#dir = dir;
+    this.#segmentBytesMax = segmentBytesMax;
+    this.#logger = logger;
+    this.#segments = segments;
+    this.#emptyNextIndex = 1;
+    this.#lastTerm = lastTerm;
+  }
+
+  /**
+   * Opens the log in the existing directory `dir` and recovers it.
+   *
+   * Every segment is read in order; every record's CRC is checked and indexes must run on
+   * without a gap, within and across segments. Damage that a crash during an append explains
+   * is repaired; anything else throws {@linkcode StorageCorruptionError} naming the file and
+   * byte offset, so no acknowledged entry is ever dropped silently:
+   *
+   * - a torn or bad record at the tail of the last segment, with no valid record after it, is
+   *   cut off (the file is truncated before it, and a warning names file and offset);
+   * - a last segment whose header is torn and that holds no valid record is removed;
+   * - a bad record anywhere else, or one followed by a valid record, is an error.
+   */
+  static async open(dir: string, options: LogStoreOptions = {}): Promise<LogStore> {
+    const segmentBytesMax = options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
+    if (
+      !Number.isSafeInteger(segmentBytesMax) || segmentBytesMax < SEGMENT_HEADER_BYTES ||
+      segmentBytesMax > SEGMENT_BYTES_MAX_LIMIT
+    ) {
+      throw new RangeError(
+        `segmentBytesMax ${segmentBytesMax} is outside ${SEGMENT_HEADER_BYTES}..${SEGMENT_BYTES_MAX_LIMIT}`,
+      );
+    }
+    const logger = options.logger ?? silentLogger;
+    const names: { name: string; firstIndex: number }[] = [];
+    for await (const item of Deno.readDir(dir)) {
+      const firstIndex = item.isFile ? parseSegmentFileName(item.name) : -1;
+      if (firstIndex >= 0) names.push({ name: item.name, firstIndex });
+      else logger.warn("ignoring an unknown file in the log dir", { file: join(dir, item.name) });
+    }
+    names.sort((a, b) => a.firstIndex - b.firstIndex);
+
+    const segments: Segment[] = [];
+    let lastTerm = 0;
+    for (let k = 0; k < names.length; k++) {
+      const path = join(dir, names[k].name);
+      const isLast = k === names.length - 1;
+      const bytes = await Deno.readFile(path);
+      const recovered = await recoverSegment(bytes, path, names[k].firstIndex, isLast, logger);
+      if (recovered === null) {
+        await Deno.remove(path);
+        await syncDir(dir);
+        continue;
+      }
+      const previous = segments.at(-1);
+      if (previous !== undefined) {
+        if (previous.offsets.length === 0) {
+          throw new StorageCorruptionError(
+            `log segment ${previous.path} is empty but is not the last segment`,
+            previous.path,
+            SEGMENT_HEADER_BYTES,
+          );
+        }
+        const expected = previous.firstIndex + previous.offsets.length;
+        if (recovered.segment.firstIndex !== expected) {
+          throw new StorageCorruptionError(
+            `log segment ${path} starts at index ${recovered.segment.firstIndex} but the previous ` +
+              `segment ${previous.path} ends at index ${expected - 1}`,
+            path,
+            8,
+          );
+        }
+        if (recovered.segment.offsets.length > 0 && recovered.firstTerm < lastTerm) {
+          throw new StorageCorruptionError(
+            `log segment ${path} starts with term ${recovered.firstTerm}, lower than the ` +
+              `term ${lastTerm} before it`,
+            path,
+            SEGMENT_HEADER_BYTES,
+          );
+        }
+      }
+      segments.push(recovered.segment);
+      if (recovered.segment.offsets.length > 0) lastTerm = recovered.lastTerm;
+    }
+    return new LogStore(dir, segmentBytesMax, logger, segments, lastTerm);
+  }
+
+  /** The log directory. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /** Index of the first entry held; `lastIndex() + 1` when the log is empty. */
+  firstIndex(): number {
+    const first = this.#segments[0];
+    return first === undefined ? this.#emptyNextIndex : first.firstIndex;
+  }
+
+  /** Index of the last entry held; `firstIndex() - 1` when the log is empty. */
+  lastIndex(): number {
+    const last = this.#segments.at(-1);
+    return last === undefined
+      ? this.#emptyNextIndex - 1
+      : last.firstIndex + last.offsets.length - 1;
+  }
+
+  /** Term of the last entry, or 0 for an empty log. */
+  lastTerm(): number {
+    return this.#lastTerm;
+  }
+
+  /** The segments on disk, oldest first. */
+  segmentInfo(): SegmentInfo[] {
+    return this.#segments.map((segment) => ({
+      name: basename(segment.path),
+      firstIndex: segment.firstIndex,
+      lastIndex: segment.firstIndex + segment.offsets.length - 1,
+      sizeBytes: segment.sizeBytes,
+    }));
+  }
+
+  /**
+   * Durably appends `entries`, which must have consecutive indexes starting anywhere in
+   * `firstIndex()..lastIndex() + 1`. Entries already held from `entries[0].index` on are
+   * replaced: that suffix is cut off the log first (it is a conflicting, uncommitted suffix
+   * from an old leader). Resolves once every entry survives a crash.
+   *
+   * Cost: one `write` and one `fdatasync` per segment file touched (usually one), plus a
+   * directory fsync when a segment is created; replacing a suffix adds its own flush.
+   */
+  append(entries: readonly Entry[]): Promise<void> {
+    return this.#mutex.run(async () => {
+      this.#checkUsable();
+      if (entries.length === 0) return;
+      this.#checkBatch(entries);
+      const first = entries[0].index;
+      // Checked before anything changes on disk, so a refused batch leaves the log as it was.
+      let previousTerm = 0;
+      if (first - 1 === this.lastIndex()) previousTerm = this.#lastTerm;
+      else if (first - 1 >= this.firstIndex()) previousTerm = await this.#termAtUnlocked(first - 1);
+      if (entries[0].term < previousTerm) {
+        throw new RangeError(
+          `entry ${first} has term ${entries[0].term}, lower than the term ${previousTerm} ` +
+            `of the entry before it`,
+        );
+      }
+      await this.#guard(async () => {
+        if (first <= this.lastIndex()) await this.#truncateFrom(first, previousTerm);
+        await this.#writeBatch(entries);
+      });
+    });
+  }
+
+  /**
+   * Deletes whole segments whose entries are all at or below `index` (oldest first). The last
+   * segment is always kept, so the log never forgets where it ends. `firstIndex()` may stay at
+   * or below `index` when `index` falls inside a segment.
+   */
+  compactTo(index: number): Promise<void> {
+    return this.#mutex.run(async () => {
+      this.#checkUsable();
+      if (!Number.isSafeInteger(index)) {
+        throw new RangeError(`index ${index} is not a safe integer`);
+      }
+      await this.#guard(async () => {
+        while (this.#segments.length > 1) {
+          const oldest = this.#segments[0];
+          if (oldest.firstIndex + oldest.offsets.length - 1 > index) break;
+          await Deno.remove(oldest.path);
+          // One directory flush per file: deleting oldest first keeps the log contiguous only if
+          // the deletions reach the disk in that order.
+          await syncDir(this.#dir);
+          this.#segments.shift();
+        }
+      });
+    });
+  }
+
+  /**
+   * Durably discards the whole log; the next append must start at `nextIndex`. Used when a
+   * snapshot from the leader replaces the log. Segments are deleted newest first, each
+   * deletion flushed, so a crash midway leaves a prefix of the old log, never one with a hole.
+   */
+  reset(nextIndex: number): Promise<void> {
+    if (!Number.isSafeInteger(nextIndex) || nextIndex < 1) {
+      return Promise.reject(
+        new RangeError(`next index ${nextIndex} is not a positive safe integer`),
+      );
+    }
+    return this.#mutex.run(async () => {
+      this.#checkUsable();
+      await this.#guard(async () => {
+        await this.#deleteSegmentsAfter(-1);
+        this.#emptyNextIndex = nextIndex;
+        this.#lastTerm = 0;
+        // An empty segment records the new start on disk, so the log alone knows where it
+        // resumes after a restart.
+        const segment = newSegment(this.#dir, nextIndex);
+        const file = await Deno.open(segment.path, { createNew: true, append: true, read: true });
+        this.#activeFile = file;
+        const header = new Uint8Array(SEGMENT_HEADER_BYTES);
+        encodeSegmentHeader(header, 0, nextIndex);
+        await writeAll(file, header);
+        await file.syncData();
+        await syncDir(this.#dir);
+        this.#segments.push(segment);
+      });
+    });
+  }
+
+  /**
+   * Reads entries `lo..hi-1` (half-open, like `Array.slice`), checking every record's CRC again
+   * on the way in. Requires `firstIndex() <= lo <= hi <= lastIndex() + 1`. The entries' `data`
+   * are views into one buffer read for this call.
+   */
+  entries(lo: number, hi: number): Promise<Entry[]> {
+    return this.#mutex.run(async () => {
+      this.#checkUsable();
+      if (!(Number.isSafeInteger(lo) && Number.isSafeInteger(hi) && lo <= hi)) {
+        throw new RangeError(`entry range [${lo}, ${hi}) is invalid`);
+      }
+      const first = this.firstIndex();
+      const end = this.lastIndex() + 1;
+      if (lo < first || hi > end) {
+        throw new RangeError(`entry range [${lo}, ${hi}) is outside the log [${first}, ${end})`);
+      }
+      const result: Entry[] = [];
+      let index = lo;
+      while (index < hi) {
+        const k = this.#segmentIndexOf(index);
+        const segment = this.#segments[k];
+        const segmentEnd = segment.firstIndex + segment.offsets.length;
+        const end = Math.min(hi, segmentEnd);
+        const start = segment.offsets.get(index - segment.firstIndex);
+        const stop = end === segmentEnd
+          ? segment.sizeBytes
+          : segment.offsets.get(end - segment.firstIndex);
+        const bytes = await readRange(segment.path, start, stop - start);
+        decodeRecords(bytes, segment.path, start, index, end - index, result);
+        index = end;
+      }
+      return result;
+    });
+  }
+
+  /** Term of the entry at `index`, which must be held (`firstIndex()..lastIndex()`). */
+  termAt(index: number): Promise<number> {
+    return this.#mutex.run(() => {
+      this.#checkUsable();
+      return this.#termAtUnlocked(index);
+    });
+  }
+
+  /** Closes the open segment file. Appends were already durable; nothing needs flushing. */
+  close(): Promise<void> {
+    return this.#mutex.run(() => {
+      if (this.#closed) return Promise.resolve();
+      this.#closed = true;
+      this.#activeFile?.close();
+      this.#activeFile = null;
+      return Promise.resolve();
+    });
+  }
+
+  #checkUsable(): void {
+    if (this.#closed) throw new Error(`log store ${this.#dir} is closed`);
+    if (this.#failure !== null) {
+      throw new Error(`log store ${this.#dir} is unusable after an earlier write error`, {
+        cause: this.#failure,
+      });
+    }
+  }
+
+  /**
+   * Runs the I/O of a write, after its arguments were checked. Any error marks the store
+   * unusable: disk and memory may now differ, and a failed fdatasync may have dropped pages
+   * the kernel will not write again, so retrying could acknowledge lost entries.
+   */
+  async #guard(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (error) {
+      this.#failure = error;
+      throw error;
+    }
+  }
+
+  #checkBatch(entries: readonly Entry[]): void {
+    const first = entries[0].index;
+    if (!Number.isSafeInteger(first) || first < 1) {
+      throw new RangeError(`entry index ${first} is not a positive safe integer`);
+    }
+    if (first < this.firstIndex()) {
+      throw new RangeError(
+        `cannot append at index ${first}: the log starts at index ${this.firstIndex()}`,
+      );
+    }
+    if (first > this.lastIndex() + 1) {
+      throw new RangeError(
+        `cannot append at index ${first}: the log ends at index ${this.lastIndex()}, ` +
+          `that would leave a gap`,
+      );
+    }
+    let previousTerm = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i];
+      if (entry.index !== first + i) {
+        throw new RangeError(
+          `entries are not consecutive: entry ${i} has index ${entry.index}, expected ${first + i}`,
+        );
+      }
+      if (!Number.isSafeInteger(entry.term) || entry.term < previousTerm) {
+        throw new RangeError(
+          `entry ${entry.index} has term ${entry.term}, lower than the term ${previousTerm} before it`,
+        );
+      }
+      previousTerm = entry.term;
+      if (entry.type !== EntryType.Normal && entry.type !== EntryType.Config) {
+        throw new RangeError(`entry ${entry.index} has unknown type ${entry.type}`);
+      }
+      if (entry.data.length > ENTRY_DATA_BYTES_MAX) {
+        throw new RangeError(
+          `entry ${entry.index} data is ${entry.data.length} bytes, more than ${ENTRY_DATA_BYTES_MAX}`,
+        );
+      }
+    }
+  }
+
+  /** Cuts the log so that it ends at `index - 1` (whose term is `previousTerm`). */
+  async #truncateFrom(index: number, previousTerm: number): Promise<void> {
+    const k = this.#segmentIndexOf(index);
+    await this.#deleteSegmentsAfter(k);
+    const segment = this.#segments[k];
+    const offset = segment.offsets.get(index - segment.firstIndex);
+    const file = await this.#openActive();
+    await file.truncate(offset);
+    // Flushed before new records go in: otherwise a crash could leave new records followed by
+    // stale ones past them, which recovery would have to report as corruption.
+    await file.syncData();
+    segment.offsets.truncate(index - segment.firstIndex);
+    segment.sizeBytes = offset;
+    this.#lastTerm = previousTerm;
+  }
+
+  /** Deletes the segments after position `k` in the list, newest first, each durably. */
+  async #deleteSegmentsAfter(k: number): Promise<void> {
+    while (this.#segments.length - 1 > k) {
+      const newest = this.#segments[this.#segments.length - 1];
+      this.#activeFile?.close();
+      this.#activeFile = null;
+      await Deno.remove(newest.path);
+      // One flush per file: newest first keeps what remains a prefix only if the deletions
+      // reach the disk in that order.
+      await syncDir(this.#dir);
+      this.#segments.pop();
+      if (this.#segments.length === 0) this.#emptyNextIndex = newest.firstIndex;
+    }
+  }
+
+  async #openActive(): Promise<Deno.FsFile> {
+    if (this.#activeFile === null) {
+      const last = this.#segments.at(-1);
+      if (last === undefined) throw new Error("log store has no segment to write to");
+      this.#activeFile = await Deno.open(last.path, { append: true, read: true });
+    }
+    return this.#activeFile;
+  }
+
+  /** Encodes the batch into one buffer, then writes and flushes each segment it spans in turn. */
+  async #writeBatch(entries: readonly Entry[]): Promise<void> {
+    let bytesNeeded = 0;
+    for (const entry of entries) bytesNeeded += RECORD_BYTES_MIN + entry.data.length;
+    // Room for every segment header the batch may start. A segment closes only when its
+    // records plus the next record exceed the room after its header, so two neighbours hold
+    // more than that room: at most 2 * bytes / room + 1 new segments, and at most one a record.
+    const roomBytes = Math.max(1, this.#segmentBytesMax - SEGMENT_HEADER_BYTES);
+    const headersMax = Math.min(entries.length, 2 * Math.ceil(bytesNeeded / roomBytes) + 1);
+    bytesNeeded += headersMax * SEGMENT_HEADER_BYTES;
+    const buffer = this.#scratchFor(bytesNeeded);
+    const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    const pendingOffsets = this.#pendingOffsetsFor(entries.length);
+
+    const chunks: Chunk[] = [];
+    let segment = this.#segments.at(-1);
+    let created = false;
+    let segmentBytes = 0;
+    let segmentRecords = 0;
+    let position = 0;
+    let chunkStart = 0;
+    let offsetsStart = 0;
+    if (segment !== undefined) {
+      segmentBytes = segment.sizeBytes;
+      segmentRecords = segment.offsets.length;
+    }
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i];
+      const recordBytes = RECORD_BYTES_MIN + entry.data.length;
+      const roll = segment !== undefined && segmentRecords > 0 &&
+        segmentBytes + recordBytes > this.#segmentBytesMax;
+      if (segment === undefined || roll) {
+        if (segment !== undefined && position > chunkStart) {
+          chunks.push({
+            segment,
+            created,
+            bytesStart: chunkStart,
+            bytesEnd: position,
+            offsetsStart,
+            offsetsEnd: i,
+          });
+        }
+        segment = newSegment(this.#dir, entry.index);
+        created = true;
+        chunkStart = position;
+        offsetsStart = i;
+        encodeSegmentHeader(buffer, position, entry.index);
+        position += SEGMENT_HEADER_BYTES;
+        segmentBytes = SEGMENT_HEADER_BYTES;
+        segmentRecords = 0;
+      }
+      if (position + recordBytes > buffer.length) {
+        throw new Error(`append buffer of ${buffer.length} bytes is too small (bug)`);
+      }
+      pendingOffsets[i] = segmentBytes;
+      encodeRecord(buffer, view, position, entry);
+      position += recordBytes;
+      segmentBytes += recordBytes;
+      segmentRecords++;
+    }
+    chunks.push({
+      segment: segment!,
+      created,
+      bytesStart: chunkStart,
+      bytesEnd: position,
+      offsetsStart,
+      offsetsEnd: entries.length,
+    });
+
+    // Chunks go to disk one after another: a segment is only created once the one before it
+    // is flushed, so a crash can tear only the newest file, whose tail recovery may cut.
+    for (const chunk of chunks) {
+      let file: Deno.FsFile;
+      if (chunk.created) {
+        this.#activeFile?.close();
+        this.#activeFile = null;
+        file = await Deno.open(chunk.segment.path, { createNew: true, append: true, read: true });
+        this.#activeFile = file;
+        this.#segments.push(chunk.segment);
+        chunk.segment.sizeBytes = SEGMENT_HEADER_BYTES;
+      } else {
+        file = await this.#openActive();
+      }
+      await writeAll(file, buffer.subarray(chunk.bytesStart, chunk.bytesEnd));
+      await file.syncData();
+      // The new file's name must survive a crash too, not only its contents.
+      if (chunk.created) await syncDir(this.#dir);
+      for (let i = chunk.offsetsStart; i < chunk.offsetsEnd; i++) {
+        chunk.segment.offsets.push(pendingOffsets[i]);
+      }
+      chunk.segment.sizeBytes += chunk.bytesEnd - chunk.bytesStart -
+        (chunk.created ? SEGMENT_HEADER_BYTES : 0);
+    }
+    this.#lastTerm = entries[entries.length - 1].term;
+  }
+
+  #scratchFor(bytes: number): Uint8Array {
+    if (bytes > SCRATCH_BYTES_RETAINED_MAX) return new Uint8Array(bytes);
+    if (this.#scratch.length < bytes) {
+      let length = this.#scratch.length;
+      while (length < bytes) length *= 2;
+      this.#scratch = new Uint8Array(length);
+    }
+    return this.#scratch;
+  }
+
+  #pendingOffsetsFor(count: number): Uint32Array {
+    if (this.#pendingOffsets.length < count) {
+      let length = this.#pendingOffsets.length;
+      while (length < count) length *= 2;
+      this.#pendingOffsets = new Uint32Array(length);
+    }
+    return this.#pendingOffsets;
+  }
+
+  /** Position in `#segments` of the segment holding `index`, which must be held. */
+  #segmentIndexOf(index: number): number {
+    let lo = 0;
+    let hi = this.#segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.#segments[mid].firstIndex <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    const segment = this.#segments[lo];
+    if (
+      segment === undefined || index < segment.firstIndex ||
+      index >= segment.firstIndex + segment.offsets.length
+    ) {
+      throw new RangeError(`index ${index} is not in the log`);
+    }
+    return lo;
+  }
+
+  async #termAtUnlocked(index: number): Promise<number> {
+    const segment = this.#segments[this.#segmentIndexOf(index)];
+    const start = segment.offsets.get(index - segment.firstIndex);
+    const isLastRecord = index === segment.firstIndex + segment.offsets.length - 1;
+    const stop = isLastRecord
+      ? segment.sizeBytes
+      : segment.offsets.get(index - segment.firstIndex + 1);
+    const bytes = await readRange(segment.path, start, stop - start);
+    const entries: Entry[] = [];
+    decodeRecords(bytes, segment.path, start, index, 1, entries);
+    return entries[0].term;
+  }
+}
+
+function newSegment(dir: string, firstIndex: number): Segment {
+  return {
+    firstIndex,
+    path: join(dir, segmentFileName(firstIndex)),
+    offsets: new Offsets(),
+    sizeBytes: 0,
+  };
+}
+
+function encodeSegmentHeader(buffer: Uint8Array, position: number, firstIndex: number): void {
+  const view = new DataView(buffer.buffer, buffer.byteOffset + position, SEGMENT_HEADER_BYTES);
+  buffer.set(SEGMENT_MAGIC, position);
+  view.setUint16(4, SEGMENT_VERSION, true);
+  view.setUint16(6, 0, true);
+  setU64(view, 8, firstIndex);
+  view.setUint32(16, crc32c(buffer, position, position + 16), true);
+}
+
+function encodeRecord(buffer: Uint8Array, view: DataView, position: number, entry: Entry): void {
+  const payload = position + RECORD_HEADER_BYTES;
+  const payloadBytes = RECORD_PAYLOAD_FIXED_BYTES + entry.data.length;
+  view.setUint32(position, payloadBytes, true);
+  buffer[payload] = entry.type;
+  setU64(view, payload + 1, entry.term);
+  setU64(view, payload + 9, entry.index);
+  buffer.set(entry.data, payload + RECORD_PAYLOAD_FIXED_BYTES);
+  view.setUint32(position + 4, crc32c(buffer, payload, payload + payloadBytes), true);
+}
+
+/**
+ * Checks the record at `offset` of a segment's bytes. Returns the offset just past it when its
+ * length and CRC are good, or why not (a torn write or damage; the caller decides which).
+ */
+function checkRecord(bytes: Uint8Array, view: DataView, offset: number): number | string {
+  if (bytes.length - offset < RECORD_HEADER_BYTES) {
+    return `incomplete record header (${bytes.length - offset} of ${RECORD_HEADER_BYTES} bytes)`;
+  }
+  const payloadBytes = view.getUint32(offset, true);
+  if (payloadBytes < RECORD_PAYLOAD_FIXED_BYTES || payloadBytes > RECORD_PAYLOAD_BYTES_MAX) {
+    return `invalid payload length ${payloadBytes}`;
+  }
+  const payload = offset + RECORD_HEADER_BYTES;
+  if (payload + payloadBytes > bytes.length) {
+    return `incomplete record (${bytes.length - payload} of ${payloadBytes} payload bytes)`;
+  }
+  const crcStored = view.getUint32(offset + 4, true);
+  const crcComputed = crc32c(bytes, payload, payload + payloadBytes);
+  if (crcStored !== crcComputed) {
+    return `record checksum 0x${hex32(crcStored)} does not match computed 0x${hex32(crcComputed)}`;
+  }
+  return payload + payloadBytes;
+}
+
+/** True when a record with a good CRC and an index of at least `indexMin` starts after `from`. */
+function hasValidRecordFrom(
+  bytes: Uint8Array,
+  view: DataView,
+  from: number,
+  indexMin: number,
+): boolean {
+  for (let offset = from; offset + RECORD_BYTES_MIN <= bytes.length; offset++) {
+    // Cheap field checks first, so the scan costs a CRC only where a record is plausible.
+    const payloadBytes = view.getUint32(offset, true);
+    if (payloadBytes < RECORD_PAYLOAD_FIXED_BYTES || payloadBytes > RECORD_PAYLOAD_BYTES_MAX) {
+      continue;
+    }
+    if (offset + RECORD_HEADER_BYTES + payloadBytes > bytes.length) continue;
+    const type = bytes[offset + RECORD_HEADER_BYTES];
+    if (type !== EntryType.Normal && type !== EntryType.Config) continue;
+    const index = getU64(view, offset + RECORD_HEADER_BYTES + 9);
+    if (index < indexMin || !Number.isSafeInteger(index)) continue;
+    if (typeof checkRecord(bytes, view, offset) === "number") return true;
+  }
+  return false;
+}
+
+interface RecoveredSegment {
+  segment: Segment;
+  firstTerm: number;
+  lastTerm: number;
+}
+
+/** Validates one segment read whole; returns null when it must be removed (torn header). */
+async function recoverSegment(
+  bytes: Uint8Array,
+  path: string,
+  nameIndex: number,
+  isLast: boolean,
+  logger: Logger,
+): Promise<RecoveredSegment | null> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const corrupt = (why: string, offset: number) =>
+    new StorageCorruptionError(
+      `log segment ${path} is corrupt at byte ${offset}: ${why}`,
+      path,
+      offset,
+    );
+
+  const headerProblem = checkSegmentHeader(bytes, view);
+  if (headerProblem !== null) {
+    // A crash right after the file was created can leave its header torn; then no record
+    // after it can have been acknowledged, which the scan confirms.
+    if (isLast && !hasValidRecordFrom(bytes, view, 0, nameIndex)) {
+      logger.warn("removing the last log segment: its header is torn", {
+        file: path,
+        sizeBytes: bytes.length,
+        reason: headerProblem,
+      });
+      return null;
+    }
+    throw corrupt(headerProblem, 0);
+  }
+  const version = view.getUint16(4, true);
+  if (version !== SEGMENT_VERSION) {
+    throw new UnsupportedFormatError(
+      `log segment ${path} has format version ${version}, this build reads version ${SEGMENT_VERSION}`,
+      path,
+    );
+  }
+  const firstIndex = getU64(view, 8);
+  if (firstIndex !== nameIndex) {
+    throw corrupt(`the header says first index ${firstIndex}, the file name ${nameIndex}`, 8);
+  }
+
+  const segment: Segment = { firstIndex, path, offsets: new Offsets(), sizeBytes: 0 };
+  let firstTerm = 0;
+  let lastTerm = 0;
+  let offset = SEGMENT_HEADER_BYTES;
+  let expectedIndex = firstIndex;
+  while (offset < bytes.length) {
+    const end = checkRecord(bytes, view, offset);
+    if (typeof end === "string") {
+      if (!isLast) throw corrupt(end, offset);
+      if (hasValidRecordFrom(bytes, view, offset + 1, expectedIndex)) {
+        throw corrupt(`${end}, and valid records follow it`, offset);
+      }
+      // Nothing valid after it: the tail of a write that a crash interrupted before its
+      // fdatasync returned, so no entry in it was acknowledged.
+      logger.warn("cutting a torn record off the end of the log", {
+        file: path,
+        offsetBytes: offset,
+        droppedBytes: bytes.length - offset,
+        reason: end,
+      });
+      const file = await Deno.open(path, { write: true });
+      try {
+        await file.truncate(offset);
+        await file.syncData();
+      } finally {
+        file.close();
+      }
+      break;
+    }
+    const payload = offset + RECORD_HEADER_BYTES;
+    const type = bytes[payload];
+    const term = getU64(view, payload + 1);
+    const index = getU64(view, payload + 9);
+    // The CRC matched, so these are what was written; a wrong value is a bug, never a tear.
+    if (type !== EntryType.Normal && type !== EntryType.Config) {
+      throw corrupt(`record has unknown entry type ${type}`, offset);
+    }
+    if (index !== expectedIndex) {
+      throw corrupt(`record has index ${index}, expected ${expectedIndex}`, offset);
+    }
+    if (!Number.isSafeInteger(term) || term < lastTerm) {
+      throw corrupt(`record ${index} has term ${term}, after term ${lastTerm}`, offset);
+    }
+    if (segment.offsets.length === 0) firstTerm = term;
+    lastTerm = term;
+    segment.offsets.push(offset);
+    offset = end;
+    expectedIndex++;
+  }
+  segment.sizeBytes = Math.min(offset, bytes.length);
+  return { segment, firstTerm, lastTerm };
+}
+
+/** Returns why a segment header is bad, or null when it is good. */
+function checkSegmentHeader(bytes: Uint8Array, view: DataView): string | null {
+  if (bytes.length < SEGMENT_HEADER_BYTES) {
+    return `incomplete segment header (${bytes.length} of ${SEGMENT_HEADER_BYTES} bytes)`;
+  }
+  for (let i = 0; i < SEGMENT_MAGIC.length; i++) {
+    if (bytes[i] !== SEGMENT_MAGIC[i]) return `the file does not start with magic "CLOG"`;
+  }
+  const crcStored = view.getUint32(16, true);
+  const crcComputed = crc32c(bytes, 0, 16);
+  if (crcStored !== crcComputed) {
+    return `header checksum 0x${hex32(crcStored)} does not match computed 0x${hex32(crcComputed)}`;
+  }
+  return null;
+}
+
+async function readRange(path: string, position: number, length: number): Promise<Uint8Array> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    return await readExact(file, position, length);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Decodes `count` records from `bytes` (read from `path` at `fileOffset`), which must be
+ * exactly those records, starting at `firstIndex`. Checks the CRCs again: the bytes were
+ * validated at open, but the disk may have changed them since.
+ */
+function decodeRecords(
+  bytes: Uint8Array,
+  path: string,
+  fileOffset: number,
+  firstIndex: number,
+  count: number,
+  out: Entry[],
+): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    const end = checkRecord(bytes, view, offset);
+    const payload = offset + RECORD_HEADER_BYTES;
+    const index = typeof end === "number" ? getU64(view, payload + 9) : -1;
+    if (typeof end === "string" || index !== firstIndex + i) {
+      const why = typeof end === "string"
+        ? end
+        : `record has index ${index}, expected ${firstIndex + i}`;
+      throw new StorageCorruptionError(
+        `log segment ${path} is corrupt at byte ${fileOffset + offset}: ${why}`,
+        path,
+        fileOffset + offset,
+      );
+    }
+    out.push({
+      type: bytes[payload] as EntryType,
+      term: getU64(view, payload + 1),
+      index,
+      data: bytes.subarray(payload + RECORD_PAYLOAD_FIXED_BYTES, end),
+    });
+    offset = end;
+  }
+  if (offset !== bytes.length) {
+    throw new Error(
+      `log segment ${path}: ${bytes.length - offset} bytes left after ${count} records`,
+    );
+  }
+}

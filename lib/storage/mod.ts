@@ -1,0 +1,380 @@
+/**
+ * The storage layer of a node: its Raft log, hard state and snapshots in one data dir.
+ *
+ * Layout of a data dir `DIR`:
+ *
+ * - `DIR/LOCK`: held with an exclusive `flock` while a process uses the dir.
+ * - `DIR/raft_meta/meta`: node id, group, term and vote ({@linkcode MetaStore}).
+ * - `DIR/log/*.log`: the log segments ({@linkcode LogStore}).
+ * - `DIR/snapshot/*.snap`: the newest two snapshots ({@linkcode SnapshotStore}).
+ *
+ * Every method that changes state resolves only once the change survives a crash, so the
+ * caller may act on it (answer a vote, acknowledge entries) as soon as it resolves.
+ *
+ * @example
+ * ```ts
+ * import { DataDir } from "./mod.ts";
+ * const dir = await DataDir.open("/var/lib/counter", { nodeId: "10.0.0.1:7000", group: "main" });
+ * const { hardState, snapshot, entries } = dir.recovered();
+ * // ... run the node ...
+ * await dir.close();
+ * ```
+ *
+ * @module
+ */
+
+import { dirname, join, resolve } from "node:path";
+import type { Entry, HardState, NodeId, Snapshot } from "../raft/types.ts";
+import { type Logger, silentLogger } from "../logging/logger.ts";
+import { syncDir } from "./atomic_file.ts";
+import { DirLock } from "./dir_lock.ts";
+import { StorageCorruptionError } from "./errors.ts";
+import { LogStore } from "./log_store.ts";
+import { MetaStore } from "./meta_store.ts";
+import { SnapshotStore } from "./snapshot_store.ts";
+
+export { crc32c } from "./crc32c.ts";
+export { syncDir, writeFileAtomic } from "./atomic_file.ts";
+export { DirLock, LOCK_FILE_NAME } from "./dir_lock.ts";
+export {
+  DataDirLockedError,
+  DataDirMismatchError,
+  StorageCorruptionError,
+  UnsupportedFormatError,
+} from "./errors.ts";
+export { LogStore, type LogStoreOptions, SEGMENT_BYTES_MAX_DEFAULT } from "./log_store.ts";
+export { type Meta, MetaStore } from "./meta_store.ts";
+export { SnapshotStore } from "./snapshot_store.ts";
+
+/** Name of the log subdirectory. */
+export const LOG_DIR_NAME = "log";
+/** Name of the hard state subdirectory. */
+export const META_DIR_NAME = "raft_meta";
+/** Name of the snapshot subdirectory. */
+export const SNAPSHOT_DIR_NAME = "snapshot";
+
+/** Options for {@linkcode DataDir.open}. */
+export interface DataDirOptions {
+  /** The node opening the dir; must match the one that created it. */
+  nodeId: NodeId;
+  /** The group the node serves; must match the one that created the dir. */
+  group: string;
+  /** Log segment size at which a new segment starts. Default 16 MiB. */
+  segmentBytesMax?: number;
+  /** Where recovery warnings and errors go. Default: dropped. */
+  logger?: Logger;
+}
+
+/** What a node restarts from: see {@linkcode DataDir.recovered}. */
+export interface RecoveredState {
+  /** The saved term and vote; term 0 and no vote for a fresh dir. */
+  hardState: HardState;
+  /** The newest intact snapshot, or null. */
+  snapshot: Snapshot | null;
+  /** The log entries after the snapshot (from index 1 without one), consecutive. */
+  entries: Entry[];
+}
+
+/** A node's data dir, locked and recovered; see the module doc. */
+export class DataDir {
+  #dir: string;
+  #lock: DirLock;
+  #meta: MetaStore;
+  #log: LogStore;
+  #snapshots: SnapshotStore;
+  #logger: Logger;
+  #recovered: RecoveredState;
+  /** Index of the newest snapshot saved or recovered; 0 without one. */
+  #snapshotIndex: number;
+  #closed = false;
+
+  private constructor(
+    dir: string,
+    lock: DirLock,
+    meta: MetaStore,
+    log: LogStore,
+    snapshots: SnapshotStore,
+    logger: Logger,
+    recovered: RecoveredState,
+  ) {
+    this.#dir = dir;
+    this.#lock = lock;
+    this.#meta = meta;
+    this.#log = log;
+    this.#snapshots = snapshots;
+    this.#logger = logger;
+    this.#recovered = recovered;
+    this.#snapshotIndex = recovered.snapshot?.index ?? 0;
+  }
+
+  /**
+   * Opens the data dir `dir` for `options.nodeId` in `options.group`: creates it and its
+   * subdirectories when missing, takes the lock (throwing {@linkcode DataDirLockedError} at
+   * once when another process holds it), checks the dir belongs to this node and group
+   * (else {@linkcode DataDirMismatchError}) and recovers the log, hard state and snapshot.
+   *
+   * Recovery reconciles the log with the newest snapshot. A log that does not continue the
+   * snapshot (an entry at the snapshot's index with another term, or a log that ends before
+   * the snapshot's index) is stale, left by a crash during {@linkcode DataDir.restoreSnapshot},
+   * and is discarded. A log that starts after the entry following the snapshot is missing
+   * entries: {@linkcode StorageCorruptionError}.
+   */
+  static async open(dir: string, options: DataDirOptions): Promise<DataDir> {
+    const logger = options.logger ?? silentLogger;
+    const root = resolve(dir);
+    const subdirs = [LOG_DIR_NAME, META_DIR_NAME, SNAPSHOT_DIR_NAME].map((name) =>
+      join(root, name)
+    );
+    let created = await ensureDir(root, { recursive: true });
+    for (const path of subdirs) {
+      if (await ensureDir(path)) created = true;
+    }
+    if (created) {
+      // New directories must be durable before files in them can be.
+      await syncDir(dirname(root));
+      await syncDir(root);
+    }
+    const lock = DirLock.acquire(root);
+    let log: LogStore | null = null;
+    try {
+      const meta = await MetaStore.open(join(root, META_DIR_NAME), {
+        nodeId: options.nodeId,
+        group: options.group,
+      });
+      const snapshots = await SnapshotStore.open(join(root, SNAPSHOT_DIR_NAME), { logger });
+      const snapshot = await snapshots.loadNewest();
+      const hadSnapshotFiles = snapshot !== null || await snapshots.hasAny();
+      log = await LogStore.open(join(root, LOG_DIR_NAME), {
+        segmentBytesMax: options.segmentBytesMax,
+        logger,
+      });
+      const hasLog = log.segmentInfo().length > 0;
+      if (!meta.exists() && (hasLog || hadSnapshotFiles)) {
+        // Without the meta file the node's term and vote are lost: it could vote twice.
+        throw new StorageCorruptionError(
+          `data dir ${root} has log or snapshot files but no meta file ${meta.path}`,
+          meta.path,
+          0,
+        );
+      }
+      if (!meta.exists()) {
+        // Bind the dir to this node and group before anything else is written into it.
+        await meta.save({ term: 0, vote: "" });
+      }
+      const entries = await reconcile(root, log, snapshot, logger);
+      const recovered = { hardState: meta.hardState(), snapshot, entries };
+      logger.info("data dir recovered", {
+        dir: root,
+        term: recovered.hardState.term,
+        snapshotIndex: snapshot?.index ?? 0,
+        firstIndex: log.firstIndex(),
+        lastIndex: log.lastIndex(),
+      });
+      return new DataDir(root, lock, meta, log, snapshots, logger, recovered);
+    } catch (error) {
+      await log?.close();
+      lock.release();
+      throw error;
+    }
+  }
+
+  /** The data dir's absolute path. */
+  get path(): string {
+    return this.#dir;
+  }
+
+  /**
+   * The state recovered at open: hard state, newest snapshot and the log entries after it.
+   * It is not updated by later calls; a node reads it once, at start.
+   */
+  recovered(): RecoveredState {
+    return this.#recovered;
+  }
+
+  /**
+   * True when the dir holds no state yet: no log entries, no snapshot, term 0 and no vote.
+   * The caller bootstraps such a dir. (The meta file is written at the first open, to bind
+   * the dir to its node; it counts as no state while the term is 0 without a vote.)
+   */
+  isFresh(): boolean {
+    const hardState = this.#meta.hardState();
+    return this.#snapshotIndex === 0 && this.#log.firstIndex() === 1 &&
+      this.#log.lastIndex() === 0 && hardState.term === 0 && hardState.vote === "";
+  }
+
+  /** Durably appends `entries`; see {@linkcode LogStore.append}. */
+  async append(entries: readonly Entry[]): Promise<void> {
+    this.#checkOpen();
+    const first = entries[0]?.index ?? Infinity;
+    if (first <= this.#snapshotIndex) {
+      // Entries the snapshot covers are committed: replacing them is a bug in the caller.
+      const covered = this.#snapshotIndex;
+      throw new RangeError(`cannot append at index ${first}: the snapshot covers up to ${covered}`);
+    }
+    await this.#log.append(entries);
+  }
+
+  /** Durably saves the term and vote; see {@linkcode MetaStore.save}. */
+  async saveHardState(hardState: HardState): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.save(hardState);
+  }
+
+  /**
+   * Durably saves a snapshot of this node's own applied state. The log is untouched; call
+   * {@linkcode DataDir.compactTo} afterwards to drop the entries it covers.
+   */
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    this.#checkOpen();
+    this.#checkSnapshotIndex(snapshot);
+    // Our own state can only cover entries we have; a snapshot past the log is a bug.
+    if (snapshot.index > this.#log.lastIndex()) {
+      throw new RangeError(
+        `snapshot index ${snapshot.index} is past the last log index ${this.#log.lastIndex()}`,
+      );
+    }
+    if (snapshot.index >= this.#log.firstIndex()) {
+      const term = await this.#log.termAt(snapshot.index);
+      if (term !== snapshot.term) {
+        throw new RangeError(
+          `snapshot at index ${snapshot.index} has term ${snapshot.term}, the log has term ${term}`,
+        );
+      }
+    }
+    await this.#snapshots.save(snapshot);
+    this.#snapshotIndex = snapshot.index;
+  }
+
+  /**
+   * Installs a snapshot received from the leader: saves it durably, then discards the whole
+   * log; the next append must start at `snapshot.index + 1`. A crash between the two steps
+   * leaves a stale log that the next open discards.
+   */
+  async restoreSnapshot(snapshot: Snapshot): Promise<void> {
+    this.#checkOpen();
+    this.#checkSnapshotIndex(snapshot);
+    await this.#snapshots.save(snapshot);
+    this.#snapshotIndex = snapshot.index;
+    await this.#log.reset(snapshot.index + 1);
+  }
+
+  /**
+   * Deletes log segments whose entries are all at or below `index`, which a saved snapshot
+   * must cover: compacting past the snapshot would lose committed entries.
+   */
+  async compactTo(index: number): Promise<void> {
+    this.#checkOpen();
+    if (index > this.#snapshotIndex) {
+      throw new RangeError(
+        `cannot compact to index ${index}: the newest snapshot covers up to ${this.#snapshotIndex}`,
+      );
+    }
+    await this.#log.compactTo(index);
+  }
+
+  /** Index of the first entry still held in the log (may be at or below the snapshot's). */
+  firstIndex(): number {
+    return this.#log.firstIndex();
+  }
+
+  /** Index of the last log entry; `firstIndex() - 1` when the log is empty. */
+  lastIndex(): number {
+    return this.#log.lastIndex();
+  }
+
+  /** Reads log entries `lo..hi-1`; see {@linkcode LogStore.entries}. */
+  async entries(lo: number, hi: number): Promise<Entry[]> {
+    this.#checkOpen();
+    return await this.#log.entries(lo, hi);
+  }
+
+  /**
+   * Closes the log and releases the lock. Every write was durable when it resolved, so there
+   * is nothing left to flush; pending writes finish first. Calling it again does nothing.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#log.close();
+    } finally {
+      this.#lock.release();
+      this.#logger.debug("data dir closed", { dir: this.#dir });
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new Error(`data dir ${this.#dir} is closed`);
+  }
+
+  #checkSnapshotIndex(snapshot: Snapshot): void {
+    if (snapshot.index < this.#snapshotIndex) {
+      throw new RangeError(
+        `snapshot index ${snapshot.index} is older than the saved snapshot at ${this.#snapshotIndex}`,
+      );
+    }
+  }
+}
+
+/** Creates `path` when missing; returns true when it did. */
+async function ensureDir(path: string, options: Deno.MkdirOptions = {}): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return false;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  try {
+    await Deno.mkdir(path, options);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    throw error;
+  }
+}
+
+/** Makes the log continue the snapshot (see {@linkcode DataDir.open}); returns the entries after it. */
+async function reconcile(
+  root: string,
+  log: LogStore,
+  snapshot: Snapshot | null,
+  logger: Logger,
+): Promise<Entry[]> {
+  const base = snapshot?.index ?? 0;
+  const first = log.firstIndex();
+  const last = log.lastIndex();
+  if (first > base + 1) {
+    const before = snapshot === null ? "there is no snapshot" : `the snapshot ends at ${base}`;
+    throw new StorageCorruptionError(
+      `data dir ${root} is missing log entries ${base + 1}..${first - 1}: the log starts at ` +
+        `index ${first} but ${before}`,
+      join(root, LOG_DIR_NAME),
+      0,
+    );
+  }
+  if (snapshot !== null) {
+    let stale = "";
+    if (last < base) {
+      stale = `the log ends at index ${last}, before the snapshot at ${base}`;
+    } else if (first <= base) {
+      const term = await log.termAt(base);
+      if (term !== snapshot.term) {
+        stale =
+          `the log has term ${term} at the snapshot's index ${base}, the snapshot ${snapshot.term}`;
+      }
+    }
+    if (stale !== "") {
+      // A crash during restoreSnapshot: the snapshot is durable, the old log not yet gone.
+      logger.warn("discarding a log that does not continue the snapshot", {
+        dir: root,
+        reason: stale || "the empty log does not resume after the snapshot",
+        snapshotIndex: base,
+        logFirstIndex: first,
+        logLastIndex: last,
+      });
+      await log.reset(base + 1);
+      return [];
+    }
+  }
+  return await log.entries(base + 1, log.lastIndex() + 1);
+}

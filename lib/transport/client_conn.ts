@@ -1,0 +1,257 @@
+/**
+ * A client's connection to one node: many requests in flight, matched to responses by id.
+ *
+ * @module
+ */
+
+import { type Logger, silentLogger } from "../logging/logger.ts";
+import { formatAddress, parseAddress } from "./address.ts";
+import {
+  type ClientRequest,
+  type ClientResponse,
+  type DecodedBody,
+  encodeRequest,
+  ProtocolError,
+} from "./codec.ts";
+import { CONNECT_TIMEOUT_MS_DEFAULT, Connection, type ConnectionOptions } from "./connection.ts";
+
+/** Default bound on calls awaiting a response; matches the server's per-connection limit. */
+export const CALLS_IN_FLIGHT_MAX_DEFAULT = 1024;
+
+// setTimeout's largest delay.
+const TIMEOUT_MS_LIMIT = 2 ** 31 - 1;
+
+/**
+ * Why a call failed without a response:
+ * - `unreachable`: the connection could not be opened;
+ * - `timeout`: no response within the call's time limit;
+ * - `disconnected`: the connection broke;
+ * - `closed`: this side closed the connection;
+ * - `busy`: too many calls in flight or too many bytes queued.
+ */
+export type RpcFailure = "unreachable" | "timeout" | "disconnected" | "closed" | "busy";
+
+/**
+ * A call ended without a response. When `sent` is false the request never left this process, so
+ * it was certainly not applied and may be retried anywhere. When `sent` is true the node may or
+ * may not have applied it: the outcome is unknown.
+ */
+export class RpcError extends Error {
+  /** Why the call failed. */
+  readonly reason: RpcFailure;
+  /** Whether the request may have reached the node. */
+  readonly sent: boolean;
+
+  /** Creates the error for `reason`, saying whether the request was `sent`. */
+  constructor(reason: RpcFailure, sent: boolean, options?: ErrorOptions & { detail?: string }) {
+    super(rpcErrorMessage(reason, sent, options?.detail), options);
+    this.name = "RpcError";
+    this.reason = reason;
+    this.sent = sent;
+  }
+}
+
+function rpcErrorMessage(reason: RpcFailure, sent: boolean, detail?: string): string {
+  const what = {
+    unreachable: "Node could not be reached",
+    timeout: "Request timed out",
+    disconnected: "Connection to the node was lost",
+    closed: "Connection was closed",
+    busy: "Too many requests in flight",
+  }[reason];
+  const outcome = sent
+    ? "the request was sent, so its outcome is unknown"
+    : "the request was not sent";
+  return `${what}${detail === undefined ? "" : ` (${detail})`}; ${outcome}`;
+}
+
+/** Options for {@linkcode RpcClientConnection.connect}. */
+export interface RpcClientOptions extends ConnectionOptions {
+  /** How long opening the connection may take. Default 1 s. */
+  connectTimeoutMs?: number;
+  /** Most calls awaiting a response; more fail at once as `busy`. Default 1024. */
+  callsInFlightMax?: number;
+}
+
+interface PendingCall {
+  group: string;
+  seq: number;
+  timer: ReturnType<typeof setTimeout>;
+  resolve: (response: ClientResponse) => void;
+  reject: (err: RpcError) => void;
+}
+
+/**
+ * A connection from a client to one node.
+ *
+ * @example
+ * ```ts ignore
+ * import { RpcClientConnection } from "./client_conn.ts";
+ * const conn = await RpcClientConnection.connect("127.0.0.1:4000");
+ * const response = await conn.call("counter", { op: "incr", delta: 1n }, 2000);
+ * await conn.close();
+ * ```
+ */
+export class RpcClientConnection {
+  #conn: Connection;
+  #address: string;
+  #callsInFlightMax: number;
+  #pending = new Map<number, PendingCall>();
+  #lastRequestId = 0;
+  #closedByUs = false;
+
+  private constructor(tcp: Deno.TcpConn, options: RpcClientOptions) {
+    this.#address = formatAddress(tcp.remoteAddr);
+    this.#callsInFlightMax = options.callsInFlightMax ?? CALLS_IN_FLIGHT_MAX_DEFAULT;
+    const logger: Logger = options.logger ?? silentLogger;
+    this.#conn = new Connection(tcp, (body) => this.#onBody(body), {
+      frameBytesMax: options.frameBytesMax,
+      queueBytesMax: options.queueBytesMax,
+      logger,
+    });
+    this.#conn.closed.then(() => this.#failAll());
+  }
+
+  /**
+   * Opens a connection to `address` (`HOST:PORT`). Rejects with {@linkcode RpcError}
+   * (`unreachable`) when the node cannot be reached in time.
+   */
+  static async connect(
+    address: string,
+    options: RpcClientOptions = {},
+  ): Promise<RpcClientConnection> {
+    const { hostname, port } = parseAddress(address);
+    const callsInFlightMax = options.callsInFlightMax ?? CALLS_IN_FLIGHT_MAX_DEFAULT;
+    if (!Number.isSafeInteger(callsInFlightMax) || callsInFlightMax < 1) {
+      throw new RangeError(`Calls in flight limit must be a positive integer`);
+    }
+    const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT;
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, connectTimeoutMs);
+    let tcp: Deno.TcpConn;
+    try {
+      tcp = await Deno.connect({ hostname, port, signal: abort.signal });
+    } catch (err) {
+      throw new RpcError("unreachable", false, {
+        cause: err,
+        detail: timedOut
+          ? `${address}: no connection after ${connectTimeoutMs} ms`
+          : `${address}: ${err instanceof Error ? err.message : String(err)}`,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    try {
+      return new RpcClientConnection(tcp, options);
+    } catch (err) {
+      tcp.close();
+      throw err;
+    }
+  }
+
+  /** The node's address as `HOST:PORT`. */
+  get address(): string {
+    return this.#address;
+  }
+
+  /** Calls awaiting a response. */
+  get callsInFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** True once the connection is closing or closed; calls then fail at once. */
+  get isClosed(): boolean {
+    return this.#conn.isClosed;
+  }
+
+  /** Resolves when the connection has closed, by either side. */
+  get closed(): Promise<void> {
+    return this.#conn.closed;
+  }
+
+  /**
+   * Sends `request` for `group` and resolves with the node's response. Rejects with
+   * {@linkcode RpcError} when no response comes: after `timeoutMs`, on connection loss or close,
+   * or at once when too many calls are in flight. Throws `TypeError`/`RangeError` for an invalid
+   * request.
+   */
+  call(group: string, request: ClientRequest, timeoutMs: number): Promise<ClientResponse> {
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > TIMEOUT_MS_LIMIT) {
+      return Promise.reject(new RangeError(`Timeout must be 1..${TIMEOUT_MS_LIMIT} ms`));
+    }
+    const requestId = this.#lastRequestId + 1;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeRequest(group, requestId, request);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#conn.isClosed) {
+      return Promise.reject(new RpcError(this.#closedByUs ? "closed" : "disconnected", false));
+    }
+    if (this.#pending.size >= this.#callsInFlightMax) {
+      return Promise.reject(new RpcError("busy", false));
+    }
+    let seq: number;
+    try {
+      seq = this.#conn.send(bytes);
+    } catch (err) {
+      // Larger than a frame.
+      return Promise.reject(err);
+    }
+    if (seq === 0) return Promise.reject(new RpcError("busy", false));
+    this.#lastRequestId = requestId;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(requestId);
+        reject(new RpcError("timeout", this.#wasSent(seq), { detail: `${timeoutMs} ms` }));
+      }, timeoutMs);
+      this.#pending.set(requestId, { group, seq, timer, resolve, reject });
+    });
+  }
+
+  /**
+   * Closes the connection; calls in flight fail with `closed`. Idempotent; resolves when the
+   * connection's loops have ended.
+   */
+  close(): Promise<void> {
+    if (!this.#conn.isClosed) this.#closedByUs = true;
+    return this.#conn.close();
+  }
+
+  #wasSent(seq: number): boolean {
+    return seq <= this.#conn.sentSeq;
+  }
+
+  #onBody(body: DecodedBody): void {
+    if (body.kind !== "response") {
+      throw new ProtocolError(`A client does not accept ${body.kind} bodies`);
+    }
+    if (body.requestId > this.#lastRequestId) {
+      throw new ProtocolError(`Response to request ${body.requestId}, which was never sent`);
+    }
+    const call = this.#pending.get(body.requestId);
+    // Absent when the call already timed out: the late answer has nowhere to go.
+    if (call === undefined) return;
+    if (call.group !== body.group) {
+      throw new ProtocolError(`Response for group ${body.group} to a request for ${call.group}`);
+    }
+    this.#pending.delete(body.requestId);
+    clearTimeout(call.timer);
+    call.resolve(body.response);
+  }
+
+  #failAll(): void {
+    const reason: RpcFailure = this.#closedByUs ? "closed" : "disconnected";
+    const calls = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of calls) {
+      clearTimeout(call.timer);
+      call.reject(new RpcError(reason, this.#wasSent(call.seq)));
+    }
+  }
+}

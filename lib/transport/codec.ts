@@ -1,0 +1,664 @@
+/**
+ * Encoding and decoding of frame bodies: `[kind, group, requestId, payload]` in MessagePack.
+ *
+ * Decoding trusts nothing: the bytes are first walked by a structural check (limits, nesting,
+ * no extension types, no trailing bytes), then decoded, then every field is checked for type and
+ * range. Any failure is a {@linkcode ProtocolError}; nothing else escapes {@linkcode decodeBody}.
+ *
+ * Encoding asserts the same rules on the way out, so a bug on this side fails here, loudly,
+ * instead of making a peer drop the connection.
+ *
+ * @module
+ */
+
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import {
+  type ConfState,
+  type Entry,
+  EntryType,
+  type Message,
+  MessageType,
+  type Snapshot,
+} from "../raft/types.ts";
+import { type ScanLimits, scanMsgpack } from "./_msgpack_scan.ts";
+import { FRAME_BYTES_LIMIT } from "./frame.ts";
+
+/** The `kind` field of a body. */
+export enum BodyKind {
+  /** A Raft message, node to node, one-way. */
+  Raft = 1,
+  /** A client request, client to node. */
+  Request = 2,
+  /** The answer to a request, node to client, with the request's id. */
+  Response = 3,
+}
+
+/** Error codes a node puts in a failed {@linkcode ClientResponse}; see docs/PROTOCOL.md. */
+export type ErrorCode =
+  | "NOT_LEADER"
+  | "NO_LEADER"
+  | "UNKNOWN_GROUP"
+  | "OVERFLOW"
+  | "BAD_REQUEST"
+  | "UNKNOWN_OP"
+  | "TIMEOUT"
+  | "SHUTTING_DOWN"
+  | "BUSY"
+  | "NOT_APPLIED"
+  | "STALE_REQUEST";
+
+/** Every {@linkcode ErrorCode}, in documentation order. */
+export const ERROR_CODES: readonly ErrorCode[] = [
+  "NOT_LEADER",
+  "NO_LEADER",
+  "UNKNOWN_GROUP",
+  "OVERFLOW",
+  "BAD_REQUEST",
+  "UNKNOWN_OP",
+  "TIMEOUT",
+  "SHUTTING_DOWN",
+  "BUSY",
+  "NOT_APPLIED",
+  "STALE_REQUEST",
+];
+
+const ERROR_CODE_SET: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** A MessagePack value as this codec decodes it: what may appear in `args` and `data`. */
+export type WireValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | WireValue[]
+  | { [key: string]: WireValue };
+
+/** A map of wire values with string keys. */
+export type WireMap = { [key: string]: WireValue };
+
+/**
+ * A client request. Only `op` is required; which other fields an op needs is the service's
+ * business (it answers `BAD_REQUEST`), the codec only checks their types.
+ */
+export interface ClientRequest {
+  /** The operation: "incr", "get", "status", or an admin op. Unknown ops pass through. */
+  op: string;
+  /** incr: the signed 64-bit amount to add. */
+  delta?: bigint;
+  /** incr: the client's id, for duplicate detection with `seq`. */
+  clientId?: string;
+  /** incr: the client's request sequence number, increasing per `clientId`. */
+  seq?: number;
+  /** incr: the client holds the answers to every `seq` below this, so the node may forget them. */
+  ackedBelow?: number;
+  /** get: the read consistency the client asks for. */
+  consistency?: string;
+  /** Arguments of admin ops. */
+  args?: WireMap;
+}
+
+/** A node's answer to a {@linkcode ClientRequest}. */
+export interface ClientResponse {
+  /** True when the operation succeeded. A failed response carries `code`. */
+  ok: boolean;
+  /** incr: the counter after the increment; get: the counter. Signed 64-bit. */
+  value?: bigint;
+  /** Human-readable failure message. */
+  error?: string;
+  /** Machine-readable failure code; present exactly when `ok` is false. */
+  code?: ErrorCode;
+  /** The leader's `HOST:PORT` as this node knows it, for redirects. */
+  leader?: string;
+  /** Results of status and admin ops. */
+  data?: WireMap;
+}
+
+/** A decoded Raft body. */
+export interface RaftBody {
+  /** Discriminant. */
+  kind: "raft";
+  /** The Raft group id. */
+  group: string;
+  /** The message. */
+  message: Message;
+}
+
+/** A decoded request body. */
+export interface RequestBody {
+  /** Discriminant. */
+  kind: "request";
+  /** The Raft group id the request is for. */
+  group: string;
+  /** The client's id for this request, echoed in the response; at least 1. */
+  requestId: number;
+  /** The request. */
+  request: ClientRequest;
+}
+
+/** A decoded response body. */
+export interface ResponseBody {
+  /** Discriminant. */
+  kind: "response";
+  /** The Raft group id of the request. */
+  group: string;
+  /** The id of the request this answers. */
+  requestId: number;
+  /** The response. */
+  response: ClientResponse;
+}
+
+/** Any decoded body. */
+export type DecodedBody = RaftBody | RequestBody | ResponseBody;
+
+/** The bytes are not a valid body; the connection they came from must be closed. */
+export class ProtocolError extends Error {
+  /** Creates the error with the reason as its message. */
+  constructor(reason: string, options?: ErrorOptions) {
+    super(reason, options);
+    this.name = "ProtocolError";
+  }
+}
+
+/**
+ * Decoding limits. Strings are ids, ops and messages; binary values are entry payloads and
+ * snapshots, already bounded by the frame size. Array and map lengths bound what the decoder
+ * allocates up front; an App message carries at most `arrayLengthMax` entries.
+ */
+export const CODEC_LIMITS: Readonly<ScanLimits> = Object.freeze({
+  strBytesMax: 64 * 1024,
+  binBytesMax: FRAME_BYTES_LIMIT,
+  arrayLengthMax: 1024 * 1024,
+  mapLengthMax: 64 * 1024,
+  // Body, payload, entries, entry: 4; request args and status data get a few levels more.
+  depthMax: 8,
+});
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
+const UINT32_LIMIT = 2 ** 32;
+const INT32_MIN = -(2 ** 31);
+
+const REQUEST_KEYS: ReadonlySet<string> = new Set([
+  "op",
+  "delta",
+  "clientId",
+  "seq",
+  "ackedBelow",
+  "consistency",
+  "args",
+]);
+const RESPONSE_KEYS: ReadonlySet<string> = new Set([
+  "ok",
+  "value",
+  "error",
+  "code",
+  "leader",
+  "data",
+]);
+const MESSAGE_TYPES: ReadonlySet<unknown> = new Set(
+  Object.values(MessageType).filter((v) => typeof v === "number"),
+);
+const ENTRY_TYPES: ReadonlySet<unknown> = new Set(
+  Object.values(EntryType).filter((v) => typeof v === "number"),
+);
+const RAFT_FIELDS = 12;
+const ENTRY_FIELDS = 4;
+const SNAPSHOT_FIELDS = 5;
+
+// One of each, reused: both are stateless between calls and re-entrant (they clone themselves
+// if ever entered recursively), and reuse keeps the encoder's grown buffer.
+const encoder = new Encoder({ useBigInt64: true, initialBufferSize: 16 * 1024 });
+const decoder = new Decoder({
+  useBigInt64: true,
+  maxStrLength: CODEC_LIMITS.strBytesMax,
+  maxBinLength: CODEC_LIMITS.binBytesMax,
+  maxArrayLength: CODEC_LIMITS.arrayLengthMax,
+  maxMapLength: CODEC_LIMITS.mapLengthMax,
+  maxExtLength: 0,
+});
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/**
+ * Encodes a Raft message for `group` as a body (`requestId` 0).
+ *
+ * @example
+ * ```ts
+ * import { makeMessage, MessageType } from "../raft/types.ts";
+ * import { decodeBody, encodeRaft } from "./codec.ts";
+ * const msg = makeMessage(MessageType.Heartbeat, { from: "a:1", to: "b:1", term: 3 });
+ * const body = encodeRaft("counter", msg);
+ * console.log(decodeBody(body)); // { kind: "raft", group: "counter", message: ... }
+ * ```
+ */
+export function encodeRaft(group: string, message: Message): Uint8Array {
+  assertGroup(group);
+  const m = message;
+  if (!MESSAGE_TYPES.has(m.type)) throw new TypeError(`Unknown message type ${m.type}`);
+  const entries = new Array(m.entries.length);
+  for (let i = 0; i < m.entries.length; i++) entries[i] = entryToWire(m.entries[i]);
+  const payload = [
+    m.type,
+    id(m.from, "from"),
+    id(m.to, "to"),
+    uint(m.term, "term"),
+    uint(m.logTerm, "logTerm"),
+    uint(m.index, "index"),
+    entries,
+    uint(m.commit, "commit"),
+    bool(m.reject, "reject"),
+    uint(m.rejectHint, "rejectHint"),
+    uint(m.context, "context"),
+    m.snapshot === null ? null : snapshotToWire(m.snapshot),
+  ];
+  return encoder.encode([BodyKind.Raft, group, 0, payload]);
+}
+
+/** Encodes a client request for `group` with `requestId` (at least 1) as a body. */
+export function encodeRequest(
+  group: string,
+  requestId: number,
+  request: ClientRequest,
+): Uint8Array {
+  assertGroup(group);
+  assertRequestId(requestId);
+  const r = request;
+  if (typeof r.op !== "string" || r.op.length === 0) {
+    throw new TypeError("Request op must be a non-empty string");
+  }
+  const payload: Record<string, unknown> = { op: r.op };
+  if (r.delta !== undefined) payload.delta = int64(r.delta, "delta");
+  if (r.clientId !== undefined) payload.clientId = str(r.clientId, "clientId");
+  if (r.seq !== undefined) payload.seq = uint(r.seq, "seq");
+  if (r.ackedBelow !== undefined) payload.ackedBelow = uint(r.ackedBelow, "ackedBelow");
+  if (r.consistency !== undefined) payload.consistency = str(r.consistency, "consistency");
+  if (r.args !== undefined) payload.args = wireMap(r.args, "args");
+  assertKnownKeys(r, REQUEST_KEYS, "Request");
+  return encoder.encode([BodyKind.Request, group, requestId, payload]);
+}
+
+/** Encodes a response to request `requestId` of `group` as a body. */
+export function encodeResponse(
+  group: string,
+  requestId: number,
+  response: ClientResponse,
+): Uint8Array {
+  assertGroup(group);
+  assertRequestId(requestId);
+  const r = response;
+  const payload: Record<string, unknown> = { ok: bool(r.ok, "ok") };
+  if (r.value !== undefined) payload.value = int64(r.value, "value");
+  if (r.error !== undefined) payload.error = str(r.error, "error");
+  if (r.code !== undefined) {
+    if (!ERROR_CODE_SET.has(r.code)) throw new TypeError(`Unknown error code ${r.code}`);
+    payload.code = r.code;
+  }
+  if (r.leader !== undefined) payload.leader = str(r.leader, "leader");
+  if (r.data !== undefined) payload.data = wireMap(r.data, "data");
+  assertKnownKeys(r, RESPONSE_KEYS, "Response");
+  if (r.ok === (r.code !== undefined)) {
+    throw new TypeError("Response must carry a code exactly when ok is false");
+  }
+  return encoder.encode([BodyKind.Response, group, requestId, payload]);
+}
+
+function entryToWire(e: Entry): unknown[] {
+  if (!ENTRY_TYPES.has(e.type)) throw new TypeError(`Unknown entry type ${e.type}`);
+  if (!(e.data instanceof Uint8Array)) throw new TypeError("Entry data must be a Uint8Array");
+  if (!Number.isSafeInteger(e.index) || e.index < 1) {
+    throw new RangeError(`Entry index must be a positive integer, got ${e.index}`);
+  }
+  return [uint(e.term, "entry term"), wireUint(e.index), e.type, e.data];
+}
+
+function snapshotToWire(s: Snapshot): unknown[] {
+  if (!(s.data instanceof Uint8Array)) throw new TypeError("Snapshot data must be a Uint8Array");
+  return [
+    uint(s.index, "snapshot index"),
+    uint(s.term, "snapshot term"),
+    idList(s.conf.voters, "voters"),
+    idList(s.conf.learners, "learners"),
+    s.data,
+  ];
+}
+
+function assertGroup(group: string): void {
+  if (typeof group !== "string" || group.length === 0) {
+    throw new TypeError("Group must be a non-empty string");
+  }
+}
+
+function assertRequestId(requestId: number): void {
+  if (!Number.isSafeInteger(requestId) || requestId < 1) {
+    throw new RangeError(`Request id must be a positive integer, got ${requestId}`);
+  }
+}
+
+function assertKnownKeys(value: object, known: ReadonlySet<string>, what: string): void {
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) throw new TypeError(`${what} has unknown field ${key}`);
+  }
+}
+
+// The encoder writes a number of 2^32 or more as a float when bigints are enabled, so such
+// numbers go out as bigints, which it writes as 64-bit integers.
+function wireUint(n: number): number | bigint {
+  return n < UINT32_LIMIT ? n : BigInt(n);
+}
+
+function uint(n: number, field: string): number | bigint {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(`Field ${field} must be a non-negative safe integer, got ${n}`);
+  }
+  return wireUint(n);
+}
+
+// Small values go out as numbers so they take the compact encodings instead of 9 bytes.
+function int64(v: bigint, field: string): number | bigint {
+  if (typeof v !== "bigint" || v < INT64_MIN || v > INT64_MAX) {
+    throw new RangeError(`Field ${field} must be a signed 64-bit bigint, got ${v}`);
+  }
+  return v >= INT32_MIN && v < UINT32_LIMIT ? Number(v) : v;
+}
+
+function bool(b: boolean, field: string): boolean {
+  if (typeof b !== "boolean") throw new TypeError(`Field ${field} must be a boolean`);
+  return b;
+}
+
+function str(s: string, field: string): string {
+  if (typeof s !== "string") throw new TypeError(`Field ${field} must be a string`);
+  return s;
+}
+
+function id(s: string, field: string): string {
+  if (typeof s !== "string" || s.length === 0) {
+    throw new TypeError(`Field ${field} must be a non-empty string`);
+  }
+  return s;
+}
+
+function idList(ids: string[], field: string): string[] {
+  if (!Array.isArray(ids)) throw new TypeError(`Field ${field} must be an array`);
+  for (const s of ids) id(s, field);
+  return ids;
+}
+
+// Checks a free-form map on the way out and returns a copy with large numbers widened; depth
+// counts the levels the body and payload already use.
+function wireMap(map: WireMap, field: string): WireMap {
+  if (!isPlainMap(map)) throw new TypeError(`Field ${field} must be a plain object`);
+  return wireValue(map, field, 3) as WireMap;
+}
+
+function wireValue(v: unknown, field: string, depth: number): unknown {
+  if (v === null || typeof v === "boolean" || typeof v === "string") return v;
+  if (v instanceof Uint8Array) return v;
+  if (typeof v === "number") {
+    if (Number.isSafeInteger(v)) return v >= INT32_MIN ? wireUint(v) : BigInt(v);
+    if (Number.isFinite(v)) return v;
+    throw new RangeError(`Field ${field} holds a non-finite number`);
+  }
+  if (typeof v === "bigint") return int64(v, field);
+  if (depth > CODEC_LIMITS.depthMax) {
+    throw new RangeError(`Field ${field} nests deeper than the protocol allows`);
+  }
+  if (Array.isArray(v)) return v.map((item) => wireValue(item, field, depth + 1));
+  if (isPlainMap(v)) {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(v)) {
+      if (item !== undefined) out[key] = wireValue(item, field, depth + 1);
+    }
+    return out;
+  }
+  throw new TypeError(`Field ${field} holds a value MessagePack cannot carry`);
+}
+
+function isPlainMap(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+/**
+ * Decodes a frame body. Throws {@linkcode ProtocolError}, and only that, when the bytes are not
+ * a valid body.
+ *
+ * The returned Raft message owns its bytes (entry and snapshot data are copied out of `bytes`);
+ * binary values inside request `args` or response `data` are views of `bytes`.
+ */
+export function decodeBody(bytes: Uint8Array): DecodedBody {
+  const problem = scanMsgpack(bytes, CODEC_LIMITS);
+  if (problem !== null) throw new ProtocolError(problem);
+  let body: unknown;
+  try {
+    body = decoder.decode(bytes);
+  } catch (err) {
+    // The scan admits only what the decoder accepts; reaching here means they disagree.
+    throw new ProtocolError(`Malformed MessagePack: ${errorMessage(err)}`, { cause: err });
+  }
+  if (!Array.isArray(body) || body.length !== 4) {
+    throw new ProtocolError("Body is not an array of 4 elements");
+  }
+  const [kind, group, requestId, payload] = body;
+  if (typeof group !== "string" || group.length === 0) {
+    throw new ProtocolError("Body group is not a non-empty string");
+  }
+  switch (kind) {
+    case BodyKind.Raft:
+      if (requestId !== 0) throw new ProtocolError("Raft body has a request id other than 0");
+      return { kind: "raft", group, message: decodeMessage(payload) };
+    case BodyKind.Request:
+      return {
+        kind: "request",
+        group,
+        requestId: decodeRequestId(requestId),
+        request: decodeRequest(payload),
+      };
+    case BodyKind.Response:
+      return {
+        kind: "response",
+        group,
+        requestId: decodeRequestId(requestId),
+        response: decodeResponse(payload),
+      };
+    default:
+      throw new ProtocolError(`Unknown body kind ${describe(kind)}`);
+  }
+}
+
+function decodeRequestId(v: unknown): number {
+  const n = asUint(v);
+  if (n === null || n < 1) throw new ProtocolError("Body request id is not a positive integer");
+  return n;
+}
+
+function decodeMessage(p: unknown): Message {
+  if (!Array.isArray(p) || p.length !== RAFT_FIELDS) {
+    throw new ProtocolError(`Raft payload is not an array of ${RAFT_FIELDS} fields`);
+  }
+  const type = p[0];
+  if (!MESSAGE_TYPES.has(type)) {
+    throw new ProtocolError(`Unknown Raft message type ${describe(type)}`);
+  }
+  // Built in the field order of the Message interface so every message shares one shape.
+  return {
+    type: type as MessageType,
+    from: readId(p[1], "from"),
+    to: readId(p[2], "to"),
+    term: readUint(p[3], "term"),
+    logTerm: readUint(p[4], "logTerm"),
+    index: readUint(p[5], "index"),
+    entries: readEntries(p[6]),
+    commit: readUint(p[7], "commit"),
+    reject: readBool(p[8], "reject"),
+    rejectHint: readUint(p[9], "rejectHint"),
+    context: readUint(p[10], "context"),
+    snapshot: p[11] === null ? null : readSnapshot(p[11]),
+  };
+}
+
+function readEntries(v: unknown): Entry[] {
+  if (!Array.isArray(v)) throw new ProtocolError("Raft field entries is not an array");
+  const entries: Entry[] = new Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const e = v[i];
+    if (!Array.isArray(e) || e.length !== ENTRY_FIELDS) {
+      throw new ProtocolError(`Entry ${i} is not an array of ${ENTRY_FIELDS} fields`);
+    }
+    const index = readUint(e[1], "entry index");
+    if (index < 1) throw new ProtocolError(`Entry ${i} has index 0`);
+    if (!ENTRY_TYPES.has(e[2])) {
+      throw new ProtocolError(`Entry ${i} has unknown type ${describe(e[2])}`);
+    }
+    entries[i] = {
+      term: readUint(e[0], "entry term"),
+      index,
+      type: e[2] as EntryType,
+      // Copied so a log that keeps the entry does not pin the whole receive buffer.
+      data: readBin(e[3], "entry data").slice(),
+    };
+  }
+  return entries;
+}
+
+function readSnapshot(v: unknown): Snapshot {
+  if (!Array.isArray(v) || v.length !== SNAPSHOT_FIELDS) {
+    throw new ProtocolError(`Raft field snapshot is not nil or an array of ${SNAPSHOT_FIELDS}`);
+  }
+  const conf: ConfState = {
+    voters: readIdList(v[2], "snapshot voters"),
+    learners: readIdList(v[3], "snapshot learners"),
+  };
+  return {
+    index: readUint(v[0], "snapshot index"),
+    term: readUint(v[1], "snapshot term"),
+    conf,
+    data: readBin(v[4], "snapshot data").slice(),
+  };
+}
+
+function decodeRequest(p: unknown): ClientRequest {
+  if (!isDecodedMap(p)) throw new ProtocolError("Request payload is not a map");
+  checkKeys(p, REQUEST_KEYS, "Request");
+  if (typeof p.op !== "string" || p.op.length === 0) {
+    throw new ProtocolError("Request field op is not a non-empty string");
+  }
+  const request: ClientRequest = { op: p.op };
+  if (p.delta !== undefined) request.delta = readInt64(p.delta, "delta");
+  if (p.clientId !== undefined) request.clientId = readStr(p.clientId, "clientId");
+  if (p.seq !== undefined) request.seq = readUint(p.seq, "seq");
+  if (p.ackedBelow !== undefined) request.ackedBelow = readUint(p.ackedBelow, "ackedBelow");
+  if (p.consistency !== undefined) request.consistency = readStr(p.consistency, "consistency");
+  if (p.args !== undefined) request.args = readMap(p.args, "args");
+  return request;
+}
+
+function decodeResponse(p: unknown): ClientResponse {
+  if (!isDecodedMap(p)) throw new ProtocolError("Response payload is not a map");
+  checkKeys(p, RESPONSE_KEYS, "Response");
+  const response: ClientResponse = { ok: readBool(p.ok, "ok") };
+  if (p.value !== undefined) response.value = readInt64(p.value, "value");
+  if (p.error !== undefined) response.error = readStr(p.error, "error");
+  if (p.code !== undefined) {
+    if (typeof p.code !== "string" || !ERROR_CODE_SET.has(p.code)) {
+      throw new ProtocolError(`Response field code is not a known error code`);
+    }
+    response.code = p.code as ErrorCode;
+  }
+  if (p.leader !== undefined) response.leader = readStr(p.leader, "leader");
+  if (p.data !== undefined) response.data = readMap(p.data, "data");
+  if (response.ok === (response.code !== undefined)) {
+    throw new ProtocolError("Response carries a code when ok is true or none when ok is false");
+  }
+  return response;
+}
+
+// What the decoder produced for a MessagePack map (the scan already excluded extensions).
+function isDecodedMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function checkKeys(map: Record<string, unknown>, known: ReadonlySet<string>, what: string): void {
+  for (const key of Object.keys(map)) {
+    if (!known.has(key)) throw new ProtocolError(`${what} has unknown field ${describe(key)}`);
+  }
+}
+
+function readMap(v: unknown, field: string): WireMap {
+  if (!isDecodedMap(v)) throw new ProtocolError(`Field ${field} is not a map`);
+  return v as WireMap;
+}
+
+// A uint field as a number, or null when it is not one. The decoder gives 64-bit encodings as
+// bigints, which are fine as long as they fit a safe integer.
+function asUint(v: unknown): number | null {
+  if (typeof v === "number") return Number.isSafeInteger(v) && v >= 0 ? v : null;
+  if (typeof v === "bigint") return v >= 0n && v <= MAX_SAFE_BIGINT ? Number(v) : null;
+  return null;
+}
+
+function readUint(v: unknown, field: string): number {
+  const n = asUint(v);
+  if (n === null) throw new ProtocolError(`Field ${field} is not a non-negative safe integer`);
+  return n;
+}
+
+function readInt64(v: unknown, field: string): bigint {
+  if (typeof v === "bigint") {
+    if (v >= INT64_MIN && v <= INT64_MAX) return v;
+  } else if (typeof v === "number" && Number.isSafeInteger(v)) {
+    return BigInt(v);
+  }
+  throw new ProtocolError(`Field ${field} is not a signed 64-bit integer`);
+}
+
+function readBool(v: unknown, field: string): boolean {
+  if (typeof v !== "boolean") throw new ProtocolError(`Field ${field} is not a boolean`);
+  return v;
+}
+
+function readStr(v: unknown, field: string): string {
+  if (typeof v !== "string") throw new ProtocolError(`Field ${field} is not a string`);
+  return v;
+}
+
+function readId(v: unknown, field: string): string {
+  if (typeof v !== "string" || v.length === 0) {
+    throw new ProtocolError(`Field ${field} is not a non-empty string`);
+  }
+  return v;
+}
+
+function readIdList(v: unknown, field: string): string[] {
+  if (!Array.isArray(v)) throw new ProtocolError(`Field ${field} is not an array`);
+  for (const item of v) readId(item, field);
+  return v as string[];
+}
+
+function readBin(v: unknown, field: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw new ProtocolError(`Field ${field} is not binary`);
+  return v;
+}
+
+// Short, safe rendering of an untrusted value for an error message.
+function describe(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v);
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") {
+    return String(v);
+  }
+  if (v === null) return "nil";
+  if (v instanceof Uint8Array) return "binary";
+  return Array.isArray(v) ? "array" : "map";
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

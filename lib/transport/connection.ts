@@ -1,0 +1,279 @@
+/**
+ * One framed TCP connection: a read loop that turns bytes into decoded bodies, and a writer that
+ * batches every frame queued in the same tick into a single write.
+ *
+ * Cost model: a Raft leader sends many small frames (appends, heartbeats) to each peer, and a
+ * busy client pipelines many small requests. One `write` per frame would make the syscall the
+ * bottleneck, so frames queue up and go out together: everything sent while the event loop is
+ * busy with one task becomes one write, and everything queued while a write is in flight becomes
+ * the next one.
+ *
+ * @module
+ */
+
+import { type Logger, silentLogger } from "../logging/logger.ts";
+import { formatAddress } from "./address.ts";
+import { decodeBody, type DecodedBody, ProtocolError } from "./codec.ts";
+import {
+  assertFrameBytesMax,
+  FRAME_BYTES_MAX_DEFAULT,
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+  FrameError,
+  writeFrame,
+} from "./frame.ts";
+
+/** Default bound on bytes queued for sending on one connection: 8 MiB, two full frames. */
+export const QUEUE_BYTES_MAX_DEFAULT: number = 8 * 1024 * 1024;
+
+/** Default limit on how long opening a connection may take. */
+export const CONNECT_TIMEOUT_MS_DEFAULT = 1000;
+
+// One read takes at most this much; large frames arrive over several reads.
+const READ_BYTES = 64 * 1024;
+// A batch buffer up to this size is kept for the next batch; bigger ones are freed after use.
+const BATCH_BYTES_RETAINED = 1024 * 1024;
+
+/** Options for {@linkcode Connection}. */
+export interface ConnectionOptions {
+  /** Largest frame body accepted or sent, in bytes. Default 4 MiB. */
+  frameBytesMax?: number;
+  /**
+   * Most bytes (frames with their prefixes) queued for sending, counting the batch being
+   * written. Default {@linkcode QUEUE_BYTES_MAX_DEFAULT}; must fit one largest frame.
+   */
+  queueBytesMax?: number;
+  /** Where protocol errors and failures are logged. Default: nowhere. */
+  logger?: Logger;
+}
+
+/**
+ * Receives each decoded body, in order. Throwing {@linkcode ProtocolError} (for a body this side
+ * does not accept) closes the connection with a warning; throwing anything else closes it with an
+ * error log, since that is a bug in the handler.
+ */
+export type BodyHandler = (body: DecodedBody) => void;
+
+/**
+ * A framed connection over a TCP stream.
+ *
+ * @example
+ * ```ts ignore
+ * import { Connection } from "./connection.ts";
+ * import { encodeRequest } from "./codec.ts";
+ * const tcp = await Deno.connect({ hostname: "127.0.0.1", port: 4000 });
+ * const conn = new Connection(tcp, (body) => console.log(body));
+ * conn.send(encodeRequest("counter", 1, { op: "get" }));
+ * await conn.close();
+ * ```
+ */
+export class Connection {
+  #conn: Deno.TcpConn;
+  #onBody: BodyHandler;
+  #logger: Logger;
+  #remoteAddress: string;
+  #frameBytesMax: number;
+  #queueBytesMax: number;
+  #frames: FrameDecoder;
+
+  // Bodies waiting for the next batch, and the bytes they and the batch in flight take.
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  // Frames ever queued, and how many of them have been handed to the OS (their write started).
+  #queuedSeq = 0;
+  #sentSeq = 0;
+  #batch: Uint8Array = new Uint8Array(0);
+  #writer: Promise<void> | null = null;
+
+  #closing = false;
+  #resourceClosed = false;
+  #reader: Promise<void>;
+  #closed: Promise<void>;
+
+  /**
+   * Takes over `conn` (sets no-delay and keep-alive) and starts reading. `onBody` is called for
+   * every decoded body.
+   */
+  constructor(conn: Deno.TcpConn, onBody: BodyHandler, options: ConnectionOptions = {}) {
+    this.#conn = conn;
+    this.#onBody = onBody;
+    this.#frameBytesMax = options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT;
+    assertFrameBytesMax(this.#frameBytesMax);
+    this.#queueBytesMax = options.queueBytesMax ?? QUEUE_BYTES_MAX_DEFAULT;
+    if (
+      !Number.isSafeInteger(this.#queueBytesMax) ||
+      this.#queueBytesMax < this.#frameBytesMax + FRAME_HEADER_BYTES
+    ) {
+      throw new RangeError(
+        `Queue limit ${this.#queueBytesMax} must be an integer that fits one largest frame`,
+      );
+    }
+    this.#remoteAddress = formatAddress(conn.remoteAddr);
+    this.#logger = options.logger ?? silentLogger;
+    this.#frames = new FrameDecoder({ frameBytesMax: this.#frameBytesMax });
+    // Small frames must not wait for Nagle's algorithm; batching is done here instead.
+    conn.setNoDelay(true);
+    // Notices a peer that vanished without a FIN while this side only reads.
+    conn.setKeepAlive(true);
+    this.#reader = this.#readLoop();
+    this.#closed = this.#reader.then(() => this.#writer ?? undefined);
+  }
+
+  /** The remote end as `HOST:PORT`. */
+  get remoteAddress(): string {
+    return this.#remoteAddress;
+  }
+
+  /** Bytes queued or being written, prefixes included. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /**
+   * Sequence number of the last frame handed to the OS. A frame whose number (from
+   * {@linkcode send}) is at most this may have reached the peer; a larger one certainly did not.
+   */
+  get sentSeq(): number {
+    return this.#sentSeq;
+  }
+
+  /** True once the connection is closing or closed: nothing more is sent or delivered. */
+  get isClosed(): boolean {
+    return this.#closing;
+  }
+
+  /** Resolves when the connection has closed, by either side, and both loops have ended. */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  /**
+   * Queues `body` as one frame and returns its sequence number (1, 2, ...), or 0 when it was
+   * dropped because the connection is closed or the queue is full. Throws `RangeError` when the
+   * body is empty or larger than `frameBytesMax`, since the peer would drop the connection.
+   */
+  send(body: Uint8Array): number {
+    if (body.length === 0 || body.length > this.#frameBytesMax) {
+      throw new RangeError(
+        `Frame body of ${body.length} bytes is outside 1..${this.#frameBytesMax}`,
+      );
+    }
+    if (this.#closing) return 0;
+    const frameBytes = FRAME_HEADER_BYTES + body.length;
+    if (this.#queuedBytes + frameBytes > this.#queueBytesMax) return 0;
+    this.#queue.push(body);
+    this.#queuedBytes += frameBytes;
+    this.#queuedSeq++;
+    if (this.#writer === null) this.#writer = this.#writeLoop();
+    return this.#queuedSeq;
+  }
+
+  /**
+   * Closes the connection without flushing the queue. Idempotent; resolves when the read loop
+   * and the writer have ended.
+   */
+  close(): Promise<void> {
+    this.#beginClose();
+    return this.#closed;
+  }
+
+  #beginClose(): void {
+    this.#closing = true;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    if (this.#resourceClosed) return;
+    this.#resourceClosed = true;
+    try {
+      // Also wakes the pending read and write, which then fail and end their loops.
+      this.#conn.close();
+    } catch {
+      // Already closed by the runtime; nothing left to release.
+    }
+  }
+
+  async #readLoop(): Promise<void> {
+    const buffer = new Uint8Array(READ_BYTES);
+    try {
+      while (!this.#closing) {
+        let n: number | null;
+        try {
+          n = await this.#conn.read(buffer);
+        } catch (err) {
+          if (!this.#closing) {
+            this.#logger.debug("connection lost", { remote: this.#remoteAddress, reason: err });
+          }
+          return;
+        }
+        if (n === null) return;
+        // A fresh chunk per read: bodies and the frame decoder may keep views of it.
+        if (!this.#deliver(buffer.slice(0, n))) return;
+      }
+    } finally {
+      this.#beginClose();
+    }
+  }
+
+  // Decodes and hands on every complete body in `chunk`; false when the connection must close.
+  #deliver(chunk: Uint8Array): boolean {
+    try {
+      for (const bytes of this.#frames.push(chunk)) {
+        this.#onBody(decodeBody(bytes));
+        if (this.#closing) return false;
+      }
+      return true;
+    } catch (err) {
+      if (err instanceof FrameError || err instanceof ProtocolError) {
+        this.#logger.warn("protocol error, closing connection", {
+          remote: this.#remoteAddress,
+          reason: err.message,
+        });
+      } else {
+        this.#logger.error("body handler failed, closing connection", {
+          remote: this.#remoteAddress,
+          reason: err,
+        });
+      }
+      return false;
+    }
+  }
+
+  async #writeLoop(): Promise<void> {
+    // Let the rest of this tick queue its frames so they share the first write.
+    await undefined;
+    try {
+      while (this.#queue.length > 0 && !this.#closing) {
+        const bodies = this.#queue;
+        this.#queue = [];
+        let batchBytes = 0;
+        for (const body of bodies) batchBytes += FRAME_HEADER_BYTES + body.length;
+        const batch = this.#batchBuffer(batchBytes);
+        let offset = 0;
+        for (const body of bodies) offset = writeFrame(batch, offset, body);
+        // Counted before the write: a frame partly written may still reach the peer.
+        this.#sentSeq += bodies.length;
+        let written = 0;
+        while (written < batchBytes) {
+          written += await this.#conn.write(batch.subarray(written, batchBytes));
+        }
+        if (!this.#closing) this.#queuedBytes -= batchBytes;
+      }
+    } catch (err) {
+      if (!this.#closing) {
+        this.#logger.debug("write failed, closing connection", {
+          remote: this.#remoteAddress,
+          reason: err,
+        });
+      }
+      this.#beginClose();
+    } finally {
+      this.#writer = null;
+    }
+  }
+
+  #batchBuffer(batchBytes: number): Uint8Array {
+    if (batchBytes <= this.#batch.length) return this.#batch;
+    const batch = new Uint8Array(batchBytes);
+    if (batchBytes <= BATCH_BYTES_RETAINED) this.#batch = batch;
+    return batch;
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * Outbound Raft traffic: one connection per peer, opened on first use, reopened with backoff.
+ *
+ * Raft tolerates lost messages (the leader retransmits from its progress tracking, elections
+ * time out and retry), so this layer never waits, never retries a message and never blocks the
+ * caller: when a peer cannot take a message now, the message is dropped and counted.
+ *
+ * @module
+ */
+
+import { type Logger, silentLogger } from "../logging/logger.ts";
+import type { Message, NodeId } from "../raft/types.ts";
+import { type HostPort, parseAddress } from "./address.ts";
+import { encodeRaft, ProtocolError } from "./codec.ts";
+import { CONNECT_TIMEOUT_MS_DEFAULT, Connection, QUEUE_BYTES_MAX_DEFAULT } from "./connection.ts";
+import { assertFrameBytesMax, FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES } from "./frame.ts";
+
+/** Default first reconnect delay. */
+export const BACKOFF_MS_INITIAL_DEFAULT = 50;
+/** Default longest reconnect delay. */
+export const BACKOFF_MS_MAX_DEFAULT = 1000;
+
+/** Options for {@linkcode PeerSender}. */
+export interface PeerSenderOptions {
+  /** Where "peer up" / "peer down" go. Default: nowhere. */
+  logger?: Logger;
+  /** Largest frame body sent, in bytes; bigger messages are dropped. Default 4 MiB. */
+  frameBytesMax?: number;
+  /**
+   * Most bytes queued per peer, while connecting and once connected. Default 8 MiB; must fit one
+   * largest frame.
+   */
+  queueBytesMax?: number;
+  /** First delay before reconnecting after a failure. Default 50 ms. */
+  backoffMsInitial?: number;
+  /** Longest delay before reconnecting; each failure doubles the delay up to this. Default 1 s. */
+  backoffMsMax?: number;
+  /** How long a connection attempt may take before it counts as failed. Default 1 s. */
+  connectTimeoutMs?: number;
+  /**
+   * Source of jitter in [0, 1): each delay is drawn from [delay/2, delay). Default
+   * `Math.random`; inject a seeded one for deterministic tests.
+   */
+  random?: () => number;
+  /** Clock, for how long a connection lasted. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Counters for one peer. */
+export interface PeerStats {
+  /** The peer's id (`HOST:PORT`). */
+  id: NodeId;
+  /** Whether a connection is open now. */
+  up: boolean;
+  /** Messages dropped since the sender was created. */
+  dropped: number;
+  /** Bytes waiting to be sent. */
+  queuedBytes: number;
+}
+
+type PeerState = "idle" | "connecting" | "up" | "backoff";
+
+interface Peer {
+  id: NodeId;
+  hostPort: HostPort;
+  state: PeerState;
+  conn: Connection | null;
+  // Bodies sent while the connection is being opened; they go out once it is.
+  pending: Uint8Array[];
+  pendingBytes: number;
+  connecting: Promise<void> | null;
+  abort: AbortController | null;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  backoffMs: number;
+  upSinceMs: number;
+  dropped: number;
+  // The last transition logged, so each is logged once.
+  reported: "up" | "down" | null;
+}
+
+/**
+ * Sends Raft messages to peers over one connection each.
+ *
+ * A peer is connected on the first message to it. While the connection is being opened,
+ * messages wait in a bounded queue. When the peer cannot be reached or the connection breaks,
+ * messages are dropped during a backoff delay (50 ms, doubling to 1 s, with jitter); the next
+ * message after the delay opens a new connection. A full queue drops the newest message: Raft
+ * resends what matters, and the queued order stays intact.
+ *
+ * @example
+ * ```ts ignore
+ * import { PeerSender } from "./peers.ts";
+ * import { makeMessage, MessageType } from "../raft/types.ts";
+ * const peers = new PeerSender();
+ * peers.send("127.0.0.1:4001", "counter", makeMessage(MessageType.Heartbeat, {
+ *   from: "127.0.0.1:4000", to: "127.0.0.1:4001", term: 2,
+ * }));
+ * await peers.close();
+ * ```
+ */
+export class PeerSender {
+  #peers = new Map<NodeId, Peer>();
+  #logger: Logger;
+  #frameBytesMax: number;
+  #queueBytesMax: number;
+  #backoffMsInitial: number;
+  #backoffMsMax: number;
+  #connectTimeoutMs: number;
+  #random: () => number;
+  #now: () => number;
+  #closing = false;
+  #closed: Promise<void> | null = null;
+
+  /** Creates a sender; see {@linkcode PeerSenderOptions}. */
+  constructor(options: PeerSenderOptions = {}) {
+    this.#logger = options.logger ?? silentLogger;
+    this.#frameBytesMax = options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT;
+    assertFrameBytesMax(this.#frameBytesMax);
+    this.#queueBytesMax = options.queueBytesMax ?? QUEUE_BYTES_MAX_DEFAULT;
+    if (this.#queueBytesMax < this.#frameBytesMax + FRAME_HEADER_BYTES) {
+      throw new RangeError(`Queue limit ${this.#queueBytesMax} must fit one largest frame`);
+    }
+    this.#backoffMsInitial = options.backoffMsInitial ?? BACKOFF_MS_INITIAL_DEFAULT;
+    this.#backoffMsMax = options.backoffMsMax ?? BACKOFF_MS_MAX_DEFAULT;
+    if (!(this.#backoffMsInitial > 0 && this.#backoffMsInitial <= this.#backoffMsMax)) {
+      throw new RangeError("Backoff delays must satisfy 0 < initial <= max");
+    }
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT;
+    this.#random = options.random ?? Math.random;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * Encodes `message` and queues it for peer `to` (`HOST:PORT`). Returns true when it was
+   * queued, false when it was dropped (peer unreachable, queue full, message larger than a frame,
+   * or sender closed). Throws only for an invalid message or address, which are bugs.
+   */
+  send(to: NodeId, group: string, message: Message): boolean {
+    const body = encodeRaft(group, message);
+    if (this.#closing) return false;
+    const peer = this.#peer(to);
+    if (body.length > this.#frameBytesMax) {
+      peer.dropped++;
+      this.#logger.warn("raft message larger than a frame, dropped", {
+        peer: to,
+        type: message.type,
+        bytes: body.length,
+        limit: this.#frameBytesMax,
+      });
+      return false;
+    }
+    switch (peer.state) {
+      case "up":
+        if (peer.conn!.send(body) > 0) return true;
+        break;
+      case "idle":
+        this.#connect(peer);
+        return this.#hold(peer, body);
+      case "connecting":
+        return this.#hold(peer, body);
+      case "backoff":
+        break;
+    }
+    peer.dropped++;
+    return false;
+  }
+
+  /** Whether a connection to `to` is open now. */
+  isUp(to: NodeId): boolean {
+    return this.#peers.get(to)?.state === "up";
+  }
+
+  /** Counters for every peer messages were sent to. */
+  stats(): PeerStats[] {
+    return [...this.#peers.values()].map((peer) => ({
+      id: peer.id,
+      up: peer.state === "up",
+      dropped: peer.dropped,
+      queuedBytes: peer.pendingBytes + (peer.conn?.queuedBytes ?? 0),
+    }));
+  }
+
+  /** Closes the connection to `to` and forgets the peer (for a node removed from the group). */
+  async removePeer(to: NodeId): Promise<void> {
+    const peer = this.#peers.get(to);
+    if (peer === undefined) return;
+    this.#peers.delete(to);
+    await this.#shutPeer(peer);
+  }
+
+  /** Closes every connection and stops every timer. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    const peers = [...this.#peers.values()];
+    this.#peers.clear();
+    await Promise.all(peers.map((peer) => this.#shutPeer(peer)));
+  }
+
+  async #shutPeer(peer: Peer): Promise<void> {
+    // Marked first so the connect and close paths below leave the peer alone.
+    peer.state = "backoff";
+    clearTimeout(peer.timer);
+    peer.timer = undefined;
+    peer.abort?.abort();
+    peer.pending = [];
+    peer.pendingBytes = 0;
+    await peer.connecting;
+    await peer.conn?.close();
+  }
+
+  #peer(id: NodeId): Peer {
+    let peer = this.#peers.get(id);
+    if (peer === undefined) {
+      peer = {
+        id,
+        hostPort: parseAddress(id),
+        state: "idle",
+        conn: null,
+        pending: [],
+        pendingBytes: 0,
+        connecting: null,
+        abort: null,
+        timer: undefined,
+        backoffMs: this.#backoffMsInitial,
+        upSinceMs: 0,
+        dropped: 0,
+        reported: null,
+      };
+      this.#peers.set(id, peer);
+    }
+    return peer;
+  }
+
+  #hold(peer: Peer, body: Uint8Array): boolean {
+    const frameBytes = FRAME_HEADER_BYTES + body.length;
+    if (peer.pendingBytes + frameBytes > this.#queueBytesMax) {
+      peer.dropped++;
+      return false;
+    }
+    peer.pending.push(body);
+    peer.pendingBytes += frameBytes;
+    return true;
+  }
+
+  #connect(peer: Peer): void {
+    peer.state = "connecting";
+    const abort = new AbortController();
+    peer.abort = abort;
+    peer.connecting = this.#open(peer, abort).finally(() => {
+      peer.connecting = null;
+      peer.abort = null;
+    });
+  }
+
+  async #open(peer: Peer, abort: AbortController): Promise<void> {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, this.#connectTimeoutMs);
+    let tcp: Deno.TcpConn;
+    try {
+      tcp = await Deno.connect({
+        hostname: peer.hostPort.hostname,
+        port: peer.hostPort.port,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      if (peer.state === "connecting") {
+        this.#down(peer, timedOut ? `connect timed out after ${this.#connectTimeoutMs} ms` : err);
+      }
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (peer.state !== "connecting") {
+      // Shut down while connecting.
+      tcp.close();
+      return;
+    }
+    const conn = new Connection(tcp, () => {
+      throw new ProtocolError("A peer sent a frame on an outbound Raft connection");
+    }, {
+      frameBytesMax: this.#frameBytesMax,
+      queueBytesMax: this.#queueBytesMax,
+      logger: this.#logger,
+    });
+    peer.conn = conn;
+    peer.state = "up";
+    peer.upSinceMs = this.#now();
+    if (peer.reported !== "up") {
+      peer.reported = "up";
+      this.#logger.info("peer up", { peer: peer.id });
+    }
+    const pending = peer.pending;
+    peer.pending = [];
+    peer.pendingBytes = 0;
+    for (const body of pending) {
+      if (conn.send(body) === 0) peer.dropped++;
+    }
+    conn.closed.then(() => {
+      if (peer.conn !== conn) return;
+      peer.conn = null;
+      if (peer.state !== "up") return;
+      // A connection that lived a while was healthy: start the next backoff from the bottom.
+      if (this.#now() - peer.upSinceMs >= this.#backoffMsMax) {
+        peer.backoffMs = this.#backoffMsInitial;
+      }
+      this.#down(peer, "connection closed");
+    });
+  }
+
+  #down(peer: Peer, reason: unknown): void {
+    peer.dropped += peer.pending.length;
+    peer.pending = [];
+    peer.pendingBytes = 0;
+    if (peer.reported !== "down") {
+      peer.reported = "down";
+      this.#logger.info("peer down", { peer: peer.id, reason });
+    }
+    peer.state = "backoff";
+    // Equal jitter: never less than half the delay, so backoff still backs off.
+    const delayMs = peer.backoffMs * (0.5 + 0.5 * this.#random());
+    peer.backoffMs = Math.min(peer.backoffMs * 2, this.#backoffMsMax);
+    peer.timer = setTimeout(() => {
+      peer.timer = undefined;
+      if (peer.state === "backoff" && !this.#closing) peer.state = "idle";
+    }, delayMs);
+  }
+}

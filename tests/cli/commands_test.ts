@@ -1,0 +1,374 @@
+/**
+ * The command modules with a fake client and a fake node: output, exit codes, signals.
+ */
+
+import assert from "node:assert/strict";
+import {
+  type BenchOptions,
+  DEFAULT_PEERS,
+  type IncrOptions,
+  type ServeOptions,
+} from "../../lib/cli/args.ts";
+import type { CounterClientLike } from "../../lib/cli/commands/_client.ts";
+import {
+  formatBenchJson,
+  formatBenchText,
+  percentile,
+  runBench,
+} from "../../lib/cli/commands/bench.ts";
+import { runGet } from "../../lib/cli/commands/get.ts";
+import { runIncr } from "../../lib/cli/commands/incr.ts";
+import { runServe } from "../../lib/cli/commands/serve.ts";
+import type { NodeOptions } from "../../lib/counter/node.ts";
+
+const LEADER = "127.0.0.1:8082";
+
+/** An error shaped like the client's `CounterError`. */
+class FakeCounterError extends Error {
+  code: string;
+  outcome: "failed" | "unknown";
+  constructor(message: string, outcome: "failed" | "unknown") {
+    super(message);
+    this.code = outcome === "unknown" ? "timeout" : "no_leader";
+    this.outcome = outcome;
+  }
+}
+
+/** A client that keeps the value in memory, and fails as `failWith` says for each call. */
+class FakeClient implements CounterClientLike {
+  value = 0n;
+  calls = 0;
+  closed = false;
+  connectOptions: unknown;
+  failWith: (call: number) => Error | undefined = () => undefined;
+
+  incrementAndGet(delta: bigint) {
+    const error = this.failWith(this.calls++);
+    if (error !== undefined) return Promise.reject(error);
+    this.value += delta;
+    return Promise.resolve({ value: this.value, leader: LEADER });
+  }
+
+  get() {
+    const error = this.failWith(this.calls++);
+    if (error !== undefined) return Promise.reject(error);
+    return Promise.resolve({ value: this.value, leader: LEADER });
+  }
+
+  close() {
+    this.closed = true;
+    return Promise.resolve();
+  }
+}
+
+function harness(client: FakeClient) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const deps = {
+    connect: (options: unknown) => {
+      client.connectOptions = options;
+      return client;
+    },
+    out: (line: string) => out.push(line),
+    err: (line: string) => err.push(line),
+  };
+  return { out, err, deps };
+}
+
+const CLIENT = { peers: [...DEFAULT_PEERS], group: "counter", json: false, timeoutMs: 5000 };
+
+function incrOptions(delta: bigint, json = false): IncrOptions {
+  return { ...CLIENT, json, delta };
+}
+
+Deno.test("incr prints the new value and exits 0", async () => {
+  const client = new FakeClient();
+  client.value = 10n;
+  const { out, err, deps } = harness(client);
+  assert.equal(await runIncr(incrOptions(-3n), deps), 0);
+  assert.deepEqual(out, ["7"]);
+  assert.deepEqual(err, []);
+  assert.ok(client.closed);
+  assert.deepEqual(client.connectOptions, {
+    peers: [...DEFAULT_PEERS],
+    group: "counter",
+    timeoutMs: 5000,
+  });
+});
+
+Deno.test("incr --json prints one JSON line, with a string beyond 2^53-1", async () => {
+  const client = new FakeClient();
+  const { out, deps } = harness(client);
+  assert.equal(await runIncr(incrOptions(5n, true), deps), 0);
+  assert.equal(await runIncr(incrOptions(2n ** 62n, true), deps), 0);
+  assert.deepEqual(out, [
+    '{"value": 5, "leader": "127.0.0.1:8082"}',
+    '{"value": "4611686018427387909", "leader": "127.0.0.1:8082"}',
+  ]);
+});
+
+Deno.test("incr exits 1 when the increment certainly failed", async () => {
+  const client = new FakeClient();
+  client.failWith = () => new FakeCounterError("no leader among 3 peers", "failed");
+  const { out, err, deps } = harness(client);
+  assert.equal(await runIncr(incrOptions(1n), deps), 1);
+  assert.deepEqual(out, []);
+  assert.deepEqual(err, ["counter incr: no leader among 3 peers"]);
+  assert.ok(client.closed);
+});
+
+Deno.test("incr exits 3 when the outcome is unknown, and says so", async () => {
+  const client = new FakeClient();
+  client.failWith = () => new FakeCounterError("no answer within 5000 ms", "unknown");
+  const { err, deps } = harness(client);
+  assert.equal(await runIncr(incrOptions(1n), deps), 3);
+  assert.deepEqual(err, [
+    "counter incr: no answer within 5000 ms" +
+    " (outcome unknown: the increment may or may not have been applied)",
+  ]);
+});
+
+Deno.test("any other error exits 1 with its first line", async () => {
+  const client = new FakeClient();
+  client.failWith = () => new TypeError("boom\nstack");
+  const { err, deps } = harness(client);
+  assert.equal(await runGet(CLIENT, deps), 1);
+  assert.deepEqual(err, ["counter get: boom"]);
+});
+
+Deno.test("get prints the value, and exits 3 on an unknown outcome", async () => {
+  const client = new FakeClient();
+  client.value = -42n;
+  const { out, err, deps } = harness(client);
+  assert.equal(await runGet({ ...CLIENT, json: true }, deps), 0);
+  assert.deepEqual(out, ['{"value": -42, "leader": "127.0.0.1:8082"}']);
+  client.failWith = () => new FakeCounterError("no answer", "unknown");
+  assert.equal(await runGet(CLIENT, deps), 3);
+  assert.deepEqual(err, ["counter get: no answer"]);
+});
+
+function benchOptions(ops: number, concurrency: number, json = false): BenchOptions {
+  return { ...CLIENT, json, ops, concurrency };
+}
+
+Deno.test("bench sends --ops increments of 1 and reports them", async () => {
+  const client = new FakeClient();
+  const { out, err, deps } = harness(client);
+  assert.equal(await runBench(benchOptions(100, 7, true), deps), 0);
+  assert.equal(client.calls, 100);
+  assert.equal(client.value, 100n);
+  assert.deepEqual(err, []);
+  assert.equal(out.length, 1);
+  const report = JSON.parse(out[0]);
+  assert.equal(report.ops, 100);
+  assert.equal(report.concurrency, 7);
+  assert.equal(report.ok, 100);
+  assert.equal(report.failed, 0);
+  assert.equal(report.unknown, 0);
+  assert.equal(report.value, 100);
+  assert.equal(report.leader, LEADER);
+  assert.ok(client.closed);
+});
+
+Deno.test("bench keeps at most --concurrency increments in flight", async () => {
+  let inFlight = 0;
+  let inFlightMax = 0;
+  const client = new FakeClient();
+  const slow: CounterClientLike = {
+    async incrementAndGet(delta) {
+      inFlight++;
+      inFlightMax = Math.max(inFlightMax, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      inFlight--;
+      return await client.incrementAndGet(delta);
+    },
+    get: () => client.get(),
+    close: () => client.close(),
+  };
+  const { deps } = harness(client);
+  assert.equal(await runBench(benchOptions(40, 4), { ...deps, connect: () => slow }), 0);
+  assert.equal(inFlightMax, 4);
+  assert.equal(client.value, 40n);
+});
+
+Deno.test("bench exits 1 when some increments failed and 3 when some outcomes are unknown", async () => {
+  const failing = new FakeClient();
+  failing.failWith = (call) =>
+    call % 10 === 0 ? new FakeCounterError("refused", "failed") : undefined;
+  const first = harness(failing);
+  assert.equal(await runBench(benchOptions(50, 5), first.deps), 1);
+  assert.deepEqual(first.err, ["counter bench: of 50 increments, 5 failed; first error: refused"]);
+  assert.match(first.out.join("\n"), /acknowledged 45, failed 5, outcome unknown 0/);
+
+  const unsure = new FakeClient();
+  unsure.failWith = (call) =>
+    call === 3
+      ? new FakeCounterError("timed out", "unknown")
+      : call === 4
+      ? new FakeCounterError("refused", "failed")
+      : undefined;
+  const second = harness(unsure);
+  assert.equal(await runBench(benchOptions(10, 1), second.deps), 3);
+  assert.deepEqual(second.err, [
+    "counter bench: of 10 increments, 1 failed and 1 with outcome unknown; first error: timed out",
+  ]);
+});
+
+Deno.test("bench's report renders as text and as one JSON line", () => {
+  const report = {
+    ops: 1000,
+    concurrency: 1000,
+    ok: 1000,
+    failed: 0,
+    unknown: 0,
+    elapsedMs: 1234.5678,
+    opsPerSec: 810.0,
+    latencyMsP50: 3.14159,
+    latencyMsP99: 9.8,
+    latencyMsMax: 12,
+    value: 2n ** 60n,
+    leader: LEADER,
+  };
+  assert.deepEqual(formatBenchText(report), [
+    "1000 ops, 1000 in flight, cost 1235 ms: 810 ops/s",
+    "latency ms: p50 3.1, p99 9.8, max 12.0",
+    "acknowledged 1000, failed 0, outcome unknown 0",
+    "final value 1152921504606846976 (leader 127.0.0.1:8082)",
+  ]);
+  const json = formatBenchJson(report);
+  assert.ok(!json.includes("\n"));
+  const parsed = JSON.parse(json);
+  assert.equal(parsed.value, "1152921504606846976");
+  assert.equal(parsed.elapsedMs, 1234.6);
+  assert.equal(JSON.parse(formatBenchJson({ ...report, value: null })).value, null);
+});
+
+Deno.test("percentile uses the nearest rank", () => {
+  const sorted = Array.from({ length: 100 }, (_, i) => i + 1);
+  assert.equal(percentile(sorted, 50), 50);
+  assert.equal(percentile(sorted, 99), 99);
+  assert.equal(percentile(sorted, 100), 100);
+  assert.equal(percentile([7], 50), 7);
+  assert.equal(percentile([], 50), null);
+});
+
+const SERVE: ServeOptions = {
+  dataDir: "/nonexistent/counter-test",
+  id: "127.0.0.1:8081",
+  conf: ["127.0.0.1:8081"],
+  group: "counter",
+  electionTimeoutMs: 1000,
+  heartbeatIntervalMs: 100,
+  snapshotIntervalSecs: 3600,
+  logLevel: "info",
+  logFormat: "json",
+};
+
+/** A fake node, and a fake signal registry that lets the test deliver signals. */
+function serveHarness() {
+  const handlers = new Map<Deno.Signal, Set<() => void>>();
+  const logs: string[] = [];
+  const exits: number[] = [];
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => resolveClosed = resolve);
+  const node = {
+    options: undefined as NodeOptions | undefined,
+    stops: 0,
+    closed,
+    stop() {
+      this.stops++;
+      resolveClosed();
+      return closed;
+    },
+  };
+  let started!: () => void;
+  const startedPromise = new Promise<void>((resolve) => started = resolve);
+  const deps = {
+    startNode: (options: NodeOptions) => {
+      node.options = options;
+      started();
+      return Promise.resolve(node);
+    },
+    writeLog: (line: string) => logs.push(line),
+    addSignalListener: (signal: Deno.Signal, handler: () => void) => {
+      if (!handlers.has(signal)) handlers.set(signal, new Set());
+      handlers.get(signal)!.add(handler);
+    },
+    removeSignalListener: (signal: Deno.Signal, handler: () => void) => {
+      handlers.get(signal)?.delete(handler);
+    },
+    exit: (code: number) => void exits.push(code),
+  };
+  const signal = (name: Deno.Signal) => {
+    for (const handler of handlers.get(name) ?? []) handler();
+  };
+  const listenerCount = () => [...handlers.values()].reduce((n, set) => n + set.size, 0);
+  return { deps, node, logs, exits, signal, started: startedPromise, listenerCount, resolveClosed };
+}
+
+Deno.test("serve passes its options to the node and stops it on SIGTERM", async () => {
+  const h = serveHarness();
+  const running = runServe(SERVE, h.deps);
+  await h.started;
+  assert.equal(h.listenerCount(), 2);
+  const options = h.node.options!;
+  assert.deepEqual({ ...options, logger: undefined }, {
+    dataDir: "/nonexistent/counter-test",
+    id: "127.0.0.1:8081",
+    conf: ["127.0.0.1:8081"],
+    group: "counter",
+    electionTimeoutMs: 1000,
+    heartbeatIntervalMs: 100,
+    snapshotIntervalSecs: 3600,
+    logger: undefined,
+  });
+  options.logger.info("hello");
+  assert.equal(JSON.parse(h.logs[0]).node, "127.0.0.1:8081");
+  h.signal("SIGTERM");
+  assert.equal(await running, 0);
+  assert.equal(h.node.stops, 1);
+  assert.equal(h.listenerCount(), 0, "signal listeners are removed");
+  assert.deepEqual(h.exits, []);
+});
+
+Deno.test("serve exits at once on a second signal", async () => {
+  const h = serveHarness();
+  // A node whose graceful stop hangs until the test lets it finish.
+  let finishStop!: () => void;
+  h.node.stop = function () {
+    this.stops++;
+    return new Promise<void>((resolve) => finishStop = resolve);
+  };
+  const running = runServe(SERVE, h.deps);
+  await h.started;
+  h.signal("SIGINT");
+  assert.deepEqual(h.exits, []);
+  h.signal("SIGINT");
+  assert.deepEqual(h.exits, [1]);
+  assert.equal(h.node.stops, 1);
+  // The fake exit does not end the process: let the stop finish so that runServe returns.
+  finishStop();
+  h.resolveClosed();
+  assert.equal(await running, 0);
+  assert.equal(h.listenerCount(), 0);
+});
+
+Deno.test("serve stops a node that a signal interrupted while it was starting", async () => {
+  const h = serveHarness();
+  const startNode = h.deps.startNode;
+  h.deps.startNode = (options) => {
+    h.signal("SIGTERM");
+    return startNode(options);
+  };
+  assert.equal(await runServe(SERVE, h.deps), 0);
+  assert.equal(h.node.stops, 1);
+});
+
+Deno.test("serve fails when the node stops by itself", async () => {
+  const h = serveHarness();
+  const running = runServe(SERVE, h.deps);
+  await h.started;
+  h.resolveClosed();
+  await assert.rejects(running, /the node stopped without being asked to/);
+  assert.equal(h.listenerCount(), 0);
+});

@@ -1,0 +1,402 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { EntryType } from "../../lib/raft/types.ts";
+import { StorageCorruptionError } from "../../lib/storage/errors.ts";
+import {
+  LogStore,
+  RECORD_HEADER_BYTES,
+  RECORD_PAYLOAD_FIXED_BYTES,
+  SEGMENT_HEADER_BYTES,
+  segmentFileName,
+} from "../../lib/storage/log_store.ts";
+import { captureLogger, listNames, makeEntries, plain, tempDir } from "./_helpers.ts";
+
+const RECORD_BYTES_16 = RECORD_HEADER_BYTES + RECORD_PAYLOAD_FIXED_BYTES + 16;
+
+async function readAll(log: LogStore) {
+  return plain(await log.entries(log.firstIndex(), log.lastIndex() + 1));
+}
+
+Deno.test("an empty log starts at index 1", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  assert.equal(log.firstIndex(), 1);
+  assert.equal(log.lastIndex(), 0);
+  assert.deepEqual(await log.entries(1, 1), []);
+  await log.append([]);
+  assert.deepEqual(await listNames(dir.path), []);
+  await log.close();
+});
+
+Deno.test("appended entries read back, before and after reopening", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  const entries = [
+    ...makeEntries(1, 3, 1),
+    { index: 4, term: 2, type: EntryType.Normal, data: new Uint8Array(0) },
+    ...makeEntries(5, 60, 2, 100),
+  ];
+  await log.append(entries.slice(0, 4));
+  await log.append(entries.slice(4));
+  assert.equal(log.lastIndex(), 64);
+  assert.equal(log.lastTerm(), 2);
+  assert.deepEqual(await readAll(log), plain(entries));
+  assert.deepEqual(plain(await log.entries(10, 13)), plain(entries.slice(9, 12)));
+  assert.equal(await log.termAt(3), 1);
+  assert.equal(await log.termAt(4), 2);
+  await log.close();
+
+  const reopened = await LogStore.open(dir.path);
+  assert.equal(reopened.firstIndex(), 1);
+  assert.equal(reopened.lastIndex(), 64);
+  assert.equal(reopened.lastTerm(), 2);
+  assert.deepEqual(await readAll(reopened), plain(entries));
+  await reopened.append(makeEntries(65, 1, 3));
+  assert.equal(reopened.lastIndex(), 65);
+  await reopened.close();
+  assert.deepEqual(await listNames(dir.path), [segmentFileName(1)]);
+});
+
+Deno.test("append refuses gaps, unordered indexes, falling terms and unknown types", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  await assert.rejects(log.append(makeEntries(2, 1)), /would leave a gap/);
+  await log.append(makeEntries(1, 3, 2));
+  await assert.rejects(log.append(makeEntries(5, 1, 2)), /would leave a gap/);
+  const skipping = [...makeEntries(4, 1, 2), ...makeEntries(6, 1, 2)];
+  await assert.rejects(log.append(skipping), /not consecutive/);
+  await assert.rejects(log.append(makeEntries(4, 1, 1)), /lower than the term 2/);
+  await assert.rejects(log.append(makeEntries(2, 1, 1)), /lower than the term 2/);
+  const falling = [...makeEntries(4, 1, 3), ...makeEntries(5, 1, 2)];
+  await assert.rejects(log.append(falling), /lower than the term 3/);
+  await assert.rejects(
+    log.append([{ index: 4, term: 2, type: 7 as EntryType, data: new Uint8Array(0) }]),
+    /unknown type 7/,
+  );
+  // Refused batches change nothing, and the store stays usable.
+  assert.equal(log.lastIndex(), 3);
+  await log.append(makeEntries(4, 1, 2));
+  assert.equal(log.lastIndex(), 4);
+  await log.close();
+});
+
+Deno.test("segments roll over at segmentBytesMax", async () => {
+  await using dir = await tempDir();
+  const segmentBytesMax = SEGMENT_HEADER_BYTES + 3 * RECORD_BYTES_16;
+  const log = await LogStore.open(dir.path, { segmentBytesMax });
+  const entries = makeEntries(1, 10);
+  await log.append(entries.slice(0, 4)); // one batch rolling into a second segment
+  for (const entry of entries.slice(4)) await log.append([entry]);
+  assert.deepEqual(
+    log.segmentInfo().map((s) => [s.firstIndex, s.lastIndex, s.sizeBytes]),
+    [[1, 3, segmentBytesMax], [4, 6, segmentBytesMax], [7, 9, segmentBytesMax], [
+      10,
+      10,
+      SEGMENT_HEADER_BYTES + RECORD_BYTES_16,
+    ]],
+  );
+  assert.deepEqual(await listNames(dir.path), [1, 4, 7, 10].map(segmentFileName));
+  for (const info of log.segmentInfo()) {
+    assert.equal((await Deno.stat(join(dir.path, info.name))).size, info.sizeBytes);
+  }
+  assert.deepEqual(await readAll(log), plain(entries));
+  await log.close();
+
+  const reopened = await LogStore.open(dir.path, { segmentBytesMax });
+  assert.deepEqual(await readAll(reopened), plain(entries));
+  await reopened.close();
+});
+
+Deno.test("a record larger than a segment gets a segment of its own", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path, { segmentBytesMax: 64 });
+  const entries = [...makeEntries(1, 2, 1, 200), ...makeEntries(3, 2, 1, 1)];
+  await log.append(entries);
+  assert.deepEqual(log.segmentInfo().map((s) => [s.firstIndex, s.lastIndex]), [
+    [1, 1],
+    [2, 2],
+    [3, 3],
+    [4, 4],
+  ]);
+  assert.deepEqual(await readAll(log), plain(entries));
+  await log.close();
+});
+
+Deno.test("a big batch across many tiny segments", async () => {
+  await using dir = await tempDir();
+  // Records of 55 bytes: two fit after a 20-byte header in 140 bytes, a third does not.
+  const log = await LogStore.open(dir.path, { segmentBytesMax: 140 });
+  const entries = makeEntries(1, 500, 1, 30);
+  await log.append(entries);
+  assert.equal(log.segmentInfo().length, 250);
+  await log.close();
+  const reopened = await LogStore.open(dir.path, { segmentBytesMax: 140 });
+  assert.deepEqual(await readAll(reopened), plain(entries));
+  await reopened.close();
+});
+
+Deno.test("appending over a suffix truncates it, across segments", async () => {
+  await using dir = await tempDir();
+  const segmentBytesMax = SEGMENT_HEADER_BYTES + 4 * RECORD_BYTES_16;
+  const log = await LogStore.open(dir.path, { segmentBytesMax });
+  await log.append(makeEntries(1, 20, 1));
+  assert.equal(log.segmentInfo().length, 5);
+
+  // Index 7 lies in the second segment [5..8]; segments [9..], [13..], [17..] must go.
+  const replacement = makeEntries(7, 2, 2, 16);
+  await log.append(replacement);
+  const expected = [...makeEntries(1, 6, 1), ...replacement];
+  assert.equal(log.lastIndex(), 8);
+  assert.equal(log.lastTerm(), 2);
+  assert.deepEqual(await listNames(dir.path), [1, 5].map(segmentFileName));
+  assert.deepEqual(await readAll(log), plain(expected));
+
+  // Replacing from a segment's first index leaves that segment holding only the new entries.
+  const again = makeEntries(5, 1, 3);
+  await log.append(again);
+  assert.deepEqual(log.segmentInfo().map((s) => [s.firstIndex, s.lastIndex]), [[1, 4], [5, 5]]);
+  await log.close();
+
+  const reopened = await LogStore.open(dir.path, { segmentBytesMax });
+  assert.deepEqual(await readAll(reopened), plain([...makeEntries(1, 4, 1), ...again]));
+  assert.equal(reopened.lastTerm(), 3);
+  // The whole log can be replaced from its first index.
+  await reopened.append(makeEntries(1, 2, 4));
+  assert.deepEqual(await readAll(reopened), plain(makeEntries(1, 2, 4)));
+  await reopened.close();
+});
+
+Deno.test("compactTo deletes whole segments at or below the index, never the last", async () => {
+  await using dir = await tempDir();
+  const segmentBytesMax = SEGMENT_HEADER_BYTES + 4 * RECORD_BYTES_16;
+  const log = await LogStore.open(dir.path, { segmentBytesMax });
+  await log.append(makeEntries(1, 18));
+  await log.compactTo(3); // inside the first segment [1..4]: nothing to delete
+  assert.equal(log.firstIndex(), 1);
+  await log.compactTo(9); // [1..4] and [5..8] go; [9..12] holds 10..12, which must stay
+  assert.equal(log.firstIndex(), 9);
+  assert.deepEqual(await listNames(dir.path), [9, 13, 17].map(segmentFileName));
+  await log.compactTo(100); // everything is covered, but the last segment stays
+  assert.deepEqual(await listNames(dir.path), [segmentFileName(17)]);
+  assert.equal(log.firstIndex(), 17);
+  assert.equal(log.lastIndex(), 18);
+  await assert.rejects(log.entries(16, 17), /outside the log/);
+  await log.close();
+
+  const reopened = await LogStore.open(dir.path, { segmentBytesMax });
+  assert.deepEqual(await readAll(reopened), plain(makeEntries(17, 2)));
+  await assert.rejects(reopened.append(makeEntries(16, 1)), /the log starts at index 17/);
+  await reopened.append(makeEntries(19, 1));
+  await reopened.close();
+});
+
+Deno.test("reset discards the log and moves its start, durably", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path, { segmentBytesMax: 100 });
+  await log.append(makeEntries(1, 10));
+  await log.reset(51);
+  assert.equal(log.firstIndex(), 51);
+  assert.equal(log.lastIndex(), 50);
+  assert.equal(log.lastTerm(), 0);
+  assert.deepEqual(await listNames(dir.path), [segmentFileName(51)]);
+  await log.close();
+
+  const reopened = await LogStore.open(dir.path);
+  assert.equal(reopened.firstIndex(), 51);
+  assert.equal(reopened.lastIndex(), 50);
+  await assert.rejects(reopened.append(makeEntries(52, 1)), /would leave a gap/);
+  await reopened.append(makeEntries(51, 2, 5));
+  assert.deepEqual(await readAll(reopened), plain(makeEntries(51, 2, 5)));
+  await reopened.close();
+});
+
+/**
+ * Writes a log of `count` entries (several segments), then for every length `cut` of its last
+ * segment file, from empty to whole, recovers a copy cut there and checks it holds exactly the
+ * entries whose records lie wholly before the cut, and that the file was cut back to them.
+ */
+Deno.test("crash consistency: a cut anywhere in the last segment recovers the valid prefix", async () => {
+  await using source = await tempDir();
+  await using target = await tempDir();
+  const segmentBytesMax = SEGMENT_HEADER_BYTES + 3 * (RECORD_HEADER_BYTES + 17 + 40);
+  const log = await LogStore.open(source.path, { segmentBytesMax });
+  const entries = makeEntries(1, 8, 1, 40);
+  await log.append(entries);
+  const segments = log.segmentInfo();
+  await log.close();
+  assert.equal(segments.length, 3);
+  const last = segments[2];
+  const lastBytes = await Deno.readFile(join(source.path, last.name));
+  for (const segment of segments.slice(0, -1)) {
+    await Deno.copyFile(join(source.path, segment.name), join(target.path, segment.name));
+  }
+  const recordBytes = RECORD_HEADER_BYTES + 17 + 40;
+  const lastPath = join(target.path, last.name);
+  let checked = 0;
+  for (let cut = 0; cut <= lastBytes.length; cut++) {
+    await Deno.writeFile(lastPath, lastBytes.subarray(0, cut));
+    const { logger, lines } = captureLogger();
+    const recovered = await LogStore.open(target.path, { segmentBytesMax, logger });
+    const whole = Math.max(0, Math.floor((cut - SEGMENT_HEADER_BYTES) / recordBytes));
+    try {
+      if (cut < SEGMENT_HEADER_BYTES) {
+        // A torn header: the file is removed and the log ends with the previous segment.
+        assert.deepEqual(await listNames(target.path), segments.slice(0, -1).map((s) => s.name));
+        assert.ok(lines.some((line) => line.includes("header is torn")), `cut ${cut}`);
+      } else {
+        const validBytes = SEGMENT_HEADER_BYTES + whole * recordBytes;
+        assert.equal((await Deno.stat(lastPath)).size, validBytes, `cut ${cut}`);
+        const torn = cut !== validBytes;
+        assert.equal(lines.some((line) => line.includes("torn record")), torn, `cut ${cut}`);
+        if (torn) assert.ok(lines.some((line) => line.includes(`offsetBytes=${validBytes}`)));
+      }
+      const lastIndex = last.firstIndex - 1 + whole;
+      assert.equal(recovered.lastIndex(), lastIndex, `cut ${cut}`);
+      assert.deepEqual(
+        plain(await recovered.entries(1, lastIndex + 1)),
+        plain(entries.slice(0, lastIndex)),
+      );
+      // After repair the log takes new entries where it ends.
+      await recovered.append(makeEntries(lastIndex + 1, 1, 1, 40));
+    } finally {
+      await recovered.close();
+    }
+    await Deno.remove(lastPath).catch(() => {});
+    checked++;
+  }
+  assert.equal(checked, lastBytes.length + 1);
+});
+
+Deno.test("crash consistency: zeros after the last record (a size update without data) are cut", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  await log.append(makeEntries(1, 3));
+  await log.close();
+  const path = join(dir.path, segmentFileName(1));
+  const bytes = await Deno.readFile(path);
+  const padded = new Uint8Array(bytes.length + 4096);
+  padded.set(bytes);
+  await Deno.writeFile(path, padded);
+  const reopened = await LogStore.open(dir.path);
+  assert.equal(reopened.lastIndex(), 3);
+  assert.equal((await Deno.stat(path)).size, bytes.length);
+  await reopened.close();
+});
+
+/** Builds a one-segment log of 4 entries and returns the file and record offsets. */
+async function fourRecordLog(dir: string) {
+  const log = await LogStore.open(dir);
+  await log.append(makeEntries(1, 4, 1, 16));
+  await log.close();
+  const path = join(dir, segmentFileName(1));
+  const offsets = [0, 1, 2, 3].map((i) => SEGMENT_HEADER_BYTES + i * RECORD_BYTES_16);
+  return { path, offsets, bytes: await Deno.readFile(path) };
+}
+
+Deno.test("a flipped byte in a record followed by valid records is an error naming file and offset", async () => {
+  await using dir = await tempDir();
+  const { path, offsets, bytes } = await fourRecordLog(dir.path);
+  const start = offsets[1];
+  for (let i = start; i < start + RECORD_BYTES_16; i++) {
+    const bad = bytes.slice();
+    bad[i] ^= 0x10;
+    await Deno.writeFile(path, bad);
+    await assert.rejects(LogStore.open(dir.path), (error: Error) => {
+      assert.ok(error instanceof StorageCorruptionError, `byte ${i}: ${error}`);
+      assert.equal(error.path, path);
+      assert.equal(error.offset, start);
+      assert.ok(error.message.includes(`${path} is corrupt at byte ${start}`), error.message);
+      return true;
+    });
+    // Nothing was cut: the data is left for an operator.
+    assert.equal((await Deno.stat(path)).size, bytes.length);
+  }
+});
+
+Deno.test("a flipped byte in the last record of the last segment is cut as a torn tail", async () => {
+  await using dir = await tempDir();
+  const { path, offsets, bytes } = await fourRecordLog(dir.path);
+  const start = offsets[3];
+  for (let i = start; i < bytes.length; i++) {
+    const bad = bytes.slice();
+    bad[i] ^= 0x10;
+    await Deno.writeFile(path, bad);
+    const log = await LogStore.open(dir.path);
+    assert.equal(log.lastIndex(), 3, `byte ${i}`);
+    assert.equal((await Deno.stat(path)).size, start);
+    await log.close();
+  }
+});
+
+Deno.test("damage in a segment that is not the last is an error, even at its tail", async () => {
+  await using dir = await tempDir();
+  const segmentBytesMax = SEGMENT_HEADER_BYTES + 2 * RECORD_BYTES_16;
+  const log = await LogStore.open(dir.path, { segmentBytesMax });
+  await log.append(makeEntries(1, 6));
+  await log.close();
+  const path = join(dir.path, segmentFileName(3));
+  const bytes = await Deno.readFile(path);
+  const lastRecord = SEGMENT_HEADER_BYTES + RECORD_BYTES_16;
+
+  const flipped = bytes.slice();
+  flipped[lastRecord + 20] ^= 1;
+  await Deno.writeFile(path, flipped);
+  await assert.rejects(LogStore.open(dir.path, { segmentBytesMax }), (error: Error) => {
+    assert.ok(error instanceof StorageCorruptionError);
+    assert.equal(error.offset, lastRecord);
+    assert.ok(error.message.includes(path));
+    return true;
+  });
+
+  await Deno.writeFile(path, bytes.subarray(0, bytes.length - 1));
+  await assert.rejects(LogStore.open(dir.path, { segmentBytesMax }), /incomplete record/);
+
+  const header = bytes.slice();
+  header[9] ^= 1;
+  await Deno.writeFile(path, header);
+  await assert.rejects(LogStore.open(dir.path, { segmentBytesMax }), /header checksum/);
+});
+
+Deno.test("a missing segment in the middle is an error naming both sides of the gap", async () => {
+  await using dir = await tempDir();
+  const segmentBytesMax = SEGMENT_HEADER_BYTES + 2 * RECORD_BYTES_16;
+  const log = await LogStore.open(dir.path, { segmentBytesMax });
+  await log.append(makeEntries(1, 6));
+  await log.close();
+  await Deno.remove(join(dir.path, segmentFileName(3)));
+  await assert.rejects(
+    LogStore.open(dir.path, { segmentBytesMax }),
+    /starts at index 5 but the previous segment .* ends at index 2/,
+  );
+});
+
+Deno.test("a torn last header with valid records after it is an error, not a removal", async () => {
+  await using dir = await tempDir();
+  const { path, bytes } = await fourRecordLog(dir.path);
+  const bad = bytes.slice();
+  bad[0] = 0;
+  await Deno.writeFile(path, bad);
+  await assert.rejects(LogStore.open(dir.path), /does not start with magic/);
+  assert.equal((await Deno.stat(path)).size, bytes.length);
+});
+
+Deno.test("a segment from a newer format version is refused", async () => {
+  await using dir = await tempDir();
+  const { path, bytes } = await fourRecordLog(dir.path);
+  const bad = bytes.slice();
+  bad[4] = 2;
+  await Deno.writeFile(path, bad);
+  // The header CRC covers the version, so fix it up as a newer writer would have.
+  const { crc32c } = await import("../../lib/storage/crc32c.ts");
+  new DataView(bad.buffer).setUint32(16, crc32c(bad, 0, 16), true);
+  await Deno.writeFile(path, bad);
+  await assert.rejects(LogStore.open(dir.path), /format version 2, this build reads version 1/);
+});
+
+Deno.test("operations after close are refused", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  await log.close();
+  await log.close();
+  await assert.rejects(log.append(makeEntries(1, 1)), /is closed/);
+});
