@@ -14,8 +14,11 @@ import {
   DEFAULT_ELECTION_TIMEOUT_MS,
   DEFAULT_GROUP,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_LOG_SEGMENT_BYTES,
   DEFAULT_PEERS,
   DEFAULT_SNAPSHOT_INTERVAL_SECS,
+  DEFAULT_SNAPSHOT_LOG_ENTRIES,
+  DEFAULT_SNAPSHOT_RETAIN_ENTRIES,
   DEFAULT_TIMEOUT_MS,
   PEERS_ENV,
 } from "./args.ts";
@@ -91,6 +94,14 @@ Options:
   --heartbeat-interval-ms N   leader heartbeat interval (default: ${DEFAULT_HEARTBEAT_INTERVAL_MS})
   --snapshot-interval-secs N  seconds between snapshots, 0 for never
                               (default: ${DEFAULT_SNAPSHOT_INTERVAL_SECS})
+  --snapshot-log-entries N    also snapshot once the log has grown by N
+                              entries since the last one, 0 for never
+                              (default: ${DEFAULT_SNAPSHOT_LOG_ENTRIES})
+  --snapshot-retain-entries N entries kept below a snapshot when the log is
+                              compacted, for slightly lagging followers
+                              (default: ${DEFAULT_SNAPSHOT_RETAIN_ENTRIES})
+  --log-segment-bytes N       size at which the log starts a new segment
+                              file (default: ${DEFAULT_LOG_SEGMENT_BYTES})
   --log-level LEVEL           debug, info, warn or error (default: info)
   --log-format FORMAT         text or json (default: text)
   -h, --help                  show this help

@@ -50,6 +50,12 @@ export interface NodeOptions {
   heartbeatIntervalMs: number;
   /** Seconds between periodic snapshots (0 = never). */
   snapshotIntervalSecs: number;
+  /** Entries applied since the last snapshot that trigger a new one (0 = never). Default 100,000. */
+  snapshotLogEntries?: number;
+  /** Entries kept below a snapshot when compacting, for lagging followers. Default 10,000. */
+  snapshotRetainEntries?: number;
+  /** Log segment size in bytes. Default: the storage layer's (16 MiB). */
+  logSegmentBytes?: number;
   /** Where log lines go. */
   logger: Logger;
   /** Longest a request may wait inside the node before it is answered TIMEOUT. Default 10 s. */
@@ -96,6 +102,10 @@ export class CounterNode {
   #lastTerm: number;
   #lastLeader: string;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  /** Index of the newest snapshot on disk (ours or the leader's). */
+  #snapshotIndex: number;
+  /** The snapshot being written, if any; one at a time. */
+  #snapshotting: Promise<number> | null = null;
   #resolveClosed!: () => void;
   #rejectClosed!: (err: Error) => void;
   /** Settles when the node has stopped (rejects if it stopped because of a fatal error). */
@@ -118,6 +128,7 @@ export class CounterNode {
     this.#server = server;
     this.#peers = peers;
     this.#applied = applied;
+    this.#snapshotIndex = applied;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#pendingRequestsMax = options.pendingRequestsMax ?? 100_000;
     this.#lastRole = raft.role;
@@ -138,6 +149,7 @@ export class CounterNode {
       nodeId: options.id,
       group: options.group,
       logger: log,
+      segmentBytesMax: options.logSegmentBytes,
     });
     try {
       let recovered = storage.recovered();
@@ -216,6 +228,7 @@ export class CounterNode {
     try {
       await this.#server.close();
       while (this.#loopRunning) await new Promise((r) => setTimeout(r, 1));
+      if (this.#snapshotting !== null) await this.#snapshotting.catch(() => {});
       this.#failAll("SHUTTING_DOWN", "the node is shutting down");
       await this.#peers.close();
       await this.#storage.close();
@@ -229,6 +242,54 @@ export class CounterNode {
 
   #startTimers(): void {
     this.#ticker = setInterval(() => this.#onTick(), TICK_MS);
+    if (this.#options.snapshotIntervalSecs > 0) {
+      this.#snapshotTimer = setInterval(
+        () => this.#snapshot("interval").catch((err) => this.#fatal(err)),
+        this.#options.snapshotIntervalSecs * 1000,
+      );
+    }
+  }
+
+  /**
+   * Writes a snapshot of the applied state, then compacts the log below it (keeping a tail).
+   * Resolves with the snapshot's index. Appends and client answers go on meanwhile: only the
+   * in-memory copy of the state happens on the caller's turn.
+   */
+  #snapshot(reason: string): Promise<number> {
+    if (this.#snapshotting !== null) return this.#snapshotting;
+    const index = this.#applied;
+    const term = this.#raft.termAt(index);
+    if (index <= this.#snapshotIndex || term === undefined || this.#stopping) {
+      return Promise.resolve(this.#snapshotIndex);
+    }
+    const snap = { index, term, conf: this.#raft.confAt(index), data: this.#sm.snapshot() };
+    const startMs = performance.now();
+    const task = (async () => {
+      await this.#storage.saveSnapshot(snap);
+      this.#snapshotIndex = Math.max(this.#snapshotIndex, index);
+      const retain = this.#options.snapshotRetainEntries ?? 10_000;
+      const compactIndex = Math.max(0, index - retain);
+      this.#raft.setSnapshot(snap, compactIndex);
+      if (compactIndex > 0) await this.#storage.compactTo(compactIndex);
+      this.#log.info("snapshot saved", {
+        reason,
+        index,
+        bytes: snap.data.length,
+        compactedTo: compactIndex,
+        ms: Math.round(performance.now() - startMs),
+      });
+      return index;
+    })();
+    this.#snapshotting = task;
+    task.finally(() => this.#snapshotting = null).catch(() => {});
+    return task;
+  }
+
+  #maybeSnapshotForLogSize(): void {
+    const every = this.#options.snapshotLogEntries ?? 100_000;
+    if (every <= 0 || this.#snapshotting !== null) return;
+    if (this.#applied - this.#snapshotIndex < every) return;
+    this.#snapshot("log size").catch((err) => this.#fatal(err));
   }
 
   #onTick(): void {
@@ -271,6 +332,12 @@ export class CounterNode {
         return;
       case "get":
         this.#handleGet(req, reply);
+        return;
+      case "snapshot":
+        this.#snapshot("requested").then(
+          (index) => reply({ ok: true, data: { snapshotIndex: index } }),
+          (err) => reply({ ok: false, code: "BAD_REQUEST", error: `snapshot failed: ${err}` }),
+        );
         return;
       case "status":
         reply({ ok: true, data: this.#statusData(), leader: this.#raft.leader || undefined });
@@ -381,6 +448,7 @@ export class CounterNode {
         await this.#handleReady(rd);
         this.#raft.advance(rd);
         this.#logRoleChange();
+        this.#maybeSnapshotForLogSize();
       }
     } finally {
       this.#loopRunning = false;
@@ -389,7 +457,12 @@ export class CounterNode {
 
   async #handleReady(rd: Ready): Promise<void> {
     this.#send(rd.messagesEarly);
-    if (rd.snapshot !== null) await this.#storage.restoreSnapshot(rd.snapshot);
+    if (rd.snapshot !== null) {
+      // Our own snapshot must not land after (and on top of) the leader's newer one.
+      if (this.#snapshotting !== null) await this.#snapshotting.catch(() => {});
+      await this.#storage.restoreSnapshot(rd.snapshot);
+      this.#snapshotIndex = rd.snapshot.index;
+    }
     const writes: Promise<void>[] = [];
     if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
     if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));

@@ -22,6 +22,11 @@ export const CLIENT_IDLE_EXPIRY_MS = 60 * 60 * 1000;
 export const CLIENT_SESSIONS_MAX = 100_000;
 /** At most this many remembered answers per client session (its in-flight window). */
 export const CLIENT_RESULTS_MAX = 4096;
+/**
+ * At most this many remembered answers over all sessions (about 17 bytes each in a snapshot);
+ * past it the least recently active sessions are forgotten.
+ */
+export const CLIENT_RESULTS_TOTAL_MAX = 250_000;
 
 /** The outcome of applying one increment. */
 export type ApplyResult =
@@ -38,6 +43,7 @@ interface Session {
 export class CounterStateMachine {
   #value = 0n;
   #sessions = new Map<string, Session>();
+  #resultCount = 0;
 
   /** Current value. */
   get value(): bigint {
@@ -70,7 +76,10 @@ export class CounterStateMachine {
     if (cmd.ackedBelow > session.ackedBelow) {
       session.ackedBelow = cmd.ackedBelow;
       for (const seq of session.results.keys()) {
-        if (seq < session.ackedBelow) session.results.delete(seq);
+        if (seq < session.ackedBelow) {
+          session.results.delete(seq);
+          this.#resultCount--;
+        }
       }
     }
     const seen = session.results.get(cmd.seq);
@@ -84,11 +93,16 @@ export class CounterStateMachine {
     }
     const result = this.#add(cmd.delta);
     session.results.set(cmd.seq, result);
+    this.#resultCount++;
     if (session.results.size > CLIENT_RESULTS_MAX) {
       session.results.delete(session.results.keys().next().value!);
+      this.#resultCount--;
     }
-    if (this.#sessions.size > CLIENT_SESSIONS_MAX) {
-      this.#sessions.delete(this.#sessions.keys().next().value!);
+    while (
+      this.#sessions.size > CLIENT_SESSIONS_MAX ||
+      (this.#resultCount > CLIENT_RESULTS_TOTAL_MAX && this.#sessions.size > 1)
+    ) {
+      this.#dropOldestSession();
     }
     return result;
   }
@@ -107,10 +121,18 @@ export class CounterStateMachine {
   }
 
   #expire(nowMs: number): void {
-    for (const [id, session] of this.#sessions) {
+    for (const session of this.#sessions.values()) {
       if (session.lastActiveMs + CLIENT_IDLE_EXPIRY_MS >= nowMs) break;
-      this.#sessions.delete(id);
+      this.#dropOldestSession();
     }
+  }
+
+  /** Forgets the least recently active session (the map's first). */
+  #dropOldestSession(): void {
+    const first = this.#sessions.entries().next();
+    if (first.done) return;
+    this.#sessions.delete(first.value[0]);
+    this.#resultCount -= first.value[1].results.size;
   }
 
   /** Encodes the whole state (value and sessions) for a snapshot. */
@@ -198,6 +220,8 @@ export class CounterStateMachine {
     if (at !== data.length) throw new Error("counter snapshot data has trailing bytes");
     this.#value = value;
     this.#sessions = sessions;
+    this.#resultCount = 0;
+    for (const session of sessions.values()) this.#resultCount += session.results.size;
   }
 }
 

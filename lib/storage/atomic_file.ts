@@ -109,12 +109,3 @@ function isDirSyncUnsupported(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   return code === "EINVAL" || code === "ENOTSUP" || code === "EOPNOTSUPP";
 }
-
-/** Removes `path`, ignoring that it is already gone. */
-export async function removeIfExists(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-}

@@ -158,7 +158,7 @@ export interface SegmentInfo {
 
 /** Options for {@linkcode LogStore.open}. */
 export interface LogStoreOptions {
-  /** Start a new segment when the next record would grow the current one beyond this. Default 16 MiB. */
+  /** A new segment starts when the next record would grow the current one past this. 16 MiB. */
   segmentBytesMax?: number;
   /** Where recovery warnings go. Default: dropped. */
   logger?: Logger;
@@ -217,9 +217,8 @@ export class LogStore {
       !Number.isSafeInteger(segmentBytesMax) || segmentBytesMax < SEGMENT_HEADER_BYTES ||
       segmentBytesMax > SEGMENT_BYTES_MAX_LIMIT
     ) {
-      throw new RangeError(
-        `segmentBytesMax ${segmentBytesMax} is outside ${SEGMENT_HEADER_BYTES}..${SEGMENT_BYTES_MAX_LIMIT}`,
-      );
+      const range = `${SEGMENT_HEADER_BYTES}..${SEGMENT_BYTES_MAX_LIMIT}`;
+      throw new RangeError(`segmentBytesMax ${segmentBytesMax} is outside ${range}`);
     }
     const logger = options.logger ?? silentLogger;
     const names: { name: string; firstIndex: number }[] = [];
@@ -254,8 +253,8 @@ export class LogStore {
         const expected = previous.firstIndex + previous.offsets.length;
         if (recovered.segment.firstIndex !== expected) {
           throw new StorageCorruptionError(
-            `log segment ${path} starts at index ${recovered.segment.firstIndex} but the previous ` +
-              `segment ${previous.path} ends at index ${expected - 1}`,
+            `log segment ${path} starts at index ${recovered.segment.firstIndex} but the ` +
+              `previous segment ${previous.path} ends at index ${expected - 1}`,
             path,
             8,
           );
@@ -501,7 +500,8 @@ export class LogStore {
       }
       if (!Number.isSafeInteger(entry.term) || entry.term < previousTerm) {
         throw new RangeError(
-          `entry ${entry.index} has term ${entry.term}, lower than the term ${previousTerm} before it`,
+          `entry ${entry.index} has term ${entry.term}, lower than the term ${previousTerm} ` +
+            `before it`,
         );
       }
       previousTerm = entry.term;
@@ -510,7 +510,8 @@ export class LogStore {
       }
       if (entry.data.length > ENTRY_DATA_BYTES_MAX) {
         throw new RangeError(
-          `entry ${entry.index} data is ${entry.data.length} bytes, more than ${ENTRY_DATA_BYTES_MAX}`,
+          `entry ${entry.index} data is ${entry.data.length} bytes, more than ` +
+            `${ENTRY_DATA_BYTES_MAX}`,
         );
       }
     }
@@ -819,7 +820,8 @@ async function recoverSegment(
   const version = view.getUint16(4, true);
   if (version !== SEGMENT_VERSION) {
     throw new UnsupportedFormatError(
-      `log segment ${path} has format version ${version}, this build reads version ${SEGMENT_VERSION}`,
+      `log segment ${path} has format version ${version}, this build reads version ` +
+        `${SEGMENT_VERSION}`,
       path,
     );
   }

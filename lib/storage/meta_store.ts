@@ -24,7 +24,7 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import type { HardState, NodeId } from "../raft/types.ts";
 import { getU64, hex32, setU64 } from "./_binary.ts";
 import { Mutex } from "./_mutex.ts";
@@ -208,11 +208,6 @@ export class MetaStore {
   /** The meta file's path. */
   get path(): string {
     return this.#path;
-  }
-
-  /** The file name, for log lines. */
-  get fileName(): string {
-    return basename(this.#path);
   }
 
   /** True when the meta file is on disk (it was there at open, or a save completed). */

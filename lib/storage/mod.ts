@@ -242,7 +242,8 @@ export class DataDir {
       }
     }
     await this.#snapshots.save(snapshot);
-    this.#snapshotIndex = snapshot.index;
+    // A restoreSnapshot that ran meanwhile may have moved past this one.
+    this.#snapshotIndex = Math.max(this.#snapshotIndex, snapshot.index);
   }
 
   /**
@@ -310,7 +311,8 @@ export class DataDir {
   #checkSnapshotIndex(snapshot: Snapshot): void {
     if (snapshot.index < this.#snapshotIndex) {
       throw new RangeError(
-        `snapshot index ${snapshot.index} is older than the saved snapshot at ${this.#snapshotIndex}`,
+        `snapshot index ${snapshot.index} is older than the saved snapshot at ` +
+          `${this.#snapshotIndex}`,
       );
     }
   }
@@ -333,7 +335,7 @@ async function ensureDir(path: string, options: Deno.MkdirOptions = {}): Promise
   }
 }
 
-/** Makes the log continue the snapshot (see {@linkcode DataDir.open}); returns the entries after it. */
+/** Makes the log continue the snapshot (see {@linkcode DataDir.open}); returns what follows it. */
 async function reconcile(
   root: string,
   log: LogStore,

@@ -157,7 +157,8 @@ export function decodeSnapshot(bytes: Uint8Array, path: string): Snapshot {
   const version = view.getUint16(4, true);
   if (version !== SNAPSHOT_VERSION) {
     throw new UnsupportedFormatError(
-      `snapshot file ${path} has format version ${version}, this build reads version ${SNAPSHOT_VERSION}`,
+      `snapshot file ${path} has format version ${version}, this build reads version ` +
+        `${SNAPSHOT_VERSION}`,
       path,
     );
   }

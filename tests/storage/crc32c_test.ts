@@ -56,3 +56,19 @@ Deno.test("crc32c rejects ranges outside the bytes", () => {
   assert.throws(() => crc32c(bytes, 3, 2), RangeError);
   assert.throws(() => crc32c(bytes, -1, 2), RangeError);
 });
+
+Deno.test("crc32c is the same for views at any offset and for resizable buffers", () => {
+  const source = Uint8Array.from({ length: 257 }, (_, i) => (i * 131 + 7) & 0xff);
+  const expected = crc32cReference(source);
+  for (let shift = 0; shift < 8; shift++) {
+    const holder = new Uint8Array(source.length + 16);
+    holder.set(source, shift);
+    assert.equal(crc32c(holder.subarray(shift, shift + source.length)), expected);
+    // Alternating buffers must not reuse the previous buffer's cached word view.
+    assert.equal(crc32c(source), expected);
+  }
+  const resizable = new ArrayBuffer(source.length, { maxByteLength: 1024 });
+  const view = new Uint8Array(resizable);
+  view.set(source);
+  assert.equal(crc32c(view), expected);
+});

@@ -88,6 +88,9 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       electionTimeoutMs: options.electionTimeoutMs,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       snapshotIntervalSecs: options.snapshotIntervalSecs,
+      snapshotLogEntries: options.snapshotLogEntries,
+      snapshotRetainEntries: options.snapshotRetainEntries,
+      logSegmentBytes: options.logSegmentBytes,
       logger,
     };
     // ---- Call into the service: the node (lib/counter/node.ts). ----
