@@ -70,6 +70,14 @@ export class Progress {
     }
   }
 
+  /**
+   * Frees the oldest in-flight slot. A heartbeat answer calls it so that a window filled by lost
+   * AppendEntries cannot stall replication forever.
+   */
+  freeFirstInflight(): void {
+    if (this.#inflight.length > 0) this.#inflight.shift();
+  }
+
   /** Switches to Probe: next index just after the match. */
   becomeProbe(): void {
     if (this.state === ProgressState.Snapshot) {

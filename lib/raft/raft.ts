@@ -243,9 +243,16 @@ export class Raft {
     return this.#conf;
   }
 
-  /** True when this node may campaign: it is a voter in the latest configuration. */
+  /**
+   * True when this node may campaign: it is a voter in the latest configuration, or that
+   * configuration removes it but is not known committed and the committed one has it as a voter.
+   * A leader that appended its own removal and then lost leadership may be the only node holding
+   * the longest log; if it could not campaign, no one could win and the group would stall.
+   */
   get promotable(): boolean {
-    return this.#conf.voters.includes(this.#id);
+    if (this.#conf.voters.includes(this.#id)) return true;
+    return this.#log.latestConfIndex() > this.#log.committed &&
+      this.confAt(this.#log.committed).voters.includes(this.#id);
   }
 
   /** Configuration at `index`, for the shell to store in a snapshot. */
@@ -783,7 +790,15 @@ export class Raft {
   #stepLeader(m: Message): void {
     const pr = this.#progress.get(m.from);
     if (m.type === MessageType.ReadIndex) {
-      if (pr === undefined) return;
+      if (pr === undefined) {
+        // Not a member (any more): refuse rather than leave its read unanswered.
+        this.#send(MessageType.ReadIndexResp, m.from, { context: m.context, reject: true });
+        return;
+      }
+      if (this.#readOnly.size() + this.#readsAwaitingCommit.length >= this.#pendingReadsMax) {
+        this.#send(MessageType.ReadIndexResp, m.from, { context: m.context, reject: true });
+        return;
+      }
       this.#addRead({ requestId: m.context, index: 0, from: m.from });
       return;
     }
@@ -795,6 +810,9 @@ export class Raft {
         return;
       case MessageType.HeartbeatResp:
         pr.probeSent = false;
+        // A full window may hold only lost AppendEntries: free a slot so one more goes out,
+        // and its answer (a rejection, if the others were lost) restarts replication.
+        if (pr.state === ProgressState.Replicate && pr.isPaused()) pr.freeFirstInflight();
         if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from, pr);
         if (m.context > 0) {
           const released = this.#readOnly.ack(m.context, m.from, (acks) => this.#hasQuorum(acks));
@@ -1010,6 +1028,11 @@ export class Raft {
     }
     if (this.#leadTransferee !== "" && !this.#conf.voters.includes(this.#leadTransferee)) {
       this.#leadTransferee = "";
+    }
+    // Alone among the voters, no heartbeat ack can ever arrive: serve waiting reads now. Safe,
+    // since no other node can be elected once this configuration is in the log.
+    if (this.#conf.voters.length === 1 && this.#conf.voters[0] === this.#id) {
+      for (const r of this.#readOnly.releaseAll()) this.#serveRead(r);
     }
     this.#maybeCommit();
   }
