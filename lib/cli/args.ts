@@ -68,8 +68,26 @@ export const DEFAULT_TIMEOUT_MS = 5000;
 /** Default first port of `counter demo`'s three nodes. */
 export const DEFAULT_BASE_PORT = 8081;
 
-/** Default number of increments `counter bench` sends. */
+/** Default number of requests `counter bench` sends: SOFAJRaft's counter client sends 1000. */
 export const DEFAULT_BENCH_OPS = 1000;
+
+/** Operations `counter bench --mix` can weigh. */
+export const BENCH_OP_KINDS = ["incr", "get"] as const;
+
+/** An operation `counter bench` sends: an increment or a read. */
+export type BenchOpKind = typeof BENCH_OP_KINDS[number];
+
+/** Percentage of each operation in `counter bench`'s closed loop; they add up to 100. */
+export type BenchMix = Record<BenchOpKind, number>;
+
+/** Default `--mix` of `counter bench`: increments only. */
+export const DEFAULT_BENCH_MIX: Readonly<BenchMix> = { incr: 100, get: 0 };
+
+/** Read consistency levels of `counter bench --consistency`. */
+export const READ_CONSISTENCIES = ["linearizable", "stale"] as const;
+
+/** How a read is served: through the leader's ReadIndex, or from any node's local state. */
+export type ReadConsistency = typeof READ_CONSISTENCIES[number];
 
 /** Bounds on numeric options; anything outside is a typo rather than a wish. */
 export const LIMITS = {
@@ -85,6 +103,13 @@ export const LIMITS = {
   // The demo uses three consecutive ports starting here.
   basePort: { min: 1, max: 65_533 },
   ops: { min: 1, max: 10_000_000 },
+  // Every increment of the burst is in flight at once, a promise and a frame each; past this
+  // many the client's memory, not the cluster, is what gets measured.
+  burstOps: { min: 1, max: 100_000 },
+  // Closed-loop workers share one client; 10,000 in flight is far past what a group saturates at.
+  concurrency: { min: 1, max: 10_000 },
+  durationSecs: { min: 1, max: 3600 },
+  warmup: { min: 0, max: 1_000_000 },
   groupLength: { min: 1, max: 64 },
 } as const;
 
@@ -104,6 +129,8 @@ export interface ServeOptions {
   heartbeatIntervalMs: number;
   /** Seconds between snapshots (`--snapshot-interval-secs`); 0 means never. */
   snapshotIntervalSecs: number;
+  /** `--join`: members of an existing group this new, empty node will be added to. */
+  join?: string[];
   /** Entries since the last snapshot that trigger one (`--snapshot-log-entries`); 0 means never. */
   snapshotLogEntries: number;
   /** Entries kept below a snapshot when compacting (`--snapshot-retain-entries`). */
@@ -147,12 +174,28 @@ export interface DemoOptions {
   keep: boolean;
 }
 
-/** Options of `counter bench`. */
+/**
+ * Options of `counter bench`.
+ *
+ * Without `concurrency` the run is the burst of SOFAJRaft's counter client: `ops` increments
+ * with deltas 0 to `ops` - 1, all in flight at once. With it, `concurrency` workers each send one
+ * request at a time (a closed loop) until `ops` requests or `durationSecs` seconds.
+ */
 export interface BenchOptions extends ClientOptions {
-  /** Number of increments to send (`--ops`). */
-  ops: number;
-  /** Increments in flight at once (`--concurrency`); at most `ops`, default `ops`. */
-  concurrency: number;
+  /** Requests to measure (`--ops`); null when the run lasts `durationSecs` instead. */
+  ops: number | null;
+  /** Seconds to run (`--duration`); null when the run counts `ops` instead. */
+  durationSecs: number | null;
+  /** Closed-loop workers (`--concurrency`); null for the burst, every increment at once. */
+  concurrency: number | null;
+  /** Percentage of increments and reads (`--mix`); increments only unless given. */
+  mix: BenchMix;
+  /** Consistency of the mix's reads (`--consistency`). */
+  consistency: ReadConsistency;
+  /** Requests sent before measuring, not measured (`--warmup`). */
+  warmup: number;
+  /** Start a local 3-node cluster for the run, and stop it afterwards (`--local`). */
+  local: boolean;
 }
 
 /** What the command line asks for. */
@@ -317,6 +360,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     "heartbeat-interval-ms": "string",
     "snapshot-interval-secs": "string",
     "snapshot-log-entries": "string",
+    join: "string",
     "snapshot-retain-entries": "string",
     "log-segment-bytes": "string",
     "log-level": "string",
@@ -325,9 +369,20 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
   expectPositionals(scanned, 0);
   const dataDir = required(scanned, "data");
   const id = parseHostPort(required(scanned, "id"), "--id");
-  const conf = parseAddressList(required(scanned, "conf"), "--conf");
-  if (!conf.includes(id)) {
-    throw new UsageError(`--conf must include this node's --id ${id}`);
+  const joinText = scanned.strings.get("join");
+  const confText = scanned.strings.get("conf");
+  if (joinText !== undefined && confText !== undefined) {
+    throw new UsageError("give either --conf (a new group) or --join (an existing one), not both");
+  }
+  let conf: string[] = [];
+  let join: string[] | undefined;
+  if (joinText !== undefined) {
+    join = parseAddressList(joinText, "--join");
+  } else {
+    conf = parseAddressList(required(scanned, "conf"), "--conf");
+    if (!conf.includes(id)) {
+      throw new UsageError(`--conf must include this node's --id ${id}`);
+    }
   }
   const electionTimeoutMs = integerOption(
     scanned,
@@ -354,6 +409,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     dataDir,
     id,
     conf,
+    ...(join !== undefined ? { join } : {}),
     group: groupOption(scanned),
     electionTimeoutMs,
     heartbeatIntervalMs,
@@ -419,16 +475,125 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
   };
 }
 
+const MIX_ITEM_PATTERN = /^([a-z]+)=([0-9]{1,3})$/;
+
+/**
+ * Parses a `--mix` such as `incr=90,get=10`: percentages of each operation, adding up to 100.
+ * An operation left out gets 0.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseBenchMix } from "./args.ts";
+ *
+ * parseBenchMix("get=100"); // { incr: 0, get: 100 }
+ * ```
+ */
+export function parseBenchMix(text: string): BenchMix {
+  const mix: BenchMix = { incr: 0, get: 0 };
+  const seen = new Set<string>();
+  const expected = `expected OP=PERCENT,... with OP one of ${BENCH_OP_KINDS.join(", ")}`;
+  for (const item of text.split(",")) {
+    const match = MIX_ITEM_PATTERN.exec(item);
+    if (match === null) {
+      throw new UsageError(`invalid --mix ${JSON.stringify(text)}: ${expected}`);
+    }
+    const [, name, percent] = match;
+    const kind = BENCH_OP_KINDS.find((k) => k === name);
+    if (kind === undefined) {
+      throw new UsageError(
+        `invalid --mix ${JSON.stringify(text)}: unknown operation ${JSON.stringify(name)}` +
+          ` (expected ${BENCH_OP_KINDS.join(" or ")})`,
+      );
+    }
+    if (seen.has(kind)) {
+      throw new UsageError(`invalid --mix ${JSON.stringify(text)}: ${kind} is given twice`);
+    }
+    seen.add(kind);
+    mix[kind] = Number(percent);
+  }
+  const total = BENCH_OP_KINDS.reduce((sum, kind) => sum + mix[kind], 0);
+  if (total !== 100) {
+    throw new UsageError(
+      `invalid --mix ${JSON.stringify(text)}: the percentages add up to ${total}, not 100`,
+    );
+  }
+  return mix;
+}
+
+/** Flags that only mean something in the closed loop, which `--concurrency` selects. */
+const CLOSED_LOOP_FLAGS = ["duration", "mix", "consistency", "warmup"] as const;
+
 /** Parses the arguments of `counter bench` (after the word `bench`). */
 export function parseBenchArgs(argv: readonly string[], options: ParseOptions = {}): BenchOptions {
-  const scanned = scan(argv, { ...CLIENT_SPEC, ops: "string", concurrency: "string" });
+  const scanned = scan(argv, {
+    ...CLIENT_SPEC,
+    ops: "string",
+    duration: "string",
+    concurrency: "string",
+    mix: "string",
+    consistency: "string",
+    warmup: "string",
+    local: "boolean",
+  });
   expectPositionals(scanned, 0);
-  const ops = integerOption(scanned, "ops", DEFAULT_BENCH_OPS, LIMITS.ops);
-  const concurrency = integerOption(scanned, "concurrency", ops, LIMITS.ops);
-  if (concurrency > ops) {
+  const local = scanned.flags.has("local");
+  // The cluster --local starts has its own addresses; a --peers beside it would be ignored.
+  if (local && scanned.strings.has("peers")) {
+    throw new UsageError("--peers and --local cannot be used together");
+  }
+  if (scanned.strings.has("ops") && scanned.strings.has("duration")) {
+    throw new UsageError("--ops and --duration cannot be used together: give one of them");
+  }
+  const concurrencyText = scanned.strings.get("concurrency");
+  const client = clientOptions(scanned, options.env ?? Deno.env.get);
+  if (concurrencyText === undefined) {
+    const flag = CLOSED_LOOP_FLAGS.find((name) => scanned.strings.has(name));
+    if (flag !== undefined) {
+      throw new UsageError(
+        `--${flag} needs --concurrency (without it, every increment is sent at once)`,
+      );
+    }
+    return {
+      ...client,
+      ops: integerOption(scanned, "ops", DEFAULT_BENCH_OPS, LIMITS.burstOps),
+      durationSecs: null,
+      concurrency: null,
+      mix: { ...DEFAULT_BENCH_MIX },
+      consistency: "linearizable",
+      warmup: 0,
+      local,
+    };
+  }
+  const concurrency = parseBoundedInteger(concurrencyText, "--concurrency", LIMITS.concurrency);
+  const durationText = scanned.strings.get("duration");
+  const durationSecs = durationText === undefined
+    ? null
+    : parseBoundedInteger(durationText, "--duration", LIMITS.durationSecs);
+  const ops = durationSecs === null
+    ? integerOption(scanned, "ops", DEFAULT_BENCH_OPS, LIMITS.ops)
+    : null;
+  // Workers beyond the number of requests would never send one.
+  if (ops !== null && concurrency > ops) {
     throw new UsageError(`--concurrency (${concurrency}) must not exceed --ops (${ops})`);
   }
-  return { ...clientOptions(scanned, options.env ?? Deno.env.get), ops, concurrency };
+  const mixText = scanned.strings.get("mix");
+  const consistencyText = scanned.strings.get("consistency");
+  const mix = mixText === undefined ? { ...DEFAULT_BENCH_MIX } : parseBenchMix(mixText);
+  if (consistencyText !== undefined && mix.get === 0) {
+    throw new UsageError("--consistency needs reads in --mix (for example --mix incr=90,get=10)");
+  }
+  return {
+    ...client,
+    ops,
+    durationSecs,
+    concurrency,
+    mix,
+    consistency: consistencyText === undefined
+      ? "linearizable"
+      : parseChoice(consistencyText, "--consistency", READ_CONSISTENCIES),
+    warmup: integerOption(scanned, "warmup", 0, LIMITS.warmup),
+    local,
+  };
 }
 
 function parseHelpArgs(argv: readonly string[]): Invocation {

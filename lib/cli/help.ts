@@ -20,6 +20,7 @@ import {
   DEFAULT_SNAPSHOT_LOG_ENTRIES,
   DEFAULT_SNAPSHOT_RETAIN_ENTRIES,
   DEFAULT_TIMEOUT_MS,
+  LIMITS,
   PEERS_ENV,
 } from "./args.ts";
 import type { CommandName } from "./usage_error.ts";
@@ -76,6 +77,7 @@ options.
 `;
 
 const SERVE = `Usage: counter serve --data DIR --id HOST:PORT --conf HOST:PORT,... [OPTIONS]
+       counter serve --data DIR --id HOST:PORT --join HOST:PORT,... [OPTIONS]
 
 Runs one node of a counter group until SIGINT or SIGTERM. The node
 listens on its --id address, keeps its log, vote and snapshots under
@@ -86,8 +88,12 @@ serves requests once a majority of them is up.
 Options:
   --data DIR                  this node's data directory (required)
   --id HOST:PORT              this node's id and listening address (required)
-  --conf HOST:PORT,...        every member of the group, --id included
-                              (required)
+  --conf HOST:PORT,...        every member of a new group, --id included
+                              (used only when DIR is empty)
+  --join HOST:PORT,...        instead of --conf: members of an existing group;
+                              this empty node does not campaign and waits for
+                              'counter peers add HOST:PORT' (it joins as a
+                              learner and is promoted once caught up)
   --group NAME                Raft group name (default: ${DEFAULT_GROUP})
   --election-timeout-ms N     election timeout, greater than the heartbeat
                               interval (default: ${DEFAULT_ELECTION_TIMEOUT_MS})
@@ -182,30 +188,54 @@ Exit codes:
 
 const BENCH = `Usage: counter bench [OPTIONS]
 
-Sends --ops increments of 1 to a running group, at most --concurrency of
-them in flight at once, and prints the elapsed time, throughput and
-latency percentiles. The default is SOFAJRaft's counter example run:
-${DEFAULT_BENCH_OPS} increments, all in flight at once.
+Measures a group's throughput and latency, then checks that the counter
+grew by exactly what the acknowledged increments add up to (reading it,
+linearizably, before and after; no other client may write meanwhile).
+
+The default run is SOFAJRaft's counter client: ${DEFAULT_BENCH_OPS} increments with
+deltas 0 to ${DEFAULT_BENCH_OPS - 1}, all in flight at once, printed as 'N ops, cost: X ms'.
+With --concurrency C, C workers each send one request at a time and the
+next when it is answered (a closed loop), until --ops requests have been
+sent or --duration seconds have passed; increments then add 1.
 
 Options:
 ${PEERS_OPTION}
   --group NAME        Raft group name (default: ${DEFAULT_GROUP})
-  --ops N             increments to send (default: ${DEFAULT_BENCH_OPS})
-  --concurrency N     increments in flight at once, at most --ops
-                      (default: --ops)
+  --local             start a local 3-node cluster on free ports with
+                      temporary data, run against it, and stop it; also
+                      prints each node's resident memory; not with --peers
+  --ops N             requests to measure (default: ${DEFAULT_BENCH_OPS}); without
+                      --concurrency at most ${LIMITS.burstOps.max}
+  --concurrency C     run a closed loop of C workers, 1 to ${LIMITS.concurrency.max} and at
+                      most --ops (default: none; every increment at once)
+  --duration S        with --concurrency: run for S seconds instead of
+                      --ops requests (1 to ${LIMITS.durationSecs.max})
+  --mix incr=P,get=Q  with --concurrency: percentages of increments and
+                      reads, adding up to 100 (default: incr=100)
+  --consistency C     reads of --mix: linearizable or stale
+                      (default: linearizable)
+  --warmup N          with --concurrency: send N requests first, not
+                      measured (default: 0)
   --json              print one JSON object instead of plain text
-  --timeout-ms N      deadline of each increment, retries included
+  --timeout-ms N      deadline of each request, retries included
                       (default: ${DEFAULT_TIMEOUT_MS})
   -h, --help          show this help
 
-Example:
-  counter bench --ops 10000 --concurrency 100
+Output: throughput (acknowledged requests per second); latency p50, p90,
+p99, p99.9 and max, per operation when --mix has several; errors by
+code; the value before and after. Latencies are of acknowledged requests,
+to within 1%. Runs longer than a second show progress on stderr.
+
+Examples:
+  counter bench --local
+  counter bench --concurrency 64 --duration 10 --mix incr=90,get=10
+  counter bench --local --ops 2000 --concurrency 64 --json
 
 Exit codes:
-  0  success: every increment was acknowledged
-  1  some increments failed, and certainly were not applied
+  0  success: every request acknowledged, and the counter checked
+  1  some requests failed, certainly without effect, or the check failed
   2  usage error
-  3  some outcomes unknown: increments were sent but no answer came before
+  3  some outcomes unknown: requests were sent but no answer came before
      the deadline; they may or may not have been applied
 `;
 

@@ -103,6 +103,11 @@ export class LocalCluster {
     return this.#node(id).dataDir;
   }
 
+  /** The process id of node `id`, or null when it is not running. */
+  pid(id: string): number | null {
+    return this.#node(id).child?.pid ?? null;
+  }
+
   /** True while node `id`'s process runs. */
   isRunning(id: string): boolean {
     return this.#node(id).child !== null;

@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { ClientRequest, ClientResponse } from "../transport/codec.ts";
+import type { ClientRequest, ClientResponse, WireMap } from "../transport/codec.ts";
 import { RpcClientConnection, RpcError } from "../transport/client_conn.ts";
 import { type Logger, silentLogger } from "../logging/logger.ts";
 
@@ -131,6 +131,59 @@ export class CounterClient {
   get(options: { consistency?: Consistency } = {}): Promise<CounterValue> {
     const consistency = options.consistency ?? "linearizable";
     return this.#call({ op: "get", consistency }, false);
+  }
+
+  /**
+   * Sends an admin operation (see docs/PROTOCOL.md): to `peer` alone when given, otherwise to
+   * the leader, following redirects. Returns the response's `data`; throws {@linkcode CounterError}
+   * when the node refuses. Admin operations are not retried once sent: they report failures
+   * rather than risk applying a membership change twice.
+   */
+  async admin(
+    op: string,
+    args: WireMap = {},
+    options: { peer?: string } = {},
+  ): Promise<{ data: WireMap; leader: string }> {
+    const deadline = Date.now() + this.#timeoutMs;
+    let backoffMs = BACKOFF_MS_MIN;
+    let lastError = "no server answered";
+    while (!this.#closed && Date.now() < deadline) {
+      const target = options.peer ?? this.#leader ?? this.#rotatePeer();
+      let resp: ClientResponse;
+      try {
+        const conn = await this.#connection(target);
+        resp = await conn.call(this.#group, { op, args }, Math.max(1, deadline - Date.now()));
+      } catch (err) {
+        const sent = err instanceof RpcError ? err.sent : false;
+        this.#dropConnection(target, err);
+        if (sent) {
+          throw new CounterError("TIMEOUT", "unknown", `${target}: ${(err as Error).message}`);
+        }
+        lastError = `${target}: ${(err as Error).message}`;
+        if (options.peer !== undefined) throw new CounterError("UNAVAILABLE", "failed", lastError);
+        if (this.#leader === target) this.#leader = null;
+        await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
+        backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
+        continue;
+      }
+      if (resp.ok) return { data: resp.data ?? {}, leader: resp.leader ?? target };
+      const code = resp.code ?? "UNKNOWN";
+      lastError = resp.error ?? code;
+      if (options.peer === undefined && (code === "NOT_LEADER" || code === "NO_LEADER")) {
+        this.#leader = code === "NOT_LEADER" && resp.leader ? resp.leader : null;
+        if (this.#leader === null) {
+          await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
+          backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
+        }
+        continue;
+      }
+      throw new CounterError(code, code === "TIMEOUT" ? "unknown" : "failed", lastError);
+    }
+    throw new CounterError(
+      "TIMEOUT",
+      "failed",
+      `failed within ${this.#timeoutMs} ms: ${lastError}`,
+    );
   }
 
   /** Asks one server for its status (no redirects). */

@@ -15,6 +15,8 @@
 
 import {
   bootstrapState,
+  type ConfChange,
+  decodeConfState,
   type Entry,
   EntryType,
   type Message,
@@ -42,6 +44,8 @@ export interface NodeOptions {
   id: string;
   /** The initial members (used only when the data dir is new). */
   conf: string[];
+  /** Members of an existing group to join: an empty data dir is not bootstrapped. */
+  join?: string[];
   /** Raft group id. */
   group: string;
   /** Followers campaign after this long without a leader (randomized up to twice as long). */
@@ -73,6 +77,21 @@ interface PendingProposal {
   deadlineMs: number;
 }
 
+/** Learners within this many entries of the leader are promoted by `add_peer`. */
+const PROMOTE_LAG_ENTRIES_MAX = 1000;
+
+interface PendingPromotion {
+  node: string;
+  reply: (resp: ClientResponse) => void;
+  deadlineMs: number;
+}
+
+interface PendingTransfer {
+  target: string;
+  reply: (resp: ClientResponse) => void;
+  deadlineMs: number;
+}
+
 interface PendingRead {
   reply: (resp: ClientResponse) => void;
   deadlineMs: number;
@@ -95,6 +114,9 @@ export class CounterNode {
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
+  #promotions: PendingPromotion[] = [];
+  #knownPeers = new Set<string>();
+  #transfers: PendingTransfer[] = [];
   #loopRunning = false;
   #stopping = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -153,7 +175,11 @@ export class CounterNode {
     });
     try {
       let recovered = storage.recovered();
-      if (storage.isFresh()) {
+      if (storage.isFresh() && options.join !== undefined) {
+        log.info("empty node waiting to be added to the group", {
+          hint: `counter peers add ${options.id} --peers ${options.join.join(",")}`,
+        });
+      } else if (storage.isFresh()) {
         if (!options.conf.includes(options.id)) {
           throw new Error(`--conf must include this node's --id ${options.id}`);
         }
@@ -296,6 +322,7 @@ export class CounterNode {
     if (this.#stopping) return;
     this.#raft.tick();
     this.#expireRequests();
+    this.#checkAdminWaits();
     this.#kick();
   }
 
@@ -336,11 +363,25 @@ export class CounterNode {
       case "snapshot":
         this.#snapshot("requested").then(
           (index) => reply({ ok: true, data: { snapshotIndex: index } }),
-          (err) => reply({ ok: false, code: "BAD_REQUEST", error: `snapshot failed: ${err}` }),
+          (err) => reply({ ok: false, code: "INTERNAL", error: `snapshot failed: ${err}` }),
         );
         return;
       case "status":
         reply({ ok: true, data: this.#statusData(), leader: this.#raft.leader || undefined });
+        return;
+      case "peers":
+        this.#handlePeers(reply);
+        return;
+      case "add_peer":
+      case "remove_peer":
+      case "promote_peer":
+        this.#handleConfChange(req, reply);
+        return;
+      case "transfer_leader":
+        this.#handleTransfer(req, reply);
+        return;
+      case "reset_peers":
+        this.#handleResetPeers(req, reply);
         return;
       default:
         reply({ ok: false, code: "UNKNOWN_OP", error: `unknown operation "${req.op}"` });
@@ -414,6 +455,193 @@ export class CounterNode {
     this.#reads.set(id, { reply, deadlineMs: Date.now() + this.#requestTimeoutMs, index: 0 });
     this.#raft.readIndex(id);
     this.#kick();
+  }
+
+  #argString(req: ClientRequest, name: string): string | null {
+    const value = req.args?.[name];
+    return typeof value === "string" && value !== "" ? value : null;
+  }
+
+  /** Members and roles; on the leader also each follower's match index and lag. */
+  #handlePeers(reply: (resp: ClientResponse) => void): void {
+    if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+    const s = this.#raft.status();
+    const progress = new Map(s.peers.map((p) => [p.id, p]));
+    const members = [...s.conf.voters, ...s.conf.learners].map((id) => {
+      const p = progress.get(id);
+      const match = id === s.id ? s.lastIndex : p?.match ?? 0;
+      return {
+        id,
+        role: id === s.id ? "leader" : s.conf.learners.includes(id) ? "learner" : "follower",
+        match,
+        lag: s.lastIndex - match,
+        state: id === s.id ? "self" : p?.state ?? "unknown",
+      };
+    });
+    reply({ ok: true, leader: s.id, data: { leader: s.id, term: s.term, members } });
+  }
+
+  #handleConfChange(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    const node = this.#argString(req, "node");
+    if (node === null) {
+      reply({ ok: false, code: "BAD_REQUEST", error: `${req.op} needs args.node (HOST:PORT)` });
+      return;
+    }
+    try {
+      parseAddress(node);
+    } catch (err) {
+      reply({
+        ok: false,
+        code: "BAD_REQUEST",
+        error: `bad node address: ${(err as Error).message}`,
+      });
+      return;
+    }
+    if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+    const learnerOnly = req.args?.learner === true;
+    let change: ConfChange;
+    if (req.op === "remove_peer") change = { type: "remove", node };
+    else if (req.op === "promote_peer") change = { type: "promote", node };
+    else change = { type: "addLearner", node };
+    const result = this.#raft.proposeConfChange(change);
+    if (!result.ok) {
+      reply({ ok: false, code: "REFUSED", error: result.reason });
+      return;
+    }
+    const deadlineMs = Date.now() + this.#requestTimeoutMs;
+    const onCommitted = (resp: ClientResponse) => {
+      if (!resp.ok || req.op !== "add_peer" || learnerOnly) return reply(resp);
+      // New members join as learners; they become voters once they have caught up, so that
+      // adding a member never costs the group its availability.
+      this.#promotions.push({ node, reply, deadlineMs });
+    };
+    this.#proposals.set(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
+    this.#log.info("membership change proposed", { op: req.op, peer: node, index: result.firstIndex });
+    this.#kick();
+  }
+
+  #handleTransfer(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    const target = this.#argString(req, "node");
+    if (target === null) {
+      reply({ ok: false, code: "BAD_REQUEST", error: "transfer_leader needs args.node" });
+      return;
+    }
+    if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+    if (target === this.#options.id) {
+      reply({ ok: true, leader: target, data: { leader: target } });
+      return;
+    }
+    const refused = this.#raft.transferLeader(target);
+    if (refused !== null) {
+      reply({ ok: false, code: "REFUSED", error: refused });
+      return;
+    }
+    this.#log.info("leadership transfer started", { to: target });
+    // The core abandons a transfer after an election timeout; wait a little longer than that.
+    const deadlineMs = Date.now() + 2 * this.#options.electionTimeoutMs + 500;
+    this.#transfers.push({ target, reply, deadlineMs });
+    this.#kick();
+  }
+
+  /** The forced recovery of `counter peers reset --force`; see `Raft.forceConf`. */
+  #handleResetPeers(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    const voters = req.args?.voters;
+    if (
+      !Array.isArray(voters) || voters.length === 0 ||
+      !voters.every((v) => typeof v === "string")
+    ) {
+      reply({ ok: false, code: "BAD_REQUEST", error: "reset_peers needs args.voters" });
+      return;
+    }
+    if (req.args?.force !== true) {
+      reply({
+        ok: false,
+        code: "REFUSED",
+        error: "reset_peers changes the membership without consensus and can lose " +
+          "acknowledged increments; it needs args.force = true",
+      });
+      return;
+    }
+    const list = [...new Set(voters as string[])].sort();
+    if (!list.includes(this.#options.id)) {
+      reply({
+        ok: false,
+        code: "BAD_REQUEST",
+        error: `the voters must include ${this.#options.id}`,
+      });
+      return;
+    }
+    this.#log.warn("forced membership reset", { voters: list.join(",") });
+    this.#raft.forceConf({ voters: list, learners: [] });
+    this.#kick();
+    reply({ ok: true, data: { voters: list, learners: [] } });
+  }
+
+  /** Progresses promotions and transfers; called every tick. */
+  #checkAdminWaits(): void {
+    const now = Date.now();
+    if (this.#promotions.length > 0) {
+      const still: PendingPromotion[] = [];
+      for (const p of this.#promotions) {
+        const done = this.#tryPromote(p, now);
+        if (!done) still.push(p);
+      }
+      this.#promotions = still;
+    }
+    if (this.#transfers.length > 0) {
+      const leader = this.#raft.leader;
+      const still: PendingTransfer[] = [];
+      for (const t of this.#transfers) {
+        if (leader === t.target) {
+          t.reply({ ok: true, leader, data: { leader } });
+        } else if (now >= t.deadlineMs) {
+          t.reply({
+            ok: false,
+            code: "TIMEOUT",
+            error: `leadership did not move to ${t.target} in time (leader now: ${
+              leader || "none"
+            })`,
+            leader: leader || undefined,
+          });
+        } else {
+          still.push(t);
+        }
+      }
+      this.#transfers = still;
+    }
+  }
+
+  #tryPromote(p: PendingPromotion, now: number): boolean {
+    if (now >= p.deadlineMs) {
+      p.reply({
+        ok: false,
+        code: "TIMEOUT",
+        error: `${p.node} was added as a learner but did not catch up in time; ` +
+          `promote it later with 'counter peers promote ${p.node}'`,
+      });
+      return true;
+    }
+    if (this.#raft.role !== Role.Leader) {
+      this.#notLeader(p.reply);
+      return true;
+    }
+    const s = this.#raft.status();
+    if (s.conf.voters.includes(p.node)) {
+      p.reply({ ok: true, data: { voters: s.conf.voters, learners: s.conf.learners } });
+      return true;
+    }
+    const match = s.peers.find((peer) => peer.id === p.node)?.match ?? 0;
+    if (s.lastIndex - match > PROMOTE_LAG_ENTRIES_MAX || match === 0) return false;
+    const result = this.#raft.proposeConfChange({ type: "promote", node: p.node });
+    if (!result.ok) return false; // Another change is still in flight; try on a later tick.
+    this.#log.info("promoting caught-up learner", { peer: p.node, index: result.firstIndex });
+    this.#proposals.set(result.firstIndex, {
+      term: result.term,
+      reply: p.reply,
+      deadlineMs: p.deadlineMs,
+    });
+    this.#kick();
+    return true;
   }
 
   #statusData(): Record<string, string | number | string[]> {
@@ -505,10 +733,14 @@ export class CounterNode {
       this.#applied = e.index;
       const isCommand = e.type === EntryType.Normal && e.data.length > 0;
       const result = isCommand ? this.#sm.applyIncrement(e.data) : null;
+      if (e.type === EntryType.Config) this.#onConfApplied(e);
       const p = this.#proposals.get(e.index);
       if (p === undefined) continue;
       this.#proposals.delete(e.index);
-      if (result === null || p.term !== e.term) {
+      if (p.term === e.term && e.type === EntryType.Config) {
+        const conf = decodeConfState(e.data);
+        p.reply({ ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
+      } else if (result === null || p.term !== e.term) {
         p.reply({
           ok: false,
           code: "NOT_APPLIED",
@@ -520,6 +752,23 @@ export class CounterNode {
       } else {
         p.reply({ ok: false, code: result.code, error: result.error, leader });
       }
+    }
+  }
+
+  #onConfApplied(e: Entry): void {
+    const conf = decodeConfState(e.data);
+    this.#log.info("configuration committed", {
+      index: e.index,
+      voters: conf.voters.join(","),
+      learners: conf.learners.join(",") || undefined,
+    });
+    const members = new Set([...conf.voters, ...conf.learners]);
+    for (const peer of this.#knownPeers) {
+      if (!members.has(peer)) this.#peers.removePeer(peer).catch(() => {});
+    }
+    this.#knownPeers = members;
+    if (!members.has(this.#options.id) && e.index > 1) {
+      this.#log.warn("this node is no longer a member of the group; it will not campaign");
     }
   }
 

@@ -303,9 +303,11 @@ export class Raft {
       this.#tickLeader();
       return;
     }
-    if (this.#electionElapsed >= this.#randomizedElectionTimeout) {
+    // Only a node that campaigns restarts its clock: a node that may not campaign must let its
+    // leader lease run out, or it would ignore every candidate as disruptive forever.
+    if (this.#electionElapsed >= this.#randomizedElectionTimeout && this.promotable) {
       this.#electionElapsed = 0;
-      if (this.promotable) this.campaign();
+      this.campaign();
     }
   }
 
@@ -421,6 +423,24 @@ export class Raft {
     } else {
       this.#failedReads.push(requestId);
     }
+  }
+
+  /**
+   * Dangerous recovery for a group that lost its majority for good: this node moves to a new
+   * term and appends a configuration naming `conf`'s members, without consensus. Entries that
+   * only the lost members held are lost. Run it on every survivor with the same `conf`.
+   */
+  forceConf(conf: ConfState): void {
+    assert(conf.voters.length > 0, "a configuration needs a voter");
+    // A fresh term keeps the forced entry from sharing (index, term) with any existing entry.
+    this.#becomeFollower(this.#term + 1, "");
+    this.#log.append([{
+      term: this.#term,
+      index: this.#log.lastIndex() + 1,
+      type: EntryType.Config,
+      data: encodeConfState(conf),
+    }]);
+    this.#refreshConf();
   }
 
   /** Tells the leader that sending a snapshot to `to` finished (`ok`) or failed. */

@@ -3,8 +3,9 @@
  *
  * The decoder pre-allocates an array as soon as it reads an array header, before the elements
  * arrive, and it has no nesting limit. Walking the headers first, without allocating, proves that
- * every announced element is really present, that nesting stays shallow and that no extension or
- * reserved type appears; only then is the decoder allowed to allocate. The walk skips string and
+ * every announced element is really present, that nesting stays shallow, that strings are valid
+ * UTF-8 and that no extension or reserved type appears; only then is the decoder allowed to
+ * allocate. The walk skips string and
  * binary payloads by their length, so it costs one step per value, not per byte.
  *
  * @module
@@ -26,7 +27,7 @@ export interface ScanLimits {
 
 /**
  * Checks that `bytes` hold exactly one well-formed MessagePack value within `limits`, whose map
- * keys are all strings and which uses no extension types. Returns null when it does, or the
+ * keys are all strings, whose strings are valid UTF-8 and which uses no extension types. Returns null when it does, or the
  * reason it does not.
  */
 export function scanMsgpack(bytes: Uint8Array, limits: ScanLimits): string | null {
@@ -109,12 +110,15 @@ export function scanMsgpack(bytes: Uint8Array, limits: ScanLimits): string | nul
       }
     }
 
-    if (atKey && !(dataBytes >= 0 && (head <= 0xbf || head >= 0xd9 && head <= 0xdb))) {
+    if (atKey && !isStr(head)) {
       return "Map key is not a string";
     }
     if (dataBytes > 0 || fixedBytes > 0) {
       const payloadBytes = dataBytes > 0 ? dataBytes : fixedBytes;
       if (end - pos < payloadBytes) return "Truncated MessagePack value";
+      if (isStr(head) && !isUtf8(bytes, pos, pos + payloadBytes)) {
+        return "String is not valid UTF-8";
+      }
       pos += payloadBytes;
     }
 
@@ -147,6 +151,28 @@ export function scanMsgpack(bytes: Uint8Array, limits: ScanLimits): string | nul
 
   if (pos !== end) return `${end - pos} trailing bytes after the MessagePack value`;
   return null;
+}
+
+function isStr(head: number): boolean {
+  return (head >= 0xa0 && head <= 0xbf) || (head >= 0xd9 && head <= 0xdb);
+}
+
+// The decoder turns invalid UTF-8 into arbitrary text instead of failing, so it is caught here.
+// Ids and ops are ASCII, so the common case is a plain byte loop.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function isUtf8(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    if (bytes[i] >= 0x80) {
+      try {
+        strictUtf8.decode(bytes.subarray(i, end));
+        return true;
+      } catch {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 function stringTooLong(strBytes: number, limits: ScanLimits): string {

@@ -45,7 +45,9 @@ export type ErrorCode =
   | "SHUTTING_DOWN"
   | "BUSY"
   | "NOT_APPLIED"
-  | "STALE_REQUEST";
+  | "STALE_REQUEST"
+  | "REFUSED"
+  | "INTERNAL";
 
 /** Every {@linkcode ErrorCode}, in documentation order. */
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -60,6 +62,8 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "BUSY",
   "NOT_APPLIED",
   "STALE_REQUEST",
+  "REFUSED",
+  "INTERNAL",
 ];
 
 const ERROR_CODE_SET: ReadonlySet<string> = new Set(ERROR_CODES);
@@ -508,6 +512,7 @@ function decodeMessage(p: unknown): Message {
 function readEntries(v: unknown): Entry[] {
   if (!Array.isArray(v)) throw new ProtocolError("Raft field entries is not an array");
   const entries: Entry[] = new Array(v.length);
+  let dataBytes = 0;
   for (let i = 0; i < v.length; i++) {
     const e = v[i];
     if (!Array.isArray(e) || e.length !== ENTRY_FIELDS) {
@@ -518,13 +523,20 @@ function readEntries(v: unknown): Entry[] {
     if (!ENTRY_TYPES.has(e[2])) {
       throw new ProtocolError(`Entry ${i} has unknown type ${describe(e[2])}`);
     }
-    entries[i] = {
-      term: readUint(e[0], "entry term"),
-      index,
-      type: e[2] as EntryType,
-      // Copied so a log that keeps the entry does not pin the whole receive buffer.
-      data: readBin(e[3], "entry data").slice(),
-    };
+    const data = readBin(e[3], "entry data");
+    dataBytes += data.length;
+    entries[i] = { term: readUint(e[0], "entry term"), index, type: e[2] as EntryType, data };
+  }
+  // Entry data is copied out of the receive buffer so a log that keeps entries does not pin
+  // whole network reads; into one shared buffer, because a typed array allocation per entry
+  // costs several times the rest of decoding.
+  const owned = new Uint8Array(dataBytes);
+  let offset = 0;
+  for (const entry of entries) {
+    const length = entry.data.length;
+    owned.set(entry.data, offset);
+    entry.data = owned.subarray(offset, offset + length);
+    offset += length;
   }
   return entries;
 }

@@ -48,6 +48,24 @@ export interface ConnectionOptions {
 }
 
 /**
+ * Returns the frame and queue limits `options` ask for, with defaults applied. Throws
+ * `RangeError` when they are invalid: the queue must fit at least one largest frame.
+ */
+export function connectionLimits(
+  options: ConnectionOptions,
+): { frameBytesMax: number; queueBytesMax: number } {
+  const frameBytesMax = options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT;
+  assertFrameBytesMax(frameBytesMax);
+  const queueBytesMax = options.queueBytesMax ?? QUEUE_BYTES_MAX_DEFAULT;
+  if (!Number.isSafeInteger(queueBytesMax) || queueBytesMax < frameBytesMax + FRAME_HEADER_BYTES) {
+    throw new RangeError(
+      `Queue limit ${queueBytesMax} must be an integer that fits one largest frame`,
+    );
+  }
+  return { frameBytesMax, queueBytesMax };
+}
+
+/**
  * Receives each decoded body, in order. Throwing {@linkcode ProtocolError} (for a body this side
  * does not accept) closes the connection with a warning; throwing anything else closes it with an
  * error log, since that is a bug in the handler.
@@ -97,23 +115,15 @@ export class Connection {
   constructor(conn: Deno.TcpConn, onBody: BodyHandler, options: ConnectionOptions = {}) {
     this.#conn = conn;
     this.#onBody = onBody;
-    this.#frameBytesMax = options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT;
-    assertFrameBytesMax(this.#frameBytesMax);
-    this.#queueBytesMax = options.queueBytesMax ?? QUEUE_BYTES_MAX_DEFAULT;
-    if (
-      !Number.isSafeInteger(this.#queueBytesMax) ||
-      this.#queueBytesMax < this.#frameBytesMax + FRAME_HEADER_BYTES
-    ) {
-      throw new RangeError(
-        `Queue limit ${this.#queueBytesMax} must be an integer that fits one largest frame`,
-      );
-    }
+    const limits = connectionLimits(options);
+    this.#frameBytesMax = limits.frameBytesMax;
+    this.#queueBytesMax = limits.queueBytesMax;
     this.#remoteAddress = formatAddress(conn.remoteAddr);
     this.#logger = options.logger ?? silentLogger;
     this.#frames = new FrameDecoder({ frameBytesMax: this.#frameBytesMax });
     // Small frames must not wait for Nagle's algorithm; batching is done here instead.
     conn.setNoDelay(true);
-    // Notices a peer that vanished without a FIN while this side only reads.
+    // Lets the OS eventually reap a connection whose peer vanished without a FIN.
     conn.setKeepAlive(true);
     this.#reader = this.#readLoop();
     this.#closed = this.#reader.then(() => this.#writer ?? undefined);

@@ -11,6 +11,7 @@
  */
 
 export { formatAddress, type HostPort, parseAddress } from "./address.ts";
+export type { ScanLimits } from "./_msgpack_scan.ts";
 export {
   BodyKind,
   type ClientRequest,
@@ -34,6 +35,7 @@ export {
   type BodyHandler,
   CONNECT_TIMEOUT_MS_DEFAULT,
   Connection,
+  connectionLimits,
   type ConnectionOptions,
   QUEUE_BYTES_MAX_DEFAULT,
 } from "./connection.ts";

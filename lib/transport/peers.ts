@@ -12,8 +12,8 @@ import { type Logger, silentLogger } from "../logging/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { type HostPort, parseAddress } from "./address.ts";
 import { encodeRaft, ProtocolError } from "./codec.ts";
-import { CONNECT_TIMEOUT_MS_DEFAULT, Connection, QUEUE_BYTES_MAX_DEFAULT } from "./connection.ts";
-import { assertFrameBytesMax, FRAME_BYTES_MAX_DEFAULT, FRAME_HEADER_BYTES } from "./frame.ts";
+import { CONNECT_TIMEOUT_MS_DEFAULT, Connection, connectionLimits } from "./connection.ts";
+import { FRAME_HEADER_BYTES } from "./frame.ts";
 
 /** Default first reconnect delay. */
 export const BACKOFF_MS_INITIAL_DEFAULT = 50;
@@ -114,12 +114,9 @@ export class PeerSender {
   /** Creates a sender; see {@linkcode PeerSenderOptions}. */
   constructor(options: PeerSenderOptions = {}) {
     this.#logger = options.logger ?? silentLogger;
-    this.#frameBytesMax = options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT;
-    assertFrameBytesMax(this.#frameBytesMax);
-    this.#queueBytesMax = options.queueBytesMax ?? QUEUE_BYTES_MAX_DEFAULT;
-    if (this.#queueBytesMax < this.#frameBytesMax + FRAME_HEADER_BYTES) {
-      throw new RangeError(`Queue limit ${this.#queueBytesMax} must fit one largest frame`);
-    }
+    const limits = connectionLimits(options);
+    this.#frameBytesMax = limits.frameBytesMax;
+    this.#queueBytesMax = limits.queueBytesMax;
     this.#backoffMsInitial = options.backoffMsInitial ?? BACKOFF_MS_INITIAL_DEFAULT;
     this.#backoffMsMax = options.backoffMsMax ?? BACKOFF_MS_MAX_DEFAULT;
     if (!(this.#backoffMsInitial > 0 && this.#backoffMsInitial <= this.#backoffMsMax)) {

@@ -14,7 +14,7 @@ import {
   encodeResponse,
   ProtocolError,
 } from "./codec.ts";
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import { Connection, connectionLimits, type ConnectionOptions } from "./connection.ts";
 
 /** Default bound on open connections per server. */
 export const CONNECTIONS_MAX_DEFAULT = 1024;
@@ -100,23 +100,12 @@ export class TransportServer {
   constructor(listen: HostPort, handler: TransportHandler, options: TransportServerOptions = {}) {
     this.#handler = handler;
     this.#logger = options.logger ?? silentLogger;
-    this.#connectionOptions = {
-      frameBytesMax: options.frameBytesMax,
-      queueBytesMax: options.queueBytesMax,
-      logger: this.#logger,
-    };
+    // Checked now: a bad limit found while accepting would only surface as a dropped client.
+    this.#connectionOptions = { ...connectionLimits(options), logger: this.#logger };
     this.#connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
     this.#requestsInFlightMax = options.requestsInFlightMax ?? REQUESTS_IN_FLIGHT_MAX_DEFAULT;
-    for (
-      const [name, value] of [
-        ["Connection limit", this.#connectionsMax],
-        ["Requests in flight limit", this.#requestsInFlightMax],
-      ] as const
-    ) {
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new RangeError(`${name} must be a positive integer, got ${value}`);
-      }
-    }
+    assertPositiveInteger("Connection limit", this.#connectionsMax);
+    assertPositiveInteger("Requests in flight limit", this.#requestsInFlightMax);
     this.#listener = Deno.listen({ hostname: listen.hostname, port: listen.port });
     const addr = this.#listener.addr;
     this.#address = { hostname: addr.hostname, port: addr.port };
@@ -241,5 +230,11 @@ export class TransportServer {
         conn.close();
       }
     };
+  }
+}
+
+function assertPositiveInteger(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
 }

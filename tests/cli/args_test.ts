@@ -308,24 +308,6 @@ Deno.test("demo has the documented defaults and reads its options", () => {
   });
 });
 
-Deno.test("bench defaults to 1000 increments, all in flight", () => {
-  assert.deepEqual(parseBenchArgs([], noEnv), {
-    peers: [...DEFAULT_PEERS],
-    group: "counter",
-    json: false,
-    timeoutMs: 5000,
-    ops: 1000,
-    concurrency: 1000,
-  });
-  const options = parseBenchArgs(["--ops", "50", "--json"], noEnv);
-  assert.equal(options.concurrency, 50);
-  assert.equal(parseBenchArgs(["--ops", "50", "--concurrency", "5"], noEnv).concurrency, 5);
-  assertUsage(
-    () => parseBenchArgs(["--ops", "10", "--concurrency", "11"], noEnv),
-    /^--concurrency \(11\) must not exceed --ops \(10\)$/,
-  );
-});
-
 Deno.test("parseCommandLine dispatches on the subcommand", () => {
   const cases: [string[], Invocation["command"]][] = [
     [["serve", ...SERVE_REQUIRED], "serve"],

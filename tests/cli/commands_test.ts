@@ -3,19 +3,8 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  type BenchOptions,
-  DEFAULT_PEERS,
-  type IncrOptions,
-  type ServeOptions,
-} from "../../lib/cli/args.ts";
+import { DEFAULT_PEERS, type IncrOptions, type ServeOptions } from "../../lib/cli/args.ts";
 import type { CounterClientLike } from "../../lib/cli/commands/_client.ts";
-import {
-  formatBenchJson,
-  formatBenchText,
-  percentile,
-  runBench,
-} from "../../lib/cli/commands/bench.ts";
 import { runGet } from "../../lib/cli/commands/get.ts";
 import { runIncr } from "../../lib/cli/commands/incr.ts";
 import { runServe } from "../../lib/cli/commands/serve.ts";
@@ -145,111 +134,6 @@ Deno.test("get prints the value, and exits 3 on an unknown outcome", async () =>
   client.failWith = () => new FakeCounterError("no answer", "unknown");
   assert.equal(await runGet(CLIENT, deps), 3);
   assert.deepEqual(err, ["counter get: no answer"]);
-});
-
-function benchOptions(ops: number, concurrency: number, json = false): BenchOptions {
-  return { ...CLIENT, json, ops, concurrency };
-}
-
-Deno.test("bench sends --ops increments of 1 and reports them", async () => {
-  const client = new FakeClient();
-  const { out, err, deps } = harness(client);
-  assert.equal(await runBench(benchOptions(100, 7, true), deps), 0);
-  assert.equal(client.calls, 100);
-  assert.equal(client.value, 100n);
-  assert.deepEqual(err, []);
-  assert.equal(out.length, 1);
-  const report = JSON.parse(out[0]);
-  assert.equal(report.ops, 100);
-  assert.equal(report.concurrency, 7);
-  assert.equal(report.ok, 100);
-  assert.equal(report.failed, 0);
-  assert.equal(report.unknown, 0);
-  assert.equal(report.value, 100);
-  assert.equal(report.leader, LEADER);
-  assert.ok(client.closed);
-});
-
-Deno.test("bench keeps at most --concurrency increments in flight", async () => {
-  let inFlight = 0;
-  let inFlightMax = 0;
-  const client = new FakeClient();
-  const slow: CounterClientLike = {
-    async incrementAndGet(delta) {
-      inFlight++;
-      inFlightMax = Math.max(inFlightMax, inFlight);
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      inFlight--;
-      return await client.incrementAndGet(delta);
-    },
-    get: () => client.get(),
-    close: () => client.close(),
-  };
-  const { deps } = harness(client);
-  assert.equal(await runBench(benchOptions(40, 4), { ...deps, connect: () => slow }), 0);
-  assert.equal(inFlightMax, 4);
-  assert.equal(client.value, 40n);
-});
-
-Deno.test("bench exits 1 when some increments failed and 3 when some outcomes are unknown", async () => {
-  const failing = new FakeClient();
-  failing.failWith = (call) =>
-    call % 10 === 0 ? new FakeCounterError("refused", "failed") : undefined;
-  const first = harness(failing);
-  assert.equal(await runBench(benchOptions(50, 5), first.deps), 1);
-  assert.deepEqual(first.err, ["counter bench: of 50 increments, 5 failed; first error: refused"]);
-  assert.match(first.out.join("\n"), /acknowledged 45, failed 5, outcome unknown 0/);
-
-  const unsure = new FakeClient();
-  unsure.failWith = (call) =>
-    call === 3
-      ? new FakeCounterError("timed out", "unknown")
-      : call === 4
-      ? new FakeCounterError("refused", "failed")
-      : undefined;
-  const second = harness(unsure);
-  assert.equal(await runBench(benchOptions(10, 1), second.deps), 3);
-  assert.deepEqual(second.err, [
-    "counter bench: of 10 increments, 1 failed and 1 with outcome unknown; first error: timed out",
-  ]);
-});
-
-Deno.test("bench's report renders as text and as one JSON line", () => {
-  const report = {
-    ops: 1000,
-    concurrency: 1000,
-    ok: 1000,
-    failed: 0,
-    unknown: 0,
-    elapsedMs: 1234.5678,
-    opsPerSec: 810.0,
-    latencyMsP50: 3.14159,
-    latencyMsP99: 9.8,
-    latencyMsMax: 12,
-    value: 2n ** 60n,
-    leader: LEADER,
-  };
-  assert.deepEqual(formatBenchText(report), [
-    "1000 ops, 1000 in flight, cost 1235 ms: 810 ops/s",
-    "latency ms: p50 3.1, p99 9.8, max 12.0",
-    "acknowledged 1000, failed 0, outcome unknown 0",
-    "final value 1152921504606846976 (leader 127.0.0.1:8082)",
-  ]);
-  const json = formatBenchJson(report);
-  assert.ok(!json.includes("\n"));
-  const parsed = JSON.parse(json);
-  assert.equal(parsed.value, "1152921504606846976");
-  assert.equal(parsed.elapsedMs, 1234.6);
-  assert.equal(JSON.parse(formatBenchJson({ ...report, value: null })).value, null);
-});
-
-Deno.test("percentile uses the nearest rank", () => {
-  const sorted = Array.from({ length: 100 }, (_, i) => i + 1);
-  assert.equal(percentile(sorted, 50), 50);
-  assert.equal(percentile(sorted, 99), 99);
-  assert.equal(percentile(sorted, 100), 100);
-  assert.equal(percentile([7], 50), 7);
-  assert.equal(percentile([], 50), null);
 });
 
 const SERVE: ServeOptions = {

@@ -32,7 +32,7 @@ Deno.test("every help text has a usage line and an example, and fits in 80 colum
   for (const topic of HELP_TOPICS) {
     const text = helpText(topic);
     assert.match(text, /^(Usage: counter|counter: )/);
-    assert.match(text, /\nExample:\n {2}counter /);
+    assert.match(text, /\nExamples?:\n {2}counter /);
     assert.ok(text.endsWith("\n") && !text.endsWith("\n\n"), "ends with one newline");
     for (const line of text.split("\n")) {
       assert.ok(line.length <= 80, `line longer than 80 columns: ${line}`);

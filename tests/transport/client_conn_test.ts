@@ -143,9 +143,9 @@ Deno.test("invalid requests and timeouts are refused before anything is sent", a
 });
 
 /** A fake node on a raw socket, to send what a real server never would. */
-async function rawNode(
+function rawNode(
   respond: (conn: Deno.TcpConn) => Promise<void>,
-): Promise<{ address: string; done: Promise<void> }> {
+): { address: string; done: Promise<void> } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const done = (async () => {
     const conn = await listener.accept();
@@ -160,7 +160,7 @@ async function rawNode(
 }
 
 Deno.test("a response to a request never sent is a protocol error that drops the connection", async () => {
-  const node = await rawNode(async (conn) => {
+  const node = rawNode(async (conn) => {
     await sleep(20);
     await writeAll(conn, encodeFrame(encodeResponse("counter", 42, { ok: true })));
     await conn.read(new Uint8Array(1024)).catch(() => null);
@@ -174,7 +174,7 @@ Deno.test("a response to a request never sent is a protocol error that drops the
 });
 
 Deno.test("a Raft message sent to a client is a protocol error", async () => {
-  const node = await rawNode(async (conn) => {
+  const node = rawNode(async (conn) => {
     const message = makeMessage(MessageType.Heartbeat, { from: "a:1", to: "b:1", term: 1 });
     await writeAll(conn, encodeFrame(encodeRaft("counter", message)));
     await conn.read(new Uint8Array(1024)).catch(() => null);

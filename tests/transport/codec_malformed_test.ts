@@ -217,6 +217,7 @@ Deno.test("requests with unknown fields or wrongly typed known fields are reject
   assertRejected(request({ op: "incr", clientId: 5 }), "numeric client id", /clientId/);
   assertRejected(request({ op: "incr", seq: -1 }), "negative seq", /seq/);
   assertRejected(request({ op: "incr", seq: 2n ** 60n }), "seq beyond 2^53", /seq/);
+  assertRejected(request({ op: "incr", ackedBelow: "7" }), "string ackedBelow", /ackedBelow/);
   assertRejected(request({ op: "get", consistency: true }), "boolean consistency", /consist/);
   assertRejected(request({ op: "x", args: [1] }), "array args", /args/);
   assertRejected(request({ op: "x", args: bytes(1) }), "binary args", /args/);
@@ -282,4 +283,28 @@ Deno.test("extension types, the reserved byte and non-string map keys are reject
     bytes(0x94, 2, 0xa1, 0x67, 1, 0x81, 0xa0 + proto.length, ...proto, 0x01),
     "__proto__ key",
   );
+});
+
+Deno.test("strings must be valid UTF-8; valid non-ASCII text round-trips", () => {
+  // [2, "g", 1, {"op": <bad>}] with an overlong encoding, a lone continuation byte, a truncated
+  // sequence and an encoded surrogate.
+  for (const bad of [[0xc0, 0x80], [0x80], [0x61, 0xe2, 0x82], [0xed, 0xa0, 0x80]]) {
+    const body = bytes(0x94, 2, 0xa1, 0x67, 1, 0x81, 0xa2, 0x6f, 0x70, 0xa0 + bad.length, ...bad);
+    assertRejected(body, `op bytes ${bad}`, /UTF-8/);
+  }
+  // The same in a map key and in the group.
+  assertRejected(bytes(0x94, 2, 0xa1, 0x67, 1, 0x81, 0xa1, 0xff, 0xa1, 0x61), "key", /UTF-8/);
+  assertRejected(
+    bytes(0x94, 2, 0xa1, 0xfe, 1, 0x81, 0xa2, 0x6f, 0x70, 0xa1, 0x61),
+    "group",
+    /UTF-8/,
+  );
+  const text = "h\u00e9llo \u{1F600} \u65e5\u672c";
+  const decoded = decodeBody(encodeRequest(text, 1, { op: text, clientId: text }));
+  assert.deepEqual(decoded, {
+    kind: "request",
+    group: text,
+    requestId: 1,
+    request: { op: text, clientId: text },
+  });
 });

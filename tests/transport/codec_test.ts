@@ -158,6 +158,7 @@ Deno.test("decoded entry and snapshot data do not share the receive buffer", () 
 Deno.test("request round trips keep every field, with int64 deltas exact", () => {
   const requests: ClientRequest[] = [
     { op: "incr", delta: 1n, clientId: "client-1", seq: 1 },
+    { op: "incr", delta: 3n, clientId: "client-1", seq: 10, ackedBelow: 7 },
     { op: "incr", delta: -1n },
     { op: "incr", delta: 2n ** 63n - 1n, clientId: "c", seq: Number.MAX_SAFE_INTEGER },
     { op: "incr", delta: -(2n ** 63n) },

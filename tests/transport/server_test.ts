@@ -47,6 +47,16 @@ Deno.test("the server reports the port it bound when asked for port 0", async ()
   await server.close();
 });
 
+Deno.test("invalid limits are refused before the server binds its port", () => {
+  const handler: TransportHandler = { onRaftMessage() {}, onRequest() {} };
+  assert.throws(() => new TransportServer(LOCAL, handler, { frameBytesMax: 0 }), RangeError);
+  assert.throws(
+    () => new TransportServer(LOCAL, handler, { frameBytesMax: 1024, queueBytesMax: 1024 }),
+    RangeError,
+  );
+  assert.throws(() => new TransportServer(LOCAL, handler, { connectionsMax: 0 }), RangeError);
+});
+
 Deno.test("a client sending garbage is cut off while a good client keeps being answered", async () => {
   const { logger, lines } = captureLogger();
   const { server } = counterServer({ logger });

@@ -1,177 +1,313 @@
 /**
- * `counter bench`: sends increments to a running group and reports throughput and latency.
+ * `counter bench`: measures a group's throughput and latency, and checks that the counter ends
+ * up exactly where the acknowledged increments say it must.
+ *
+ * The default run is SOFAJRaft's counter client: 1000 increments with deltas 0..999, all in
+ * flight at once, after which the value must have grown by 499,500. `--concurrency` selects a
+ * closed loop instead (see `lib/cli/bench/workload.ts`). `--local` runs against a 3-node cluster
+ * of child processes started for the run.
  *
  * @module
  */
 
+import { CounterClient } from "../../client/client.ts";
+import { silentLogger } from "../../logging/logger.ts";
 import type { BenchOptions } from "../args.ts";
-import { errorLine, jsonInteger } from "../output.ts";
 import {
-  type ClientCommandDeps,
+  type ProgressGoal,
+  ProgressReporter,
+  type ProgressSink,
+  stderrSink,
+} from "../bench/progress.ts";
+import {
+  type BenchReport,
+  buildReport,
+  formatBenchJson,
+  formatBenchText,
+  type NodeMemory,
+  verify,
+} from "../bench/report.ts";
+import {
+  type BenchClient,
+  type Clock,
+  PhaseTally,
+  runBurst,
+  runClosedLoop,
+} from "../bench/workload.ts";
+import { LocalCluster } from "../local_cluster.ts";
+import { errorLine, printErrorLine, printLine } from "../output.ts";
+import {
+  type ConnectOptions,
   connectOptions,
   EXIT_FAILED,
   EXIT_OK,
   EXIT_UNKNOWN,
-  outcomeOf,
-  resolveDeps,
 } from "./_client.ts";
 
-/** What one benchmark run measured. */
-export interface BenchReport {
-  /** Increments sent. */
-  ops: number;
-  /** Increments in flight at once. */
-  concurrency: number;
-  /** Increments acknowledged. */
-  ok: number;
-  /** Increments that failed and certainly were not applied. */
-  failed: number;
-  /** Increments whose outcome is unknown. */
-  unknown: number;
-  /** Wall-clock time from the first send to the last answer. */
-  elapsedMs: number;
-  /** Acknowledged increments per second of `elapsedMs`. */
-  opsPerSec: number;
-  /** Median latency of acknowledged increments, or null when none was. */
-  latencyMsP50: number | null;
-  /** 99th percentile latency of acknowledged increments, or null when none was. */
-  latencyMsP99: number | null;
-  /** Largest latency of acknowledged increments, or null when none was. */
-  latencyMsMax: number | null;
-  /** Largest value any acknowledgement carried (the final value, as deltas are positive). */
-  value: bigint | null;
-  /** Leader that sent that acknowledgement. */
-  leader: string | null;
+export { formatBenchJson, formatBenchText } from "../bench/report.ts";
+export type { BenchReport } from "../bench/report.ts";
+
+/** Nodes in the cluster `--local` starts: the smallest group that survives a failure. */
+export const LOCAL_NODE_COUNT = 3;
+
+/** How long `--local` waits for its cluster to elect a leader. */
+export const LOCAL_LEADER_TIMEOUT_MS = 30_000;
+
+/** The part of `LocalCluster` that `--local` uses; tests pass a fake. */
+export interface BenchCluster {
+  /** The nodes' ids (HOST:PORT). */
+  readonly ids: readonly string[];
+  /** Resolves with the leader's id once there is one. */
+  waitForLeader(timeoutMs: number): Promise<string>;
+  /** The process id of node `id`, or null when it is not running. */
+  pid(id: string): number | null;
+  /** Stops every node and removes their data. */
+  stop(): Promise<void>;
 }
 
-/** Nearest-rank percentile `p` (0 < p <= 100) of ascending `sorted`, or null when empty. */
-export function percentile(sorted: ArrayLike<number>, p: number): number | null {
-  if (sorted.length === 0) return null;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+/** Replaceable effects of `counter bench`; every field defaults to the real thing. */
+export interface BenchDeps {
+  /** Creates the client. */
+  connect?: (options: ConnectOptions) => BenchClient;
+  /** Prints one line of output. */
+  out?: (line: string) => void;
+  /** Prints one line of error. */
+  err?: (line: string) => void;
+  /** Where progress goes; null shows none. Default: stderr. */
+  progress?: ProgressSink | null;
+  /** Starts the cluster of `--local` for `group`. */
+  startCluster?: (group: string) => Promise<BenchCluster>;
+  /** Reads a process's resident memory in bytes; null when it cannot. */
+  residentBytes?: (pid: number) => Promise<number | null>;
+  /** The clock latencies are measured with. Default `performance.now`. */
+  now?: Clock;
 }
 
-function round(value: number | null, digits = 1): number | null {
-  if (value === null) return null;
-  const scale = 10 ** digits;
-  return Math.round(value * scale) / scale;
+type ResolvedBenchDeps = Required<BenchDeps>;
+
+function resolveBenchDeps(deps: BenchDeps): ResolvedBenchDeps {
+  return {
+    // ---- Call into the service: the client library (lib/client/client.ts). ----
+    // Client logs would break the one-line error contract, so the client stays silent.
+    connect: deps.connect ??
+      ((options) => new CounterClient({ ...options, logger: silentLogger })),
+    out: deps.out ?? printLine,
+    err: deps.err ?? printErrorLine,
+    progress: deps.progress === undefined ? stderrSink() : deps.progress,
+    startCluster: deps.startCluster ??
+      ((group) => LocalCluster.start({ nodes: LOCAL_NODE_COUNT, group })),
+    residentBytes: deps.residentBytes ?? residentBytes,
+    now: deps.now ?? performance.now.bind(performance),
+  };
 }
 
-function ms(value: number | null): string {
-  return value === null ? "n/a" : value.toFixed(1);
-}
+const VM_RSS_PATTERN = /^VmRSS:\s+([0-9]+)\s+kB$/m;
 
-/** Renders `report` as the lines `counter bench` prints without `--json`. */
-export function formatBenchText(report: BenchReport): string[] {
-  const lines = [
-    `${report.ops} ops, ${report.concurrency} in flight, cost ${report.elapsedMs.toFixed(0)} ms:` +
-    ` ${report.opsPerSec.toFixed(0)} ops/s`,
-    `latency ms: p50 ${ms(report.latencyMsP50)}, p99 ${ms(report.latencyMsP99)},` +
-    ` max ${ms(report.latencyMsMax)}`,
-    `acknowledged ${report.ok}, failed ${report.failed}, outcome unknown ${report.unknown}`,
-  ];
-  if (report.value !== null) {
-    lines.push(`final value ${report.value} (leader ${report.leader})`);
+/**
+ * The resident set size of process `pid` in bytes, from `/proc/PID/status` (Linux only); null
+ * where that file cannot be read or has no `VmRSS` line.
+ */
+export async function residentBytes(pid: number): Promise<number | null> {
+  let status: string;
+  try {
+    status = await Deno.readTextFile(`/proc/${pid}/status`);
+  } catch {
+    return null;
   }
-  return lines;
+  const match = VM_RSS_PATTERN.exec(status);
+  return match === null ? null : Number(match[1]) * 1024;
 }
 
-/** Renders `report` as the one JSON line `counter bench --json` prints. */
-export function formatBenchJson(report: BenchReport): string {
-  const { value, ...rest } = report;
-  const fields = JSON.stringify({
-    ...rest,
-    elapsedMs: round(rest.elapsedMs),
-    opsPerSec: round(rest.opsPerSec),
+/** A read needed for the verification failed; the run cannot be judged. */
+class ReadFailure extends Error {}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** The exit status of a finished run; the stderr lines that explain it go to `err`. */
+function judge(
+  report: BenchReport,
+  warmup: PhaseTally,
+  measured: PhaseTally,
+  err: (line: string) => void,
+): number {
+  const failed = report.failed + warmup.failed;
+  const unknown = report.unknown + warmup.unknown;
+  const problems: string[] = [];
+  if (failed > 0) problems.push(`${failed} failed`);
+  if (unknown > 0) problems.push(`${unknown} with outcome unknown`);
+  if (problems.length > 0) {
+    const requests = report.ops + warmup.done;
+    // An unknown outcome is the more serious news: it is what the exit status reports.
+    const first = warmup.firstError.unknown ?? measured.firstError.unknown ??
+      warmup.firstError.failed ?? measured.firstError.failed;
+    err(
+      `counter bench: of ${plural(requests, "request")}, ${problems.join(" and ")};` +
+        ` first error: ${errorLine(first)}`,
+    );
+  }
+  if (report.verified === false) {
+    const growth = report.valueAfter! - report.valueBefore;
+    const expected = report.growthMin === report.growthMax
+      ? `${report.growthMin}`
+      : `${report.growthMin} to ${report.growthMax}`;
+    err(
+      `counter bench: verification failed: the counter grew by ${growth},` +
+        ` but the acknowledged increments add up to ${expected}`,
+    );
+    return EXIT_FAILED;
+  }
+  if (unknown > 0) return EXIT_UNKNOWN;
+  if (report.valueAfter === null) return EXIT_FAILED;
+  return failed > 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+async function readValue(client: BenchClient, when: string): Promise<bigint> {
+  try {
+    return (await client.get({ consistency: "linearizable" })).value;
+  } catch (error) {
+    throw new ReadFailure(`cannot read the counter ${when}: ${errorLine(error)}`);
+  }
+}
+
+async function nodeMemory(
+  cluster: BenchCluster,
+  read: (pid: number) => Promise<number | null>,
+): Promise<NodeMemory[]> {
+  return await Promise.all(cluster.ids.map(async (id) => {
+    const pid = cluster.pid(id);
+    return { id, rssBytes: pid === null ? null : await read(pid) };
+  }));
+}
+
+/** Runs one phase with progress shown while it lasts. */
+async function withProgress(
+  sink: ProgressSink | null,
+  goal: ProgressGoal,
+  tally: PhaseTally,
+  now: Clock,
+  run: () => Promise<void>,
+): Promise<void> {
+  if (sink === null) return await run();
+  const progress = new ProgressReporter({
+    sink,
+    goal,
+    now,
+    read: () => ({ done: tally.done, errors: tally.failed + tally.unknown }),
   });
-  // The value is spliced in by hand: JSON.stringify cannot write a bigint.
-  return `${fields.slice(0, -1)},"value":${value === null ? "null" : jsonInteger(value)}}`;
+  progress.start();
+  try {
+    await run();
+  } finally {
+    progress.stop();
+  }
+}
+
+async function benchAgainst(
+  peers: readonly string[],
+  options: BenchOptions,
+  deps: ResolvedBenchDeps,
+  cluster: BenchCluster | null,
+): Promise<number> {
+  const { out, err, now } = deps;
+  const client = deps.connect({ ...connectOptions(options), peers: [...peers] });
+  const warmup = new PhaseTally();
+  const measured = new PhaseTally();
+  try {
+    const valueBefore = await readValue(client, "before the run");
+    const { concurrency, mix, consistency } = options;
+    if (concurrency === null) {
+      // The burst: SOFAJRaft's counter client. BenchOptions guarantees ops in this mode.
+      const ops = options.ops!;
+      await withProgress(
+        deps.progress,
+        { ops },
+        measured,
+        now,
+        () => runBurst(client, ops, measured, now),
+      );
+    } else {
+      if (options.warmup > 0) {
+        await runClosedLoop(client, {
+          concurrency: Math.min(concurrency, options.warmup),
+          ops: options.warmup,
+          durationMs: null,
+          mix,
+          consistency,
+          now,
+        }, warmup);
+      }
+      const durationMs = options.durationSecs === null ? null : options.durationSecs * 1000;
+      const goal: ProgressGoal = durationMs === null ? { ops: options.ops! } : { durationMs };
+      await withProgress(deps.progress, goal, measured, now, () =>
+        runClosedLoop(client, {
+          concurrency,
+          ops: options.ops,
+          durationMs,
+          mix,
+          consistency,
+          now,
+        }, measured));
+    }
+
+    let after: { value: bigint; leader: string } | null = null;
+    try {
+      after = await client.get({ consistency: "linearizable" });
+    } catch (error) {
+      err(`counter bench: cannot read the counter after the run: ${errorLine(error)}`);
+    }
+    const growthMin = warmup.deltaAcked + measured.deltaAcked;
+    const growthMax = growthMin + warmup.deltaUnknown + measured.deltaUnknown;
+    const report = buildReport(measured, warmup, {
+      mode: concurrency === null ? "burst" : "closed-loop",
+      concurrency: concurrency ?? options.ops!,
+      mix,
+      consistency,
+      verification: verify(valueBefore, after?.value ?? null, growthMin, growthMax),
+      leader: after?.leader ?? null,
+      nodes: cluster === null ? null : await nodeMemory(cluster, deps.residentBytes),
+    });
+    if (options.json) out(formatBenchJson(report));
+    else for (const line of formatBenchText(report)) out(line);
+    return judge(report, warmup, measured, err);
+  } catch (error) {
+    if (!(error instanceof ReadFailure)) throw error;
+    err(`counter bench: ${error.message}`);
+    return EXIT_FAILED;
+  } finally {
+    await client.close();
+  }
 }
 
 /**
- * Runs `counter bench` and returns the exit status: 0 when every increment was acknowledged,
- * 3 when some outcome is unknown, else 1 when some increment failed.
+ * Runs `counter bench` and returns the exit status: 0 when every request was acknowledged and
+ * the counter grew by exactly what they add up to; 1 when some request failed or the check
+ * failed; 3 when some outcome is unknown (and the check did not fail).
  *
  * @example Usage
  * ```ts
  * import { parseBenchArgs } from "../args.ts";
  * import { runBench } from "./bench.ts";
  *
- * const code = await runBench(parseBenchArgs(["--ops", "100"]));
+ * const code = await runBench(parseBenchArgs(["--local", "--concurrency", "16"]));
  * ```
  */
-export async function runBench(
-  options: BenchOptions,
-  deps: ClientCommandDeps = {},
-): Promise<number> {
-  const { connect, out, err } = resolveDeps(deps);
-  const client = connect(connectOptions(options));
-  const latenciesMs: number[] = [];
-  const firstError: { failed?: unknown; unknown?: unknown } = {};
-  let failed = 0;
-  let unknown = 0;
-  let value: bigint | null = null;
-  let leader: string | null = null;
-  let next = 0;
-  let elapsedMs: number;
+export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Promise<number> {
+  const resolved = resolveBenchDeps(deps);
+  if (!options.local) return await benchAgainst(options.peers, options, resolved, null);
 
-  async function worker(): Promise<void> {
-    while (next < options.ops) {
-      next++;
-      const startMs = performance.now();
-      try {
-        // ---- Call into the service. ----
-        const result = await client.incrementAndGet(1n);
-        latenciesMs.push(performance.now() - startMs);
-        if (value === null || result.value > value) {
-          value = result.value;
-          leader = result.leader;
-        }
-      } catch (error) {
-        const outcome = outcomeOf(error);
-        if (outcome === "unknown") unknown++;
-        else failed++;
-        firstError[outcome] ??= error;
-      }
-    }
-  }
-
+  // ---- Call into the service: the nodes, as child processes (lib/cli/local_cluster.ts). ----
+  const cluster = await resolved.startCluster(options.group);
   try {
-    const startMs = performance.now();
-    await Promise.all(Array.from({ length: options.concurrency }, worker));
-    elapsedMs = performance.now() - startMs;
+    const leader = await cluster.waitForLeader(LOCAL_LEADER_TIMEOUT_MS);
+    if (!options.json) {
+      resolved.out(
+        `local cluster of ${LOCAL_NODE_COUNT} nodes: ${cluster.ids.join(", ")}; leader ${leader}`,
+      );
+    }
+    return await benchAgainst(cluster.ids, options, resolved, cluster);
   } finally {
-    await client.close();
+    await cluster.stop();
   }
-
-  latenciesMs.sort((a, b) => a - b);
-  const report: BenchReport = {
-    ops: options.ops,
-    concurrency: options.concurrency,
-    ok: latenciesMs.length,
-    failed,
-    unknown,
-    elapsedMs,
-    opsPerSec: elapsedMs > 0 ? latenciesMs.length / (elapsedMs / 1000) : 0,
-    latencyMsP50: round(percentile(latenciesMs, 50), 3),
-    latencyMsP99: round(percentile(latenciesMs, 99), 3),
-    latencyMsMax: round(percentile(latenciesMs, 100), 3),
-    value,
-    leader,
-  };
-  if (options.json) out(formatBenchJson(report));
-  else for (const line of formatBenchText(report)) out(line);
-
-  const problems: string[] = [];
-  if (failed > 0) problems.push(`${failed} failed`);
-  if (unknown > 0) problems.push(`${unknown} with outcome unknown`);
-  if (problems.length > 0) {
-    const first = firstError.unknown ?? firstError.failed;
-    err(
-      `counter bench: of ${options.ops} increments, ${problems.join(" and ")};` +
-        ` first error: ${errorLine(first)}`,
-    );
-  }
-  if (unknown > 0) return EXIT_UNKNOWN;
-  return failed > 0 ? EXIT_FAILED : EXIT_OK;
 }

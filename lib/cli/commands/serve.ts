@@ -84,6 +84,7 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       dataDir: options.dataDir,
       id: options.id,
       conf: [...options.conf],
+      ...(options.join !== undefined ? { join: [...options.join] } : {}),
       group: options.group,
       electionTimeoutMs: options.electionTimeoutMs,
       heartbeatIntervalMs: options.heartbeatIntervalMs,

@@ -1,0 +1,35 @@
+/**
+ * `counter bench --local` for real: three node processes, a closed loop, and the JSON report.
+ */
+
+import assert from "node:assert/strict";
+import { runMain } from "./_run.ts";
+
+Deno.test("'counter bench --local --ops 2000 --concurrency 64 --json' verifies the counter", async () => {
+  const result = await runMain([
+    "bench",
+    "--local",
+    "--ops",
+    "2000",
+    "--concurrency",
+    "64",
+    "--json",
+  ]);
+  assert.equal(result.code, 0, `exit ${result.code}; stderr: ${result.stderr}`);
+  // stdout is exactly one JSON object on one line; progress, if any, goes to stderr.
+  const lines = result.stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 1, result.stdout);
+  const report = JSON.parse(lines[0]);
+  assert.equal(report.verified, true);
+  assert.equal(report.mode, "closed-loop");
+  assert.equal(report.ops, 2000);
+  assert.equal(report.ok, 2000);
+  assert.equal(report.valueAfter - report.valueBefore, 2000);
+  assert.ok(report.opsPerSec > 0);
+  assert.ok(report.latencyMs.p50 > 0 && report.latencyMs.p50 <= report.latencyMs.max);
+  assert.equal(report.nodes.length, 3);
+  for (const node of report.nodes) {
+    assert.match(node.id, /^127\.0\.0\.1:\d+$/);
+    if (Deno.build.os === "linux") assert.ok(node.rssBytes > 0);
+  }
+});
