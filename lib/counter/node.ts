@@ -516,7 +516,11 @@ export class CounterNode {
       this.#promotions.push({ node, reply, deadlineMs });
     };
     this.#proposals.set(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
-    this.#log.info("membership change proposed", { op: req.op, peer: node, index: result.firstIndex });
+    this.#log.info("membership change proposed", {
+      op: req.op,
+      peer: node,
+      index: result.firstIndex,
+    });
     this.#kick();
   }
 
