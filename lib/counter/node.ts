@@ -20,6 +20,7 @@ import {
   type Entry,
   EntryType,
   type Message,
+  MessageType,
   Raft,
   type Ready,
   Role,
@@ -28,13 +29,17 @@ import { DataDir } from "../storage/mod.ts";
 import {
   type ClientRequest,
   type ClientResponse,
+  encodeSnapshotAck,
+  encodeSnapshotChunk,
   parseAddress,
   PeerSender,
+  type SnapshotChunk,
   TransportServer,
 } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
 import { encodeIncrement } from "./command.ts";
+import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 
 /** Settings of a node, as `counter serve` gives them. */
 export interface NodeOptions {
@@ -67,6 +72,9 @@ export interface NodeOptions {
   /** Requests waiting at once before new ones are refused with BUSY. Default 100,000. */
   pendingRequestsMax?: number;
 }
+
+/** A snapshot transfer whose follower acknowledges no chunk for this long is abandoned. */
+const SNAPSHOT_ACK_TIMEOUT_MS = 5000;
 
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 const TICK_MS = 10;
@@ -116,6 +124,8 @@ export class CounterNode {
   #readSeq = 0;
   #promotions: PendingPromotion[] = [];
   #knownPeers = new Set<string>();
+  readonly #snapshotSender: SnapshotSender;
+  readonly #snapshotReceiver = new SnapshotReceiver();
   #transfers: PendingTransfer[] = [];
   #loopRunning = false;
   #stopping = false;
@@ -153,6 +163,18 @@ export class CounterNode {
     this.#snapshotIndex = applied;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#pendingRequestsMax = options.pendingRequestsMax ?? 100_000;
+    this.#snapshotSender = new SnapshotSender({
+      sendChunk: (chunk) => {
+        this.#peers.sendBody(chunk.to, encodeSnapshotChunk(options.group, chunk), "snapshot chunk");
+      },
+      onDone: (to, ok) => {
+        if (ok) this.#log.info("snapshot sent", { peer: to });
+        else this.#log.warn("snapshot transfer abandoned; will retry", { peer: to });
+        this.#raft.reportSnapshot(to, ok);
+        this.#kick();
+      },
+      ackTimeoutMs: SNAPSHOT_ACK_TIMEOUT_MS,
+    });
     this.#lastRole = raft.role;
     this.#lastTerm = raft.term;
     this.#lastLeader = raft.leader;
@@ -218,6 +240,14 @@ export class CounterNode {
       const server = new TransportServer(addr, {
         onRaftMessage: (group, msg) => {
           if (node !== null) node.#onRaftMessage(group, msg);
+        },
+        onSnapshotChunk: (group, chunk) => {
+          if (node !== null) node.#onSnapshotChunk(group, chunk);
+        },
+        onSnapshotAck: (group, ack) => {
+          if (node !== null && group === options.group && !node.#stopping) {
+            node.#snapshotSender.onAck(ack, Date.now());
+          }
         },
         onRequest: (group, req, reply) => {
           if (node === null) reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
@@ -323,6 +353,8 @@ export class CounterNode {
     this.#raft.tick();
     this.#expireRequests();
     this.#checkAdminWaits();
+    if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
+    else this.#snapshotSender.expire(Date.now());
     this.#kick();
   }
 
@@ -338,6 +370,26 @@ export class CounterNode {
     }
     this.#raft.step(msg);
     this.#kick();
+  }
+
+  #onSnapshotChunk(group: string, chunk: SnapshotChunk): void {
+    if (this.#stopping || group !== this.#options.group || chunk.to !== this.#options.id) return;
+    if (chunk.offset === 0) {
+      this.#log.info("receiving snapshot", {
+        from: chunk.from,
+        index: chunk.index,
+        bytes: chunk.totalBytes,
+      });
+    }
+    const result = this.#snapshotReceiver.onChunk(chunk);
+    this.#peers.sendBody(chunk.from, encodeSnapshotAck(group, result.ack), "snapshot ack");
+    if (result.error !== undefined) {
+      this.#log.warn("snapshot transfer dropped", { from: chunk.from, reason: result.error });
+    }
+    if (result.message !== null) {
+      this.#raft.step(result.message);
+      this.#kick();
+    }
   }
 
   #onRequest(group: string, req: ClientRequest, reply: (resp: ClientResponse) => void): void {
@@ -794,7 +846,10 @@ export class CounterNode {
   }
 
   #send(messages: Message[]): void {
-    for (const m of messages) this.#peers.send(m.to, this.#options.group, m);
+    for (const m of messages) {
+      if (m.type === MessageType.Snap) this.#snapshotSender.start(m, Date.now());
+      else this.#peers.send(m.to, this.#options.group, m);
+    }
   }
 
   #expireRequests(): void {

@@ -132,6 +132,16 @@ export class Progress {
    * `matchHint + 1` are worth trying. Returns false when the rejection is stale.
    */
   maybeDecrTo(rejected: number, matchHint: number): boolean {
+    if (rejected <= this.match && matchHint < this.match) {
+      // The follower no longer holds what it acknowledged: its data dir was wiped and it came
+      // back under the same id. Lowering the match only makes the leader resend (or send a
+      // snapshot); commit decisions already taken are never revisited. A stale rejection that
+      // lands here costs one extra probe round.
+      this.match = matchHint;
+      this.next = matchHint + 1;
+      this.probeSent = false;
+      return true;
+    }
     if (this.state === ProgressState.Replicate) {
       // A rejection of something already matched is a stale answer.
       if (rejected <= this.match) return false;

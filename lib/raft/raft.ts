@@ -245,14 +245,15 @@ export class Raft {
 
   /**
    * True when this node may campaign: it is a voter in the latest configuration, or that
-   * configuration removes it but is not known committed and the committed one has it as a voter.
-   * A leader that appended its own removal and then lost leadership may be the only node holding
-   * the longest log; if it could not campaign, no one could win and the group would stall.
+   * configuration removes it but is not known committed and the one before it (which was
+   * committed before the latest was proposed) has it as a voter. A leader that appended its own
+   * removal and then lost leadership may be the only node holding the longest log; if it could
+   * not campaign, no one could win and the group would stall.
    */
   get promotable(): boolean {
     if (this.#conf.voters.includes(this.#id)) return true;
-    return this.#log.latestConfIndex() > this.#log.committed &&
-      this.confAt(this.#log.committed).voters.includes(this.#id);
+    const latest = this.#log.latestConfIndex();
+    return latest > this.#log.committed && this.confAt(latest - 1).voters.includes(this.#id);
   }
 
   /** Configuration at `index`, for the shell to store in a snapshot. */

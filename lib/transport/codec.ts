@@ -31,6 +31,10 @@ export enum BodyKind {
   Request = 2,
   /** The answer to a request, node to client, with the request's id. */
   Response = 3,
+  /** One chunk of an InstallSnapshot transfer, leader to follower, one-way. */
+  SnapshotChunk = 4,
+  /** A follower's acknowledgement of a snapshot chunk, one-way. */
+  SnapshotAck = 5,
 }
 
 /** Error codes a node puts in a failed {@linkcode ClientResponse}; see docs/PROTOCOL.md. */
@@ -154,7 +158,73 @@ export interface ResponseBody {
 }
 
 /** Any decoded body. */
-export type DecodedBody = RaftBody | RequestBody | ResponseBody;
+export type DecodedBody =
+  | RaftBody
+  | RequestBody
+  | ResponseBody
+  | SnapshotChunkBody
+  | SnapshotAckBody;
+
+/**
+ * One piece of a snapshot sent to a follower. A snapshot travels as chunks of at most a frame,
+ * each acknowledged before the next is sent, so a large one never needs one huge frame.
+ */
+export interface SnapshotChunk {
+  /** The leader. */
+  from: string;
+  /** The follower. */
+  to: string;
+  /** The leader's term. */
+  term: number;
+  /** Index of the last entry the snapshot covers. */
+  index: number;
+  /** Term of that entry. */
+  snapTerm: number;
+  /** The configuration the snapshot carries. */
+  conf: ConfState;
+  /** Byte offset of `data` within the snapshot's data. */
+  offset: number;
+  /** Size of the whole snapshot data. */
+  totalBytes: number;
+  /** CRC-32C of the whole snapshot data, checked by the follower once all chunks are in. */
+  checksum: number;
+  /** This chunk's bytes. */
+  data: Uint8Array;
+}
+
+/** A follower's answer to a {@linkcode SnapshotChunk}. */
+export interface SnapshotAck {
+  /** The follower. */
+  from: string;
+  /** The leader. */
+  to: string;
+  /** The snapshot's index. */
+  index: number;
+  /** Bytes of the snapshot the follower now holds (the next offset it expects). */
+  offset: number;
+  /** False when the follower dropped the transfer (out of order, too large, bad checksum). */
+  ok: boolean;
+}
+
+/** A decoded snapshot chunk body. */
+export interface SnapshotChunkBody {
+  /** Discriminant. */
+  kind: "snapshot_chunk";
+  /** The Raft group id. */
+  group: string;
+  /** The chunk. */
+  chunk: SnapshotChunk;
+}
+
+/** A decoded snapshot acknowledgement body. */
+export interface SnapshotAckBody {
+  /** Discriminant. */
+  kind: "snapshot_ack";
+  /** The Raft group id. */
+  group: string;
+  /** The acknowledgement. */
+  ack: SnapshotAck;
+}
 
 /** The bytes are not a valid body; the connection they came from must be closed. */
 export class ProtocolError extends Error {
@@ -260,6 +330,38 @@ export function encodeRaft(group: string, message: Message): Uint8Array {
     m.snapshot === null ? null : snapshotToWire(m.snapshot),
   ];
   return encoder.encode([BodyKind.Raft, group, 0, payload]);
+}
+
+/** Encodes a snapshot chunk for `group` as a body. */
+export function encodeSnapshotChunk(group: string, c: SnapshotChunk): Uint8Array {
+  assertGroup(group);
+  const payload = [
+    id(c.from, "from"),
+    id(c.to, "to"),
+    uint(c.term, "term"),
+    uint(c.index, "index"),
+    uint(c.snapTerm, "snapTerm"),
+    c.conf.voters.map((v) => id(v, "voter")),
+    c.conf.learners.map((v) => id(v, "learner")),
+    uint(c.offset, "offset"),
+    uint(c.totalBytes, "totalBytes"),
+    uint(c.checksum, "checksum"),
+    c.data,
+  ];
+  return encoder.encode([BodyKind.SnapshotChunk, group, 0, payload]);
+}
+
+/** Encodes a snapshot chunk acknowledgement for `group` as a body. */
+export function encodeSnapshotAck(group: string, a: SnapshotAck): Uint8Array {
+  assertGroup(group);
+  const payload = [
+    id(a.from, "from"),
+    id(a.to, "to"),
+    uint(a.index, "index"),
+    uint(a.offset, "offset"),
+    bool(a.ok, "ok"),
+  ];
+  return encoder.encode([BodyKind.SnapshotAck, group, 0, payload]);
 }
 
 /** Encodes a client request for `group` with `requestId` (at least 1) as a body. */
@@ -473,9 +575,54 @@ export function decodeBody(bytes: Uint8Array): DecodedBody {
         requestId: decodeRequestId(requestId),
         response: decodeResponse(payload),
       };
+    case BodyKind.SnapshotChunk:
+      if (requestId !== 0) throw new ProtocolError("Snapshot body has a request id other than 0");
+      return { kind: "snapshot_chunk", group, chunk: decodeSnapshotChunk(payload) };
+    case BodyKind.SnapshotAck:
+      if (requestId !== 0) throw new ProtocolError("Snapshot body has a request id other than 0");
+      return { kind: "snapshot_ack", group, ack: decodeSnapshotAck(payload) };
     default:
       throw new ProtocolError(`Unknown body kind ${describe(kind)}`);
   }
+}
+
+const SNAPSHOT_CHUNK_FIELDS = 11;
+const SNAPSHOT_ACK_FIELDS = 5;
+
+function decodeSnapshotChunk(p: unknown): SnapshotChunk {
+  if (!Array.isArray(p) || p.length !== SNAPSHOT_CHUNK_FIELDS) {
+    throw new ProtocolError(`Snapshot chunk is not an array of ${SNAPSHOT_CHUNK_FIELDS} fields`);
+  }
+  const chunk: SnapshotChunk = {
+    from: readId(p[0], "from"),
+    to: readId(p[1], "to"),
+    term: readUint(p[2], "term"),
+    index: readUint(p[3], "index"),
+    snapTerm: readUint(p[4], "snapTerm"),
+    conf: { voters: readIdList(p[5], "voters"), learners: readIdList(p[6], "learners") },
+    offset: readUint(p[7], "offset"),
+    totalBytes: readUint(p[8], "totalBytes"),
+    checksum: readUint(p[9], "checksum"),
+    data: readBin(p[10], "data").slice(),
+  };
+  if (chunk.offset + chunk.data.length > chunk.totalBytes) {
+    throw new ProtocolError("Snapshot chunk reaches past the snapshot's size");
+  }
+  if (chunk.checksum > 0xffff_ffff) throw new ProtocolError("Snapshot checksum is not 32-bit");
+  return chunk;
+}
+
+function decodeSnapshotAck(p: unknown): SnapshotAck {
+  if (!Array.isArray(p) || p.length !== SNAPSHOT_ACK_FIELDS) {
+    throw new ProtocolError(`Snapshot ack is not an array of ${SNAPSHOT_ACK_FIELDS} fields`);
+  }
+  return {
+    from: readId(p[0], "from"),
+    to: readId(p[1], "to"),
+    index: readUint(p[2], "index"),
+    offset: readUint(p[3], "offset"),
+    ok: readBool(p[4], "ok"),
+  };
 }
 
 function decodeRequestId(v: unknown): number {

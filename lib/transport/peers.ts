@@ -133,14 +133,21 @@ export class PeerSender {
    * or sender closed). Throws only for an invalid message or address, which are bugs.
    */
   send(to: NodeId, group: string, message: Message): boolean {
-    const body = encodeRaft(group, message);
+    return this.sendBody(to, encodeRaft(group, message), `raft message type ${message.type}`);
+  }
+
+  /**
+   * Queues an already encoded body (see `encodeSnapshotChunk`) for peer `to`; same outcome as
+   * {@linkcode PeerSender.send}. `what` names the body in the warning if it is too large.
+   */
+  sendBody(to: NodeId, body: Uint8Array, what = "body"): boolean {
     if (this.#closing) return false;
     const peer = this.#peer(to);
     if (body.length > this.#frameBytesMax) {
       peer.dropped++;
-      this.#logger.warn("raft message larger than a frame, dropped", {
+      this.#logger.warn("message larger than a frame, dropped", {
         peer: to,
-        type: message.type,
+        what,
         bytes: body.length,
         limit: this.#frameBytesMax,
       });

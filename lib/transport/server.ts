@@ -13,6 +13,8 @@ import {
   type DecodedBody,
   encodeResponse,
   ProtocolError,
+  type SnapshotAck,
+  type SnapshotChunk,
 } from "./codec.ts";
 import { Connection, connectionLimits, type ConnectionOptions } from "./connection.ts";
 
@@ -41,6 +43,10 @@ export interface TransportHandler {
    * client has gone is dropped.
    */
   onRequest(group: string, request: ClientRequest, reply: ReplyFn): void;
+  /** A chunk of a snapshot arrived from the leader. Without a handler it is dropped. */
+  onSnapshotChunk?(group: string, chunk: SnapshotChunk): void;
+  /** A follower acknowledged a snapshot chunk. Without a handler it is dropped. */
+  onSnapshotAck?(group: string, ack: SnapshotAck): void;
 }
 
 /** Options for {@linkcode TransportServer}. */
@@ -206,6 +212,12 @@ export class TransportServer {
         this.#handler.onRequest(body.group, body.request, this.#replier(client, body));
         return;
       }
+      case "snapshot_chunk":
+        this.#handler.onSnapshotChunk?.(body.group, body.chunk);
+        return;
+      case "snapshot_ack":
+        this.#handler.onSnapshotAck?.(body.group, body.ack);
+        return;
       case "response":
         throw new ProtocolError("A node does not accept responses");
     }

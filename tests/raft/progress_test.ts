@@ -120,11 +120,21 @@ Deno.test("maybeDecrTo in Replicate: a rejection of an already matched index is 
   pr.maybeUpdate(5);
   pr.becomeReplicate();
   pr.sentEntries(8, 3);
-  assert.equal(pr.maybeDecrTo(5, 0), false);
-  assert.equal(pr.maybeDecrTo(4, 0), false);
+  assert.equal(pr.maybeDecrTo(5, 5), false);
+  assert.equal(pr.maybeDecrTo(4, 7), false);
   assert.equal(pr.next, 9);
   assert.equal(pr.maybeDecrTo(8, 6), true);
   assert.ok(pr.next >= 6 && pr.next <= 7, `next ${pr.next} within (match, hint + 1]`);
+});
+
+Deno.test("maybeDecrTo: a follower that lost what it acknowledged is probed again from its hint", () => {
+  // A node whose data dir was wiped comes back under the same id with a one-entry log.
+  const pr = new Progress(1, 4);
+  pr.maybeUpdate(50);
+  pr.becomeReplicate();
+  assert.equal(pr.maybeDecrTo(50, 1), true);
+  assert.equal(pr.match, 1);
+  assert.equal(pr.next, 2);
 });
 
 Deno.test("maybeDecrTo in Probe: only the answer to the latest probe counts", () => {

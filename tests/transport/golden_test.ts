@@ -13,6 +13,8 @@ import {
   encodeRaft,
   encodeRequest,
   encodeResponse,
+  encodeSnapshotAck,
+  encodeSnapshotChunk,
 } from "../../lib/transport/codec.ts";
 import { encodeFrame } from "../../lib/transport/frame.ts";
 
@@ -140,6 +142,35 @@ const CASES: GoldenCase[] = [
       },
     },
   },
+  {
+    name: "snapshot_chunk",
+    description: "SNAPSHOT_CHUNK: bytes 0..3 of a 4-byte snapshot at index 5000, term 3",
+    body: {
+      kind: "snapshot_chunk",
+      group: "counter",
+      chunk: {
+        from: "10.0.0.1:4000",
+        to: "10.0.0.2:4000",
+        term: 3,
+        index: 5000,
+        snapTerm: 3,
+        conf: { voters: ["10.0.0.1:4000", "10.0.0.2:4000"], learners: [] },
+        offset: 0,
+        totalBytes: 4,
+        checksum: 0x12345678,
+        data: new Uint8Array([1, 2, 3, 4]),
+      },
+    },
+  },
+  {
+    name: "snapshot_ack",
+    description: "SNAPSHOT_ACK: the follower holds 4 bytes of the snapshot at index 5000",
+    body: {
+      kind: "snapshot_ack",
+      group: "counter",
+      ack: { from: "10.0.0.2:4000", to: "10.0.0.1:4000", index: 5000, offset: 4, ok: true },
+    },
+  },
 ];
 
 function encodeBody(body: DecodedBody): Uint8Array {
@@ -150,6 +181,10 @@ function encodeBody(body: DecodedBody): Uint8Array {
       return encodeRequest(body.group, body.requestId, body.request);
     case "response":
       return encodeResponse(body.group, body.requestId, body.response);
+    case "snapshot_chunk":
+      return encodeSnapshotChunk(body.group, body.chunk);
+    case "snapshot_ack":
+      return encodeSnapshotAck(body.group, body.ack);
   }
 }
 
