@@ -145,7 +145,8 @@ Deno.test("the body must be an array of exactly four with a known kind and a gro
   assertRejected(raw.encode([1, "counter", 0]), "three elements", /array of 4/);
   assertRejected(raw.encode([1, "counter", 0, RAFT_FIELDS, 0]), "five elements", /array of 4/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: 0 }), "kind 0", /Unknown body kind 0/);
-  assertRejected(raftBody(RAFT_FIELDS, { kind: 4 }), "kind 4", /Unknown body kind 4/);
+  assertRejected(raftBody(RAFT_FIELDS, { kind: 6 }), "kind 6", /Unknown body kind 6/);
+  assertRejected(raftBody(RAFT_FIELDS, { kind: 4 }), "raft payload as a chunk", /Snapshot chunk/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: "raft" }), "string kind", /Unknown body kind/);
   assertRejected(raw.encode([1, "", 0, RAFT_FIELDS]), "empty group", /group/);
   assertRejected(raw.encode([1, 7, 0, RAFT_FIELDS]), "numeric group", /group/);

@@ -155,7 +155,7 @@ Deno.test("a message larger than a frame is dropped with a warning", async () =>
   const big = makeMessage(MessageType.App, { from: SELF, to: address, term: 1, entries });
   assert.equal(peers.send(address, "counter", big), false);
   assert.ok(
-    lines.some((l) => l.level === "warn" && l.msg === "raft message larger than a frame, dropped"),
+    lines.some((l) => l.level === "warn" && l.msg === "message larger than a frame, dropped"),
   );
   assert.equal(peers.stats()[0].dropped, 1);
   await peers.close();
