@@ -91,7 +91,10 @@ export class CounterClient {
   #leader: string | null = null;
   #nextPeer = 0;
   #seq = 0;
-  #inflightSeqs = new Set<number>();
+  /** Sequence numbers in issue order; those before `#inflightHead` are settled. */
+  #inflight: number[] = [];
+  #inflightHead = 0;
+  #settled = new Set<number>();
   #closed = false;
 
   /** Creates a client; connections are opened on first use. */
@@ -117,13 +120,14 @@ export class CounterClient {
    */
   async incrementAndGet(delta: bigint): Promise<CounterValue> {
     const seq = ++this.#seq;
-    this.#inflightSeqs.add(seq);
+    this.#inflight.push(seq);
     try {
-      const ackedBelow = Math.min(...this.#inflightSeqs);
+      // Every answer below the oldest increment still waiting is in hand: the node may forget them.
+      const ackedBelow = this.#inflight[this.#inflightHead];
       const req: ClientRequest = { op: "incr", delta, clientId: this.#clientId, seq, ackedBelow };
       return await this.#call(req, true);
     } finally {
-      this.#inflightSeqs.delete(seq);
+      this.#settle(seq);
     }
   }
 
@@ -266,6 +270,18 @@ export class CounterClient {
       "failed",
       `failed within ${this.#timeoutMs} ms: ${lastError}`,
     );
+  }
+
+  #settle(seq: number): void {
+    this.#settled.add(seq);
+    while (
+      this.#inflightHead < this.#inflight.length &&
+      this.#settled.delete(this.#inflight[this.#inflightHead])
+    ) this.#inflightHead++;
+    if (this.#inflightHead > 1024 && this.#inflightHead * 2 > this.#inflight.length) {
+      this.#inflight = this.#inflight.slice(this.#inflightHead);
+      this.#inflightHead = 0;
+    }
   }
 
   #rotatePeer(): string {

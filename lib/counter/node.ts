@@ -22,6 +22,7 @@ import {
   type Message,
   MessageType,
   Raft,
+  type ReadState,
   type Ready,
   Role,
 } from "../raft/mod.ts";
@@ -122,6 +123,9 @@ export class CounterNode {
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
+  #pumpScheduled = false;
+  /** The Ready being handled installs a snapshot: nothing may be applied until it is loaded. */
+  #snapshotInFlight = false;
   #promotions: PendingPromotion[] = [];
   #knownPeers = new Set<string>();
   readonly #snapshotSender: SnapshotSender;
@@ -719,10 +723,38 @@ export class CounterNode {
 
   /** Runs the Ready loop unless it is already running; it drains everything pending. */
   #kick(): void {
-    if (this.#loopRunning || this.#stopping) return;
+    if (this.#stopping) return;
+    if (this.#loopRunning) {
+      this.#schedulePump();
+      return;
+    }
     if (!this.#raft.hasReady()) return;
     this.#loopRunning = true;
     this.#runLoop().catch((err) => this.#fatal(err));
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  /**
+   * While the Ready loop waits for the disk, does the work that does not depend on it: sends the
+   * leader's new appends (so followers write in parallel with the leader), applies entries a
+   * quorum has just committed and answers their clients, and serves confirmed reads. Without
+   * this, every answer would wait for an unrelated fsync to finish.
+   */
+  #pump(): void {
+    if (this.#stopping || !this.#loopRunning) return;
+    this.#send(this.#raft.takeEarlyMessages());
+    if (this.#snapshotInFlight) return;
+    this.#apply(this.#raft.takeCommittedEntries());
+    const { readStates, failedReads } = this.#raft.takeReadStates();
+    this.#handleReads(readStates, failedReads);
   }
 
   async #runLoop(): Promise<void> {
@@ -740,6 +772,7 @@ export class CounterNode {
   }
 
   async #handleReady(rd: Ready): Promise<void> {
+    this.#snapshotInFlight = rd.snapshot !== null;
     this.#send(rd.messagesEarly);
     if (rd.snapshot !== null) {
       // Our own snapshot must not land after (and on top of) the leader's newer one.
@@ -767,14 +800,19 @@ export class CounterNode {
         });
       }
     }
+    this.#snapshotInFlight = false;
     this.#apply(rd.committedEntries);
-    for (const rs of rd.readStates) {
+    this.#handleReads(rd.readStates, rd.failedReads);
+  }
+
+  #handleReads(readStates: ReadState[], failedReads: number[]): void {
+    for (const rs of readStates) {
       const read = this.#reads.get(rs.requestId);
       if (read === undefined) continue;
       read.index = rs.index;
       this.#readsAwaitingApply.push({ id: rs.requestId, index: rs.index });
     }
-    for (const id of rd.failedReads) {
+    for (const id of failedReads) {
       const read = this.#reads.get(id);
       if (read === undefined) continue;
       this.#reads.delete(id);

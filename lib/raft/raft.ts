@@ -181,6 +181,8 @@ export class Raft {
   #pendingSnapshot: Snapshot | null = null;
   #snapshot: Snapshot | null = null;
   #persistedHardState: HardState;
+  /** A Ready carrying a term/vote change is being persisted. */
+  #hardStateInFlight = false;
 
   /** Creates a node from its persisted state. It starts as a follower. */
   constructor(options: RaftOptions, initial: RaftInitialState) {
@@ -555,12 +557,54 @@ export class Raft {
     this.#msgs = [];
     this.#readStates = [];
     this.#failedReads = [];
-    if (rd.hardState !== null) this.#persistedHardState = rd.hardState;
+    if (rd.hardState !== null) {
+      this.#persistedHardState = rd.hardState;
+      this.#hardStateInFlight = true;
+    }
     return rd;
+  }
+
+  /**
+   * The leader's appends and heartbeats produced since the last Ready, for sending between
+   * Readys: they depend on nothing this node has yet to persist, so holding them back until the
+   * disk write in progress finishes would only add latency (Raft thesis §10.2.1). Empty while a
+   * term or vote change is unpersisted.
+   */
+  takeEarlyMessages(): Message[] {
+    if (this.#role !== Role.Leader || this.#hardStateInFlight || this.#hardStateChanged()) {
+      return [];
+    }
+    this.#flush();
+    if (this.#msgs.length === 0) return [];
+    const early: Message[] = [];
+    const rest: Message[] = [];
+    for (const m of this.#msgs) (isLeaderMessage(m.type) ? early : rest).push(m);
+    this.#msgs = rest;
+    return early;
+  }
+
+  /**
+   * Committed entries not yet handed out, for applying between Readys (they are durable on a
+   * quorum already). Empty while a received snapshot waits to be handed out: the state machine
+   * must load it first. The shell must not apply these while a Ready with a snapshot is in
+   * progress either.
+   */
+  takeCommittedEntries(): Entry[] {
+    if (this.#pendingSnapshot !== null) return [];
+    return this.#log.takeCommitted(this.#applyBatchMax);
+  }
+
+  /** Reads answered since the last Ready (served and failed), for handling between Readys. */
+  takeReadStates(): { readStates: ReadState[]; failedReads: number[] } {
+    const out = { readStates: this.#readStates, failedReads: this.#failedReads };
+    if (out.readStates.length > 0) this.#readStates = [];
+    if (out.failedReads.length > 0) this.#failedReads = [];
+    return out;
   }
 
   /** Acknowledges that `rd` was persisted, sent and applied. */
   advance(rd: Ready): void {
+    this.#hardStateInFlight = false;
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1];
       this.#log.stableTo(last.index, last.term);
