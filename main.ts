@@ -57,6 +57,22 @@ async function dispatch(invocation: Invocation): Promise<number> {
       const { runBench } = await import("./lib/cli/commands/bench.ts");
       return await runBench(invocation.options);
     }
+    case "status": {
+      const { runStatus } = await import("./lib/cli/commands/status.ts");
+      return await runStatus(invocation.options);
+    }
+    case "leader": {
+      const { runLeader } = await import("./lib/cli/commands/leader.ts");
+      return await runLeader(invocation.options);
+    }
+    case "peers": {
+      const { runPeers } = await import("./lib/cli/commands/peers.ts");
+      return await runPeers(invocation.options);
+    }
+    case "snapshot": {
+      const { runSnapshot } = await import("./lib/cli/commands/snapshot.ts");
+      return await runSnapshot(invocation.options);
+    }
   }
 }
 

@@ -84,7 +84,7 @@ export type BenchMix = Record<BenchOpKind, number>;
 export const DEFAULT_BENCH_MIX: Readonly<BenchMix> = { incr: 100, get: 0 };
 
 /** Read consistency levels of `counter bench --consistency`. */
-export const READ_CONSISTENCIES = ["linearizable", "stale"] as const;
+export const READ_CONSISTENCIES = ["linearizable", "lease", "follower", "stale"] as const;
 
 /** How a read is served: through the leader's ReadIndex, or from any node's local state. */
 export type ReadConsistency = typeof READ_CONSISTENCIES[number];
@@ -162,7 +162,47 @@ export interface IncrOptions extends ClientOptions {
 }
 
 /** Options of `counter get`. */
-export type GetOptions = ClientOptions;
+/** The accepted `--consistency` values of `counter get`. */
+export const GET_CONSISTENCIES = READ_CONSISTENCIES;
+
+/** Options of `counter get`. */
+export interface GetOptions extends ClientOptions {
+  /** Read consistency (`--consistency`); default linearizable. */
+  consistency: (typeof GET_CONSISTENCIES)[number];
+}
+
+/** Subcommands of `counter peers`; `list` is the default. */
+export const PEERS_ACTIONS = ["list", "add", "remove", "promote", "reset"] as const;
+
+/** What `counter peers` does, with the arguments of that subcommand. */
+export type PeersAction =
+  | { action: "list" }
+  /** `learner`: stay a learner instead of being promoted once caught up (`--learner`). */
+  | { action: "add"; node: string; learner: boolean }
+  | { action: "remove"; node: string }
+  | { action: "promote"; node: string }
+  /**
+   * `voters`: the new membership, and the nodes the reset is sent to; `force`: `--force` was
+   * given (without it the command refuses to run).
+   */
+  | { action: "reset"; voters: string[]; force: boolean };
+
+/** Options of `counter peers`. For `reset`, `peers` is the `voters` list itself. */
+export type PeersOptions = ClientOptions & PeersAction;
+
+/** Options of `counter leader`: name the leader, or move leadership to `node`. */
+export type LeaderOptions =
+  & ClientOptions
+  & ({ action: "show" } | { action: "transfer"; node: string });
+
+/** Options of `counter status`. */
+export type StatusOptions = ClientOptions;
+
+/** Options of `counter snapshot`. `peers` is `[peer]`. */
+export interface SnapshotOptions extends ClientOptions {
+  /** The node to take a snapshot on (`--peer`). */
+  peer: string;
+}
 
 /** Options of `counter demo`. */
 export interface DemoOptions {
@@ -206,7 +246,11 @@ export type Invocation =
   | { command: "incr"; options: IncrOptions }
   | { command: "get"; options: GetOptions }
   | { command: "demo"; options: DemoOptions }
-  | { command: "bench"; options: BenchOptions };
+  | { command: "bench"; options: BenchOptions }
+  | { command: "status"; options: StatusOptions }
+  | { command: "leader"; options: LeaderOptions }
+  | { command: "peers"; options: PeersOptions }
+  | { command: "snapshot"; options: SnapshotOptions };
 
 /** Options for {@linkcode parseCommandLine}. */
 export interface ParseOptions {
@@ -459,9 +503,146 @@ export function parseIncrArgs(
 
 /** Parses the arguments of `counter get` (after the word `get`). */
 export function parseGetArgs(argv: readonly string[], options: ParseOptions = {}): GetOptions {
+  const scanned = scan(argv, { ...CLIENT_SPEC, consistency: "string" });
+  expectPositionals(scanned, 0);
+  const consistency = scanned.strings.get("consistency");
+  return {
+    ...clientOptions(scanned, options.env ?? Deno.env.get),
+    consistency: consistency === undefined
+      ? "linearizable"
+      : parseChoice(consistency, "--consistency", GET_CONSISTENCIES),
+  };
+}
+
+/**
+ * Splits off a subcommand word: the first token, unless it is missing or looks like a flag, in
+ * which case the subcommand is `fallback` (when there is one).
+ */
+function subcommand<T extends string>(
+  argv: readonly string[],
+  choices: readonly T[],
+  fallback: T | undefined,
+): { name: T; rest: readonly string[] } {
+  const first = argv[0];
+  if (fallback !== undefined && (first === undefined || first.startsWith("-"))) {
+    return { name: fallback, rest: argv };
+  }
+  const name = choices.find((choice) => choice === first);
+  if (name === undefined) {
+    const expected = choices.length === 1
+      ? `expected ${choices[0]}`
+      : `expected ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}`;
+    throw new UsageError(
+      first === undefined
+        ? `missing subcommand (${expected})`
+        : `unknown subcommand ${JSON.stringify(first)} (${expected})`,
+    );
+  }
+  return { name, rest: argv.slice(1) };
+}
+
+/** The one `HOST:PORT` argument of a subcommand that acts on a node. */
+function nodeArgument(scanned: Scanned, purpose: string): string {
+  expectPositionals(scanned, 1);
+  const text = scanned.positionals[0];
+  if (text === undefined) throw new UsageError(`missing HOST:PORT, the node to ${purpose}`);
+  return parseHostPort(text, "the node argument");
+}
+
+/**
+ * Client options of a command that names the nodes it talks to itself, so that `--peers` would
+ * mean nothing; it is refused rather than silently ignored.
+ */
+function directClientOptions(scanned: Scanned, peers: string[], why: string): ClientOptions {
+  if (scanned.strings.has("peers")) throw new UsageError(`--peers is not used here: ${why}`);
+  return {
+    peers,
+    group: groupOption(scanned),
+    json: scanned.flags.has("json"),
+    timeoutMs: integerOption(scanned, "timeout-ms", DEFAULT_TIMEOUT_MS, LIMITS.timeoutMs),
+  };
+}
+
+/** Parses the arguments of `counter peers` (after the word `peers`). */
+export function parsePeersArgs(argv: readonly string[], options: ParseOptions = {}): PeersOptions {
+  const env = options.env ?? Deno.env.get;
+  const { name, rest } = subcommand(argv, PEERS_ACTIONS, "list");
+  switch (name) {
+    case "list": {
+      const scanned = scan(rest, CLIENT_SPEC);
+      expectPositionals(scanned, 0);
+      return { ...clientOptions(scanned, env), action: name };
+    }
+    case "add": {
+      const scanned = scan(rest, { ...CLIENT_SPEC, learner: "boolean" });
+      const node = nodeArgument(scanned, "add");
+      return {
+        ...clientOptions(scanned, env),
+        action: name,
+        node,
+        learner: scanned.flags.has("learner"),
+      };
+    }
+    case "remove":
+    case "promote": {
+      const scanned = scan(rest, CLIENT_SPEC);
+      const node = nodeArgument(scanned, name);
+      return { ...clientOptions(scanned, env), action: name, node };
+    }
+    case "reset": {
+      const scanned = scan(rest, { ...CLIENT_SPEC, force: "boolean" });
+      expectPositionals(scanned, 1);
+      const text = scanned.positionals[0];
+      if (text === undefined) {
+        throw new UsageError("missing HOST:PORT,..., the surviving nodes that form the new group");
+      }
+      const voters = parseAddressList(text, "the node list");
+      const why = "the reset is sent to each node of the HOST:PORT,... list";
+      return {
+        ...directClientOptions(scanned, voters, why),
+        action: name,
+        voters,
+        force: scanned.flags.has("force"),
+      };
+    }
+  }
+}
+
+/** Parses the arguments of `counter leader` (after the word `leader`). */
+export function parseLeaderArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): LeaderOptions {
+  const env = options.env ?? Deno.env.get;
+  const first = argv[0];
+  if (first === undefined || first.startsWith("-")) {
+    const scanned = scan(argv, CLIENT_SPEC);
+    expectPositionals(scanned, 0);
+    return { ...clientOptions(scanned, env), action: "show" };
+  }
+  const { rest } = subcommand(argv, ["transfer"] as const, undefined);
+  const scanned = scan(rest, CLIENT_SPEC);
+  const node = nodeArgument(scanned, "transfer leadership to");
+  return { ...clientOptions(scanned, env), action: "transfer", node };
+}
+
+/** Parses the arguments of `counter status` (after the word `status`). */
+export function parseStatusArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): StatusOptions {
   const scanned = scan(argv, CLIENT_SPEC);
   expectPositionals(scanned, 0);
   return clientOptions(scanned, options.env ?? Deno.env.get);
+}
+
+/** Parses the arguments of `counter snapshot` (after the word `snapshot`). */
+export function parseSnapshotArgs(argv: readonly string[]): SnapshotOptions {
+  const scanned = scan(argv, { ...CLIENT_SPEC, peer: "string" });
+  expectPositionals(scanned, 0);
+  const peer = parseHostPort(required(scanned, "peer"), "--peer");
+  const why = "--peer names the one node to take a snapshot on";
+  return { ...directClientOptions(scanned, [peer], why), peer };
 }
 
 /** Parses the arguments of `counter demo` (after the word `demo`). */
@@ -654,6 +835,14 @@ export function parseCommandLine(argv: readonly string[], options: ParseOptions 
         return { command: name, options: parseDemoArgs(rest) };
       case "bench":
         return { command: name, options: parseBenchArgs(rest, options) };
+      case "status":
+        return { command: name, options: parseStatusArgs(rest, options) };
+      case "leader":
+        return { command: name, options: parseLeaderArgs(rest, options) };
+      case "peers":
+        return { command: name, options: parsePeersArgs(rest, options) };
+      case "snapshot":
+        return { command: name, options: parseSnapshotArgs(rest) };
       case "help":
         return asksForHelp(rest) ? { command: "help", topic: "help" } : parseHelpArgs(rest);
     }

@@ -65,6 +65,12 @@ Commands:
   bench   measure increments per second against a running group
   help    show help for a command
 
+Admin commands:
+  status    show each node's role, term, log indexes and value
+  leader    name the leader, or move leadership to another node
+  peers     list, add, remove or promote members; reset a lost majority
+  snapshot  make one node take a snapshot now
+
 Options:
   -h, --help    show this help
   --version     print the version
@@ -145,18 +151,31 @@ ${CLIENT_EXIT_CODES}
 
 const GET = `Usage: counter get [OPTIONS]
 
-Prints the counter's current value. The read is linearizable: the value
-includes every increment acknowledged before the read began.
+Prints the counter's current value. By default the read is linearizable:
+the value includes every increment acknowledged before the read began.
 
 Options:
+  --consistency LEVEL   how the read is served (default: linearizable):
+      linearizable  the leader confirms it still leads with one round of
+                    heartbeats (ReadIndex; concurrent reads share a round)
+      lease         the leader answers from its lease, without a round;
+                    linearizable as long as no node's clock runs more than
+                    10% fast or slow over an election timeout
+      follower      any node answers: a follower asks the leader for the
+                    read index and waits until it has applied it; still
+                    linearizable, and it spreads reads over the group
+      stale         any node answers from its own state at once; the value
+                    may be behind (labelled "stale" in the output)
 ${CLIENT_OPTIONS}
 
-Output: the value on one line; with --json, one line
-{"value": N, "leader": "HOST:PORT"}, where N is a JSON number when its
-magnitude is at most 2^53-1 and a string otherwise.
+Output: the value on one line (followed by "(stale, from HOST:PORT)" for
+stale reads); with --json, one line {"value": N, "leader": "HOST:PORT"},
+plus "stale": true and "node" for stale reads, where N is a JSON number
+when its magnitude is at most 2^53-1 and a string otherwise.
 
-Example:
+Examples:
   counter get --json
+  counter get --consistency follower --peers 127.0.0.1:8082
 
 ${CLIENT_EXIT_CODES}
 `;
@@ -212,7 +231,7 @@ ${PEERS_OPTION}
                       --ops requests (1 to ${LIMITS.durationSecs.max})
   --mix incr=P,get=Q  with --concurrency: percentages of increments and
                       reads, adding up to 100 (default: incr=100)
-  --consistency C     reads of --mix: linearizable or stale
+  --consistency C     reads of --mix: linearizable, lease, follower or stale
                       (default: linearizable)
   --warmup N          with --concurrency: send N requests first, not
                       measured (default: 0)
@@ -239,6 +258,145 @@ Exit codes:
      the deadline; they may or may not have been applied
 `;
 
+// Admin commands that ask one node at a time name their nodes themselves, so no --peers.
+const NODE_CLIENT_OPTIONS = `  --group NAME        Raft group name (default: ${DEFAULT_GROUP})
+  --json              print one JSON object instead of plain text
+  --timeout-ms N      give up after N ms (default: ${DEFAULT_TIMEOUT_MS})
+  -h, --help          show this help`;
+
+const STATUS = `Usage: counter status [OPTIONS]
+
+Asks every node of --peers directly for its state, and prints one row per
+node: its id, Raft role, term, commit index, applied index, last log
+index, snapshot index and counter value. The value is the node's own
+applied state, read without asking the leader, so it may be stale. A node
+that does not answer is shown as unreachable.
+
+Options:
+${CLIENT_OPTIONS}
+
+Output: an aligned table; with --json, one line {"nodes": [...]} with one
+object per node of --peers, either {"node", "ok": true, "id", "role",
+"term", "leader", "commit", "applied", "lastIndex", "snapshotIndex",
+"value", "voters", "learners"} or {"node", "ok": false, "reachable",
+"error"}.
+
+Example:
+  counter status --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
+
+Exit codes:
+  0  at least one node answered
+  1  no node answered
+  2  usage error
+`;
+
+const LEADER = `Usage: counter leader [OPTIONS]
+       counter leader transfer HOST:PORT [OPTIONS]
+
+'counter leader' names the group's leader: it asks every node of --peers
+for its status and prints the leader that the nodes in the latest term
+name. While no leader is known (an election is under way) it asks again,
+until --timeout-ms.
+
+'counter leader transfer HOST:PORT' moves the leadership to the voter
+HOST:PORT: the leader brings HOST:PORT up to date and hands over, and
+the command prints the new leader once HOST:PORT leads.
+
+Options:
+${CLIENT_OPTIONS}
+
+Output: the leader's HOST:PORT; with --json, one line
+{"leader": "HOST:PORT", "term": N}, or {"leader": "HOST:PORT"} after a
+transfer.
+
+Examples:
+  counter leader
+  counter leader transfer 127.0.0.1:8082
+
+Exit codes:
+  0  success
+  1  failed: no leader known, or the transfer was refused
+  2  usage error
+  3  outcome unknown: the transfer was sent but no answer came before the
+     deadline; leadership may still move
+`;
+
+const PEERS = `Usage: counter peers [list] [OPTIONS]
+       counter peers add HOST:PORT [--learner] [OPTIONS]
+       counter peers remove HOST:PORT [OPTIONS]
+       counter peers promote HOST:PORT [OPTIONS]
+       counter peers reset --force HOST:PORT,... [OPTIONS]
+
+Shows and changes the group's membership. Changes go to the leader, one
+at a time, are answered once the group has committed them, and print the
+new configuration: the voters, then the learners.
+
+Subcommands:
+  list      every member with its role (leader, follower or learner) and,
+            as the leader sees it, the last log index it holds (MATCH),
+            how many entries it is behind (LAG) and how the leader sends
+            it the log (STATE); the default
+  add       add a node; start it first with 'counter serve --join'. It
+            joins as a learner and becomes a voter once it has caught up;
+            the command answers after that. With --learner it stays a
+            learner
+  remove    remove a member, voter or learner
+  promote   make a learner a voter
+  reset     the last resort for a group that has lost its majority for
+            good (SOFAJRaft's resetPeers). Sends the voters HOST:PORT,...
+            to each of them directly (not to --peers), and each adopts
+            them at once, without consensus: acknowledged increments that
+            only the lost nodes held may be lost. Run it on every
+            surviving node with the same list, and never restart a lost
+            node with its old data. Refuses to run without --force
+
+Options:
+  --learner           add: keep the new node a learner
+  --force             reset: run it despite the dangers above
+${CLIENT_OPTIONS}
+
+Output: list prints a table; add, remove and promote the new
+configuration; reset one line per node. With --json, one JSON object.
+
+Examples:
+  counter peers list
+  counter peers add 127.0.0.1:8084
+  counter peers remove 127.0.0.1:8083
+  counter peers reset --force 127.0.0.1:8081,127.0.0.1:8082
+
+Exit codes:
+  0  success
+  1  failed, and certainly not applied
+  2  usage error, or reset without --force
+  3  outcome unknown: the change was sent but no answer came before the
+     deadline; it may or may not have been applied
+`;
+
+const SNAPSHOT = `Usage: counter snapshot --peer HOST:PORT [OPTIONS]
+
+Makes the node HOST:PORT write a snapshot of its applied state now, and
+compact its log below it (keeping the tail its --snapshot-retain-entries
+asks for). Prints the snapshot's log index: when nothing was applied
+since the node's last snapshot, the index of that one.
+
+Options:
+  --peer HOST:PORT    the node to take a snapshot on (required)
+${NODE_CLIENT_OPTIONS}
+
+Output: the snapshot's index; with --json, one line
+{"node": "HOST:PORT", "snapshotIndex": N}.
+
+Example:
+  counter snapshot --peer 127.0.0.1:8081
+
+Exit codes:
+  0  success
+  1  failed
+  2  usage error
+  3  outcome unknown: no answer came before the deadline; the node may
+     still write the snapshot
+`;
+
 const HELP = `Usage: counter help [COMMAND]
 
 Shows the help of COMMAND, or of counter itself when COMMAND is
@@ -258,6 +416,10 @@ const TEXTS: Record<CommandName, string> = {
   demo: DEMO,
   bench: BENCH,
   help: HELP,
+  status: STATUS,
+  leader: LEADER,
+  peers: PEERS,
+  snapshot: SNAPSHOT,
 };
 
 /**

@@ -4,8 +4,22 @@
  * @module
  */
 
-/** Names of the subcommands, in the order the top-level help lists them. */
-export const COMMAND_NAMES = ["serve", "incr", "get", "demo", "bench", "help"] as const;
+/**
+ * Names of the subcommands, in the order the top-level help lists them: the commands, then the
+ * admin commands.
+ */
+export const COMMAND_NAMES = [
+  "serve",
+  "incr",
+  "get",
+  "demo",
+  "bench",
+  "help",
+  "status",
+  "leader",
+  "peers",
+  "snapshot",
+] as const;
 
 /** A subcommand name. */
 export type CommandName = typeof COMMAND_NAMES[number];

@@ -40,12 +40,25 @@ export interface CounterClientOptions {
 export interface CounterValue {
   /** The counter value (after the increment, for increments). */
   value: bigint;
-  /** The node that answered (the leader, except for stale reads). */
+  /** The leader as the answering node knows it. */
   leader: string;
+  /** The node that answered. */
+  node: string;
 }
 
-/** Read consistency levels. */
-export type Consistency = "linearizable" | "stale";
+/**
+ * Read consistency levels:
+ * - `linearizable`: the leader confirms its leadership with a heartbeat round (ReadIndex).
+ * - `lease`: the leader answers from its lease without a round; linearizable as long as clocks
+ *   drift by less than 10% over an election timeout.
+ * - `follower`: any node; a follower gets the read index from the leader, then answers once it
+ *   has applied up to it. Linearizable, and it spreads reads over the group.
+ * - `stale`: any node answers from its own state at once; may be behind.
+ */
+export type Consistency = "linearizable" | "lease" | "follower" | "stale";
+
+/** Every {@linkcode Consistency}, in the order the help lists them. */
+export const CONSISTENCIES: readonly Consistency[] = ["linearizable", "lease", "follower", "stale"];
 
 /** Whether a failed call certainly had no effect, or may have been applied. */
 export type Outcome = "failed" | "unknown";
@@ -215,7 +228,8 @@ export class CounterClient {
     while (!this.#closed) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
-      const target = this.#leader ?? this.#rotatePeer();
+      const anyNode = req.consistency === "follower" || req.consistency === "stale";
+      const target = anyNode ? this.#rotatePeer() : this.#leader ?? this.#rotatePeer();
       let resp: ClientResponse;
       try {
         const conn = await this.#connection(target);
@@ -235,8 +249,8 @@ export class CounterClient {
       if (resp.ok) {
         if (resp.value === undefined) throw new CounterError("BAD_RESPONSE", "unknown", "no value");
         if (resp.leader) this.#leader = resp.leader;
-        else if (req.consistency !== "stale") this.#leader = target;
-        return { value: resp.value, leader: resp.leader ?? target };
+        else if (!anyNode) this.#leader = target;
+        return { value: resp.value, leader: resp.leader ?? target, node: target };
       }
       const code = resp.code ?? "UNKNOWN";
       lastCode = code;
@@ -247,7 +261,7 @@ export class CounterClient {
         throw new CounterError(code, "failed", lastError);
       }
       if (code === "TIMEOUT" && hasEffect) maybeApplied = true;
-      if (code === "NOT_LEADER" && resp.leader && resp.leader !== target) {
+      if (code === "NOT_LEADER" && resp.leader && resp.leader !== target && !anyNode) {
         this.#leader = resp.leader;
         continue;
       }

@@ -490,26 +490,38 @@ export class CounterNode {
 
   #handleGet(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
     const consistency = req.consistency ?? "linearizable";
-    if (consistency === "stale") {
-      reply({ ok: true, value: this.#sm.value, leader: this.#raft.leader || undefined });
-      return;
+    const leader = this.#raft.leader || undefined;
+    switch (consistency) {
+      case "stale":
+        // The local state machine as it is: possibly behind the leader, never ahead of commit.
+        reply({ ok: true, value: this.#sm.value, leader, data: { node: this.#options.id } });
+        return;
+      case "linearizable":
+      case "lease":
+        if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+        break;
+      case "follower":
+        // Any node: a follower asks the leader for the read index, then waits to apply it.
+        if (this.#raft.role !== Role.Leader && leader === undefined) {
+          return this.#notLeader(reply);
+        }
+        break;
+      default:
+        reply({
+          ok: false,
+          code: "BAD_REQUEST",
+          error:
+            `unknown consistency "${consistency}" (use linearizable, lease, follower or stale)`,
+        });
+        return;
     }
-    if (consistency !== "linearizable") {
-      reply({
-        ok: false,
-        code: "BAD_REQUEST",
-        error: `unknown consistency "${consistency}" (use linearizable or stale)`,
-      });
-      return;
-    }
-    if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
     if (this.#busy()) {
       reply({ ok: false, code: "BUSY", error: "too many requests waiting; retry later" });
       return;
     }
     const id = ++this.#readSeq;
     this.#reads.set(id, { reply, deadlineMs: Date.now() + this.#requestTimeoutMs, index: 0 });
-    this.#raft.readIndex(id);
+    this.#raft.readIndex(id, { lease: consistency === "lease" });
     this.#kick();
   }
 
@@ -878,7 +890,7 @@ export class CounterNode {
         continue;
       }
       this.#reads.delete(r.id);
-      read.reply({ ok: true, value: this.#sm.value, leader });
+      read.reply({ ok: true, value: this.#sm.value, leader, data: { node: this.#options.id } });
     }
     this.#readsAwaitingApply = still;
   }

@@ -170,6 +170,8 @@ export class Raft {
   #progress = new Map<NodeId, Progress>();
   #votes = new Map<NodeId, boolean>();
   #electionElapsed = 0;
+  /** Ticks since this object was created: the core's only notion of time. */
+  #ticks = 0;
   #heartbeatElapsed = 0;
   #randomizedElectionTimeout = 0;
   #leadTransferee: NodeId = "";
@@ -301,6 +303,7 @@ export class Raft {
 
   /** Advances logical time by one tick. */
   tick(): void {
+    this.#ticks++;
     this.#electionElapsed++;
     if (this.#role === Role.Leader) {
       this.#tickLeader();
@@ -329,7 +332,8 @@ export class Raft {
     }
     if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
       this.#heartbeatElapsed = 0;
-      this.#broadcastHeartbeat(this.#readOnly.latestRound());
+      // Every heartbeat is a round: its acknowledgements renew the leader's lease.
+      this.#broadcastHeartbeat(this.#readOnly.startRound(this.#id, this.#ticks));
     }
   }
 
@@ -414,9 +418,13 @@ export class Raft {
    * Asks for a linearizable read. The answer arrives later in `Ready.readStates` (serve once the
    * state machine has applied its index) or `Ready.failedReads` (retry elsewhere).
    */
-  readIndex(requestId: number): void {
+  readIndex(requestId: number, options: { lease?: boolean } = {}): void {
     if (this.#readOnly.size() + this.#readsAwaitingCommit.length >= this.#pendingReadsMax) {
       this.#failedReads.push(requestId);
+      return;
+    }
+    if (options.lease === true && this.#role === Role.Leader && this.#inLease()) {
+      this.#readStates.push({ requestId, index: this.#log.committed });
       return;
     }
     if (this.#role === Role.Leader) {
@@ -444,6 +452,20 @@ export class Raft {
       data: encodeConfState(conf),
     }]);
     this.#refreshConf();
+  }
+
+  /**
+   * True while this leader may serve reads from its lease (no heartbeat round): a quorum
+   * acknowledged a heartbeat sent less than `leaseTicks` ago, so no other leader can have been
+   * elected since (voters ignore candidates for an election timeout after hearing from a leader,
+   * thanks to CheckQuorum). `leaseTicks` is the election timeout less a 10% allowance for clock
+   * drift between nodes. Never during a leadership transfer, and only once an entry of this term
+   * is committed.
+   */
+  #inLease(): boolean {
+    if (!this.#checkQuorum || this.#leadTransferee !== "" || !this.#committedInTerm()) return false;
+    const leaseTicks = Math.floor(this.#electionTicks * 0.9);
+    return this.#ticks < this.#readOnly.confirmedTick() + leaseTicks;
   }
 
   /** Tells the leader that sending a snapshot to `to` finished (`ok`) or failed. */
@@ -628,6 +650,8 @@ export class Raft {
     this.#votes.clear();
     this.#progress.clear();
     this.#failAllReads();
+    // A lease confirmed in an earlier leadership says nothing about the next one.
+    this.#readOnly = new ReadOnlyQueue();
   }
 
   #becomeFollower(term: number, leader: NodeId): void {
@@ -1025,7 +1049,7 @@ export class Raft {
       }
     }
     if (this.#readOnly.hasUnsent()) {
-      this.#broadcastHeartbeat(this.#readOnly.startRound(this.#id));
+      this.#broadcastHeartbeat(this.#readOnly.startRound(this.#id, this.#ticks));
     }
   }
 

@@ -22,15 +22,21 @@ export interface PendingRead {
 
 interface Round {
   seq: number;
+  /** Tick at which the round's heartbeats were sent: the start of the lease it confirms. */
+  startTick: number;
   acks: Set<NodeId>;
   reads: PendingRead[];
 }
+
+/** Rounds kept waiting at most; the oldest is folded into the next when more start. */
+const ROUNDS_MAX = 64;
 
 /** Queue of ReadIndex rounds, oldest first. */
 export class ReadOnlyQueue {
   #rounds: Round[] = [];
   #unsent: PendingRead[] = [];
   #seq = 0;
+  #confirmedTick = -Infinity;
 
   /** Number of reads waiting, sent or not. */
   size(): number {
@@ -53,9 +59,15 @@ export class ReadOnlyQueue {
    * Starts a round for every unsent read, acked by `self` already; returns the round's sequence
    * number to put in the heartbeats' context.
    */
-  startRound(self: NodeId): number {
+  startRound(self: NodeId, tick = 0): number {
     const seq = ++this.#seq;
-    this.#rounds.push({ seq, acks: new Set([self]), reads: this.#unsent });
+    if (this.#rounds.length >= ROUNDS_MAX) {
+      // A later round confirms everything registered before it, so the oldest round's reads
+      // can wait for the next one instead; this bounds the queue while followers are silent.
+      const oldest = this.#rounds.shift()!;
+      this.#rounds[0].reads = oldest.reads.concat(this.#rounds[0].reads);
+    }
+    this.#rounds.push({ seq, startTick: tick, acks: new Set([self]), reads: this.#unsent });
     this.#unsent = [];
     return seq;
   }
@@ -71,7 +83,16 @@ export class ReadOnlyQueue {
     round.acks.add(from);
     if (!hasQuorum(round.acks)) return [];
     const done = this.#rounds.splice(0, pos + 1);
+    if (round.startTick > this.#confirmedTick) this.#confirmedTick = round.startTick;
     return done.flatMap((r) => r.reads);
+  }
+
+  /**
+   * Start tick of the newest round a quorum acknowledged: at that tick this node was still the
+   * leader, and no other leader can be elected for an election timeout after it.
+   */
+  confirmedTick(): number {
+    return this.#confirmedTick;
   }
 
   /**

@@ -91,6 +91,7 @@ Deno.test("client commands have the documented defaults", () => {
     group: "counter",
     json: false,
     timeoutMs: 5000,
+    consistency: "linearizable",
   });
   assert.deepEqual(incr("1"), {
     peers: ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"],
@@ -104,8 +105,18 @@ Deno.test("client commands have the documented defaults", () => {
 Deno.test("client commands read every option", () => {
   assert.deepEqual(
     parseGetArgs(["--peers", "a:1,b:2", "--group", "g-1", "--json", "--timeout-ms", "250"], noEnv),
-    { peers: ["a:1", "b:2"], group: "g-1", json: true, timeoutMs: 250 },
+    {
+      peers: ["a:1", "b:2"],
+      group: "g-1",
+      json: true,
+      timeoutMs: 250,
+      consistency: "linearizable",
+    },
   );
+  for (const level of ["linearizable", "lease", "follower", "stale"]) {
+    assert.equal(parseGetArgs(["--consistency", level], noEnv).consistency, level);
+  }
+  assertUsage(() => parseGetArgs(["--consistency", "eventual"], noEnv), /--consistency/);
   assert.deepEqual(parseGetArgs(["--peers=a:1", "--timeout-ms=7"], noEnv).peers, ["a:1"]);
 });
 

@@ -121,7 +121,7 @@ Deno.test("any other error exits 1 with its first line", async () => {
   const client = new FakeClient();
   client.failWith = () => new TypeError("boom\nstack");
   const { err, deps } = harness(client);
-  assert.equal(await runGet(CLIENT, deps), 1);
+  assert.equal(await runGet({ ...CLIENT, consistency: "linearizable" }, deps), 1);
   assert.deepEqual(err, ["counter get: boom"]);
 });
 
@@ -129,10 +129,10 @@ Deno.test("get prints the value, and exits 3 on an unknown outcome", async () =>
   const client = new FakeClient();
   client.value = -42n;
   const { out, err, deps } = harness(client);
-  assert.equal(await runGet({ ...CLIENT, json: true }, deps), 0);
+  assert.equal(await runGet({ ...CLIENT, json: true, consistency: "linearizable" }, deps), 0);
   assert.deepEqual(out, ['{"value": -42, "leader": "127.0.0.1:8082"}']);
   client.failWith = () => new FakeCounterError("no answer", "unknown");
-  assert.equal(await runGet(CLIENT, deps), 3);
+  assert.equal(await runGet({ ...CLIENT, consistency: "linearizable" }, deps), 3);
   assert.deepEqual(err, ["counter get: no answer"]);
 });
 

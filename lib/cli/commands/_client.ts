@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CounterClient } from "../../client/client.ts";
+import { type Consistency, CounterClient } from "../../client/client.ts";
 import { silentLogger } from "../../logging/logger.ts";
 import type { ClientOptions } from "../args.ts";
 import { errorLine, printErrorLine, printLine, type ValueResult } from "../output.ts";
@@ -23,8 +23,8 @@ export const EXIT_UNKNOWN = 3;
 export interface CounterClientLike {
   /** Adds `delta`; resolves with the new value. */
   incrementAndGet(delta: bigint): Promise<ValueResult>;
-  /** Resolves with the current value. */
-  get(): Promise<ValueResult>;
+  /** Resolves with the current value, read with `consistency` (default linearizable). */
+  get(options?: { consistency?: Consistency }): Promise<ValueResult & { node?: string }>;
   /** Releases connections. */
   close(): Promise<void>;
 }

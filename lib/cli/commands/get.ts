@@ -5,7 +5,7 @@
  */
 
 import type { GetOptions } from "../args.ts";
-import { formatValueLine } from "../output.ts";
+import { formatValueLine, jsonInteger } from "../output.ts";
 import { type ClientCommandDeps, runRequest } from "./_client.ts";
 
 /**
@@ -25,7 +25,20 @@ export async function runGet(options: GetOptions, deps: ClientCommandDeps = {}):
     options,
     deps,
     // ---- Call into the service. ----
-    (client) => client.get(),
-    (result) => formatValueLine(result, options.json),
+    (client) => client.get({ consistency: options.consistency }),
+    (result) => formatGetLine(result, options.consistency === "stale", options.json),
   );
+}
+
+/** Formats a read; a stale read says so, and which node it came from. */
+function formatGetLine(
+  result: { value: bigint; leader: string; node?: string },
+  stale: boolean,
+  json: boolean,
+): string {
+  if (!stale) return formatValueLine(result, json);
+  const node = result.node ?? result.leader;
+  if (!json) return `${result.value} (stale, from ${node})`;
+  return `{"value": ${jsonInteger(result.value)}, "leader": ${JSON.stringify(result.leader)}, ` +
+    `"stale": true, "node": ${JSON.stringify(node)}}`;
 }

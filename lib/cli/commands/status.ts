@@ -1,0 +1,202 @@
+/**
+ * `counter status`: asks every node of `--peers` directly for its state and prints one row per
+ * node, including the nodes that did not answer.
+ *
+ * @module
+ */
+
+import type { WireMap } from "../../transport/codec.ts";
+import type { StatusOptions } from "../args.ts";
+import { errorLine } from "../output.ts";
+import {
+  type AdminClientLike,
+  type AdminCommandDeps,
+  answerIndex,
+  answerInt64,
+  answerString,
+  answerStringList,
+  formatTable,
+  jsonSafeInteger,
+  runAdmin,
+} from "./_admin.ts";
+import { connectOptions, EXIT_FAILED, EXIT_OK } from "./_client.ts";
+
+/** One node's state, as its `status` answer reports it. */
+export interface NodeStatus {
+  /** The node's own id. */
+  id: string;
+  /** Raft role: leader, follower, candidate or pre-candidate. */
+  role: string;
+  /** Current term. */
+  term: number;
+  /** The leader this node knows, or "" when it knows none. */
+  leader: string;
+  /** Highest log index known to be committed. */
+  commit: number;
+  /** Highest log index applied to the counter. */
+  applied: number;
+  /** Index of the last entry in the node's log. */
+  lastIndex: number;
+  /** Index of the node's newest snapshot (0: none). */
+  snapshotIndex: number;
+  /** The counter as this node has applied it: a stale read. */
+  value: bigint;
+  /** Voting members, as this node knows them. */
+  voters: string[];
+  /** Non-voting members, as this node knows them. */
+  learners: string[];
+}
+
+/** What asking one node gave: its status, or why there is none. */
+export type NodeReport =
+  | { node: string; ok: true; status: NodeStatus }
+  | { node: string; ok: false; reachable: boolean; error: string };
+
+/** Error codes that mean the node could not be reached or did not answer in time. */
+const NO_ANSWER_CODES = new Set(["UNAVAILABLE", "TIMEOUT"]);
+
+/** Reads a `status` answer from `source`. */
+export function parseNodeStatus(data: WireMap, source: string): NodeStatus {
+  return {
+    id: answerString(data, "id", source),
+    role: answerString(data, "role", source),
+    term: answerIndex(data, "term", source),
+    leader: answerString(data, "leader", source, true),
+    commit: answerIndex(data, "commit", source),
+    applied: answerIndex(data, "applied", source),
+    lastIndex: answerIndex(data, "lastIndex", source),
+    snapshotIndex: answerIndex(data, "snapshotIndex", source),
+    value: answerInt64(data, "value", source),
+    voters: answerStringList(data, "voters", source),
+    learners: answerStringList(data, "learners", source),
+  };
+}
+
+/** Thrown when a node has not answered within the caller's time limit. */
+class NoAnswerError extends Error {
+  readonly code = "TIMEOUT";
+}
+
+/** `promise`, or a {@linkcode NoAnswerError} if it has not settled after `timeoutMs`. */
+async function within<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new NoAnswerError(`no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Asks every node of `peers` for its status at once; never rejects. A node that has not answered
+ * after `timeoutMs` (default: as long as the client waits) is reported as unreachable. A node's
+ * error message loses the `HOST:PORT: ` prefix the client puts on it, since the report names the
+ * node anyway.
+ */
+export async function collectStatuses(
+  client: AdminClientLike,
+  peers: readonly string[],
+  timeoutMs?: number,
+): Promise<NodeReport[]> {
+  return await Promise.all(peers.map(async (node): Promise<NodeReport> => {
+    try {
+      // ---- Call into the service: one node, no redirects. ----
+      const asked = client.admin("status", {}, { peer: node });
+      // An abandoned call ends when the caller closes the client.
+      asked.catch(() => {});
+      const { data } = timeoutMs === undefined ? await asked : await within(asked, timeoutMs);
+      return { node, ok: true, status: parseNodeStatus(data, node) };
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code;
+      const reachable = typeof code !== "string" || !NO_ANSWER_CODES.has(code);
+      let message = errorLine(error);
+      if (message.startsWith(`${node}: `)) message = message.slice(node.length + 2);
+      return { node, ok: false, reachable, error: message };
+    }
+  }));
+}
+
+/** The text table of `counter status`: one row per node, unanswered nodes included. */
+export function formatStatusText(reports: readonly NodeReport[]): string[] {
+  const rows: string[][] = [
+    ["NODE", "ROLE", "TERM", "COMMIT", "APPLIED", "LAST", "SNAPSHOT", "VALUE"],
+  ];
+  for (const report of reports) {
+    if (!report.ok) {
+      const what = report.reachable ? "failed" : "unreachable";
+      rows.push([report.node, `${what} (${report.error})`]);
+      continue;
+    }
+    const s = report.status;
+    rows.push([
+      s.id,
+      s.role,
+      String(s.term),
+      String(s.commit),
+      String(s.applied),
+      String(s.lastIndex),
+      String(s.snapshotIndex),
+      // The node answers from its own state without asking the leader.
+      `${s.value} (stale)`,
+    ]);
+  }
+  return formatTable(rows);
+}
+
+/** The one JSON line of `counter status --json`. */
+export function formatStatusJson(reports: readonly NodeReport[]): string {
+  const nodes = reports.map((report) => {
+    if (!report.ok) {
+      return { node: report.node, ok: false, reachable: report.reachable, error: report.error };
+    }
+    const s = report.status;
+    return {
+      node: report.node,
+      ok: true,
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commit: s.commit,
+      applied: s.applied,
+      lastIndex: s.lastIndex,
+      snapshotIndex: s.snapshotIndex,
+      value: jsonSafeInteger(s.value),
+      voters: s.voters,
+      learners: s.learners,
+    };
+  });
+  return JSON.stringify({ nodes });
+}
+
+/**
+ * Runs `counter status` and returns the exit status: 0 when at least one node answered, 1 when
+ * none did.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseStatusArgs } from "../args.ts";
+ * import { runStatus } from "./status.ts";
+ *
+ * const code = await runStatus(parseStatusArgs(["--json"]));
+ * ```
+ */
+export async function runStatus(
+  options: StatusOptions,
+  deps: AdminCommandDeps = {},
+): Promise<number> {
+  return await runAdmin("status", connectOptions(options), deps, async (client, io) => {
+    const reports = await collectStatuses(client, options.peers);
+    if (options.json) io.out(formatStatusJson(reports));
+    else for (const line of formatStatusText(reports)) io.out(line);
+    if (reports.some((report) => report.ok)) return EXIT_OK;
+    io.err(`counter status: none of the ${reports.length} nodes answered`);
+    return EXIT_FAILED;
+  });
+}

@@ -1,0 +1,185 @@
+/**
+ * Parsing of the admin commands: `status`, `leader`, `peers` and `snapshot`.
+ */
+
+import assert from "node:assert/strict";
+import {
+  DEFAULT_PEERS,
+  formatUsageError,
+  parseCommandLine,
+  parseLeaderArgs,
+  parsePeersArgs,
+  parseSnapshotArgs,
+  parseStatusArgs,
+  UsageError,
+} from "../../lib/cli/args.ts";
+
+const noEnv = { env: () => undefined };
+const DEFAULTS = { peers: [...DEFAULT_PEERS], group: "counter", json: false, timeoutMs: 5000 };
+const A = "127.0.0.1:8081";
+const B = "127.0.0.1:8082";
+const NEW = "127.0.0.1:8084";
+
+/** Asserts that parsing throws a one-line UsageError whose message matches `pattern`. */
+function assertUsage(fn: () => unknown, pattern: RegExp): UsageError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof UsageError, `expected a UsageError, got ${caught}`);
+  assert.match(caught.message, pattern);
+  assert.ok(!caught.message.includes("\n"), "a usage error is one line");
+  assert.ok(!caught.message.endsWith("."), "no trailing period");
+  return caught;
+}
+
+function peers(...argv: string[]) {
+  return parsePeersArgs(argv, noEnv);
+}
+
+function leader(...argv: string[]) {
+  return parseLeaderArgs(argv, noEnv);
+}
+
+Deno.test("peers lists by default, and 'peers list' reads the client options", () => {
+  assert.deepEqual(peers(), { ...DEFAULTS, action: "list" });
+  assert.deepEqual(peers("--json"), { ...DEFAULTS, json: true, action: "list" });
+  assert.deepEqual(peers("list", "--peers", `${A},${B}`, "--group", "g", "--timeout-ms", "10"), {
+    peers: [A, B],
+    group: "g",
+    json: false,
+    timeoutMs: 10,
+    action: "list",
+  });
+  assertUsage(() => peers("list", "extra"), /unexpected argument "extra"/);
+  assertUsage(() => peers("--learner"), /unknown option --learner/);
+});
+
+Deno.test("peers add takes one node and --learner", () => {
+  assert.deepEqual(peers("add", NEW), { ...DEFAULTS, action: "add", node: NEW, learner: false });
+  assert.deepEqual(peers("add", "--learner", NEW, "--json"), {
+    ...DEFAULTS,
+    json: true,
+    action: "add",
+    node: NEW,
+    learner: true,
+  });
+  assertUsage(() => peers("add"), /missing HOST:PORT, the node to add/);
+  assertUsage(() => peers("add", "localhost"), /invalid address "localhost"/);
+  assertUsage(() => peers("add", NEW, A), /unexpected argument "127.0.0.1:8081"/);
+  assertUsage(() => peers("add", NEW, "--force"), /unknown option --force/);
+});
+
+Deno.test("peers remove and promote take one node and no --learner", () => {
+  assert.deepEqual(peers("remove", B), { ...DEFAULTS, action: "remove", node: B });
+  assert.deepEqual(peers("promote", NEW), { ...DEFAULTS, action: "promote", node: NEW });
+  assertUsage(() => peers("remove"), /missing HOST:PORT, the node to remove/);
+  assertUsage(() => peers("promote", NEW, "--learner"), /unknown option --learner/);
+  assertUsage(() => peers("promote", "h:0"), /invalid address "h:0"/);
+});
+
+Deno.test("an unknown peers subcommand is a usage error that lists the right ones", () => {
+  assertUsage(() => peers("join", NEW), /unknown subcommand "join" \(expected list, add,/);
+  assertUsage(() => peers("List"), /unknown subcommand "List"/);
+});
+
+Deno.test("peers reset parses the voters and sends to them, with or without --force", () => {
+  assert.deepEqual(peers("reset", "--force", `${A},${B}`), {
+    ...DEFAULTS,
+    peers: [A, B],
+    action: "reset",
+    voters: [A, B],
+    force: true,
+  });
+  // Without --force it parses; the command itself refuses, with its reasons.
+  assert.deepEqual(peers("reset", A), {
+    ...DEFAULTS,
+    peers: [A],
+    action: "reset",
+    voters: [A],
+    force: false,
+  });
+  assertUsage(() => peers("reset", "--force"), /missing HOST:PORT,\.\.\., the surviving nodes/);
+  assertUsage(() => peers("reset", "--force", `${A},${A}`), /duplicate address/);
+  assertUsage(() => peers("reset", "--force", `${A},`), /empty address/);
+  assertUsage(() => peers("reset", "--force", A, B), /unexpected argument/);
+  assertUsage(
+    () => peers("reset", "--force", A, "--peers", B),
+    /--peers is not used here: the reset is sent to each node of the HOST:PORT,\.\.\. list/,
+  );
+});
+
+Deno.test("peers reset ignores COUNTER_PEERS, even a malformed one", () => {
+  const options = parsePeersArgs(["reset", "--force", A], { env: () => "not an address" });
+  assert.deepEqual(options.peers, [A]);
+  assertUsage(
+    () => parsePeersArgs(["list"], { env: () => "not an address" }),
+    /invalid address "not an address" in COUNTER_PEERS/,
+  );
+});
+
+Deno.test("leader names the leader, and 'leader transfer' takes one node", () => {
+  assert.deepEqual(leader(), { ...DEFAULTS, action: "show" });
+  assert.deepEqual(leader("--json"), { ...DEFAULTS, json: true, action: "show" });
+  assert.deepEqual(leader("transfer", B), { ...DEFAULTS, action: "transfer", node: B });
+  assert.deepEqual(leader("transfer", "--json", B).json, true);
+  assertUsage(() => leader("transfer"), /missing HOST:PORT, the node to transfer leadership to/);
+  assertUsage(() => leader("transfer", B, A), /unexpected argument/);
+  assertUsage(() => leader("show"), /unknown subcommand "show" \(expected transfer\)/);
+  assertUsage(() => leader(B), /unknown subcommand "127.0.0.1:8082" \(expected transfer\)/);
+  assertUsage(() => leader("--json", "transfer", B), /unexpected argument "transfer"/);
+});
+
+Deno.test("status takes the client options and nothing else", () => {
+  assert.deepEqual(parseStatusArgs([], noEnv), DEFAULTS);
+  assert.deepEqual(parseStatusArgs([], { env: () => `${A},${B}` }).peers, [A, B]);
+  assertUsage(() => parseStatusArgs(["all"], noEnv), /unexpected argument "all"/);
+  assertUsage(() => parseStatusArgs(["--timeout-ms", "0"], noEnv), /invalid --timeout-ms "0"/);
+});
+
+Deno.test("snapshot needs --peer and refuses --peers", () => {
+  assert.deepEqual(parseSnapshotArgs(["--peer", B, "--json"]), {
+    ...DEFAULTS,
+    peers: [B],
+    json: true,
+    peer: B,
+  });
+  assertUsage(() => parseSnapshotArgs([]), /missing required option --peer/);
+  assertUsage(() => parseSnapshotArgs(["--peer", "x"]), /invalid address "x" in --peer/);
+  assertUsage(() => parseSnapshotArgs(["--peer", B, A]), /unexpected argument/);
+  assertUsage(
+    () => parseSnapshotArgs(["--peer", B, "--peers", A]),
+    /--peers is not used here: --peer names the one node/,
+  );
+});
+
+Deno.test("parseCommandLine dispatches the admin commands and their help", () => {
+  assert.equal(parseCommandLine(["status"], noEnv).command, "status");
+  assert.equal(parseCommandLine(["leader", "transfer", B], noEnv).command, "leader");
+  assert.equal(parseCommandLine(["peers", "add", NEW], noEnv).command, "peers");
+  assert.equal(parseCommandLine(["snapshot", "--peer", A], noEnv).command, "snapshot");
+  for (const topic of ["status", "leader", "peers", "snapshot"] as const) {
+    assert.deepEqual(parseCommandLine(["help", topic], noEnv), { command: "help", topic });
+  }
+  assert.deepEqual(parseCommandLine(["peers", "reset", "--help"], noEnv), {
+    command: "help",
+    topic: "peers",
+  });
+  assert.deepEqual(parseCommandLine(["leader", "transfer", "-h"], noEnv), {
+    command: "help",
+    topic: "leader",
+  });
+});
+
+Deno.test("admin usage errors name their command", () => {
+  const error = assertUsage(
+    () => parseCommandLine(["peers", "add"], noEnv),
+    /missing HOST:PORT/,
+  );
+  assert.equal(
+    formatUsageError(error),
+    "counter peers: missing HOST:PORT, the node to add (see 'counter peers --help')",
+  );
+});

@@ -1,0 +1,453 @@
+/**
+ * The admin command modules with a fake client: what they send, what they print, how they exit.
+ */
+
+import assert from "node:assert/strict";
+import type {
+  ClientOptions,
+  LeaderOptions,
+  PeersOptions,
+  SnapshotOptions,
+} from "../../lib/cli/args.ts";
+import {
+  type AdminAnswer,
+  type AdminClientLike,
+  formatTable,
+} from "../../lib/cli/commands/_admin.ts";
+import { runLeader } from "../../lib/cli/commands/leader.ts";
+import { RESET_REFUSAL, runPeers } from "../../lib/cli/commands/peers.ts";
+import { runSnapshot } from "../../lib/cli/commands/snapshot.ts";
+import { runStatus } from "../../lib/cli/commands/status.ts";
+import { helpText } from "../../lib/cli/help.ts";
+import type { WireMap } from "../../lib/transport/codec.ts";
+
+const A = "127.0.0.1:8081";
+const B = "127.0.0.1:8082";
+const C = "127.0.0.1:8083";
+const NEW = "127.0.0.1:8084";
+
+/** An error shaped like the client's `CounterError`. */
+class FakeCounterError extends Error {
+  constructor(message: string, readonly code: string, readonly outcome: "failed" | "unknown") {
+    super(message);
+  }
+}
+
+const unreachable = (node: string) =>
+  new FakeCounterError(`${node}: connection refused`, "UNAVAILABLE", "failed");
+
+interface Call {
+  op: string;
+  args: WireMap;
+  peer: string | undefined;
+}
+
+type Handler = (call: Call) => AdminAnswer | Error;
+
+/** A client that answers each admin call with `handler`, and records the calls. */
+class FakeAdminClient implements AdminClientLike {
+  calls: Call[] = [];
+  closed = false;
+  constructor(readonly handler: Handler) {}
+
+  admin(op: string, args: WireMap = {}, options: { peer?: string } = {}) {
+    const call = { op, args, peer: options.peer };
+    this.calls.push(call);
+    const answer = this.handler(call);
+    return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer);
+  }
+
+  close() {
+    this.closed = true;
+    return Promise.resolve();
+  }
+}
+
+function harness(handler: Handler) {
+  const client = new FakeAdminClient(handler);
+  const out: string[] = [];
+  const err: string[] = [];
+  let connected: unknown;
+  const deps = {
+    connect: (options: unknown) => {
+      connected = options;
+      return client;
+    },
+    out: (line: string) => out.push(line),
+    err: (line: string) => err.push(line),
+  };
+  return { client, out, err, deps, connected: () => connected };
+}
+
+const CLIENT: ClientOptions = { peers: [A, B, C], group: "counter", json: false, timeoutMs: 5000 };
+
+/** A `status` answer of node `id`. */
+function status(id: string, fields: Partial<Record<string, WireMap[string]>> = {}): AdminAnswer {
+  return {
+    leader: id,
+    data: {
+      id,
+      role: id === A ? "leader" : "follower",
+      term: 3,
+      leader: A,
+      commit: 120,
+      applied: 118,
+      lastIndex: 121,
+      snapshotIndex: 100,
+      value: "1000",
+      voters: [A, B, C],
+      learners: [],
+      ...fields,
+    } as WireMap,
+  };
+}
+
+Deno.test("formatTable aligns columns, and a row's last cell neither pads nor widens", () => {
+  assert.deepEqual(
+    formatTable([
+      ["ID", "ROLE", "LAG"],
+      ["127.0.0.1:8081", "leader", "0"],
+      ["h:1", "unreachable (a long reason that is not a column)"],
+      ["h:2", "", ""],
+    ]),
+    [
+      "ID              ROLE    LAG",
+      "127.0.0.1:8081  leader  0",
+      "h:1             unreachable (a long reason that is not a column)",
+      "h:2",
+    ],
+  );
+});
+
+Deno.test("status asks each node directly and shows unreachable ones", async () => {
+  const h = harness(({ peer }) => peer === C ? unreachable(C) : status(peer!));
+  assert.equal(await runStatus(CLIENT, h.deps), 0);
+  assert.deepEqual(h.client.calls, [
+    { op: "status", args: {}, peer: A },
+    { op: "status", args: {}, peer: B },
+    { op: "status", args: {}, peer: C },
+  ]);
+  assert.deepEqual(h.out, [
+    "NODE            ROLE      TERM  COMMIT  APPLIED  LAST  SNAPSHOT  VALUE",
+    "127.0.0.1:8081  leader    3     120     118      121   100       1000 (stale)",
+    "127.0.0.1:8082  follower  3     120     118      121   100       1000 (stale)",
+    "127.0.0.1:8083  unreachable (connection refused)",
+  ]);
+  assert.deepEqual(h.err, []);
+  assert.ok(h.client.closed);
+  assert.deepEqual(h.connected(), { peers: [A, B, C], group: "counter", timeoutMs: 5000 });
+});
+
+Deno.test("status --json: one line, large values as strings, failures with their reason", async () => {
+  const h = harness(({ peer }) => {
+    if (peer === A) return status(A, { value: "-9223372036854775808", lastIndex: 2n ** 40n });
+    if (peer === B) return new FakeCounterError("unknown group", "UNKNOWN_GROUP", "failed");
+    return unreachable(C);
+  });
+  assert.equal(await runStatus({ ...CLIENT, json: true }, h.deps), 0);
+  assert.equal(h.out.length, 1);
+  const { nodes } = JSON.parse(h.out[0]);
+  assert.equal(nodes.length, 3);
+  assert.equal(nodes[0].value, "-9223372036854775808");
+  assert.equal(nodes[0].lastIndex, 2 ** 40);
+  assert.equal(nodes[0].role, "leader");
+  assert.deepEqual(nodes[1], { node: B, ok: false, reachable: true, error: "unknown group" });
+  assert.deepEqual(nodes[2], {
+    node: C,
+    ok: false,
+    reachable: false,
+    error: "connection refused",
+  });
+});
+
+Deno.test("status shows a malformed answer as a failed node", async () => {
+  const h = harness(({ peer }) => status(peer!, peer === B ? { term: "three" } : {}));
+  assert.equal(await runStatus(CLIENT, h.deps), 0);
+  assert.equal(
+    h.out[2],
+    "127.0.0.1:8082  failed (unexpected answer from 127.0.0.1:8082: term is not a non-negative" +
+      " integer)",
+  );
+});
+
+Deno.test("status exits 1 when no node answers", async () => {
+  const h = harness(({ peer }) => unreachable(peer!));
+  assert.equal(await runStatus(CLIENT, h.deps), 1);
+  assert.equal(h.out.length, 4);
+  assert.deepEqual(h.err, ["counter status: none of the 3 nodes answered"]);
+});
+
+function leaderOptions(fields: Partial<LeaderOptions> = {}): LeaderOptions {
+  return { ...CLIENT, action: "show", ...fields } as LeaderOptions;
+}
+
+Deno.test("leader prints the leader named in the latest term", async () => {
+  // B was cut off in term 2 and still thinks it leads; A and C moved on to term 3.
+  const h = harness(({ peer }) =>
+    peer === B ? status(B, { term: 2, leader: B, role: "leader" }) : status(peer!)
+  );
+  assert.equal(await runLeader(leaderOptions(), h.deps), 0);
+  assert.deepEqual(h.out, [A]);
+  const j = harness(({ peer }) => peer === C ? unreachable(C) : status(peer!));
+  assert.equal(await runLeader(leaderOptions({ json: true }), j.deps), 0);
+  assert.deepEqual(j.out, [`{"leader":"${A}","term":3}`]);
+  assert.ok(j.client.closed);
+});
+
+Deno.test("leader asks again while an election is under way", async () => {
+  let rounds = 0;
+  const h = harness(({ peer }) => {
+    if (peer === A) rounds++;
+    return rounds < 3 ? status(peer!, { leader: "" }) : status(peer!);
+  });
+  assert.equal(await runLeader(leaderOptions(), h.deps), 0);
+  assert.deepEqual(h.out, [A]);
+  assert.equal(rounds, 3);
+});
+
+Deno.test("leader exits 1 when no leader is known by the deadline, or no node answers", async () => {
+  const h = harness(({ peer }) => status(peer!, { leader: "", role: "candidate" }));
+  assert.equal(await runLeader(leaderOptions({ timeoutMs: 50 }), h.deps), 1);
+  assert.deepEqual(h.out, []);
+  assert.deepEqual(h.err, [
+    "counter leader: no leader known within 50 ms (an election may be under way)",
+  ]);
+  const d = harness(({ peer }) => unreachable(peer!));
+  assert.equal(await runLeader(leaderOptions(), d.deps), 1);
+  assert.match(d.err[0], /^counter leader: no node answered \(127\.0\.0\.1:8081: connection/);
+});
+
+Deno.test("leader fails loudly when two nodes name different leaders in one term", async () => {
+  const h = harness(({ peer }) => status(peer!, { leader: peer === C ? C : A }));
+  assert.equal(await runLeader(leaderOptions(), h.deps), 1);
+  assert.match(h.err[0], /nodes in term 3 name different leaders/);
+});
+
+Deno.test("leader transfer goes to the leader and prints the new one", async () => {
+  const h = harness(() => ({ leader: B, data: { leader: B } }));
+  assert.equal(await runLeader(leaderOptions({ action: "transfer", node: B }), h.deps), 0);
+  assert.deepEqual(h.client.calls, [{ op: "transfer_leader", args: { node: B }, peer: undefined }]);
+  assert.deepEqual(h.out, [B]);
+  const j = harness(() => ({ leader: B, data: { leader: B } }));
+  assert.equal(
+    await runLeader(leaderOptions({ action: "transfer", node: B, json: true }), j.deps),
+    0,
+  );
+  assert.deepEqual(j.out, [`{"leader":"${B}"}`]);
+});
+
+Deno.test("leader transfer exits 1 when refused and 3 when the outcome is unknown", async () => {
+  const refused = harness(() => new FakeCounterError(`${NEW} is not a voter`, "REFUSED", "failed"));
+  const transfer = leaderOptions({ action: "transfer", node: NEW });
+  assert.equal(await runLeader(transfer, refused.deps), 1);
+  assert.deepEqual(refused.err, [`counter leader transfer: ${NEW} is not a voter`]);
+  const unknown = harness(() => new FakeCounterError("no answer", "TIMEOUT", "unknown"));
+  assert.equal(await runLeader(transfer, unknown.deps), 3);
+  assert.deepEqual(unknown.err, [
+    "counter leader transfer: no answer" +
+    " (outcome unknown: leadership may still move; see 'counter leader')",
+  ]);
+  const other = harness(() => ({ leader: A, data: { leader: A } }));
+  assert.equal(await runLeader(transfer, other.deps), 1);
+  assert.match(other.err[0], /the leader is 127\.0\.0\.1:8081, not 127\.0\.0\.1:8084/);
+});
+
+function peersOptions(fields: Record<string, unknown>): PeersOptions {
+  return { ...CLIENT, ...fields } as PeersOptions;
+}
+
+const MEMBERS: AdminAnswer = {
+  leader: A,
+  data: {
+    leader: A,
+    term: 3,
+    members: [
+      { id: A, role: "leader", match: 121, lag: 0, state: "self" },
+      { id: B, role: "follower", match: 121, lag: 0, state: "replicate" },
+      { id: C, role: "follower", match: 90, lag: 31, state: "probe" },
+      { id: NEW, role: "learner", match: 5n, lag: 116, state: "snapshot" },
+    ],
+  },
+};
+
+Deno.test("peers list prints the leader's view as a table, or as JSON", async () => {
+  const h = harness(() => MEMBERS);
+  assert.equal(await runPeers(peersOptions({ action: "list" }), h.deps), 0);
+  assert.deepEqual(h.client.calls, [{ op: "peers", args: {}, peer: undefined }]);
+  assert.deepEqual(h.out, [
+    "ID              ROLE      MATCH  LAG  STATE",
+    "127.0.0.1:8081  leader    121    0    -",
+    "127.0.0.1:8082  follower  121    0    replicate",
+    "127.0.0.1:8083  follower  90     31   probe",
+    "127.0.0.1:8084  learner   5      116  snapshot",
+  ]);
+  const j = harness(() => MEMBERS);
+  assert.equal(await runPeers(peersOptions({ action: "list", json: true }), j.deps), 0);
+  const list = JSON.parse(j.out[0]);
+  assert.equal(list.leader, A);
+  assert.deepEqual(list.members[3], {
+    id: NEW,
+    role: "learner",
+    match: 5,
+    lag: 116,
+    state: "snapshot",
+  });
+});
+
+Deno.test("peers list fails on a malformed answer", async () => {
+  const h = harness(() => ({ leader: A, data: { leader: A, term: 3, members: [{ id: A }] } }));
+  assert.equal(await runPeers(peersOptions({ action: "list" }), h.deps), 1);
+  assert.deepEqual(h.err, [
+    "counter peers list: unexpected answer from 127.0.0.1:8081: role is not a non-empty string",
+  ]);
+});
+
+const CONF_AFTER_ADD: AdminAnswer = { leader: A, data: { voters: [A, B, C, NEW], learners: [] } };
+
+Deno.test("peers add sends add_peer, with learner only when asked, and prints the conf", async () => {
+  const h = harness(() => CONF_AFTER_ADD);
+  assert.equal(
+    await runPeers(peersOptions({ action: "add", node: NEW, learner: false }), h.deps),
+    0,
+  );
+  assert.deepEqual(h.client.calls, [{ op: "add_peer", args: { node: NEW }, peer: undefined }]);
+  assert.deepEqual(h.out, [`voters: ${A},${B},${C},${NEW}`, "learners: (none)"]);
+
+  const l = harness(() => ({ leader: A, data: { voters: [A, B, C], learners: [NEW] } }));
+  const learner = peersOptions({ action: "add", node: NEW, learner: true, json: true });
+  assert.equal(await runPeers(learner, l.deps), 0);
+  assert.deepEqual(l.client.calls[0].args, { node: NEW, learner: true });
+  assert.deepEqual(JSON.parse(l.out[0]), { voters: [A, B, C], learners: [NEW], leader: A });
+});
+
+Deno.test("peers remove and promote send their ops", async () => {
+  for (const [action, op] of [["remove", "remove_peer"], ["promote", "promote_peer"]]) {
+    const h = harness(() => CONF_AFTER_ADD);
+    assert.equal(await runPeers(peersOptions({ action, node: NEW }), h.deps), 0);
+    assert.deepEqual(h.client.calls, [{ op, args: { node: NEW }, peer: undefined }]);
+    assert.equal(h.out.length, 2);
+  }
+});
+
+Deno.test("a membership change exits 1 when refused and 3 when the outcome is unknown", async () => {
+  const remove = peersOptions({ action: "remove", node: NEW });
+  const refused = harness(() =>
+    new FakeCounterError(`${NEW} is not a member`, "REFUSED", "failed")
+  );
+  assert.equal(await runPeers(remove, refused.deps), 1);
+  assert.deepEqual(refused.err, [`counter peers remove: ${NEW} is not a member`]);
+  const unknown = harness(() => new FakeCounterError("no answer", "TIMEOUT", "unknown"));
+  assert.equal(await runPeers(remove, unknown.deps), 3);
+  assert.deepEqual(unknown.err, [
+    "counter peers remove: no answer (outcome unknown: the change may or may not have been" +
+    " applied; see 'counter peers list')",
+  ]);
+});
+
+Deno.test("peers reset without --force refuses, says why, and contacts no node", async () => {
+  let connected = false;
+  const err: string[] = [];
+  const deps = {
+    connect: () => {
+      connected = true;
+      return new FakeAdminClient(() => new Error("unreachable"));
+    },
+    out: () => assert.fail("nothing goes to stdout"),
+    err: (line: string) => err.push(line),
+  };
+  const options = peersOptions({ action: "reset", peers: [A], voters: [A], force: false });
+  assert.equal(await runPeers(options, deps), 2);
+  assert.equal(connected, false);
+  assert.deepEqual(err, RESET_REFUSAL);
+  const text = err.join("\n");
+  assert.match(err[0], /^counter peers reset: refusing to run without --force/);
+  for (
+    const reason of [
+      /without consensus/,
+      /acknowledged increments .* may be lost/,
+      /majority is gone for good/,
+      /every surviving node with the same/,
+    ]
+  ) assert.match(text, reason);
+});
+
+Deno.test("peers reset --force tells each node directly and reports each", async () => {
+  const voters = [A, B];
+  const h = harness(({ peer }) => ({ leader: peer!, data: { voters, learners: [] } }));
+  const options = peersOptions({ action: "reset", peers: voters, voters, force: true });
+  assert.equal(await runPeers(options, h.deps), 0);
+  assert.deepEqual(h.client.calls, [
+    { op: "reset_peers", args: { voters, force: true }, peer: A },
+    { op: "reset_peers", args: { voters, force: true }, peer: B },
+  ]);
+  assert.deepEqual(h.out, [
+    `127.0.0.1:8081  reset  voters: ${A},${B}`,
+    `127.0.0.1:8082  reset  voters: ${A},${B}`,
+  ]);
+  assert.deepEqual(h.connected(), { peers: voters, group: "counter", timeoutMs: 5000 });
+});
+
+Deno.test("peers reset --force exits 1 if a node failed, 3 if an outcome is unknown", async () => {
+  const voters = [A, B, C];
+  const options = peersOptions({ action: "reset", peers: voters, voters, force: true });
+  const failed = harness(({ peer }) =>
+    peer === B ? unreachable(B) : { leader: peer!, data: { voters, learners: [] } }
+  );
+  assert.equal(await runPeers(options, failed.deps), 1);
+  assert.equal(failed.out[1], "127.0.0.1:8082  failed  connection refused");
+
+  const unknown = harness(({ peer }) =>
+    peer === A
+      ? unreachable(A)
+      : peer === B
+      ? new FakeCounterError("no answer", "TIMEOUT", "unknown")
+      : { leader: C, data: { voters, learners: [] } }
+  );
+  assert.equal(await runPeers({ ...options, json: true }, unknown.deps), 3);
+  assert.deepEqual(JSON.parse(unknown.out[0]), {
+    voters,
+    nodes: [
+      { node: A, ok: false, outcome: "failed", error: "connection refused" },
+      { node: B, ok: false, outcome: "unknown", error: "no answer" },
+      { node: C, ok: true, voters },
+    ],
+  });
+});
+
+Deno.test("snapshot asks the one node and prints the index", async () => {
+  const options: SnapshotOptions = { ...CLIENT, peers: [B], peer: B };
+  const h = harness(() => ({ leader: B, data: { snapshotIndex: 4_294_967_296n } }));
+  assert.equal(await runSnapshot(options, h.deps), 0);
+  assert.deepEqual(h.client.calls, [{ op: "snapshot", args: {}, peer: B }]);
+  assert.deepEqual(h.out, ["4294967296"]);
+  const j = harness(() => ({ leader: B, data: { snapshotIndex: 7 } }));
+  assert.equal(await runSnapshot({ ...options, json: true }, j.deps), 0);
+  assert.deepEqual(j.out, [`{"node":"${B}","snapshotIndex":7}`]);
+});
+
+Deno.test("snapshot exits 1 on failure and 3 on an unknown outcome", async () => {
+  const options: SnapshotOptions = { ...CLIENT, peers: [B], peer: B };
+  const failed = harness(() =>
+    new FakeCounterError("snapshot failed: disk full", "INTERNAL", "failed")
+  );
+  assert.equal(await runSnapshot(options, failed.deps), 1);
+  assert.deepEqual(failed.err, ["counter snapshot: snapshot failed: disk full"]);
+  const unknown = harness(() => new FakeCounterError("no answer", "TIMEOUT", "unknown"));
+  assert.equal(await runSnapshot(options, unknown.deps), 3);
+  assert.match(unknown.err[0], /the node may still write the snapshot/);
+});
+
+Deno.test("the admin help texts list their subcommands, examples and exit codes", () => {
+  const top = helpText();
+  for (const name of ["status", "leader", "peers", "snapshot"] as const) {
+    assert.match(top, new RegExp(`\n {2}${name} +\\S`));
+    const text = helpText(name);
+    assert.match(text, new RegExp(`^Usage: counter ${name}`));
+    assert.match(text, /\nExit codes:\n {2}0 {2}/);
+  }
+  for (const sub of ["list", "add", "remove", "promote", "reset"]) {
+    assert.match(helpText("peers"), new RegExp(`\n {2}${sub} +\\S`));
+  }
+  assert.match(helpText("peers"), /counter peers reset --force/);
+  assert.match(helpText("leader"), /counter leader transfer 127\.0\.0\.1:8082/);
+});
