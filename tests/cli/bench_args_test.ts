@@ -167,7 +167,7 @@ Deno.test("bench checks --consistency", () => {
   assert.equal(bench(...mix, "--consistency", "linearizable").consistency, "linearizable");
   assertUsage(
     () => bench(...mix, "--consistency", "eventual"),
-    /^invalid --consistency "eventual": expected linearizable or stale$/,
+    /^invalid --consistency "eventual": expected linearizable, lease, follower or stale$/,
   );
   // Without reads, a read consistency means nothing: most likely --mix was forgotten.
   assertUsage(
