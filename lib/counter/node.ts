@@ -124,6 +124,7 @@ export class CounterNode {
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
   #pumpScheduled = false;
+  #loopStartScheduled = false;
   /** The Ready being handled installs a snapshot: nothing may be applied until it is loaded. */
   #snapshotInFlight = false;
   #promotions: PendingPromotion[] = [];
@@ -740,9 +741,16 @@ export class CounterNode {
       this.#schedulePump();
       return;
     }
-    if (!this.#raft.hasReady()) return;
-    this.#loopRunning = true;
-    this.#runLoop().catch((err) => this.#fatal(err));
+    if (this.#loopStartScheduled) return;
+    // Start on a microtask rather than now: every frame of the network read being handled is
+    // stepped first, so they all share the first Ready and its fsync.
+    this.#loopStartScheduled = true;
+    queueMicrotask(() => {
+      this.#loopStartScheduled = false;
+      if (this.#loopRunning || this.#stopping || !this.#raft.hasReady()) return;
+      this.#loopRunning = true;
+      this.#runLoop().catch((err) => this.#fatal(err));
+    });
   }
 
   #schedulePump(): void {
