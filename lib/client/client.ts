@@ -225,6 +225,7 @@ export class CounterClient {
     let lastError = "no server answered";
     let lastCode = "TIMEOUT";
     let backoffMs = BACKOFF_MS_MIN;
+    let redirects = 0;
     while (!this.#closed) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
@@ -263,6 +264,12 @@ export class CounterClient {
       if (code === "TIMEOUT" && hasEffect) maybeApplied = true;
       if (code === "NOT_LEADER" && resp.leader && resp.leader !== target && !anyNode) {
         this.#leader = resp.leader;
+        // Nodes that disagree about the leader (mid-election) must not be ping-ponged at full
+        // speed: after one redirect per peer, back off as for any other failure.
+        if (++redirects <= this.#peers.length) continue;
+        redirects = 0;
+        await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
+        backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
         continue;
       }
       this.#leader = null;

@@ -38,6 +38,15 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes an increment as entry data. */
 export function encodeIncrement(cmd: IncrementCommand): Uint8Array {
+  // Out-of-range values would wrap silently in the fixed-width fields below.
+  if (cmd.delta < -(1n << 63n) || cmd.delta >= 1n << 63n) {
+    throw new RangeError(`delta ${cmd.delta} is outside the signed 64-bit range`);
+  }
+  for (const [name, n] of [["seq", cmd.seq], ["ackedBelow", cmd.ackedBelow]] as const) {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new RangeError(`${name} ${n} is not a valid count`);
+    }
+  }
   const id = encoder.encode(cmd.clientId);
   const out = new Uint8Array(HEADER_BYTES + id.length);
   const view = new DataView(out.buffer);

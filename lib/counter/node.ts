@@ -74,6 +74,9 @@ export interface NodeOptions {
   pendingRequestsMax?: number;
 }
 
+/** Longest client id accepted (its UTF-8 form must fit the snapshot's 16-bit length field). */
+const CLIENT_ID_CHARS_MAX = 256;
+
 /** A snapshot transfer whose follower acknowledges no chunk for this long is abandoned. */
 const SNAPSHOT_ACK_TIMEOUT_MS = 5000;
 
@@ -320,7 +323,10 @@ export class CounterNode {
     if (this.#snapshotting !== null) return this.#snapshotting;
     const index = this.#applied;
     const term = this.#raft.termAt(index);
-    if (index <= this.#snapshotIndex || term === undefined || this.#stopping) {
+    // Applied entries may still be on their way to this node's own disk; a snapshot must not
+    // cover entries the log does not hold yet. The next trigger will find them written.
+    const onDisk = index <= this.#storage.lastIndex();
+    if (index <= this.#snapshotIndex || term === undefined || this.#stopping || !onDisk) {
       return Promise.resolve(this.#snapshotIndex);
     }
     const snap = { index, term, conf: this.#raft.confAt(index), data: this.#sm.snapshot() };
@@ -461,6 +467,14 @@ export class CounterNode {
   #handleIncrement(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
     if (typeof req.delta !== "bigint") {
       reply({ ok: false, code: "BAD_REQUEST", error: "incr needs a delta" });
+      return;
+    }
+    if ((req.clientId?.length ?? 0) > CLIENT_ID_CHARS_MAX) {
+      reply({
+        ok: false,
+        code: "BAD_REQUEST",
+        error: `clientId is longer than ${CLIENT_ID_CHARS_MAX} characters`,
+      });
       return;
     }
     if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
@@ -794,6 +808,11 @@ export class CounterNode {
   async #handleReady(rd: Ready): Promise<void> {
     this.#snapshotInFlight = rd.snapshot !== null;
     this.#send(rd.messagesEarly);
+    // Entries must be applied in log order. The pump applies entries committed after this Ready
+    // was taken while the disk write below runs, so this Ready's own committed entries go first,
+    // now: they are durable on a quorum already, and the state machine lives in memory. Only a
+    // snapshot to install must be loaded before anything is applied (the pump waits for it too).
+    if (rd.snapshot === null) this.#apply(rd.committedEntries);
     if (rd.snapshot !== null) {
       // Our own snapshot must not land after (and on top of) the leader's newer one.
       if (this.#snapshotting !== null) await this.#snapshotting.catch(() => {});
@@ -820,8 +839,8 @@ export class CounterNode {
         });
       }
     }
+    if (rd.snapshot !== null) this.#apply(rd.committedEntries);
     this.#snapshotInFlight = false;
-    this.#apply(rd.committedEntries);
     this.#handleReads(rd.readStates, rd.failedReads);
   }
 

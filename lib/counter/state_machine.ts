@@ -31,7 +31,7 @@ export const CLIENT_RESULTS_TOTAL_MAX = 250_000;
 /** The outcome of applying one increment. */
 export type ApplyResult =
   | { ok: true; value: bigint }
-  | { ok: false; code: "OVERFLOW" | "STALE_REQUEST"; error: string };
+  | { ok: false; code: "OVERFLOW" | "STALE_REQUEST" | "BUSY"; error: string };
 
 interface Session {
   lastActiveMs: number;
@@ -91,13 +91,20 @@ export class CounterStateMachine {
         error: `request ${cmd.seq} of client ${cmd.clientId} was already answered`,
       };
     }
+    if (session.results.size >= CLIENT_RESULTS_MAX) {
+      // Forgetting an answer the client has not acknowledged could apply a retry twice, so a
+      // client that runs this far ahead is refused instead; nothing changes, and a retry of the
+      // same sequence number later is applied normally.
+      return {
+        ok: false,
+        code: "BUSY",
+        error: `client ${cmd.clientId} has ${CLIENT_RESULTS_MAX} unacknowledged increments; ` +
+          "retry once earlier ones are answered",
+      };
+    }
     const result = this.#add(cmd.delta);
     session.results.set(cmd.seq, result);
     this.#resultCount++;
-    if (session.results.size > CLIENT_RESULTS_MAX) {
-      session.results.delete(session.results.keys().next().value!);
-      this.#resultCount--;
-    }
     while (
       this.#sessions.size > CLIENT_SESSIONS_MAX ||
       (this.#resultCount > CLIENT_RESULTS_TOTAL_MAX && this.#sessions.size > 1)
@@ -142,6 +149,7 @@ export class CounterStateMachine {
     const ids: Uint8Array[] = [];
     for (const [id, s] of this.#sessions) {
       const idBytes = encoder.encode(id);
+      if (idBytes.length > 0xffff) throw new RangeError(`client id of ${idBytes.length} bytes`);
       ids.push(idBytes);
       size += 2 + idBytes.length + 8 + 8 + 4 + s.results.size * (8 + 1 + 8);
     }
