@@ -80,6 +80,9 @@ const CLIENT_ID_CHARS_MAX = 256;
 /** A snapshot transfer whose follower acknowledges no chunk for this long is abandoned. */
 const SNAPSHOT_ACK_TIMEOUT_MS = 5000;
 
+/** Most ticks given at once after a pause (an election timeout is at most 60,000 ticks). */
+const TICKS_CATCH_UP_MAX = 100_000;
+
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 const TICK_MS = 10;
 
@@ -127,6 +130,7 @@ export class CounterNode {
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
   #pumpScheduled = false;
+  #lastTickAtMs = performance.now();
   #loopStartScheduled = false;
   /** The Ready being handled installs a snapshot: nothing may be applied until it is loaded. */
   #snapshotInFlight = false;
@@ -229,6 +233,7 @@ export class CounterNode {
         electionTicks,
         heartbeatTicks: Math.min(heartbeatTicks, electionTicks - 1),
         random: Math.random,
+        respectLeaseOnStart: true,
       }, recovered);
       const sm = new CounterStateMachine();
       let applied = 0;
@@ -359,9 +364,24 @@ export class CounterNode {
     this.#snapshot("log size").catch((err) => this.#fatal(err));
   }
 
+  /**
+   * Gives the core as many ticks as real (monotonic) time says are due. A process that was
+   * paused (SIGSTOP, a long GC, an overloaded machine) thus sees its election timer and its
+   * leader lease expire at once on resume, instead of believing no time has passed.
+   */
+  #catchUpTicks(): void {
+    const now = performance.now();
+    const due = Math.floor((now - this.#lastTickAtMs) / TICK_MS);
+    if (due <= 0) return;
+    this.#lastTickAtMs += due * TICK_MS;
+    // Past a few election timeouts more ticks change nothing; keep the loop short.
+    const ticks = Math.min(due, TICKS_CATCH_UP_MAX);
+    for (let i = 0; i < ticks; i++) this.#raft.tick();
+  }
+
   #onTick(): void {
     if (this.#stopping) return;
-    this.#raft.tick();
+    this.#catchUpTicks();
     this.#expireRequests();
     this.#checkAdminWaits();
     if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
@@ -536,6 +556,8 @@ export class CounterNode {
     }
     const id = ++this.#readSeq;
     this.#reads.set(id, { reply, deadlineMs: Date.now() + this.#requestTimeoutMs, index: 0 });
+    // A lease is only as good as the core's clock: bring it up to real time first.
+    if (consistency === "lease") this.#catchUpTicks();
     this.#raft.readIndex(id, { lease: consistency === "lease" });
     this.#kick();
   }

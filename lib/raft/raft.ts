@@ -59,6 +59,13 @@ export interface RaftOptions {
   uncommittedMax?: number;
   /** Reads refused while this many are waiting. Default 65536. */
   pendingReadsMax?: number;
+  /**
+   * Ignore vote requests for one election timeout after starting, as if a leader had just been
+   * heard from. A node that restarts may have been honouring a leader's lease before it went
+   * down; voting at once could elect a new leader while the old one still serves lease reads.
+   * Default false (tests that campaign at tick 0 rely on that); the node shell turns it on.
+   */
+  respectLeaseOnStart?: boolean;
 }
 
 /** What a node starts from: the persisted hard state, snapshot and log. */
@@ -172,9 +179,17 @@ export class Raft {
   #electionElapsed = 0;
   /** Ticks since this object was created: the core's only notion of time. */
   #ticks = 0;
+  /** Ticks left during which vote requests are ignored after a start (`respectLeaseOnStart`). */
+  #startLeaseTicks = 0;
   #heartbeatElapsed = 0;
   #randomizedElectionTimeout = 0;
   #leadTransferee: NodeId = "";
+  /**
+   * This leader sent TimeoutNow in its term. The target may win the next term at any later time
+   * with votes that ignore the voters' leases, so this leader's own lease is void for the rest of
+   * the term, even once the transfer is abandoned.
+   */
+  #timeoutNowSent = false;
   #readOnly = new ReadOnlyQueue();
   #readsAwaitingCommit: PendingRead[] = [];
   #msgs: Message[] = [];
@@ -206,6 +221,7 @@ export class Raft {
     this.#term = initial.hardState.term;
     this.#vote = initial.hardState.vote;
     this.#persistedHardState = { ...initial.hardState };
+    if (options.respectLeaseOnStart === true) this.#startLeaseTicks = this.#electionTicks;
     this.#refreshConf();
     this.#becomeFollower(this.#term, "");
   }
@@ -304,6 +320,7 @@ export class Raft {
   /** Advances logical time by one tick. */
   tick(): void {
     this.#ticks++;
+    if (this.#startLeaseTicks > 0) this.#startLeaseTicks--;
     this.#electionElapsed++;
     if (this.#role === Role.Leader) {
       this.#tickLeader();
@@ -459,11 +476,12 @@ export class Raft {
    * acknowledged a heartbeat sent less than `leaseTicks` ago, so no other leader can have been
    * elected since (voters ignore candidates for an election timeout after hearing from a leader,
    * thanks to CheckQuorum). `leaseTicks` is the election timeout less a 10% allowance for clock
-   * drift between nodes. Never during a leadership transfer, and only once an entry of this term
-   * is committed.
+   * drift between nodes. Never during a leadership transfer nor, once TimeoutNow went out, for
+   * the rest of the term; and only once an entry of this term is committed.
    */
   #inLease(): boolean {
-    if (!this.#checkQuorum || this.#leadTransferee !== "" || !this.#committedInTerm()) return false;
+    if (!this.#checkQuorum || this.#leadTransferee !== "" || this.#timeoutNowSent) return false;
+    if (!this.#committedInTerm()) return false;
     const leaseTicks = Math.floor(this.#electionTicks * 0.9);
     return this.#ticks < this.#readOnly.confirmedTick() + leaseTicks;
   }
@@ -501,8 +519,9 @@ export class Raft {
     if (m.term > this.#term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.type === MessageType.Vote && m.context === CONTEXT_TRANSFER;
-        const inLease = this.#checkQuorum && this.#leader !== "" &&
-          this.#electionElapsed < this.#electionTicks;
+        const inLease = this.#checkQuorum &&
+          ((this.#leader !== "" && this.#electionElapsed < this.#electionTicks) ||
+            this.#startLeaseTicks > 0);
         // A node that hears from a leader ignores disruptive candidates (thesis §4.2.3).
         if (!force && inLease) return;
       }
@@ -647,6 +666,7 @@ export class Raft {
     this.#randomizedElectionTimeout = this.#electionTicks +
       Math.floor(this.#random() * this.#electionTicks);
     this.#leadTransferee = "";
+    this.#timeoutNowSent = false;
     this.#votes.clear();
     this.#progress.clear();
     this.#failAllReads();
@@ -1088,6 +1108,7 @@ export class Raft {
   // ---------------------------------------------------------------- helpers
 
   #send(type: MessageType, to: NodeId, fields: Partial<Message>): void {
+    if (type === MessageType.TimeoutNow) this.#timeoutNowSent = true;
     this.#msgs.push(makeMessage(type, { term: this.#term, ...fields, from: this.#id, to }));
   }
 
