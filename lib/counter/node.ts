@@ -83,6 +83,9 @@ const SNAPSHOT_ACK_TIMEOUT_MS = 5000;
 /** Most ticks given at once after a pause (an election timeout is at most 60,000 ticks). */
 const TICKS_CATCH_UP_MAX = 100_000;
 
+/** Waiting requests are checked against their deadlines every this many ticks (100 ms). */
+const EXPIRY_CHECK_TICKS = 10;
+
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 const TICK_MS = 10;
 
@@ -131,6 +134,7 @@ export class CounterNode {
   #readSeq = 0;
   #pumpScheduled = false;
   #lastTickAtMs = performance.now();
+  #tickCount = 0;
   #loopStartScheduled = false;
   /** The Ready being handled installs a snapshot: nothing may be applied until it is loaded. */
   #snapshotInFlight = false;
@@ -382,7 +386,8 @@ export class CounterNode {
   #onTick(): void {
     if (this.#stopping) return;
     this.#catchUpTicks();
-    this.#expireRequests();
+    // Deadlines are coarse (seconds); scanning every waiting request each tick would not be.
+    if (++this.#tickCount % EXPIRY_CHECK_TICKS === 0) this.#expireRequests();
     this.#checkAdminWaits();
     if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
     else this.#snapshotSender.expire(Date.now());
