@@ -332,9 +332,10 @@ export class CounterNode {
     if (this.#snapshotting !== null) return this.#snapshotting;
     const index = this.#applied;
     const term = this.#raft.termAt(index);
-    // Applied entries may still be on their way to this node's own disk; a snapshot must not
-    // cover entries the log does not hold yet. The next trigger will find them written.
-    const onDisk = index <= this.#storage.lastIndex();
+    // Applied entries may still be on their way to this node's own disk (or the disk may still
+    // hold an older term's entry at that index, about to be replaced); a snapshot must not cover
+    // entries the log on disk does not hold as applied. The next trigger will find them written.
+    const onDisk = index <= this.#raft.stableIndex;
     if (index <= this.#snapshotIndex || term === undefined || this.#stopping || !onDisk) {
       return Promise.resolve(this.#snapshotIndex);
     }

@@ -281,6 +281,15 @@ export class Raft {
     return this.#log.confAt(index) ?? { voters: [], learners: [] };
   }
 
+  /**
+   * Highest index this node's disk is known to hold as the log holds it (reported through
+   * `advance`). Entries above it may be unwritten, or on disk with an older term awaiting
+   * replacement.
+   */
+  get stableIndex(): number {
+    return this.#log.stableIndex();
+  }
+
   /** Term of the entry at `index`, if the log still holds it. */
   termAt(index: number): number | undefined {
     return this.#log.term(index);

@@ -8,8 +8,9 @@
  *
  * Options: `--seed N`, `--seeds A..B`, `--nodes 3|5`, `--events N` (fault-phase events),
  * `--no-snapshots`, `--membership` / `--no-membership`, `--lease-reads` / `--no-lease-reads`,
- * `--mutation NAME` (a deliberately broken shell, to see a check fire), `--verbose` (print every
- * trace line), `--stats` (print counters).
+ * `--pump` / `--no-pump` (node.ts's pumping shell or the plain one), `--mutation NAME` (a
+ * deliberately broken shell, to see a check fire), `--verbose` (print every trace line),
+ * `--stats` (print counters).
  * Exits with status 1 when any run fails.
  *
  * @module
@@ -22,6 +23,10 @@ const MUTATIONS: readonly Mutation[] = [
   "forget-vote-on-crash",
   "corrupt-apply",
   "stale-read",
+  "lose-sessions",
+  "local-clock-expiry",
+  "pump-during-snapshot",
+  "late-ready-apply",
 ];
 
 interface CliArgs {
@@ -36,7 +41,8 @@ function usage(message: string): never {
   console.error(
     "usage: deno run -A tests/raft/simulate.ts (--seed N | --seeds A..B) [--nodes 3|5] " +
       "[--events N] [--no-snapshots] [--membership|--no-membership] " +
-      "[--lease-reads|--no-lease-reads] [--mutation NAME] [--verbose] [--stats]",
+      "[--lease-reads|--no-lease-reads] [--pump|--no-pump] [--mutation NAME] [--verbose] " +
+      "[--stats]",
   );
   Deno.exit(2);
 }
@@ -94,6 +100,12 @@ function parseArgs(argv: string[]): CliArgs {
       case "--no-lease-reads":
         out.base.leaseReads = false;
         break;
+      case "--pump":
+        out.base.pump = true;
+        break;
+      case "--no-pump":
+        out.base.pump = false;
+        break;
       case "--verbose":
         out.verbose = true;
         break;
@@ -121,7 +133,8 @@ function main(): void {
     const s = result.stats;
     const status = result.failure === null ? "ok" : `FAILED (${result.failure.check})`;
     console.log(
-      `seed ${seed} nodes ${result.nodes}${result.params.membership ? " +membership" : ""}: ` +
+      `seed ${seed} nodes ${result.nodes}${result.params.membership ? " +membership" : ""}` +
+        `${result.params.pump ? " +pump" : ""}: ` +
         `${status}; ${s.events} events, ${result.simMs.toFixed(0)} ms simulated, ` +
         `${s.elections} elections, final index ${s.finalIndex}, trace ${result.traceHash}`,
     );

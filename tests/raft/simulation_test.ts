@@ -3,6 +3,10 @@
  * then liveness once faults stop. `SIM_SEEDS` (default 1000) sets how many seeds, `SIM_SEED_FIRST`
  * (default 1) where they start. A failure names the seed, the broken property, the last events,
  * and the command that replays it.
+ *
+ * Seeds run either lib/counter/node.ts's pumping shell or the plain one, and the real counter
+ * state machine with retrying clients: the run also checks that both shells, session expiry, and
+ * duplicates answered by nodes restored from snapshots actually occurred.
  */
 
 import assert from "node:assert/strict";
@@ -36,9 +40,11 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
   const started = performance.now();
   const failures: SimResult[] = [];
   const totals: Partial<Record<keyof SimStats, number>> = {};
+  const shells = { pump: 0, plain: 0 };
   for (let seed = SEED_FIRST; seed < SEED_FIRST + SEEDS; seed++) {
     const result = simulate({ seed, nodes: seed % 2 === 0 ? 3 : 5 });
     if (result.failure !== null) failures.push(result);
+    shells[result.params.pump ? "pump" : "plain"]++;
     for (const [key, value] of Object.entries(result.stats) as [keyof SimStats, number][]) {
       totals[key] = (totals[key] ?? 0) + value;
     }
@@ -48,8 +54,33 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
     `${SEEDS} seeds in ${seconds}s: ${totals.events} events, ${totals.elections} elections, ` +
       `${totals.crashes} crashes (${totals.tornWrites} torn writes), ${totals.partitions} ` +
       `partitions, ${totals.snapshotsInstalled} snapshots installed, ${totals.confChanges} ` +
-      `membership changes, ${totals.acked} increments acknowledged, ${totals.reads} reads`,
+      `membership changes, ${totals.acked} increments acknowledged, ${totals.reads} reads; ` +
+      `${shells.pump} seeds with the pump (${totals.appliedEarly} entries applied before the ` +
+      `node's write, ${totals.pumpedMessages} messages pumped), ${shells.plain} without; ` +
+      `${totals.requests} client requests, ${totals.retries} retries, ${totals.duplicatesSent} ` +
+      `deliberate duplicates, ${totals.duplicateAnswers} duplicate entries answered ` +
+      `(${totals.duplicateAnswersAfterRestore} by nodes restored from a snapshot), ` +
+      `${totals.staleAnswers} stale, ${totals.sessionsExpired} sessions expired, ` +
+      `${totals.bytesCompared} state machines compared byte for byte`,
   );
+  // What the checks are about must have happened (the counts are in the thousands at 1000 seeds).
+  if (SEEDS >= 200) {
+    assert.ok(shells.pump > 0 && shells.plain > 0, "both shells ran");
+    for (
+      const key of [
+        "appliedEarly",
+        "pumpedMessages",
+        "retries",
+        "duplicateAnswers",
+        "duplicateAnswersAfterRestore",
+        "staleAnswers",
+        "sessionsExpired",
+        "bytesCompared",
+      ] as const
+    ) {
+      assert.ok((totals[key] ?? 0) > 0, `no seed had any ${key}`);
+    }
+  }
   if (failures.length > 0) {
     const described = failures.slice(0, FAILURES_DESCRIBED).map(describeFailure);
     const others = failures.slice(FAILURES_DESCRIBED).map((r) => `${r.seed} (${r.failure!.check})`);
@@ -80,7 +111,11 @@ const MUTANTS: [Mutation, CheckName, number][] = [
   ["send-before-persist", Check.durability, 20],
   ["corrupt-apply", Check.stateMachineSafety, 20],
   ["stale-read", Check.linearizability, 20],
-  ["forget-vote-on-crash", Check.electionSafety, 300],
+  ["forget-vote-on-crash", Check.electionSafety, 500],
+  ["lose-sessions", Check.exactlyOnce, 20],
+  ["local-clock-expiry", Check.exactlyOnce, 20],
+  ["pump-during-snapshot", Check.stateMachineSafety, 200],
+  ["late-ready-apply", Check.stateMachineSafety, 20],
 ];
 
 for (const [mutation, expected, seedsMax] of MUTANTS) {

@@ -27,6 +27,7 @@ export const Check = {
   acknowledged: "acknowledged increment",
   durability: "durability",
   linearizability: "linearizability",
+  exactlyOnce: "exactly once",
   liveness: "liveness",
   raftInvariant: "raft invariant",
   shell: "shell",
@@ -455,6 +456,23 @@ export class Checker {
   }
 
   /**
+   * The proposer applied the entry it proposed as `data` at (`index`, `term`) and answered the
+   * client. The committed entry there must be exactly that one.
+   */
+  commandAcked(index: number, term: number, data: Uint8Array): void {
+    const c = this.#committed[index];
+    const e = c?.entry;
+    if (c === undefined || c.term !== term || e == null || !sameData(e.data, data)) {
+      throw new CheckFailure(
+        Check.acknowledged,
+        `a command acknowledged at index ${index} term ${term}, committed there: ` +
+          `${c === undefined ? "nothing" : e == null ? `a snapshot` : describeEntry(e)}`,
+      );
+    }
+    if (index > this.#ackedIndexMax) this.#ackedIndexMax = index;
+  }
+
+  /**
    * A read issued when increments up to `ackedIndexMax` were acknowledged got read index
    * `readIndex`. Linearizability: it must cover them.
    */
@@ -528,6 +546,12 @@ export class Checker {
     }
     return sum;
   }
+}
+
+function sameData(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function sameEntry(a: Entry, b: Entry): boolean {

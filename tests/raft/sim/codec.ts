@@ -1,6 +1,7 @@
 /**
- * The simulated counter's encodings: what an increment looks like in a log entry and what a
- * snapshot holds.
+ * A compact counter encoding for the checker's hand-written histories
+ * (tests/raft/simulation_checker_test.ts). The simulator itself runs the real counter commands
+ * and state machine (lib/counter) and reads their snapshots with `smValueOf` (./ledger.ts).
  *
  * An increment is 16 bytes: the signed delta (int64, big-endian) and the id of the proposal that
  * carried it (uint64, big-endian). The id makes every proposal's entry unique, so the checks can

@@ -3,9 +3,27 @@
  * unreliable network, crashes, partitions, snapshots, membership changes and clients, all driven
  * by one seed on a simulated clock.
  *
- * Each node runs the same shell loop as the real server: take a Ready when none is outstanding,
- * send its early messages, write it to disk (which takes simulated time), and only when the write
- * is durable send the rest, apply, and advance. The {@linkcode Checker} looks at every step.
+ * Each node runs one of two shells, chosen per seed:
+ *
+ * - the pumping shell of lib/counter/node.ts (most seeds): take a Ready when none is outstanding,
+ *   send its early messages and apply its committed entries at once (unless it installs a
+ *   snapshot), write it to disk (which takes simulated time), and only when the write is durable
+ *   send the rest, install the snapshot, handle its reads and advance. While the write is in
+ *   flight, after inputs and at random moments, the pump sends the leader's new early messages
+ *   and, unless the Ready installs a snapshot, applies newly committed entries and handles
+ *   answered reads (`takeEarlyMessages`, `takeCommittedEntries`, `takeReadStates`);
+ * - the plain shell: nothing happens between Readys, and a Ready's entries are applied only once
+ *   its write is durable.
+ *
+ * The state machine is the real {@linkcode CounterStateMachine} with client sessions. Simulated
+ * clients number their increments, send the oldest sequence number they still wait for (as
+ * lib/client/client.ts does), retry with the same number after a timeout, a refusal or a leader
+ * change, and now and then send an already answered request again. The leader's wall clock that
+ * expires idle sessions runs fast in some seeds, so sessions expire within a run.
+ *
+ * The {@linkcode Checker} looks at every Raft step; the {@linkcode Ledger} (the real state machine
+ * fed once with the committed log) checks that every node's state machine applies each request at
+ * most once, answers duplicates with the first answer, and holds the same sessions.
  *
  * Time is in simulated microseconds. Nothing here reads a real clock or `Math.random`.
  *
@@ -23,12 +41,19 @@ import {
   type NodeId,
   Raft,
   type RaftOptions,
+  type ReadState,
   type Ready,
   Role,
   type Snapshot,
 } from "../../../lib/raft/mod.ts";
+import { decodeIncrement, encodeIncrement } from "../../../lib/counter/command.ts";
+import {
+  type ApplyResult,
+  CLIENT_IDLE_EXPIRY_MS,
+  CounterStateMachine,
+} from "../../../lib/counter/state_machine.ts";
 import { Check, Checker, CheckFailure, type CheckName, type LogView } from "./checker.ts";
-import { deltaOf, encodeIncrement, encodeValue, proposalIdOf, valueOf } from "./codec.ts";
+import { isCommand, Ledger, observable, sameBytes, smValueOf } from "./ledger.ts";
 import { DiskError, isEmptyWrite, SimDisk, writePieceCount } from "./disk.ts";
 import { EventQueue } from "./event_queue.ts";
 import { Prng } from "./prng.ts";
@@ -43,10 +68,18 @@ export type Mutation =
   | "send-before-persist"
   /** Loses the persisted vote when a node crashes. */
   | "forget-vote-on-crash"
-  /** Node n2's state machine adds one too many to odd-numbered proposals. */
+  /** Node n2's state machine adds one too many to odd-numbered requests. */
   | "corrupt-apply"
   /** Serves reads from the local state machine without a ReadIndex round. */
-  | "stale-read";
+  | "stale-read"
+  /** Node n2 restores only the counter value from snapshots, forgetting the client sessions. */
+  | "lose-sessions"
+  /** Node n2 expires client sessions by its own clock instead of the proposing leader's. */
+  | "local-clock-expiry"
+  /** The pump applies committed entries while a Ready installing a snapshot is in flight. */
+  | "pump-during-snapshot"
+  /** The pumping shell applies a Ready's committed entries after its write, not before. */
+  | "late-ready-apply";
 
 /** What to simulate. Everything not given is chosen from the seed. */
 export interface SimOptions {
@@ -66,6 +99,11 @@ export interface SimOptions {
   mutation?: Mutation;
   /** Clients ask the leader for lease reads. Default: on for 30% of the seeds. */
   leaseReads?: boolean;
+  /**
+   * Nodes run lib/counter/node.ts's pumping shell (work between Readys, a Ready's entries
+   * applied before its write). Default: on for 80% of the seeds.
+   */
+  pump?: boolean;
 }
 
 /** Parameters of one run, all drawn from its seed. */
@@ -128,6 +166,37 @@ export interface SimParams {
   membership: boolean;
   /** Events in the fault phase. */
   events: number;
+  /** The pumping shell of lib/counter/node.ts; otherwise the plain shell. */
+  pump: boolean;
+  /** Probability that an input to a node with a write in flight is followed by a pump. */
+  pumpAfterInput: number;
+  /** Most extra pumps at random moments of each write in flight. */
+  pumpsPerWriteMax: number;
+  /** Clients active at once. */
+  clients: number;
+  /** Requests one client has in flight at most. */
+  clientWindow: number;
+  /** A client retries a request it got no answer for after this long (µs). */
+  attemptTimeoutUs: number;
+  /**
+   * A client gives a request up this long (µs) after first sending it. Short enough that no
+   * session can expire between a request's first application and its last retry.
+   */
+  giveUpUs: number;
+  /** Probability that a proposal is a deliberate duplicate of an answered request. */
+  duplicates: number;
+  /** Probability that a proposal is an anonymous increment (no session). */
+  anonymous: number;
+  /** Probability that a client retires (a new client id replaces it) when it is picked. */
+  retire: number;
+  /** Probability that a delta is huge (up to 1000 * 2^52), so that some increments overflow. */
+  hugeDeltas: number;
+  /** Leader wall clock ms per simulated µs (1e-3 is real time; larger ones expire sessions). */
+  wallMsPerUs: number;
+  /** Offset of each node's wall clock (ms). */
+  wallOffsetMs: number[];
+  /** Every node's state machine bytes are compared with the reference at multiples of this. */
+  sampleEvery: number;
 }
 
 type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" | "transfer";
@@ -174,6 +243,37 @@ export interface SimStats {
   applied: number;
   /** Last index applied by the final leader. */
   finalIndex: number;
+  /** Client requests (distinct client id and sequence number). */
+  requests: number;
+  /** Attempts beyond the first of a request (same sequence number). */
+  retries: number;
+  /** Deliberate duplicates of answered requests sent. */
+  duplicatesSent: number;
+  /** Requests answered. */
+  answered: number;
+  /** Requests given up without an answer. */
+  gaveUp: number;
+  /** Entries repeating an applied request, applied by a node (and answered as the first time). */
+  duplicateAnswers: number;
+  /** Of those, on a node whose state machine came from a snapshot covering the first one. */
+  duplicateAnswersAfterRestore: number;
+  /** Duplicates answered STALE_REQUEST (after the client acknowledged the answer). */
+  staleAnswers: number;
+  /** Client sessions expired in the committed log. */
+  sessionsExpired: number;
+  /** Increments refused with OVERFLOW. */
+  overflows: number;
+  /** Entries applied while the node's own write was in flight (pumping shell). */
+  appliedEarly: number;
+  /** Leader messages sent by the pump between Readys. */
+  pumpedMessages: number;
+  /** State machine snapshots compared byte for byte with the reference. */
+  bytesCompared: number;
+  /**
+   * Snapshots the node could not take: node.ts's `index <= storage.lastIndex()` test passed,
+   * but the disk holds another term there (an entry being replaced), which the storage refuses.
+   */
+  snapshotsRefused: number;
 }
 
 /** The outcome of one simulated run. */
@@ -208,14 +308,51 @@ export interface SimFailure {
   error: unknown;
 }
 
-/** A client's increment, from proposal to answer. */
+/** A simulated client: a session id and its numbered requests. */
+interface Client {
+  id: string;
+  /** Last sequence number issued. */
+  seq: number;
+  /** Requests not settled yet (neither answered nor given up), in sequence order. */
+  pending: Request[];
+  /** Recently answered requests, candidates for deliberate duplicates. */
+  answered: Request[];
+}
+
+/** One increment of a client, from its first attempt to its answer. */
+interface Request {
+  client: Client;
+  seq: number;
+  delta: bigint;
+  /** The oldest sequence number the client still waited for when it issued this one. */
+  ackedBelow: number;
+  /** When it was first sent (µs). */
+  firstUs: number;
+  status: "pending" | "answered" | "gaveUp";
+  /** The first answer the client got. */
+  answer: string | null;
+  /** Attempts made so far (duplicates excluded). */
+  attempts: number;
+  /** Bumped by every attempt and retry decision: only the latest timer counts. */
+  generation: number;
+  /** Wait before the next attempt after a refusal (doubles up to a limit, as the client's). */
+  backoffUs: number;
+}
+
+/** One proposal of a command at one node: an attempt of a request, a duplicate, or anonymous. */
 interface Proposal {
   id: number;
+  /** The request it carries; null for an anonymous increment. */
+  request: Request | null;
+  /** A deliberate duplicate of an answered request (never retried). */
+  duplicate: boolean;
+  /** The request's generation after this attempt was made (its timeout's). */
+  generation: number;
   node: number;
   epoch: number;
   index: number;
   term: number;
-  delta: bigint;
+  data: Uint8Array;
   status: "pending" | "acked" | "failed" | "unknown";
 }
 
@@ -240,10 +377,15 @@ interface SimNode {
   /** Incremented by every crash, so events of a previous life are ignored. */
   epoch: number;
   raft: Raft | null;
-  counter: bigint;
+  /** The real counter state machine. */
+  sm: CounterStateMachine;
   applied: number;
+  /** Index of the snapshot the state machine was last restored from (this life), 0 for none. */
+  restoredAt: number;
   /** The Ready whose write is in flight. */
   write: Ready | null;
+  /** Counts writes, so that a pump scheduled for one write is ignored after it. */
+  writeSeq: number;
   /** Term this node last led in (this life), 0 for none. */
   leaderTerm: number;
   /** Highest term seen in this life. */
@@ -268,6 +410,9 @@ const enum Kind {
   Propose = 7,
   ReadReq = 8,
   Report = 9,
+  Pump = 10,
+  Retry = 11,
+  Snapshot = 12,
 }
 
 type SimEvent =
@@ -279,7 +424,10 @@ type SimEvent =
   | { kind: Kind.Heal; generation: number }
   | { kind: Kind.Propose }
   | { kind: Kind.ReadReq }
-  | { kind: Kind.Report; node: number; epoch: number; to: NodeId; ok: boolean };
+  | { kind: Kind.Report; node: number; epoch: number; to: NodeId; ok: boolean }
+  | { kind: Kind.Pump; node: number; epoch: number; write: number }
+  | { kind: Kind.Retry; request: Request; generation: number }
+  | { kind: Kind.Snapshot; node: number; epoch: number };
 
 const EVENTS_DEFAULT = 4000;
 /** How long the cluster has to settle once faults stop (µs of simulated time). */
@@ -287,6 +435,15 @@ const SETTLE_US_MAX = 60_000_000;
 /** Ready rounds one input may cause before the shell decides the node is looping. */
 const READY_ROUNDS_MAX = 10_000;
 const TRACE_LINES = 40;
+/** Wall clock of the simulated leaders at simulated time 0 (ms since the epoch). */
+const WALL_BASE_MS = 1_700_000_000_000;
+/** Probability that a node takes a snapshot at some moment of a given write. */
+const SNAPSHOT_DURING_WRITE = 0.03;
+/** A client's wait after a refusal, doubled by each refusal in a row (µs). */
+const BACKOFF_US_MIN = 1_000;
+const BACKOFF_US_MAX = 50_000;
+/** Answered requests a client keeps as candidates for deliberate duplicates. */
+const ANSWERED_KEPT = 8;
 
 /** Node id of the i-th node (0-based). */
 export function nodeId(i: number): NodeId {
@@ -317,7 +474,7 @@ export function simParams(options: SimOptions): SimParams {
   const tickJitterUsMax = r.int(0, 500);
   const electionTicks = lease ? electionTicksDrawn + 10 : electionTicksDrawn;
   const checkQuorumDrawn = r.chance(0.8);
-  return {
+  const base = {
     voters,
     pool,
     electionTicks,
@@ -358,6 +515,42 @@ export function simParams(options: SimOptions): SimParams {
     membership,
     events: options.events ?? EVENTS_DEFAULT,
   };
+  // Drawn after everything above, so that these never change the values above.
+  const pumpDrawn = r.chance(0.8);
+  const pumpAfterInput = r.pick([1, 1, 0.5, 0.1]);
+  const pumpsPerWriteMax = r.pick([0, 1, 3]);
+  // Sessions idle for CLIENT_IDLE_EXPIRY_MS of the leaders' wall clock expire. That hour lasts
+  // 0.3 s, 1 s or 3 s of simulated time in most seeds (so sessions expire during a run), or an
+  // hour (real time) in the rest.
+  const expiryUs = r.pick([0, 300_000, 1_000_000, 3_000_000]);
+  const wallMsPerUs = expiryUs === 0 ? 1e-3 : CLIENT_IDLE_EXPIRY_MS / expiryUs;
+  const skewMs = Math.round(r.pick([0, 0.01, 0.1]) * CLIENT_IDLE_EXPIRY_MS);
+  const wallOffsetMs: number[] = [];
+  for (let i = 0; i < 5; i++) wallOffsetMs.push(r.int(-skewMs, skewMs));
+  // No session may expire between a request's first application and its last attempt: every
+  // attempt goes out within giveUpUs of the first, and the wall clocks of two entries proposed
+  // that far apart differ by at most giveUpUs * wallMsPerUs + 2 * skewMs (an entry is always
+  // proposed after every entry before it in the log), which stays below the expiry.
+  const giveUpBoundUs = (0.8 * CLIENT_IDLE_EXPIRY_MS - 2 * skewMs) / wallMsPerUs;
+  const giveUpUs = Math.floor(Math.min(2_000_000, giveUpBoundUs) * r.range(0.5, 1));
+  const attemptTimeoutUs = Math.min(r.pick([10_000, 30_000, 100_000]), Math.floor(giveUpUs / 2));
+  return {
+    ...base,
+    pump: options.pump ?? pumpDrawn,
+    pumpAfterInput,
+    pumpsPerWriteMax,
+    clients: r.int(1, 6),
+    clientWindow: r.pick([1, 2, 4]),
+    attemptTimeoutUs,
+    giveUpUs,
+    duplicates: r.pick([0, 0.05, 0.2]),
+    anonymous: r.pick([0, 0.05]),
+    retire: r.pick([0, 0.02, 0.1]),
+    hugeDeltas: r.chance(0.1) ? 0.1 : 0,
+    wallMsPerUs,
+    wallOffsetMs: wallOffsetMs.slice(0, pool),
+    sampleEvery: r.pick([4, 16, 64]),
+  };
 }
 
 /** The replay command for a run. */
@@ -373,6 +566,7 @@ export function replayCommand(options: SimOptions, params: SimParams): string {
   if (options.leaseReads !== undefined) {
     parts.push(options.leaseReads ? "--lease-reads" : "--no-lease-reads");
   }
+  if (options.pump !== undefined) parts.push(options.pump ? "--pump" : "--no-pump");
   parts.push("--verbose");
   return parts.join(" ");
 }
@@ -390,7 +584,8 @@ export class Simulation {
   readonly #queue = new EventQueue<SimEvent>();
   readonly #nodes: SimNode[] = [];
   readonly #byId = new Map<NodeId, SimNode>();
-  readonly #checker = new Checker({ deltaOf, proposalIdOf, valueOf });
+  readonly #ledger: Ledger;
+  readonly #checker: Checker;
   readonly #ring = new TraceRing(TRACE_LINES);
   readonly #hash = new TraceHash();
   readonly #trace: ((line: string) => void) | undefined;
@@ -415,6 +610,20 @@ export class Simulation {
     readsFailed: 0,
     applied: 0,
     finalIndex: 0,
+    requests: 0,
+    retries: 0,
+    duplicatesSent: 0,
+    answered: 0,
+    gaveUp: 0,
+    duplicateAnswers: 0,
+    duplicateAnswersAfterRestore: 0,
+    staleAnswers: 0,
+    sessionsExpired: 0,
+    overflows: 0,
+    appliedEarly: 0,
+    pumpedMessages: 0,
+    bytesCompared: 0,
+    snapshotsRefused: 0,
   };
   /** `#blocked[from][to]`: messages on that link are dropped. */
   #blocked: boolean[][] = [];
@@ -427,14 +636,26 @@ export class Simulation {
   #faults = true;
   #proposalSeq = 0;
   #readSeq = 0;
-  /** Acknowledged proposals: id -> index. */
-  readonly #acked = new Map<number, number>();
+  /** Active clients. */
+  readonly #clients: Client[] = [];
+  #clientSeq = 0;
+  /** Every answered request, for the final check. */
+  readonly #answered: Request[] = [];
 
   /** Sets up a cluster for `options`; nothing runs until {@linkcode Simulation.run}. */
   constructor(options: SimOptions) {
     this.#options = options;
     this.#params = simParams(options);
     this.#rng = new Prng(options.seed);
+    const ledger = new Ledger(this.#params.sampleEvery);
+    this.#ledger = ledger;
+    // The checker sees the effective change of each entry (0 for a duplicate), as the reference
+    // state machine computed it.
+    this.#checker = new Checker({
+      deltaOf: (e) => ledger.deltaAt(e.index),
+      proposalIdOf: () => 0,
+      valueOf: smValueOf,
+    });
     this.#trace = options.trace;
     this.#netLoss = this.#params.netLoss;
     this.#netDup = this.#params.netDup;
@@ -455,9 +676,11 @@ export class Simulation {
         up: false,
         epoch: 0,
         raft: null,
-        counter: 0n,
+        sm: new CounterStateMachine(),
         applied: 0,
+        restoredAt: 0,
         write: null,
+        writeSeq: 0,
         leaderTerm: 0,
         termSeen: 0,
         commitChecked: 0,
@@ -470,6 +693,7 @@ export class Simulation {
       this.#blocked.push(new Array(p.pool).fill(false));
       this.#linkDueUs.push(new Array(p.pool).fill(0));
     }
+    for (let i = 0; i < p.clients; i++) this.#clients.push(this.#newClient());
   }
 
   /** The run's parameters. */
@@ -493,6 +717,9 @@ export class Simulation {
     } catch (error) {
       failure = this.#failure(error);
     }
+    this.#stats.staleAnswers = this.#ledger.stats.staleAnswers;
+    this.#stats.sessionsExpired = this.#ledger.stats.sessionsExpired;
+    this.#stats.overflows = this.#ledger.stats.overflows;
     return {
       seed: this.#options.seed,
       nodes: this.#params.voters,
@@ -575,6 +802,27 @@ export class Simulation {
       case Kind.Report:
         this.#onReport(ev.node, ev.epoch, ev.to, ev.ok);
         break;
+      case Kind.Pump: {
+        const node = this.#nodes[ev.node];
+        if (
+          node.up && node.epoch === ev.epoch && node.write !== null && node.writeSeq === ev.write
+        ) {
+          this.#hash.num(ev.node);
+          this.#pumpBetweenReadys(node);
+        }
+        break;
+      }
+      case Kind.Retry:
+        if (ev.request.generation === ev.generation) this.#retry(ev.request);
+        break;
+      case Kind.Snapshot: {
+        const node = this.#nodes[ev.node];
+        if (node.up && node.epoch === ev.epoch && this.#faults) {
+          this.#hash.num(ev.node);
+          this.#takeSnapshot(node);
+        }
+        break;
+      }
     }
     return true;
   }
@@ -607,7 +855,9 @@ export class Simulation {
     const initial = node.disk.recover();
     node.raft = new Raft(options, initial);
     node.up = true;
-    node.counter = initial.snapshot === null ? 0n : valueOf(initial.snapshot);
+    node.sm = new CounterStateMachine();
+    node.restoredAt = 0;
+    if (initial.snapshot !== null) this.#restoreStateMachine(node, initial.snapshot);
     node.applied = initial.snapshot === null ? 0 : initial.snapshot.index;
     node.write = null;
     node.leaderTerm = 0;
@@ -650,10 +900,11 @@ export class Simulation {
     if (this.#options.mutation === "forget-vote-on-crash") {
       node.disk.hardState = { term: node.disk.hardState.term, vote: "" };
     }
+    node.up = false;
     for (const list of node.proposals.values()) {
       for (const p of list) this.#resolve(p, "unknown");
     }
-    node.up = false;
+    node.proposals = new Map();
     node.raft = null;
     node.write = null;
     node.epoch++;
@@ -673,10 +924,19 @@ export class Simulation {
     this.#schedule(this.#params.tickUs[index] + jitter, { kind: Kind.Tick, node: index, epoch });
   }
 
-  /** Runs after every input to a node: role checks, then the Ready loop. */
+  /**
+   * Runs after every input to a node: role checks, then the Ready loop, or (pumping shell, with a
+   * write in flight) the pump, as node.ts's `#kick` does on the next microtask.
+   */
   #afterInput(node: SimNode): void {
     this.#observe(node);
-    this.#pump(node);
+    if (node.up && node.write !== null) {
+      if (this.#params.pump && this.#rng.chance(this.#params.pumpAfterInput)) {
+        this.#pumpBetweenReadys(node);
+      }
+      return;
+    }
+    this.#readyLoop(node);
   }
 
   #observe(node: SimNode): void {
@@ -704,32 +964,106 @@ export class Simulation {
         snapshotIndex: r.status().snapshotIndex,
       };
       this.#checker.leaderElected(node.id, term, view);
+      this.#clientsSeeLeader(node);
     }
   }
 
   // ---------------------------------------------------------------- the shell loop
 
-  #pump(node: SimNode): void {
+  /** node.ts's `#runLoop`: handle Readys until one waits for the disk or none is left. */
+  #readyLoop(node: SimNode): void {
     for (let rounds = 0; rounds < READY_ROUNDS_MAX; rounds++) {
       if (!node.up || node.write !== null) return;
       const r = node.raft!;
       if (!r.hasReady()) return;
       const rd = r.ready();
       this.#onReady(node, rd);
+      const late = this.#options.mutation === "late-ready-apply";
+      if (this.#params.pump && rd.snapshot === null && !late) {
+        // node.ts applies a Ready's committed entries before its write: they are durable on a
+        // quorum, and the pump may apply later ones while the write runs.
+        const early = rd.committedEntries.length;
+        for (const e of rd.committedEntries) this.#apply(node, e);
+        if (!isEmptyWrite(rd)) this.#stats.appliedEarly += early;
+        if (!node.up) return;
+      }
       if (!isEmptyWrite(rd)) {
         node.write = rd;
+        const seq = ++node.writeSeq;
         const p = this.#params;
-        this.#schedule(this.#rng.int(p.diskUsMin, p.diskUsMax), {
-          kind: Kind.Disk,
-          node: node.index,
-          epoch: node.epoch,
-        });
+        const latency = this.#rng.int(p.diskUsMin, p.diskUsMax);
+        this.#schedule(latency, { kind: Kind.Disk, node: node.index, epoch: node.epoch });
+        if (p.snapshots && this.#rng.chance(SNAPSHOT_DURING_WRITE)) {
+          // node.ts's snapshot timer (or its log-size trigger) firing while the write runs.
+          this.#schedule(this.#rng.int(0, latency), {
+            kind: Kind.Snapshot,
+            node: node.index,
+            epoch: node.epoch,
+          });
+        }
+        if (p.pump) {
+          // Pumps at random moments of the write, as microtasks run between network reads.
+          const pumps = this.#rng.int(0, p.pumpsPerWriteMax);
+          for (let i = 0; i < pumps; i++) {
+            this.#schedule(this.#rng.int(0, latency), {
+              kind: Kind.Pump,
+              node: node.index,
+              epoch: node.epoch,
+              write: seq,
+            });
+          }
+        }
         return;
       }
       this.#completeReady(node, rd);
       this.#observe(node);
     }
     throw new CheckFailure(Check.shell, `${node.id} produced Readies without end`);
+  }
+
+  /**
+   * node.ts's `#pump`, run while a Ready's write is in flight: send the leader's new appends and
+   * heartbeats; unless the Ready installs a snapshot, apply newly committed entries and handle
+   * answered reads.
+   */
+  #pumpBetweenReadys(node: SimNode): void {
+    const r = node.raft!;
+    const rd = node.write!;
+    const early = r.takeEarlyMessages();
+    if (early.length > 0) {
+      this.#checkCommitExposed(node);
+      this.#note(() => `${node.id} pump: ${early.length} early messages`);
+      this.#stats.pumpedMessages += early.length;
+      for (const m of early) this.#send(node, m);
+    }
+    if (rd.snapshot !== null && this.#options.mutation !== "pump-during-snapshot") return;
+    const entries = r.takeCommittedEntries();
+    if (entries.length > 0) {
+      this.#checkCommitExposed(node);
+      this.#note(() =>
+        `${node.id} pump: apply ${entries[0].index}..${entries[entries.length - 1].index}`
+      );
+      this.#stats.appliedEarly += entries.length;
+      for (const e of entries) {
+        this.#apply(node, e);
+        if (!node.up) return;
+      }
+    }
+    const { readStates, failedReads } = r.takeReadStates();
+    this.#handleReads(node, readStates, failedReads);
+  }
+
+  /**
+   * A leader exposes its commit index (applying, App and Heartbeat messages): it must be durable
+   * on a majority of the configuration it was counted in.
+   */
+  #checkCommitExposed(node: SimNode): void {
+    const r = node.raft!;
+    if (node.leaderTerm !== r.term || r.commitIndex <= node.commitChecked) return;
+    const c = r.commitIndex;
+    const confs: ConfState[] = [r.conf, r.confAt(c)];
+    this.#checker.commitExposed(node.id, c, r.termAt(c)!, confs, (id) => this.#byId.get(id)?.disk);
+    node.commitChecked = c;
   }
 
   /** A Ready was just taken: check it, note its reads, send what may go before the write. */
@@ -749,34 +1083,32 @@ export class Simulation {
       const first = rd.entries[0].index;
       this.#checker.entriesAppended(node.id, first - 1, r.termAt(first - 1), rd.entries);
     }
-    // A leader exposes its commit index in this Ready (applying, App and Heartbeat messages):
-    // it must be durable on a majority of the configuration it was counted in.
-    if (node.leaderTerm === r.term && r.commitIndex > node.commitChecked) {
-      const c = r.commitIndex;
-      const confs: ConfState[] = [r.conf, r.confAt(c)];
-      this.#checker.commitExposed(
-        node.id,
-        c,
-        r.termAt(c)!,
-        confs,
-        (id) => this.#byId.get(id)?.disk,
-      );
-      node.commitChecked = c;
+    this.#checkCommitExposed(node);
+    // The plain shell notes read indexes at once; node.ts handles them after the write.
+    if (!this.#params.pump) this.#noteReads(node, rd.readStates, rd.failedReads);
+    for (const m of rd.messagesEarly) this.#send(node, m);
+    if (this.#options.mutation === "send-before-persist") {
+      for (const m of rd.messages) this.#send(node, m);
     }
-    for (const rs of rd.readStates) {
+  }
+
+  #noteReads(node: SimNode, readStates: readonly ReadState[], failedReads: readonly number[]) {
+    for (const rs of readStates) {
       const read = node.reads.get(rs.requestId);
       if (read === undefined || read.index >= 0) continue;
       this.#checker.readIndexReturned(node.id, read.id, read.ackedIndexMax, rs.index);
       read.index = rs.index;
       node.readsWaiting.push(read);
     }
-    for (const id of rd.failedReads) {
+    for (const id of failedReads) {
       if (node.reads.delete(id)) this.#stats.readsFailed++;
     }
-    for (const m of rd.messagesEarly) this.#send(node, m);
-    if (this.#options.mutation === "send-before-persist") {
-      for (const m of rd.messages) this.#send(node, m);
-    }
+  }
+
+  /** node.ts's `#handleReads`: note read indexes and failures, serve what is applied. */
+  #handleReads(node: SimNode, readStates: readonly ReadState[], failedReads: readonly number[]) {
+    this.#noteReads(node, readStates, failedReads);
+    this.#serveReads(node);
   }
 
   #onDiskDone(index: number, epoch: number): void {
@@ -791,60 +1123,122 @@ export class Simulation {
     this.#afterInput(node);
   }
 
-  /** The Ready's write is durable: send, apply, advance. */
+  /** The Ready's write is durable: send, apply (what is left), handle reads, advance. */
   #completeReady(node: SimNode, rd: Ready): void {
     if (this.#options.mutation !== "send-before-persist") {
       for (const m of rd.messages) this.#send(node, m);
     }
     if (rd.snapshot !== null) this.#applySnapshot(node, rd.snapshot);
-    for (const e of rd.committedEntries) this.#apply(node, e);
-    node.raft!.advance(rd);
-    this.#serveReads(node);
+    const late = this.#options.mutation === "late-ready-apply";
+    if (!this.#params.pump || rd.snapshot !== null || late) {
+      for (const e of rd.committedEntries) {
+        this.#apply(node, e);
+        if (!node.up) return;
+      }
+    }
+    if (this.#params.pump) {
+      this.#handleReads(node, rd.readStates, rd.failedReads);
+      node.raft!.advance(rd);
+    } else {
+      node.raft!.advance(rd);
+      this.#serveReads(node);
+    }
+  }
+
+  /** Loads a snapshot into a fresh state machine (a restart, or the leader's snapshot). */
+  #restoreStateMachine(node: SimNode, s: Snapshot): void {
+    const sm = new CounterStateMachine();
+    if (this.#options.mutation === "lose-sessions" && node.index === 1) {
+      // The broken restore keeps only the counter value.
+      sm.apply({ delta: smValueOf(s), proposedAtMs: 0, clientId: "", seq: 0, ackedBelow: 0 });
+    } else {
+      sm.restore(s.data);
+      // The session table must survive the round trip exactly (order included: it decides
+      // which session expires or is evicted first).
+      if (!sameBytes(sm.snapshot(), s.data)) {
+        throw new CheckFailure(
+          Check.exactlyOnce,
+          `${node.id} restored snapshot ${s.index}, and its state machine encodes differently`,
+        );
+      }
+    }
+    node.sm = sm;
+    node.restoredAt = s.index;
+    this.#compareBytes(node, s.index, s.data, "snapshot");
+  }
+
+  /** At a sampled index, snapshot `data` must be the reference state machine's bytes. */
+  #compareBytes(node: SimNode, index: number, data: Uint8Array, what: string): void {
+    if (!this.#ledger.sampled(index)) return;
+    this.#stats.bytesCompared++;
+    this.#ledger.compareData(node.id, index, data, what);
   }
 
   #applySnapshot(node: SimNode, s: Snapshot): void {
-    node.counter = valueOf(s);
+    this.#restoreStateMachine(node, s);
     node.applied = s.index;
     this.#stats.snapshotsInstalled++;
-    const value = node.counter;
+    const value = node.sm.value;
     this.#note(() => `${node.id} installed snapshot ${s.index}/t${s.term} value ${value}`);
     this.#checker.snapshotApplied(node.id, node.raft!.term, s);
     // Proposals the snapshot jumped over: the proposer never learns what became of them.
     for (const [index, list] of node.proposals) {
       if (index > s.index) continue;
-      for (const p of list) this.#resolve(p, "unknown");
       node.proposals.delete(index);
+      for (const p of list) this.#resolve(p, "unknown");
     }
   }
 
   #apply(node: SimNode, e: Entry): void {
-    let delta = deltaOf(e);
-    const id = proposalIdOf(e);
-    if (this.#options.mutation === "corrupt-apply" && node.index === 1 && id % 2 === 1) delta++;
-    node.counter = BigInt.asIntN(64, node.counter + delta);
+    if (e.index !== node.applied + 1) {
+      throw new CheckFailure(
+        Check.stateMachineSafety,
+        `${node.id} applied index ${e.index} right after index ${node.applied}`,
+      );
+    }
+    this.#ledger.observe(node.id, e);
+    const before = node.sm.value;
+    let result: ApplyResult | null = null;
+    if (isCommand(e)) {
+      const cmd = decodeIncrement(e.data);
+      const m = this.#options.mutation;
+      if (m === "corrupt-apply" && node.index === 1 && cmd.seq % 2 === 1) cmd.delta++;
+      if (m === "local-clock-expiry" && node.index === 1) cmd.proposedAtMs = this.#wallMs(node);
+      result = node.sm.apply(cmd);
+    }
     node.applied = e.index;
     this.#stats.applied++;
-    this.#checker.entryApplied(node.id, node.raft!.term, e, node.counter);
+    const sampled = this.#ledger.sampled(e.index);
+    if (sampled) this.#stats.bytesCompared++;
+    this.#ledger.nodeApplied(node.id, e, before, result, node.sm);
+    this.#checker.entryApplied(node.id, node.raft!.term, e, node.sm.value);
+    const firstIndex = this.#ledger.firstIndexAt(e.index);
+    if (firstIndex > 0) {
+      // This node answered a repeated request with the first answer (checked just above).
+      this.#stats.duplicateAnswers++;
+      if (node.restoredAt >= firstIndex) this.#stats.duplicateAnswersAfterRestore++;
+    }
     const waiting = node.proposals.get(e.index);
     if (waiting === undefined) return;
     node.proposals.delete(e.index);
+    const answer = observable(result);
     for (const p of waiting) {
       if (p.term !== e.term) {
+        // node.ts answers NOT_APPLIED: another leader's entry took the index.
         this.#resolve(p, "failed");
         continue;
       }
-      if (id !== p.id) {
+      if (!sameBytes(p.data, e.data)) {
         throw new CheckFailure(
           Check.logMatching,
-          `${node.id} proposed ${p.id} at index ${p.index} term ${p.term}, applied proposal ${id} there`,
+          `${node.id} proposed #${p.id} at index ${p.index} term ${p.term}, applied other ` +
+            `data there`,
         );
       }
-      this.#checker.proposalAcked(p.id, p.index, p.term);
-      this.#acked.set(p.id, p.index);
+      this.#checker.commandAcked(p.index, p.term, p.data);
       this.#resolve(p, "acked");
-      this.#note(() =>
-        `${node.id} ACK proposal ${p.id} (delta ${p.delta}) at ${p.index}/t${p.term}`
-      );
+      this.#note(() => `${node.id} ACK #${p.id} ${describeProposal(p)} at ${p.index}: ${answer}`);
+      if (p.request !== null) this.#onAnswer(node, p, e.index, answer!);
     }
   }
 
@@ -852,6 +1246,12 @@ export class Simulation {
     if (p.status !== "pending") return;
     p.status = status;
     this.#stats[status]++;
+    // The client hears of a failed or lost attempt (NOT_APPLIED, a broken connection, TIMEOUT)
+    // and tries again soon, with the same sequence number.
+    const req = p.request;
+    if (status !== "acked" && req !== null && !p.duplicate && p.generation === req.generation) {
+      this.#scheduleRetry(req, this.#rng.int(1_000, 10_000));
+    }
   }
 
   #serveReads(node: SimNode): void {
@@ -868,11 +1268,11 @@ export class Simulation {
   }
 
   #serveRead(node: SimNode, read: Read, index: number): void {
-    read.value = node.counter;
+    read.value = node.sm.value;
     node.reads.delete(read.id);
     this.#stats.reads++;
     this.#note(() => `${node.id} READ ${read.id} = ${read.value} at index ${index}`);
-    this.#checker.readServed(node.id, read.id, read.ackedIndexMax, index, node.counter);
+    this.#checker.readServed(node.id, read.id, read.ackedIndexMax, index, node.sm.value);
   }
 
   // ---------------------------------------------------------------- network
@@ -1083,18 +1483,37 @@ export class Simulation {
   #chaosSnapshot(): void {
     const candidates = this.#nodes.filter((n) => n.up && n.applied > n.disk.snapshotIndex());
     if (candidates.length === 0) return;
-    const node = this.#rng.pick(candidates);
+    this.#takeSnapshot(this.#rng.pick(candidates));
+  }
+
+  /** `node` snapshots its applied state and compacts its log, as node.ts's `#snapshot` does. */
+  #takeSnapshot(node: SimNode): void {
+    if (node.applied <= node.disk.snapshotIndex()) return;
     const r = node.raft!;
     const index = node.applied;
     const term = r.termAt(index);
     // A leader's snapshot being installed (write in flight) already moved the log past us.
     if (term === undefined || index < r.status().snapshotIndex) return;
+    // node.ts's #snapshot: applied entries may still be on their way to this node's own disk
+    // (the pumping shell applies before the write), or the disk may still hold an older term's
+    // entry at that index; only entries up to the core's stable index are on disk as applied.
+    if (index > r.stableIndex) return;
+    if (index > node.disk.lastIndex() || node.disk.term(index) !== term) {
+      // The storage would refuse this snapshot and node.ts would stop with a fatal error.
+      this.#stats.snapshotsRefused++;
+      throw new CheckFailure(
+        Check.shell,
+        `${node.id} snapshot at ${index}/t${term} passed the stable-index guard, but the disk ` +
+          `holds term ${node.disk.term(index)} there`,
+      );
+    }
     const snapshot: Snapshot = {
       index,
       term,
       conf: r.confAt(index),
-      data: encodeValue(node.counter),
+      data: node.sm.snapshot(),
     };
+    this.#compareBytes(node, index, snapshot.data, "snapshot");
     this.#checker.snapshotTaken(node.id, r.term, snapshot);
     node.disk.saveLocalSnapshot(snapshot);
     const compactIndex = Math.max(0, index - this.#rng.int(0, 5));
@@ -1145,40 +1564,240 @@ export class Simulation {
 
   // ---------------------------------------------------------------- clients
 
-  #clientPropose(): void {
-    const leaders = this.#leaders();
-    const up = this.#upNodes();
-    if (up.length === 0) return;
-    // Clients find the leader most of the time, and sometimes ask a stale or wrong node.
-    const node = leaders.length > 0 && this.#rng.chance(0.9)
-      ? this.#rng.pick(leaders)
-      : this.#rng.pick(up);
-    this.#propose(node, this.#rng.int(1, 3));
+  /** Wall clock of `node` (ms), as node.ts writes it into the entries it proposes. */
+  #wallMs(node: SimNode): number {
+    const p = this.#params;
+    return WALL_BASE_MS + p.wallOffsetMs[node.index] + Math.floor(this.#now * p.wallMsPerUs);
   }
 
-  #propose(node: SimNode, count: number): Proposal[] {
-    const r = node.raft!;
-    const made: Proposal[] = [];
-    const datas: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) {
-      const id = ++this.#proposalSeq;
-      const delta = BigInt(this.#rng.int(-1000, 1000));
-      made.push({
-        id,
-        node: node.index,
-        epoch: node.epoch,
-        index: 0,
-        term: 0,
-        delta,
-        status: "pending",
-      });
-      datas.push(encodeIncrement(delta, id));
+  #newClient(): Client {
+    const n = ++this.#clientSeq;
+    // Some ids are not ASCII: the session table stores them as UTF-8.
+    return { id: n % 4 === 0 ? `клиент-${n}` : `c${n}`, seq: 0, pending: [], answered: [] };
+  }
+
+  /** A node to send to: the leader most of the time, sometimes a stale or wrong one. */
+  #target(): SimNode | null {
+    const leaders = this.#leaders();
+    const up = this.#upNodes();
+    if (up.length === 0) return null;
+    return leaders.length > 0 && this.#rng.chance(0.9)
+      ? this.#rng.pick(leaders)
+      : this.#rng.pick(up);
+  }
+
+  #delta(): bigint {
+    let delta = BigInt(this.#rng.int(1, 1000)) * (this.#rng.chance(0.5) ? 1n : -1n);
+    if (this.#rng.chance(this.#params.hugeDeltas)) delta *= 1n << 52n;
+    return delta;
+  }
+
+  #clientPropose(): void {
+    const node = this.#target();
+    if (node === null) return;
+    const p = this.#params;
+    const u = this.#rng.float();
+    if (u < p.anonymous) {
+      this.#propose(node, [{ request: null, duplicate: false, delta: this.#delta() }]);
+      return;
     }
-    const res = r.propose(datas);
+    if (u < p.anonymous + p.duplicates && this.#proposeDuplicate(node)) return;
+    let index = this.#rng.int(0, this.#clients.length - 1);
+    let client = this.#clients[index];
+    if (client.pending.length === 0 && this.#rng.chance(p.retire)) {
+      // The client goes away; its session stays until it expires. A new one takes its place.
+      client = this.#newClient();
+      this.#clients[index] = client;
+      const id = client.id;
+      this.#note(() => `client ${id} starts`);
+    }
+    const room = p.clientWindow - client.pending.length;
+    if (room <= 0) {
+      // A client with a full window; another one may have room.
+      index = this.#rng.int(0, this.#clients.length - 1);
+      client = this.#clients[index];
+      if (client.pending.length >= p.clientWindow) return;
+    }
+    const count = this.#rng.int(1, Math.min(3, p.clientWindow - client.pending.length));
+    const requests: Request[] = [];
+    for (let i = 0; i < count; i++) {
+      const seq = ++client.seq;
+      const req: Request = {
+        client,
+        seq,
+        delta: this.#delta(),
+        // As lib/client/client.ts: every answer below the oldest request still waiting is in
+        // hand. Retries keep this value.
+        ackedBelow: client.pending.length > 0 ? client.pending[0].seq : seq,
+        firstUs: this.#now,
+        status: "pending",
+        answer: null,
+        attempts: 0,
+        generation: 0,
+        backoffUs: BACKOFF_US_MIN,
+      };
+      client.pending.push(req);
+      requests.push(req);
+      this.#stats.requests++;
+    }
+    this.#attempt(node, requests);
+  }
+
+  /** Sends an answered request again, as a buggy or replaying client would. */
+  #proposeDuplicate(node: SimNode): boolean {
+    const client = this.#rng.pick(this.#clients);
+    // Only within the retry window: past it the session may have expired, and the request
+    // would rightly be applied again.
+    const fresh = client.answered.filter((r) => this.#now < r.firstUs + this.#params.giveUpUs);
+    if (fresh.length === 0) return false;
+    const req = this.#rng.pick(fresh);
+    this.#stats.duplicatesSent++;
+    this.#propose(node, [{ request: req, duplicate: true, delta: req.delta }]);
+    return true;
+  }
+
+  /** Sends one attempt of each of `requests` to `node` (as one batch of proposals). */
+  #attempt(node: SimNode, requests: Request[]): Proposal[] | null {
+    for (const req of requests) {
+      if (req.attempts > 0) this.#stats.retries++;
+      req.attempts++;
+    }
+    const made = this.#propose(
+      node,
+      requests.map((request) => ({ request, duplicate: false, delta: request.delta })),
+    );
+    for (const req of requests) {
+      if (made !== null) {
+        // No answer within the timeout: try again (the attempt may still be applied).
+        req.backoffUs = BACKOFF_US_MIN;
+        this.#scheduleRetry(req, this.#params.attemptTimeoutUs);
+        // This attempt is the latest: its failure makes the client retry at once.
+        for (const p of made) if (p.request === req) p.generation = req.generation;
+      } else {
+        // NOT_LEADER or NO_LEADER: the client follows the redirect or backs off.
+        this.#scheduleRetry(req, this.#rng.int(req.backoffUs / 2, req.backoffUs));
+        req.backoffUs = Math.min(2 * req.backoffUs, BACKOFF_US_MAX);
+      }
+    }
+    return made;
+  }
+
+  #scheduleRetry(req: Request, delayUs: number): void {
+    if (req.status !== "pending") return;
+    const generation = ++req.generation;
+    this.#schedule(delayUs, { kind: Kind.Retry, request: req, generation });
+  }
+
+  #retry(req: Request): void {
+    if (req.status !== "pending" || !this.#faults) return;
+    if (this.#now >= req.firstUs + this.#params.giveUpUs) {
+      // The client's deadline: it reports an unknown outcome and moves on.
+      req.status = "gaveUp";
+      this.#stats.gaveUp++;
+      this.#settleRequest(req);
+      this.#note(() => `client ${req.client.id} gives up #${req.seq}`);
+      return;
+    }
+    const node = this.#target();
+    if (node === null) {
+      this.#scheduleRetry(req, this.#rng.int(1_000, 10_000));
+      return;
+    }
+    this.#attempt(node, [req]);
+  }
+
+  /** A new leader: clients with requests in flight elsewhere retry with it soon. */
+  #clientsSeeLeader(leader: SimNode): void {
+    if (!this.#faults) return;
+    for (const client of this.#clients) {
+      for (const req of client.pending) {
+        if (this.#rng.chance(0.5)) this.#scheduleRetry(req, this.#rng.int(500, 5_000));
+      }
+    }
+    this.#note(() => `clients hear of leader ${leader.id}`);
+  }
+
+  #settleRequest(req: Request): void {
+    const pending = req.client.pending;
+    const i = pending.indexOf(req);
+    if (i >= 0) pending.splice(i, 1);
+  }
+
+  /** The proposer answered attempt `p` of a request with `answer` (applied at `index`). */
+  #onAnswer(node: SimNode, p: Proposal, index: number, answer: string): void {
+    const req = p.request!;
+    const first = this.#ledger.firstApplication(req.client.id, req.seq);
+    if (answer === "STALE_REQUEST") {
+      // Only once the client said it has the answer (a later request's ackedBelow), and every
+      // attempt of a request goes out before the client says so.
+      if (!p.duplicate) {
+        throw new CheckFailure(
+          Check.exactlyOnce,
+          `${node.id} answered STALE_REQUEST to attempt #${p.id} of (${req.client.id}, ` +
+            `${req.seq}), which the client was still waiting for`,
+        );
+      }
+      return;
+    }
+    if (first === undefined || answer !== first.answer) {
+      throw new CheckFailure(
+        Check.exactlyOnce,
+        `${node.id} answered ${answer} to (${req.client.id}, ${req.seq}) at index ${index}, ` +
+          `first applied ${first === undefined ? "nowhere" : `at ${first.index}: ${first.answer}`}`,
+      );
+    }
+    if (req.answer !== null && req.answer !== answer) {
+      throw new CheckFailure(
+        Check.exactlyOnce,
+        `(${req.client.id}, ${req.seq}) was answered ${req.answer}, now ${answer}`,
+      );
+    }
+    if (req.status !== "pending") return;
+    req.status = "answered";
+    req.answer = answer;
+    this.#stats.answered++;
+    this.#answered.push(req);
+    this.#settleRequest(req);
+    const answered = req.client.answered;
+    answered.push(req);
+    if (answered.length > ANSWERED_KEPT) answered.shift();
+  }
+
+  /**
+   * Proposes `commands` at `node` in one call. False when the node refuses (not the leader, a
+   * transfer in progress, too many uncommitted entries).
+   */
+  #propose(
+    node: SimNode,
+    commands: { request: Request | null; duplicate: boolean; delta: bigint }[],
+  ): Proposal[] | null {
+    const r = node.raft!;
+    const wallMs = this.#wallMs(node);
+    const made: Proposal[] = commands.map(({ request, duplicate, delta }) => ({
+      id: ++this.#proposalSeq,
+      request,
+      duplicate,
+      generation: request?.generation ?? 0,
+      node: node.index,
+      epoch: node.epoch,
+      index: 0,
+      term: 0,
+      data: encodeIncrement({
+        delta,
+        proposedAtMs: wallMs,
+        clientId: request?.client.id ?? "",
+        seq: request?.seq ?? 0,
+        ackedBelow: request?.ackedBelow ?? 0,
+      }),
+      status: "pending",
+    }));
+    const res = r.propose(made.map((p) => p.data));
     this.#hash.num(res.ok ? res.firstIndex : 0);
     if (!res.ok) {
-      this.#note(() => `${node.id} propose refused: ${res.reason}`);
-      return [];
+      this.#note(() =>
+        `${node.id} propose ${made.map(describeProposal).join(" ")} refused: ${res.reason}`
+      );
+      return null;
     }
     for (let i = 0; i < made.length; i++) {
       const p = made[i];
@@ -1201,7 +1820,7 @@ export class Simulation {
       this.#stats.proposed++;
     }
     this.#note(() =>
-      `${node.id} PROPOSE ${made.map((p) => `#${p.id}(${p.delta})`).join(" ")} at ` +
+      `${node.id} PROPOSE ${made.map((p) => `#${p.id} ${describeProposal(p)}`).join(" ")} at ` +
       `${res.firstIndex}/t${res.term}`
     );
     this.#afterInput(node);
@@ -1252,6 +1871,8 @@ export class Simulation {
     this.#note(() => `SETTLE: faults stop`);
     for (const node of this.#nodes) if (!node.up) this.#start(node);
     const deadline = this.#now + SETTLE_US_MAX;
+    const finalClient = this.#newClient();
+    let finalRequest: Request | null = null;
     let final: Proposal | null = null;
     let read: Read | null = null;
     let leader: SimNode | null = null;
@@ -1273,8 +1894,33 @@ export class Simulation {
       }
       if (final === null || final.status === "failed" || final.status === "unknown") {
         if (!this.#caughtUp(leader, 0)) continue;
-        const made = this.#propose(leader, 1);
-        final = made.length > 0 ? made[0] : null;
+        // Retried with the same sequence number within the client's deadline; past it, the
+        // client gives up and sends a new request.
+        if (
+          finalRequest?.status === "pending" &&
+          this.#now >= finalRequest.firstUs + this.#params.giveUpUs
+        ) {
+          finalRequest.status = "gaveUp";
+          this.#settleRequest(finalRequest);
+        }
+        if (finalRequest === null || finalRequest.status !== "pending") {
+          const seq = ++finalClient.seq;
+          finalRequest = {
+            client: finalClient,
+            seq,
+            delta: 1n,
+            ackedBelow: seq,
+            firstUs: this.#now,
+            status: "pending",
+            answer: null,
+            attempts: 0,
+            generation: 0,
+            backoffUs: BACKOFF_US_MIN,
+          };
+          finalClient.pending.push(finalRequest);
+          this.#stats.requests++;
+        }
+        final = this.#attempt(leader, [finalRequest])?.[0] ?? null;
         continue;
       }
       if (final.status !== "acked" || !this.#caughtUp(leader, final.index)) continue;
@@ -1288,16 +1934,46 @@ export class Simulation {
       }
       break;
     }
-    const sum = this.#checker.finalSum(leader.applied, this.#acked);
-    if (sum !== leader.counter || read.value !== leader.counter) {
+    const value = leader.sm.value;
+    const sum = this.#checker.finalSum(leader.applied, new Map());
+    const expected = this.#ledger.expectedAt(leader.applied);
+    if (sum !== value || read.value !== value || expected !== value) {
       throw new CheckFailure(
         Check.stateMachineSafety,
-        `final counter ${leader.counter}, read ${read.value}, committed deltas sum to ${sum}`,
+        `final counter ${value}, read ${read.value}, committed changes sum to ${sum}, ` +
+          `distinct requests to ${expected}`,
       );
+    }
+    // Every answer a client got is the answer of its request's one application in the log.
+    for (const req of this.#answered) {
+      const first = this.#ledger.firstApplication(req.client.id, req.seq);
+      if (first === undefined || first.index > leader.applied || first.answer !== req.answer) {
+        throw new CheckFailure(
+          Check.acknowledged,
+          `(${req.client.id}, ${req.seq}) was answered ${req.answer}, but the final log ending ` +
+            `at ${leader.applied} ${
+              first === undefined
+                ? "never applied it"
+                : `applied it at ${first.index} answering ${first.answer}`
+            }`,
+        );
+      }
+    }
+    // Every member at the same index holds the same state: value and client sessions.
+    const bytes = leader.sm.snapshot();
+    for (const id of [...leader.raft!.conf.voters, ...leader.raft!.conf.learners]) {
+      const node = this.#byId.get(id)!;
+      if (node === leader || !node.up || node.applied !== leader.applied) continue;
+      if (!sameBytes(node.sm.snapshot(), bytes)) {
+        throw new CheckFailure(
+          Check.exactlyOnce,
+          `${node.id}'s client sessions at index ${node.applied} differ from the leader's`,
+        );
+      }
     }
     this.#stats.finalIndex = leader.applied;
     const index = leader.applied;
-    this.#note(() => `SETTLED: leader ${leader.id}, index ${index}, value ${sum}`);
+    this.#note(() => `SETTLED: leader ${leader.id}, index ${index}, value ${value}`);
   }
 
   /** The leader and every member agree on an applied index of at least `indexMin`. */
@@ -1309,11 +1985,11 @@ export class Simulation {
       const node = this.#byId.get(id)!;
       if (!node.up || node.write !== null || node === leader) continue;
       if (node.raft!.term !== r.term || node.applied !== leader.applied) return false;
-      if (node.counter !== leader.counter) {
+      if (node.sm.value !== leader.sm.value) {
         throw new CheckFailure(
           Check.stateMachineSafety,
-          `${node.id} has value ${node.counter} at index ${node.applied}, ` +
-            `leader ${leader.id} has ${leader.counter}`,
+          `${node.id} has value ${node.sm.value} at index ${node.applied}, ` +
+            `leader ${leader.id} has ${leader.sm.value}`,
         );
       }
     }
@@ -1344,4 +2020,10 @@ function cloneMessage(m: Message): Message {
       data: m.snapshot.data.slice(),
     },
   };
+}
+
+function describeProposal(p: Proposal): string {
+  const r = p.request;
+  if (r === null) return `anonymous`;
+  return `(${r.client.id}, ${r.seq}${p.duplicate ? ", duplicate" : ""})`;
 }
