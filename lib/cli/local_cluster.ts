@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { selfCommand } from "./self_command.ts";
+import { NODE_V8_FLAGS, selfCommand } from "./self_command.ts";
 import { CounterClient } from "../client/client.ts";
 
 /** Options of {@linkcode LocalCluster.start}. */
@@ -118,7 +118,7 @@ export class LocalCluster {
     const node = this.#node(id);
     if (node.child !== null) throw new Error(`node ${id} is already running`);
     await Deno.mkdir(node.dataDir, { recursive: true });
-    const [command, ...prefix] = selfCommand();
+    const [command, ...prefix] = selfCommand({ v8Flags: NODE_V8_FLAGS });
     const child = new Deno.Command(command, {
       args: [
         ...prefix,

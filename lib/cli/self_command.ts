@@ -17,7 +17,17 @@ export interface SelfCommandOptions {
   execPath?: string;
   /** Path or URL of `main.ts`; default the one beside this module's `lib/`. */
   main?: string;
+  /** V8 flags for the child under `deno run` (a compiled executable carries its own). */
+  v8Flags?: readonly string[];
 }
+
+/**
+ * V8 flags for node processes. A 2 MiB young generation (V8's default grows to 16 MiB per
+ * semi-space) keeps a node's resident memory near 100 MB after millions of increments, at no
+ * measurable cost in throughput: a node's garbage is short-lived and small. `deno task compile`
+ * bakes the same flags into the executable.
+ */
+export const NODE_V8_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
 
 /**
  * True when running as a `deno compile`d executable.
@@ -53,5 +63,8 @@ export function mainModulePath(): string {
 export function selfCommand(options: SelfCommandOptions = {}): string[] {
   const execPath = options.execPath ?? Deno.execPath();
   if (options.compiled ?? isCompiled()) return [execPath];
-  return [execPath, "run", "-A", options.main ?? mainModulePath()];
+  const v8 = options.v8Flags !== undefined && options.v8Flags.length > 0
+    ? [`--v8-flags=${options.v8Flags.join(",")}`]
+    : [];
+  return [execPath, "run", "-A", ...v8, options.main ?? mainModulePath()];
 }

@@ -60,9 +60,9 @@ export interface NodeOptions {
   heartbeatIntervalMs: number;
   /** Seconds between periodic snapshots (0 = never). */
   snapshotIntervalSecs: number;
-  /** Entries applied since the last snapshot that trigger a new one (0 = never). Default 100,000. */
+  /** Entries applied since the last snapshot that trigger a new one (0 = never). Default 10,000. */
   snapshotLogEntries?: number;
-  /** Entries kept below a snapshot when compacting, for lagging followers. Default 10,000. */
+  /** Entries kept below a snapshot when compacting, for lagging followers. Default 5,000. */
   snapshotRetainEntries?: number;
   /** Log segment size in bytes. Default: the storage layer's (16 MiB). */
   logSegmentBytes?: number;
@@ -344,7 +344,7 @@ export class CounterNode {
     const task = (async () => {
       await this.#storage.saveSnapshot(snap);
       this.#snapshotIndex = Math.max(this.#snapshotIndex, index);
-      const retain = this.#options.snapshotRetainEntries ?? 10_000;
+      const retain = this.#options.snapshotRetainEntries ?? 5_000;
       const compactIndex = Math.max(0, index - retain);
       this.#raft.setSnapshot(snap, compactIndex);
       if (compactIndex > 0) await this.#storage.compactTo(compactIndex);
@@ -363,7 +363,7 @@ export class CounterNode {
   }
 
   #maybeSnapshotForLogSize(): void {
-    const every = this.#options.snapshotLogEntries ?? 100_000;
+    const every = this.#options.snapshotLogEntries ?? 10_000;
     if (every <= 0 || this.#snapshotting !== null) return;
     if (this.#applied - this.#snapshotIndex < every) return;
     this.#snapshot("log size").catch((err) => this.#fatal(err));
@@ -774,6 +774,7 @@ export class CounterNode {
       value: this.#sm.value.toString(),
       voters: s.conf.voters,
       learners: s.conf.learners,
+      ...memoryFields(),
     };
   }
 
@@ -1012,6 +1013,12 @@ export class CounterNode {
     };
     finish().finally(() => this.#rejectClosed(err as Error));
   }
+}
+
+/** The process's memory use, in bytes, for `status`. */
+function memoryFields(): Record<string, number> {
+  const m = Deno.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal };
 }
 
 /** Starts a node; see {@linkcode CounterNode.start}. */

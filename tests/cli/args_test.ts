@@ -249,9 +249,9 @@ Deno.test("serve has the documented defaults", () => {
     electionTimeoutMs: 1000,
     heartbeatIntervalMs: 100,
     snapshotIntervalSecs: 3600,
-    snapshotLogEntries: 100_000,
-    snapshotRetainEntries: 10_000,
-    logSegmentBytes: 16 * 1024 * 1024,
+    snapshotLogEntries: 10_000,
+    snapshotRetainEntries: 5_000,
+    logSegmentBytes: 4 * 1024 * 1024,
     logLevel: "info",
     logFormat: "text",
   });

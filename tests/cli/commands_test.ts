@@ -144,9 +144,9 @@ const SERVE: ServeOptions = {
   electionTimeoutMs: 1000,
   heartbeatIntervalMs: 100,
   snapshotIntervalSecs: 3600,
-  snapshotLogEntries: 100_000,
-  snapshotRetainEntries: 10_000,
-  logSegmentBytes: 16 * 1024 * 1024,
+  snapshotLogEntries: 10_000,
+  snapshotRetainEntries: 5_000,
+  logSegmentBytes: 4 * 1024 * 1024,
   logLevel: "info",
   logFormat: "json",
 };
@@ -207,9 +207,9 @@ Deno.test("serve passes its options to the node and stops it on SIGTERM", async 
     electionTimeoutMs: 1000,
     heartbeatIntervalMs: 100,
     snapshotIntervalSecs: 3600,
-    snapshotLogEntries: 100_000,
-    snapshotRetainEntries: 10_000,
-    logSegmentBytes: 16 * 1024 * 1024,
+    snapshotLogEntries: 10_000,
+    snapshotRetainEntries: 5_000,
+    logSegmentBytes: 4 * 1024 * 1024,
     logger: undefined,
   });
   options.logger.info("hello");
