@@ -26,11 +26,11 @@
 
 import { dirname, join } from "node:path";
 import type { HardState, NodeId } from "../raft/types.ts";
-import { getU64, hex32, setU64 } from "./_binary.ts";
+import { checkFramed, getU64, readString, setU64 } from "./_binary.ts";
 import { Mutex } from "./_mutex.ts";
 import { isTempFileName, writeFileAtomic } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
-import { DataDirMismatchError, StorageCorruptionError, UnsupportedFormatError } from "./errors.ts";
+import { DataDirMismatchError } from "./errors.ts";
 
 /** Name of the meta file inside `DIR/raft_meta/`. */
 export const META_FILE_NAME = "meta";
@@ -49,7 +49,6 @@ const META_CRC_BYTES = 4;
 const META_BYTES_MIN = META_FIXED_BYTES + 3 * 2 + META_CRC_BYTES;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Everything the meta file holds. */
 export interface Meta {
@@ -93,54 +92,22 @@ export function encodeMeta(meta: Meta): Uint8Array {
  * {@linkcode UnsupportedFormatError} for another format version.
  */
 export function decodeMeta(bytes: Uint8Array, path: string): Meta {
-  const corrupt = (why: string, offset: number) =>
-    new StorageCorruptionError(
-      `meta file ${path} is corrupt: ${why} at byte ${offset}`,
-      path,
-      offset,
-    );
-  if (bytes.length < META_BYTES_MIN) {
-    throw corrupt(`${bytes.length} bytes is shorter than the minimum ${META_BYTES_MIN}`, 0);
-  }
-  for (let i = 0; i < META_MAGIC.length; i++) {
-    if (bytes[i] !== META_MAGIC[i]) {
-      throw corrupt(`the file does not start with magic "CMET"`, i);
-    }
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const crcOffset = bytes.length - META_CRC_BYTES;
-  const crcStored = view.getUint32(crcOffset, true);
-  const crcComputed = crc32c(bytes, 0, crcOffset);
-  if (crcStored !== crcComputed) {
-    throw corrupt(
-      `checksum 0x${hex32(crcStored)} does not match computed 0x${hex32(crcComputed)}`,
-      crcOffset,
-    );
-  }
-  // Versions after the checksum: every version ends in a CRC of all bytes before it, so a
-  // flipped version bit reads as damage, and only an intact file as another version.
-  const version = view.getUint16(4, true);
-  if (version !== META_VERSION) {
-    throw new UnsupportedFormatError(
-      `meta file ${path} has format version ${version}, this build reads version ${META_VERSION}`,
-      path,
-    );
-  }
+  const framed = checkFramed(bytes, path, {
+    kind: "meta",
+    magic: META_MAGIC,
+    version: META_VERSION,
+    bytesMin: META_BYTES_MIN,
+  });
+  const { view, crcOffset, corrupt } = framed;
   // The checksum matched, so anything wrong below is a bug in the writer, still reported.
   const term = getU64(view, 8);
   if (!Number.isSafeInteger(term)) throw corrupt(`term ${term} is not a safe integer`, 8);
   let offset = META_FIXED_BYTES;
   const strings: string[] = [];
   for (const name of ["node id", "group", "vote"]) {
-    if (offset + 2 > crcOffset) throw corrupt(`${name} length runs past the end`, offset);
-    const length = view.getUint16(offset, true);
-    if (offset + 2 + length > crcOffset) throw corrupt(`${name} runs past the end`, offset);
-    try {
-      strings.push(decoder.decode(bytes.subarray(offset + 2, offset + 2 + length)));
-    } catch {
-      throw corrupt(`${name} is not valid UTF-8`, offset + 2);
-    }
-    offset += 2 + length;
+    const { value, next } = readString(framed, offset, name);
+    strings.push(value);
+    offset = next;
   }
   if (offset !== crcOffset) throw corrupt(`${crcOffset - offset} unexpected bytes`, offset);
   return { nodeId: strings[0], group: strings[1], hardState: { term, vote: strings[2] } };

@@ -29,11 +29,11 @@
 import { join } from "node:path";
 import type { NodeId, Snapshot } from "../raft/types.ts";
 import { type Logger, silentLogger } from "../logging/logger.ts";
-import { getU64, hex32, isDigits, setU64 } from "./_binary.ts";
+import { checkFramed, getU64, isDigits, readString, setU64 } from "./_binary.ts";
 import { Mutex } from "./_mutex.ts";
 import { isTempFileName, writeFileAtomic } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
-import { StorageCorruptionError, UnsupportedFormatError } from "./errors.ts";
+import { StorageCorruptionError } from "./errors.ts";
 
 /** Magic bytes "CSNP" at the start of a snapshot file. */
 export const SNAPSHOT_MAGIC: Uint8Array = new Uint8Array([0x43, 0x53, 0x4e, 0x50]);
@@ -66,7 +66,6 @@ const SNAPSHOT_BYTES_MIN = SNAPSHOT_FIXED_BYTES + SNAPSHOT_DATA_LENGTH_BYTES + S
 const SNAPSHOT_NAME_DIGITS = 20;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes `snapshot` in the snapshot file format (see the module doc). */
 export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
@@ -128,40 +127,13 @@ export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
  * view into `bytes`.
  */
 export function decodeSnapshot(bytes: Uint8Array, path: string): Snapshot {
-  const corrupt = (why: string, offset: number) =>
-    new StorageCorruptionError(
-      `snapshot file ${path} is corrupt: ${why} at byte ${offset}`,
-      path,
-      offset,
-    );
-  if (bytes.length < SNAPSHOT_BYTES_MIN) {
-    throw corrupt(`${bytes.length} bytes is shorter than the minimum ${SNAPSHOT_BYTES_MIN}`, 0);
-  }
-  for (let i = 0; i < SNAPSHOT_MAGIC.length; i++) {
-    if (bytes[i] !== SNAPSHOT_MAGIC[i]) {
-      throw corrupt(`the file does not start with magic "CSNP"`, i);
-    }
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const crcOffset = bytes.length - SNAPSHOT_CRC_BYTES;
-  const crcStored = view.getUint32(crcOffset, true);
-  const crcComputed = crc32c(bytes, 0, crcOffset);
-  if (crcStored !== crcComputed) {
-    throw corrupt(
-      `checksum 0x${hex32(crcStored)} does not match computed 0x${hex32(crcComputed)}`,
-      crcOffset,
-    );
-  }
-  // Versions after the checksum: every version ends in a CRC of all bytes before it, so a
-  // flipped version bit reads as damage, and only an intact file as another version.
-  const version = view.getUint16(4, true);
-  if (version !== SNAPSHOT_VERSION) {
-    throw new UnsupportedFormatError(
-      `snapshot file ${path} has format version ${version}, this build reads version ` +
-        `${SNAPSHOT_VERSION}`,
-      path,
-    );
-  }
+  const framed = checkFramed(bytes, path, {
+    kind: "snapshot",
+    magic: SNAPSHOT_MAGIC,
+    version: SNAPSHOT_VERSION,
+    bytesMin: SNAPSHOT_BYTES_MIN,
+  });
+  const { view, crcOffset, corrupt } = framed;
   const index = getU64(view, 8);
   const term = getU64(view, 16);
   if (!Number.isSafeInteger(index)) throw corrupt(`index ${index} is not a safe integer`, 8);
@@ -174,15 +146,9 @@ export function decodeSnapshot(bytes: Uint8Array, path: string): Snapshot {
   let offset = SNAPSHOT_FIXED_BYTES;
   const members: NodeId[] = [];
   for (let i = 0; i < voterCount + learnerCount; i++) {
-    if (offset + 2 > crcOffset) throw corrupt(`member ${i} length runs past the end`, offset);
-    const length = view.getUint16(offset, true);
-    if (offset + 2 + length > crcOffset) throw corrupt(`member ${i} runs past the end`, offset);
-    try {
-      members.push(decoder.decode(bytes.subarray(offset + 2, offset + 2 + length)));
-    } catch {
-      throw corrupt(`member ${i} is not valid UTF-8`, offset + 2);
-    }
-    offset += 2 + length;
+    const { value, next } = readString(framed, offset, `member ${i}`);
+    members.push(value);
+    offset = next;
   }
   if (offset + SNAPSHOT_DATA_LENGTH_BYTES > crcOffset) {
     throw corrupt("data length runs past the end", offset);

@@ -1,13 +1,20 @@
 /**
  * Helpers shared by the end-to-end tests that drive real `counter serve` processes: status polls
- * over any set of nodes, a `serve` process started by hand (for `--join` nodes and for starts that
- * are expected to fail), and a background increment load that counts its outcomes.
+ * over any set of nodes, the CLI run as a child process, log dumps, a `serve` process started by
+ * hand (for `--join` nodes and for starts that are expected to fail), and a background increment
+ * load that counts its outcomes.
  *
  * @module
  */
 
+import { fileURLToPath } from "node:url";
+import type { LocalCluster } from "../../lib/cli/local_cluster.ts";
+import { type NodeStatus, parseNodeStatus } from "../../lib/cli/commands/status.ts";
 import { selfCommand } from "../../lib/cli/self_command.ts";
 import { CounterClient, CounterError } from "../../lib/client/client.ts";
+
+/** The project root, where main.ts and deno.json are. */
+export const ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
 
 /** Election timeout every test node runs with, to keep failovers quick. */
 export const ELECTION_TIMEOUT_MS = 500;
@@ -39,41 +46,17 @@ export async function waitFor<T>(
   }
 }
 
-/** What a node's `status` answer holds. */
-export interface NodeStatus {
-  id: string;
-  role: string;
-  term: number;
-  leader: string;
-  commit: number;
-  applied: number;
-  lastIndex: number;
-  snapshotIndex: number;
-  value: bigint;
-  voters: string[];
-  learners: string[];
-}
-
-/** Asks node `id` for its status; null when it does not answer in time. */
+/**
+ * Asks node `id` for its status (voters and learners sorted); null when it does not answer in
+ * time or answers something that is not a status.
+ */
 export async function statusOf(id: string, timeoutMs = 1000): Promise<NodeStatus | null> {
   const client = new CounterClient({ peers: [id], timeoutMs, attemptTimeoutMs: timeoutMs });
   try {
     const resp = await client.status(id);
     if (!resp.ok || resp.data === undefined) return null;
-    const d = resp.data as Record<string, unknown>;
-    return {
-      id: d.id as string,
-      role: d.role as string,
-      term: d.term as number,
-      leader: d.leader as string,
-      commit: d.commit as number,
-      applied: d.applied as number,
-      lastIndex: d.lastIndex as number,
-      snapshotIndex: d.snapshotIndex as number,
-      value: BigInt(d.value as string),
-      voters: [...(d.voters as string[])].sort(),
-      learners: [...(d.learners as string[])].sort(),
-    };
+    const status = parseNodeStatus(resp.data, id);
+    return { ...status, voters: [...status.voters].sort(), learners: [...status.learners].sort() };
   } catch {
     return null;
   } finally {
@@ -176,6 +159,35 @@ export function waitForAgreedLeader(
   );
 }
 
+/**
+ * Waits until every node of `ids` answers status with one applied index and one value, as
+ * {@linkcode waitForConvergence}; returns that value.
+ */
+export async function convergedValue(ids: string[], ms: number = WAIT_MS): Promise<bigint> {
+  return (await waitForConvergence(ids, undefined, ms)).value;
+}
+
+/** What a CLI run gave. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run -A main.ts ...args` in the project root. */
+export async function cli(args: string[], env?: Record<string, string>): Promise<CliResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", ...args],
+    cwd: ROOT,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
 /** Size of `path` in bytes, 0 when it does not exist. */
 export async function fileSize(path: string): Promise<number> {
   try {
@@ -227,6 +239,11 @@ export async function dumpLogTails(logs: Map<string, string>, lines = 30): Promi
     console.error(`---- ${name} (${path}) ----`);
     console.error(text.split("\n").slice(-lines).join("\n"));
   }
+}
+
+/** Prints the last `lines` lines of every node's log of `cluster`, to explain a failure. */
+export async function dumpClusterLogs(cluster: LocalCluster, lines = 40): Promise<void> {
+  await dumpLogTails(new Map(cluster.ids.map((id) => [id, cluster.logPath(id)])), lines);
 }
 
 /** The file names in `dir` that end with `suffix`, sorted (numeric names sort numerically). */

@@ -7,39 +7,22 @@
  */
 
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { CounterClient, CounterError } from "../../lib/client/client.ts";
 import { freePorts, LocalCluster } from "../../lib/cli/local_cluster.ts";
 import { encodeResponse } from "../../lib/transport/codec.ts";
 import { encodeFrame } from "../../lib/transport/frame.ts";
+import {
+  cli,
+  type CliResult,
+  dumpClusterLogs,
+  ELECTION_TIMEOUT_MS,
+  waitFor,
+  waitForConvergence,
+} from "./_cluster_helpers.ts";
 
-/** The project root, where main.ts and deno.json are. */
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const ELECTION_TIMEOUT_MS = 500;
 /** Bounds on waiting; generous so a slow machine does not fail the test. */
 const LEADER_WAIT_MS = 15_000;
 const CATCH_UP_WAIT_MS = 15_000;
-
-const decoder = new TextDecoder();
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `deno run -A main.ts ...args` in the project root. */
-async function cli(args: string[], env?: Record<string, string>): Promise<CliResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", ...args],
-    cwd: ROOT,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
 
 /** Runs the CLI and asserts exit 0 and one line of output; returns that line. */
 async function cliOk(args: string[]): Promise<string> {
@@ -48,69 +31,6 @@ async function cliOk(args: string[]): Promise<string> {
   assert.equal(r.stderr, "");
   assert.match(r.stdout, /^[^\n]+\n$/);
   return r.stdout.trimEnd();
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `probe` until it returns something other than undefined; throws after `ms`. */
-async function waitFor<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  what: string,
-  ms: number,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/**
- * Waits until every node answers status with one applied index and one value (`value`, when
- * given); returns them.
- */
-function waitForConvergence(
-  cluster: LocalCluster,
-  value?: bigint,
-): Promise<{ applied: number; value: bigint }> {
-  let last = "";
-  return waitFor(
-    async () => {
-      const statuses = [...(await cluster.statuses()).values()];
-      last = statuses.map((s) =>
-        s === null
-          ? "no answer"
-          : `${s.id} ${s.role} term ${s.term} commit ${s.commit} applied ${s.applied} ` +
-            `last ${s.lastIndex} value ${s.value}`
-      ).join("; ");
-      if (statuses.some((s) => s === null)) return undefined;
-      const applied = new Set(statuses.map((s) => s!.applied));
-      const values = new Set(statuses.map((s) => s!.value));
-      if (applied.size !== 1 || values.size !== 1) return undefined;
-      if (value !== undefined && !values.has(value.toString())) return undefined;
-      return {
-        applied: statuses[0]!.applied as number,
-        value: BigInt(statuses[0]!.value as string),
-      };
-    },
-    `every node at one applied index${value === undefined ? "" : ` and value ${value}`}`,
-    CATCH_UP_WAIT_MS,
-  ).catch((err) => {
-    throw new Error(`${(err as Error).message} (last: ${last})`);
-  });
-}
-
-/** Prints the tail of every node's log, to explain a failure. */
-async function dumpLogs(cluster: LocalCluster): Promise<void> {
-  for (const id of cluster.ids) {
-    const text = await Deno.readTextFile(cluster.logPath(id)).catch((e) => String(e));
-    console.error(`---- ${id} (${cluster.logPath(id)}) ----`);
-    console.error(text.split("\n").slice(-40).join("\n"));
-  }
 }
 
 /** Deterministic bytes (xorshift32), so a failure replays exactly. */
@@ -297,7 +217,7 @@ Deno.test("a three-node cluster through the CLI and the client, with crashes and
         if (!resumed) await cluster.signal(follower, "SIGCONT");
       }
       const resumedAtMs = performance.now();
-      const { applied } = await waitForConvergence(cluster, expected);
+      const { applied } = await waitForConvergence(cluster.ids, expected, CATCH_UP_WAIT_MS);
       console.log(
         `paused follower ${follower} caught up to applied index ${applied} in ` +
           `${(performance.now() - resumedAtMs).toFixed(0)} ms`,
@@ -360,7 +280,7 @@ Deno.test("a three-node cluster through the CLI and the client, with crashes and
           // judged: an increment whose outcome is unknown may still land after the load stops.
           await cluster.startNode(killed);
           const restartedAtMs = performance.now();
-          const caughtUp = await waitForConvergence(cluster);
+          const caughtUp = await waitForConvergence(cluster.ids, undefined, CATCH_UP_WAIT_MS);
           const final = (await client.get()).value;
           const grew = final - base;
           console.log(
@@ -418,7 +338,7 @@ Deno.test("a three-node cluster through the CLI and the client, with crashes and
         const after = (await client.get()).value;
         assert.ok(after === before || after === before + 1n, `value ${after}, before ${before}`);
         expected = after;
-        await waitForConvergence(cluster, expected);
+        await waitForConvergence(cluster.ids, expected, CATCH_UP_WAIT_MS);
       },
     );
   } catch (err) {
@@ -426,7 +346,7 @@ Deno.test("a three-node cluster through the CLI and the client, with crashes and
     throw err;
   } finally {
     await client.close();
-    if (failed || !ok) await dumpLogs(cluster);
+    if (failed || !ok) await dumpClusterLogs(cluster);
     await cluster.stop();
   }
 });

@@ -41,62 +41,19 @@ import {
   type ClientResponse,
   RpcClientConnection,
 } from "../../lib/transport/mod.ts";
+import {
+  convergedValue,
+  dumpClusterLogs,
+  ELECTION_TIMEOUT_MS,
+  sleep,
+  waitFor,
+} from "./_cluster_helpers.ts";
 
-const ELECTION_TIMEOUT_MS = 500;
 const LEADER_WAIT_MS = 15_000;
 const CONVERGE_WAIT_MS = 15_000;
 /** The unit increments' total stays below 2^UNIT_BITS (asserted); the powers start there. */
 const UNIT_BITS = 20n;
 const UNIT_MASK = (1n << UNIT_BITS) - 1n;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `probe` until it returns something other than undefined; throws after `ms`. */
-async function waitFor<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  what: string,
-  ms: number,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** Waits until every node answers status with one applied index and one value; returns it. */
-async function waitForConvergence(cluster: LocalCluster): Promise<bigint> {
-  let last = "";
-  return await waitFor(
-    async () => {
-      const statuses = [...(await cluster.statuses()).values()];
-      last = statuses.map((s) =>
-        s === null ? "no answer" : `${s.id} ${s.role} applied ${s.applied} value ${s.value}`
-      ).join("; ");
-      if (statuses.some((s) => s === null)) return undefined;
-      if (new Set(statuses.map((s) => s!.applied)).size !== 1) return undefined;
-      const values = new Set(statuses.map((s) => s!.value as string));
-      return values.size === 1 ? BigInt([...values][0]) : undefined;
-    },
-    "every node at one applied index and value",
-    CONVERGE_WAIT_MS,
-  ).catch((err) => {
-    throw new Error(`${(err as Error).message} (last: ${last})`);
-  });
-}
-
-/** Prints the tail of every node's log, to explain a failure. */
-async function dumpLogs(cluster: LocalCluster): Promise<void> {
-  for (const id of cluster.ids) {
-    const text = await Deno.readTextFile(cluster.logPath(id)).catch((e) => String(e));
-    console.error(`---- ${id} (${cluster.logPath(id)}) ----`);
-    console.error(text.split("\n").slice(-40).join("\n"));
-  }
-}
 
 /**
  * Sends `req` raw to the leader (one `RpcClientConnection` per attempt), following NOT_LEADER
@@ -314,7 +271,7 @@ Deno.test("exactly once: clients stream increments through a leader crash and a 
     // ---- Judge. First let every node apply whatever is still in flight. ----
     await cluster.waitForLeader(LEADER_WAIT_MS);
     const final = (await reader.get()).value;
-    assert.equal(await waitForConvergence(cluster), final);
+    assert.equal(await convergedValue(cluster.ids, CONVERGE_WAIT_MS), final);
     const units = unitLogs.flat();
     const all = [...probeLog, ...units, ...powerLog];
     const by = (sents: Sent[], outcome: Sent["outcome"]) =>
@@ -423,14 +380,14 @@ Deno.test("exactly once: clients stream increments through a leader crash and a 
     );
     // Exactly once: every acknowledged and every unknown increment counted once, no more.
     assert.equal(resolved - initial, sum(by(all, "acked")) + sum(unknown));
-    assert.equal(await waitForConvergence(cluster), resolved);
+    assert.equal(await convergedValue(cluster.ids, CONVERGE_WAIT_MS), resolved);
     failed = false;
   } finally {
     running = false;
     await Promise.allSettled(workers);
     await Promise.allSettled(bursts);
     await Promise.allSettled([reader.close(), ...clients.map((c) => c.client.close())]);
-    if (failed) await dumpLogs(cluster);
+    if (failed) await dumpClusterLogs(cluster);
     await cluster.stop();
   }
 });
@@ -481,7 +438,7 @@ Deno.test("exactly once: an explicit duplicate returns the first answer, also at
     // The crashed node restarts from its snapshot and becomes leader again: its session table,
     // restored from disk, still knows both requests.
     await cluster.startNode(first);
-    assert.equal(await waitForConvergence(cluster), v2);
+    assert.equal(await convergedValue(cluster.ids, CONVERGE_WAIT_MS), v2);
     const status = (await cluster.statuses()).get(first)!;
     assert.ok(Number(status.snapshotIndex) > 0, "the restarted node has a snapshot");
     const { leader: after } = await client.admin("transfer_leader", { node: first });
@@ -500,11 +457,11 @@ Deno.test("exactly once: an explicit duplicate returns the first answer, also at
     assert.equal(stale.ok, false);
     assert.equal(stale.code, "STALE_REQUEST");
     assert.equal((await client.get()).value, v3);
-    assert.equal(await waitForConvergence(cluster), v3);
+    assert.equal(await convergedValue(cluster.ids, CONVERGE_WAIT_MS), v3);
     failed = false;
   } finally {
     await client.close();
-    if (failed) await dumpLogs(cluster);
+    if (failed) await dumpClusterLogs(cluster);
     await cluster.stop();
   }
 });

@@ -18,78 +18,21 @@
  */
 
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { type Consistency, CounterClient, CounterError } from "../../lib/client.ts";
 import { LocalCluster } from "../../lib/cli/local_cluster.ts";
+import {
+  cli,
+  convergedValue,
+  dumpClusterLogs,
+  ELECTION_TIMEOUT_MS,
+  sleep,
+  waitFor,
+} from "./_cluster_helpers.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const ELECTION_TIMEOUT_MS = 500;
 const LEADER_WAIT_MS = 15_000;
 const CONVERGE_WAIT_MS = 15_000;
 const WRITERS = 4;
 const READERS = 4;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `probe` until it returns something other than undefined; throws after `ms`. */
-async function waitFor<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  what: string,
-  ms: number,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** Waits until every node answers status with one applied index and one value. */
-async function waitForConvergence(cluster: LocalCluster): Promise<bigint> {
-  let last = "";
-  return await waitFor(
-    async () => {
-      const statuses = [...(await cluster.statuses()).values()];
-      last = statuses.map((s) =>
-        s === null ? "no answer" : `${s.id} ${s.role} applied ${s.applied} value ${s.value}`
-      ).join("; ");
-      if (statuses.some((s) => s === null)) return undefined;
-      if (new Set(statuses.map((s) => s!.applied)).size !== 1) return undefined;
-      const values = new Set(statuses.map((s) => s!.value as string));
-      return values.size === 1 ? BigInt([...values][0]) : undefined;
-    },
-    "every node at one applied index and value",
-    CONVERGE_WAIT_MS,
-  ).catch((err) => {
-    throw new Error(`${(err as Error).message} (last: ${last})`);
-  });
-}
-
-/** Prints the tail of every node's log, to explain a failure. */
-async function dumpLogs(cluster: LocalCluster): Promise<void> {
-  for (const id of cluster.ids) {
-    const text = await Deno.readTextFile(cluster.logPath(id)).catch((e) => String(e));
-    console.error(`---- ${id} (${cluster.logPath(id)}) ----`);
-    console.error(text.split("\n").slice(-40).join("\n"));
-  }
-}
-
-/** Runs `deno run -A main.ts ...args` in the project root. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
 
 /** An acknowledged increment: its value, and when the writer had the answer. */
 interface Ack {
@@ -239,7 +182,7 @@ async function runLevel(cluster: LocalCluster, consistency: Consistency): Promis
     if (consistency === "stale") await staleCli();
     running = false;
     await Promise.all(loops);
-    const final = await waitForConvergence(cluster);
+    const final = await convergedValue(cluster.ids, CONVERGE_WAIT_MS);
 
     // ---- Checks. ----
     assert.ok(reads.length > 0);
@@ -308,7 +251,7 @@ Deno.test("read consistency levels under a leader change", async (t) => {
       console.log(summary);
     }
   } finally {
-    if (!ok) await dumpLogs(cluster);
+    if (!ok) await dumpClusterLogs(cluster);
     await cluster.stop();
   }
 });
