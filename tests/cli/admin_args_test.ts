@@ -11,29 +11,14 @@ import {
   parsePeersArgs,
   parseSnapshotArgs,
   parseStatusArgs,
-  UsageError,
 } from "../../lib/cli/args.ts";
+import { assertUsage } from "./_usage.ts";
 
 const noEnv = { env: () => undefined };
 const DEFAULTS = { peers: [...DEFAULT_PEERS], group: "counter", json: false, timeoutMs: 5000 };
 const A = "127.0.0.1:8081";
 const B = "127.0.0.1:8082";
 const NEW = "127.0.0.1:8084";
-
-/** Asserts that parsing throws a one-line UsageError whose message matches `pattern`. */
-function assertUsage(fn: () => unknown, pattern: RegExp): UsageError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof UsageError, `expected a UsageError, got ${caught}`);
-  assert.match(caught.message, pattern);
-  assert.ok(!caught.message.includes("\n"), "a usage error is one line");
-  assert.ok(!caught.message.endsWith("."), "no trailing period");
-  return caught;
-}
 
 function peers(...argv: string[]) {
   return parsePeersArgs(argv, noEnv);

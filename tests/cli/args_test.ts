@@ -12,24 +12,10 @@ import {
   UsageError,
 } from "../../lib/cli/args.ts";
 import { INT64_MAX, INT64_MIN } from "../../lib/cli/values.ts";
+import { assertUsage } from "./_usage.ts";
 
 const noEnv = { env: () => undefined };
 const SERVE_REQUIRED = ["--data", "/d", "--id", "h:1", "--conf", "h:1,h:2,h:3"];
-
-/** Asserts that parsing throws a UsageError whose message matches `pattern`. */
-function assertUsage(fn: () => unknown, pattern: RegExp): UsageError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof UsageError, `expected a UsageError, got ${caught}`);
-  assert.match(caught.message, pattern);
-  assert.ok(!caught.message.includes("\n"), "a usage error is one line");
-  assert.ok(!caught.message.endsWith("."), "no trailing period");
-  return caught;
-}
 
 function incr(...argv: string[]) {
   return parseIncrArgs(argv, noEnv);

@@ -8,26 +8,13 @@ import {
   parseBenchArgs,
   parseBenchMix,
   parseCommandLine,
-  UsageError,
 } from "../../lib/cli/args.ts";
+import { assertUsage } from "./_usage.ts";
 
 const noEnv = { env: () => undefined };
 
 function bench(...argv: string[]) {
   return parseBenchArgs(argv, noEnv);
-}
-
-function assertUsage(fn: () => unknown, pattern: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof UsageError, `expected a UsageError, got ${caught}`);
-  assert.match(caught.message, pattern);
-  assert.ok(!caught.message.includes("\n"), "a usage error is one line");
-  assert.ok(!caught.message.endsWith("."), "no trailing period");
 }
 
 Deno.test("bench defaults to SOFAJRaft's burst: 1000 increments, all in flight", () => {
