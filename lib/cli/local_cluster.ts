@@ -35,6 +35,29 @@ interface NodeProcess {
   logDone: Promise<void> | null;
 }
 
+/**
+ * Appends a child's stdout and stderr, as they come, to `file`, and closes the file once both
+ * streams have ended. Resolves then; never rejects.
+ */
+export function logChildOutput(
+  child: Deno.ChildProcess,
+  file: Deno.FsFile,
+): Promise<void> {
+  const sink = new WritableStream<Uint8Array>({
+    write: (chunk) => file.write(chunk).then(() => {}),
+  });
+  const merged = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      const pump = async (stream: ReadableStream<Uint8Array>) => {
+        for await (const chunk of stream) controller.enqueue(chunk);
+      };
+      await Promise.all([pump(child.stdout), pump(child.stderr)]);
+      controller.close();
+    },
+  });
+  return merged.pipeTo(sink).catch(() => {}).finally(() => file.close());
+}
+
 /** Returns `count` TCP ports on 127.0.0.1 that were free a moment ago. */
 export function freePorts(count: number): number[] {
   const listeners = Array.from(
@@ -139,21 +162,10 @@ export class LocalCluster {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const file = await Deno.open(node.logPath, { append: true, create: true });
-    const sink = new WritableStream<Uint8Array>({
-      write: (chunk) => file.write(chunk).then(() => {}),
-    });
-    // Both streams go to the one log file; the file is closed when both end.
-    const merged = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        const pump = async (stream: ReadableStream<Uint8Array>) => {
-          for await (const chunk of stream) controller.enqueue(chunk);
-        };
-        await Promise.all([pump(child.stdout), pump(child.stderr)]);
-        controller.close();
-      },
-    });
-    node.logDone = merged.pipeTo(sink).catch(() => {}).finally(() => file.close());
+    node.logDone = logChildOutput(
+      child,
+      await Deno.open(node.logPath, { append: true, create: true }),
+    );
     node.child = child;
   }
 

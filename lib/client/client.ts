@@ -172,7 +172,7 @@ export class CounterClient {
         resp = await conn.call(this.#group, { op, args }, Math.max(1, deadline - Date.now()));
       } catch (err) {
         const sent = err instanceof RpcError ? err.sent : false;
-        this.#dropConnection(target, err);
+        this.#dropConnection(target);
         if (sent) {
           throw new CounterError("TIMEOUT", "unknown", `${target}: ${(err as Error).message}`);
         }
@@ -241,7 +241,7 @@ export class CounterClient {
         lastError = `${target}: ${(err as Error).message}`;
         lastCode = sent ? "TIMEOUT" : "UNAVAILABLE";
         this.#log.debug("attempt failed", { target, error: lastError, sent });
-        this.#dropConnection(target, err);
+        this.#dropConnection(target);
         if (this.#leader === target) this.#leader = null;
         await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
         backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
@@ -332,7 +332,7 @@ export class CounterClient {
     }
   }
 
-  #dropConnection(peer: string, _err: unknown): void {
+  #dropConnection(peer: string): void {
     const conn = this.#conns.get(peer);
     if (conn !== undefined && conn.isClosed) {
       this.#conns.delete(peer);

@@ -390,7 +390,7 @@ export class Raft {
       data,
     }));
     this.#log.append(entries);
-    this.#maybeCommitSingle();
+    this.#maybeCommit();
     return { ok: true, firstIndex, term: this.#term };
   }
 
@@ -420,7 +420,7 @@ export class Raft {
       data: encodeConfState(next),
     }]);
     this.#refreshConf();
-    this.#maybeCommitSingle();
+    this.#maybeCommit();
     return { ok: true, firstIndex: index, term: this.#term };
   }
 
@@ -746,7 +746,7 @@ export class Raft {
       type: EntryType.Normal,
       data: EMPTY,
     }]);
-    this.#maybeCommitSingle();
+    this.#maybeCommit();
   }
 
   #initProgress(): void {
@@ -975,11 +975,6 @@ export class Raft {
     return this.#log.stableIndex();
   }
 
-  #maybeCommitSingle(): void {
-    // With a single voter the leader's own disk is the quorum; commit follows `advance`.
-    this.#maybeCommit();
-  }
-
   #maybeCommit(): void {
     if (this.#role !== Role.Leader) return;
     const index = quorumMatchIndex(
@@ -1057,7 +1052,7 @@ export class Raft {
   }
 
   #failAllReads(): void {
-    const dropped = [...this.#readOnly.drain(), ...this.#readsAwaitingCommit];
+    const dropped = [...this.#readOnly.releaseAll(), ...this.#readsAwaitingCommit];
     this.#readsAwaitingCommit = [];
     for (const r of dropped) {
       if (r.from === "") this.#failedReads.push(r.requestId);

@@ -8,7 +8,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import type { LocalCluster } from "../../lib/cli/local_cluster.ts";
+import { type LocalCluster, logChildOutput } from "../../lib/cli/local_cluster.ts";
 import { type NodeStatus, parseNodeStatus } from "../../lib/cli/commands/status.ts";
 import { selfCommand } from "../../lib/cli/self_command.ts";
 import { CounterClient, CounterError } from "../../lib/client/client.ts";
@@ -326,19 +326,7 @@ export class ServeProcess {
       file.close();
       throw err;
     }
-    const sink = new WritableStream<Uint8Array>({
-      write: (chunk) => file.write(chunk).then(() => {}),
-    });
-    const merged = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        const pump = async (stream: ReadableStream<Uint8Array>) => {
-          for await (const chunk of stream) controller.enqueue(chunk);
-        };
-        await Promise.all([pump(child.stdout), pump(child.stderr)]);
-        controller.close();
-      },
-    });
-    const logDone = merged.pipeTo(sink).catch(() => {}).finally(() => file.close());
+    const logDone = logChildOutput(child, file);
     return new ServeProcess(options.id, options.logPath, child, logDone);
   }
 
