@@ -122,8 +122,10 @@ export const LIMITS = {
 export interface ServeOptions {
   /** Directory holding this node's log, metadata and snapshots (`--data`). */
   dataDir: string;
-  /** This node's `HOST:PORT`: its id and the address it listens on (`--id`). */
+  /** This node's `HOST:PORT`: its id, the address peers and clients reach it at (`--id`). */
   id: string;
+  /** The address to listen on when it is not `id` (`--listen`), such as `0.0.0.0:8081`. */
+  listen?: string;
   /** Every member of the group, including `id` (`--conf`). */
   conf: string[];
   /** Raft group name (`--group`). */
@@ -403,6 +405,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
   const scanned = scan(argv, {
     data: "string",
     id: "string",
+    listen: "string",
     conf: "string",
     group: "string",
     "election-timeout-ms": "string",
@@ -418,6 +421,8 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
   expectPositionals(scanned, 0);
   const dataDir = required(scanned, "data");
   const id = parseHostPort(required(scanned, "id"), "--id");
+  const listenText = scanned.strings.get("listen");
+  const listen = listenText === undefined ? undefined : parseHostPort(listenText, "--listen");
   const joinText = scanned.strings.get("join");
   const confText = scanned.strings.get("conf");
   if (joinText !== undefined && confText !== undefined) {
@@ -457,6 +462,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
   return {
     dataDir,
     id,
+    ...(listen !== undefined ? { listen } : {}),
     conf,
     ...(join !== undefined ? { join } : {}),
     group: groupOption(scanned),

@@ -86,14 +86,18 @@ const SERVE = `Usage: counter serve --data DIR --id HOST:PORT --conf HOST:PORT,.
        counter serve --data DIR --id HOST:PORT --join HOST:PORT,... [OPTIONS]
 
 Runs one node of a counter group until SIGINT or SIGTERM. The node
-listens on its --id address, keeps its log, vote and snapshots under
---data, and takes part in elections with the other members listed in
+listens on its --id address (or on --listen), binding it before it
+writes anything under --data; keeps its log, vote and snapshots under
+--data; and takes part in elections with the other members listed in
 --conf. Start one such process for every member of --conf; the group
 serves requests once a majority of them is up.
 
 Options:
   --data DIR                  this node's data directory (required)
-  --id HOST:PORT              this node's id and listening address (required)
+  --id HOST:PORT              this node's id: the address peers and clients
+                              use to reach it (required)
+  --listen HOST:PORT          the address to listen on, when it is not --id
+                              (e.g. 0.0.0.0:8081, or behind a port mapping)
   --conf HOST:PORT,...        every member of a new group, --id included
                               (used only when DIR is empty)
   --join HOST:PORT,...        instead of --conf: members of an existing group;
@@ -124,7 +128,8 @@ Example:
 
 Exit codes:
   0  stopped by SIGINT or SIGTERM
-  1  failed (for example: the data directory is locked or corrupt)
+  1  failed (for example: the port is in use, or the data directory is
+     locked or corrupt); a port that cannot be bound leaves DIR untouched
   2  usage error
 `;
 

@@ -46,8 +46,10 @@ import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 export interface NodeOptions {
   /** The data dir (holds log/, raft_meta/, snapshot/). */
   dataDir: string;
-  /** This node's HOST:PORT; it listens there. */
+  /** This node's HOST:PORT: its id, the address its peers and clients use. */
   id: string;
+  /** The address to listen on, when not `id` (for example 0.0.0.0:8081, or behind a port map). */
+  listen?: string;
   /** The initial members (used only when the data dir is new). */
   conf: string[];
   /** Members of an existing group to join: an empty data dir is not bootstrapped. */
@@ -202,15 +204,30 @@ export class CounterNode {
     this.closed.catch(() => {});
   }
 
-  /** Opens the data dir, recovers, starts listening and begins ticking. */
+  /**
+   * Binds the port, then opens the data dir, recovers and begins ticking. The port comes first:
+   * a busy or foreign address fails with {@linkcode ListenError} before anything is written, so
+   * a corrected retry finds the data dir as it was.
+   */
   static async start(options: NodeOptions): Promise<CounterNode> {
     const log = options.logger;
-    const storage = await DataDir.open(options.dataDir, {
-      nodeId: options.id,
-      group: options.group,
+    // Answers "node is starting" until the node is wired in below.
+    const server = new TransportServer(parseAddress(options.listen ?? options.id), null, {
       logger: log,
-      segmentBytesMax: options.logSegmentBytes,
+      requestsInFlightMax: 65536,
     });
+    let storage: DataDir;
+    try {
+      storage = await DataDir.open(options.dataDir, {
+        nodeId: options.id,
+        group: options.group,
+        logger: log,
+        segmentBytesMax: options.logSegmentBytes,
+      });
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
     try {
       let recovered = storage.recovered();
       if (storage.isFresh() && options.join !== undefined) {
@@ -252,31 +269,23 @@ export class CounterNode {
         lastIndex: raft.lastIndex,
         voters: raft.conf.voters.join(","),
       });
-      const addr = parseAddress(options.id);
-      let node: CounterNode | null = null;
-      const server = new TransportServer(addr, {
-        onRaftMessage: (group, msg) => {
-          if (node !== null) node.#onRaftMessage(group, msg);
-        },
-        onSnapshotChunk: (group, chunk) => {
-          if (node !== null) node.#onSnapshotChunk(group, chunk);
-        },
+      const peers = new PeerSender({ logger: log });
+      const node = new CounterNode(options, storage, raft, server, peers, sm, applied);
+      server.setHandler({
+        onRaftMessage: (group, msg) => node.#onRaftMessage(group, msg),
+        onSnapshotChunk: (group, chunk) => node.#onSnapshotChunk(group, chunk),
         onSnapshotAck: (group, ack) => {
-          if (node !== null && group === options.group && !node.#stopping) {
+          if (group === options.group && !node.#stopping) {
             node.#snapshotSender.onAck(ack, Date.now());
           }
         },
-        onRequest: (group, req, reply) => {
-          if (node === null) reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
-          else node.#onRequest(group, req, reply);
-        },
-      }, { logger: log, requestsInFlightMax: 65536 });
-      const peers = new PeerSender({ logger: log });
-      node = new CounterNode(options, storage, raft, server, peers, sm, applied);
+        onRequest: (group, req, reply) => node.#onRequest(group, req, reply),
+      });
       node.#startTimers();
-      log.info("serving", { id: options.id, group: options.group });
+      log.info("serving", { id: options.id, listen: server.address, group: options.group });
       return node;
     } catch (err) {
+      await server.close();
       await storage.close();
       throw err;
     }

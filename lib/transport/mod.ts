@@ -73,6 +73,7 @@ export {
 } from "./client_conn.ts";
 export {
   CONNECTIONS_MAX_DEFAULT,
+  ListenError,
   type ReplyFn,
   REQUESTS_IN_FLIGHT_MAX_DEFAULT,
   type TransportHandler,

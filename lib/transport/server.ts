@@ -60,6 +60,31 @@ export interface TransportServerOptions extends ConnectionOptions {
   requestsInFlightMax?: number;
 }
 
+/**
+ * The address a {@linkcode TransportServer} could not listen on, and why. Its message is
+ * `cannot listen on HOST:PORT: REASON`.
+ */
+export class ListenError extends Error {
+  /** The address, `HOST:PORT`. */
+  readonly address: string;
+
+  /** Wraps `cause`, the error of `Deno.listen` for `address`. */
+  constructor(address: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`cannot listen on ${address}: ${reason}`, { cause });
+    this.name = "ListenError";
+    this.address = address;
+  }
+}
+
+/** What answers while a server has no handler yet: the node behind it is still starting. */
+const STARTING_HANDLER: TransportHandler = {
+  onRaftMessage() {},
+  onRequest(_group, _request, reply) {
+    reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
+  },
+};
+
 interface ClientState {
   conn: Connection;
   requestsInFlight: number;
@@ -86,7 +111,7 @@ interface ClientState {
  */
 export class TransportServer {
   #listener: Deno.TcpListener;
-  #handler: TransportHandler;
+  #handler: TransportHandler | null;
   #logger: Logger;
   #connectionOptions: ConnectionOptions;
   #connectionsMax: number;
@@ -101,9 +126,18 @@ export class TransportServer {
 
   /**
    * Listens on `listen` (port 0 picks a free port; see {@linkcode address}) and starts
-   * accepting. Throws if the address cannot be bound.
+   * accepting. Throws {@linkcode ListenError} if the address cannot be bound.
+   *
+   * With `handler` null the server is up before the node behind it: Raft messages are dropped
+   * and requests are answered `SHUTTING_DOWN` ("node is starting") until
+   * {@linkcode setHandler} wires the node in. A node binds its port this way before it touches
+   * its data dir, so a busy or wrong address fails before anything is written.
    */
-  constructor(listen: HostPort, handler: TransportHandler, options: TransportServerOptions = {}) {
+  constructor(
+    listen: HostPort,
+    handler: TransportHandler | null,
+    options: TransportServerOptions = {},
+  ) {
     this.#handler = handler;
     this.#logger = options.logger ?? silentLogger;
     // Checked now: a bad limit found while accepting would only surface as a dropped client.
@@ -112,10 +146,20 @@ export class TransportServer {
     this.#requestsInFlightMax = options.requestsInFlightMax ?? REQUESTS_IN_FLIGHT_MAX_DEFAULT;
     assertPositiveInteger("Connection limit", this.#connectionsMax);
     assertPositiveInteger("Requests in flight limit", this.#requestsInFlightMax);
-    this.#listener = Deno.listen({ hostname: listen.hostname, port: listen.port });
+    try {
+      this.#listener = Deno.listen({ hostname: listen.hostname, port: listen.port });
+    } catch (err) {
+      throw new ListenError(formatAddress(listen), err);
+    }
     const addr = this.#listener.addr;
     this.#address = { hostname: addr.hostname, port: addr.port };
     this.#acceptLoop = this.#accept();
+  }
+
+  /** Wires in what handles the traffic, once; see the constructor. */
+  setHandler(handler: TransportHandler): void {
+    if (this.#handler !== null) throw new Error("the server already has a handler");
+    this.#handler = handler;
   }
 
   /** The bound address as `HOST:PORT`, with the real port when 0 was asked for. */
@@ -198,9 +242,10 @@ export class TransportServer {
   }
 
   #dispatch(client: ClientState, body: DecodedBody): void {
+    const handler = this.#handler ?? STARTING_HANDLER;
     switch (body.kind) {
       case "raft":
-        this.#handler.onRaftMessage(body.group, body.message);
+        handler.onRaftMessage(body.group, body.message);
         return;
       case "request": {
         if (client.requestsInFlight >= this.#requestsInFlightMax) {
@@ -209,14 +254,14 @@ export class TransportServer {
           );
         }
         client.requestsInFlight++;
-        this.#handler.onRequest(body.group, body.request, this.#replier(client, body));
+        handler.onRequest(body.group, body.request, this.#replier(client, body));
         return;
       }
       case "snapshot_chunk":
-        this.#handler.onSnapshotChunk?.(body.group, body.chunk);
+        handler.onSnapshotChunk?.(body.group, body.chunk);
         return;
       case "snapshot_ack":
-        this.#handler.onSnapshotAck?.(body.group, body.ack);
+        handler.onSnapshotAck?.(body.group, body.ack);
         return;
       case "response":
         throw new ProtocolError("A node does not accept responses");

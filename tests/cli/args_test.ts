@@ -264,6 +264,11 @@ Deno.test("serve reads every option", () => {
   assert.equal(options.snapshotIntervalSecs, 60);
   assert.equal(options.logLevel, "debug");
   assert.equal(options.logFormat, "json");
+  assert.equal(
+    parseServeArgs([...SERVE_REQUIRED, "--listen", "0.0.0.0:9000"]).listen,
+    "0.0.0.0:9000",
+  );
+  assertUsage(() => parseServeArgs([...SERVE_REQUIRED, "--listen", "nowhere"]), /--listen/);
   const never = parseServeArgs([...SERVE_REQUIRED, "--snapshot-interval-secs", "0"]);
   assert.equal(never.snapshotIntervalSecs, 0, "0 turns periodic snapshots off");
 });

@@ -10,7 +10,7 @@ import { CounterClient } from "../../lib/client/client.ts";
 import { freePorts } from "../../lib/cli/local_cluster.ts";
 import { Logger, silentLogger } from "../../lib/logging/logger.ts";
 import { Role } from "../../lib/raft/mod.ts";
-import { type ClientResponse, RpcClientConnection } from "../../lib/transport/mod.ts";
+import { type ClientResponse, ListenError, RpcClientConnection } from "../../lib/transport/mod.ts";
 import { DataDirLockedError } from "../../lib/storage/mod.ts";
 
 const GROUP = "counter";
@@ -355,8 +355,10 @@ Deno.test("a second node on the same data dir refuses to start", async () => {
   let node: CounterNode | null = null;
   try {
     node = await CounterNode.start(nodeOptions(dir, idA, [idA]));
+    // The same id: its port is taken, and that is found first.
+    await assert.rejects(CounterNode.start(nodeOptions(dir, idA, [idA])), ListenError);
     await assert.rejects(
-      CounterNode.start(nodeOptions(dir, idA, [idA])),
+      CounterNode.start({ ...nodeOptions(dir, idA, [idA]), listen: idB }),
       (err: unknown) => {
         assert.ok(err instanceof DataDirLockedError, String(err));
         assert.match(err.message, /in use/);
@@ -390,6 +392,54 @@ Deno.test("a fresh node whose --conf lacks its --id refuses to start and unlocks
     );
     node = await CounterNode.start(nodeOptions(dir, id, [id]));
     await waitForLeader([node]);
+  } finally {
+    await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("a busy port fails the start before the data dir is touched; the retry works", async () => {
+  const { root, remove } = await tempRoot();
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const busyId = `127.0.0.1:${(busy.addr as Deno.NetAddr).port}`;
+  const [port] = freePorts(1);
+  const id = `127.0.0.1:${port}`;
+  const dir = join(root, "n");
+  let node: CounterNode | null = null;
+  try {
+    await assert.rejects(
+      CounterNode.start(nodeOptions(dir, busyId, [busyId])),
+      (err: unknown) => {
+        assert.ok(err instanceof ListenError, String(err));
+        assert.match(err.message, new RegExp(`^cannot listen on ${busyId}: .*in use`, "i"));
+        return true;
+      },
+    );
+    await assert.rejects(Deno.stat(dir), Deno.errors.NotFound, "nothing written");
+    // The corrected retry, on the same dir under another id, is not refused.
+    node = await CounterNode.start(nodeOptions(dir, id, [id]));
+    await waitForLeader([node]);
+  } finally {
+    busy.close();
+    await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("--listen: the node binds there and keeps --id as its identity", async () => {
+  const { root, remove } = await tempRoot();
+  // As behind a port mapping: peers and clients would use `id`; the process binds `listen`.
+  const [idPort, listenPort] = freePorts(2);
+  const id = `127.0.0.1:${idPort}`;
+  const listen = `127.0.0.1:${listenPort}`;
+  let node: CounterNode | null = null;
+  try {
+    node = await CounterNode.start({ ...nodeOptions(join(root, "n"), id, [id]), listen });
+    await waitForLeader([node]);
+    assert.equal((await callNode(listen, GROUP, { op: "incr", delta: 2n })).value, 2n);
+    const status = await callNode(listen, GROUP, { op: "status" });
+    assert.equal((status.data as Record<string, unknown>).id, id);
+    await assert.rejects(RpcClientConnection.connect(id, { connectTimeoutMs: 500 }));
   } finally {
     await node?.stop();
     await remove();

@@ -10,6 +10,7 @@ import {
 } from "../../lib/transport/codec.ts";
 import { encodeFrame, FrameDecoder } from "../../lib/transport/frame.ts";
 import {
+  ListenError,
   type ReplyFn,
   type TransportHandler,
   TransportServer,
@@ -225,5 +226,44 @@ Deno.test("close() closes every open connection and awaits them", async () => {
   for (const client of clients) {
     await withDeadline(client.closed, 2000, "client sees the close");
     await client.close();
+  }
+});
+
+Deno.test("a busy address fails with the address and the reason", () => {
+  const busy = Deno.listen(LOCAL);
+  const address = `127.0.0.1:${(busy.addr as Deno.NetAddr).port}`;
+  try {
+    assert.throws(
+      () => new TransportServer({ ...LOCAL, port: (busy.addr as Deno.NetAddr).port }, null),
+      (err: unknown) => {
+        assert.ok(err instanceof ListenError);
+        assert.equal(err.address, address);
+        assert.match(err.message, new RegExp(`^cannot listen on ${address}: \\S`));
+        return true;
+      },
+    );
+  } finally {
+    busy.close();
+  }
+});
+
+Deno.test("without a handler the server answers 'starting' until one is set", async () => {
+  const server = new TransportServer(LOCAL, null);
+  const conn = await RpcClientConnection.connect(server.address);
+  try {
+    const early = await conn.call("counter", { op: "get" }, 2000);
+    assert.deepEqual(
+      { ok: early.ok, code: early.code, error: early.error },
+      { ok: false, code: "SHUTTING_DOWN", error: "node is starting" },
+    );
+    server.setHandler({
+      onRaftMessage() {},
+      onRequest: (_group, _request, reply) => reply({ ok: true, value: 7n }),
+    });
+    assert.equal((await conn.call("counter", { op: "get" }, 2000)).value, 7n);
+    assert.throws(() => server.setHandler({ onRaftMessage() {}, onRequest() {} }));
+  } finally {
+    await conn.close();
+    await server.close();
   }
 });

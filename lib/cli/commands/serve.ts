@@ -83,6 +83,7 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
     const nodeOptions: NodeOptions = {
       dataDir: options.dataDir,
       id: options.id,
+      ...(options.listen !== undefined ? { listen: options.listen } : {}),
       conf: [...options.conf],
       ...(options.join !== undefined ? { join: [...options.join] } : {}),
       group: options.group,
