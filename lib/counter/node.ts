@@ -783,6 +783,7 @@ export class CounterNode {
       value: this.#sm.value.toString(),
       voters: s.conf.voters,
       learners: s.conf.learners,
+      pid: Deno.pid,
       ...memoryFields(),
     };
   }

@@ -8,7 +8,7 @@
 import { CounterClient } from "../../client/client.ts";
 import { silentLogger } from "../../logging/logger.ts";
 import { DEFAULT_GROUP, type DemoOptions } from "../args.ts";
-import { LocalCluster } from "../local_cluster.ts";
+import { LocalCluster, PortBusyError } from "../local_cluster.ts";
 import { errorLine, printErrorLine, printLine } from "../output.ts";
 import { EXIT_FAILED, EXIT_OK } from "./_client.ts";
 
@@ -104,7 +104,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     });
   } catch (error) {
     if (options.dataDir === undefined) await Deno.remove(dataRoot, { recursive: true });
-    throw error;
+    if (!(error instanceof PortBusyError)) throw error;
+    // Nothing was sent anywhere: the demo never runs its workload against a cluster it did not
+    // start itself.
+    printErrorLine(
+      `counter demo: ${error.message}; is a cluster already running there? ` +
+        `Pick other ports with --base-port (the demo uses ${options.basePort} to ` +
+        `${options.basePort + DEMO_NODE_COUNT - 1})`,
+    );
+    return EXIT_FAILED;
   }
   const logs = cluster.ids.map((id) => cluster.logPath(id)).join(", ");
   const client = new CounterClient({
