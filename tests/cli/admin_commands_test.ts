@@ -128,10 +128,11 @@ Deno.test("status asks each node directly and shows unreachable ones", async () 
     { op: "status", args: {}, peer: C },
   ]);
   assert.deepEqual(h.out, [
-    "NODE            ROLE      TERM  COMMIT  APPLIED  LAST  SNAPSHOT  VALUE",
-    "127.0.0.1:8081  leader    3     120     118      121   100       1000 (stale)",
-    "127.0.0.1:8082  follower  3     120     118      121   100       1000 (stale)",
-    "127.0.0.1:8083  unreachable (connection refused)",
+    "leader 127.0.0.1:8081, term 3; 2/3 voters up (need 2); degraded: 1 down",
+    "NODE            ROLE      TERM  COMMIT  APPLIED  LAST  SNAP  VALUE",
+    "127.0.0.1:8081  leader    3     120     118      121   100   1000",
+    "127.0.0.1:8082  follower  3     120     118      121   100   1000 (behind)",
+    "127.0.0.1:8083  down      (connection refused)",
   ]);
   assert.deepEqual(h.err, []);
   assert.ok(h.client.closed);
@@ -144,9 +145,19 @@ Deno.test("status --json: one line, large values as strings, failures with their
     if (peer === B) return new FakeCounterError("unknown group", "UNKNOWN_GROUP", "failed");
     return unreachable(C);
   });
-  assert.equal(await runStatus({ ...CLIENT, json: true }, h.deps), 0);
+  // One voter of three up: no quorum, so the group is not healthy.
+  assert.equal(await runStatus({ ...CLIENT, json: true }, h.deps), 1);
   assert.equal(h.out.length, 1);
-  const { nodes } = JSON.parse(h.out[0]);
+  assert.deepEqual(h.err, [], "--json: the JSON says it all");
+  const { nodes, ...summary } = JSON.parse(h.out[0]);
+  assert.deepEqual(summary, {
+    leader: A,
+    term: 3,
+    votersUp: 1,
+    voters: 3,
+    quorum: 2,
+    healthy: false,
+  });
   assert.equal(nodes.length, 3);
   assert.equal(nodes[0].value, "-9223372036854775808");
   assert.equal(nodes[0].lastIndex, 2 ** 40);
@@ -163,18 +174,30 @@ Deno.test("status --json: one line, large values as strings, failures with their
 Deno.test("status shows a malformed answer as a failed node", async () => {
   const h = harness(({ peer }) => status(peer!, peer === B ? { term: "three" } : {}));
   assert.equal(await runStatus(CLIENT, h.deps), 0);
-  assert.equal(
-    h.out[2],
-    "127.0.0.1:8082  failed (unexpected answer from 127.0.0.1:8082: term is not a non-negative" +
-      " integer)",
-  );
+  assert.equal(h.out[3], "127.0.0.1:8082  failed    (unexpected answer from 127.0.0.1:8082...)");
 });
 
 Deno.test("status exits 1 when no node answers", async () => {
   const h = harness(({ peer }) => unreachable(peer!));
   assert.equal(await runStatus(CLIENT, h.deps), 1);
-  assert.equal(h.out.length, 4);
-  assert.deepEqual(h.err, ["counter status: none of the 3 nodes answered"]);
+  assert.equal(h.out.length, 5);
+  assert.equal(h.out[0], "leader none, term 0; 0/3 voters up (need 2); unavailable: no quorum");
+  assert.deepEqual(h.err, [
+    "counter status: no counter node reachable at 127.0.0.1:8081, 127.0.0.1:8082, " +
+    "127.0.0.1:8083 (connection refused); is the cluster running? Name its nodes with --peers " +
+    "or COUNTER_PEERS",
+  ]);
+});
+
+Deno.test("status with 1 of 3 voters up prints the summary first and exits 1", async () => {
+  const h = harness(({ peer }) =>
+    peer === B ? status(B, { leader: "", role: "candidate", term: 5 }) : unreachable(peer!)
+  );
+  assert.equal(await runStatus(CLIENT, h.deps), 1);
+  assert.equal(h.out[0], "leader none, term 5; 1/3 voters up (need 2); unavailable: no quorum");
+  assert.equal(h.out[4], "127.0.0.1:8083  down       (connection refused)");
+  assert.deepEqual(h.err, ["counter status: no leader: 1 of 3 voters reachable (need 2)"]);
+  for (const line of h.out) assert.ok(line.length <= 80, line);
 });
 
 function leaderOptions(fields: Partial<LeaderOptions> = {}): LeaderOptions {
@@ -210,11 +233,19 @@ Deno.test("leader exits 1 when no leader is known by the deadline, or no node an
   assert.equal(await runLeader(leaderOptions({ timeoutMs: 50 }), h.deps), 1);
   assert.deepEqual(h.out, []);
   assert.deepEqual(h.err, [
-    "counter leader: no leader known within 50 ms (an election may be under way)",
+    "counter leader: no leader known within 50 ms: 3 of 3 voters reachable (need 2); an " +
+    "election may be under way",
   ]);
   const d = harness(({ peer }) => unreachable(peer!));
   assert.equal(await runLeader(leaderOptions(), d.deps), 1);
-  assert.match(d.err[0], /^counter leader: no node answered \(127\.0\.0\.1:8081: connection/);
+  assert.match(d.err[0], /^counter leader: no counter node reachable at 127\.0\.0\.1:8081, /);
+  assert.match(d.err[0], /--peers or COUNTER_PEERS$/);
+  // One voter of three: no election can succeed, and the message does not say one may.
+  const one = harness(({ peer }) =>
+    peer === A ? status(A, { leader: "", role: "candidate" }) : unreachable(peer!)
+  );
+  assert.equal(await runLeader(leaderOptions({ timeoutMs: 50 }), one.deps), 1);
+  assert.deepEqual(one.err, ["counter leader: no leader: 1 of 3 voters reachable (need 2)"]);
 });
 
 Deno.test("leader fails loudly when two nodes name different leaders in one term", async () => {

@@ -71,8 +71,14 @@ Deno.test("admin commands: status, leader, transfer, add and remove a node, snap
     assert.ok(nodes.every((n) => n.ok), JSON.stringify(nodes));
     assert.equal(nodes.filter((n) => n.role === "leader").length, 1);
     const text = await cliOk(["status", ...peers]);
-    assert.equal(text.trimEnd().split("\n").length, 4, "a header and three rows");
-    assert.match(text, /\(stale\)/);
+    const lines = text.trimEnd().split("\n");
+    assert.equal(lines.length, 5, "a summary, a header and three rows");
+    assert.match(
+      lines[0],
+      new RegExp(`^leader ${firstLeader}, term \\d+; 3/3 voters up .*; healthy$`),
+    );
+    assert.doesNotMatch(text, /\(stale\)/);
+    for (const line of lines) assert.ok(line.length <= 80, line);
 
     // leader and peers list agree on the leader.
     assert.equal(await cliOk(["leader", ...peers]), `${firstLeader}\n`);

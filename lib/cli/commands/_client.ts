@@ -9,6 +9,13 @@ import { type Consistency, CounterClient } from "../../client/client.ts";
 import { silentLogger } from "../../logging/logger.ts";
 import type { ClientOptions } from "../args.ts";
 import { errorLine, printErrorLine, printLine, type ValueResult } from "../output.ts";
+import {
+  blockingProblem,
+  type GroupView,
+  noLeaderText,
+  probeNodes,
+  viewGroup,
+} from "./_diagnosis.ts";
 
 /** Exit status: success. */
 export const EXIT_OK = 0;
@@ -47,10 +54,18 @@ export interface ClientCommandDeps {
   out?: (line: string) => void;
   /** Prints one line of error. */
   err?: (line: string) => void;
+  /**
+   * Probes the group, to explain a failure or to fail fast when no address is a counter node.
+   * Default: real probes when `connect` is the real client too, else none.
+   */
+  diagnose?: ((peers: readonly string[], group: string) => Promise<GroupView>) | null;
 }
 
 /** {@linkcode ClientCommandDeps} with every field filled in. */
 export type ResolvedDeps = Required<ClientCommandDeps>;
+
+/** Codes after which a request found no leader to take it, so a diagnosis can say why. */
+const LEADERLESS_CODES = new Set(["UNAVAILABLE", "TIMEOUT", "NO_LEADER", "NOT_LEADER", "CLOSED"]);
 
 /** Fills in the defaults of `deps`. */
 export function resolveDeps(deps: ClientCommandDeps = {}): ResolvedDeps {
@@ -61,6 +76,11 @@ export function resolveDeps(deps: ClientCommandDeps = {}): ResolvedDeps {
       ((options) => new CounterClient({ ...options, logger: silentLogger })),
     out: deps.out ?? printLine,
     err: deps.err ?? printErrorLine,
+    diagnose: deps.diagnose !== undefined
+      ? deps.diagnose
+      : deps.connect === undefined
+      ? async (peers, group) => viewGroup(await probeNodes(peers, group))
+      : null,
   };
 }
 
@@ -98,20 +118,38 @@ export async function runRequest(
   request: (client: CounterClientLike) => Promise<ValueResult>,
   render: (result: ValueResult) => string,
 ): Promise<number> {
-  const { connect, out, err } = resolveDeps(deps);
+  const { connect, out, err, diagnose } = resolveDeps(deps);
   const client = connect(connectOptions(options));
+  // Alongside the request: when no address is a counter node that answers, there is nothing to
+  // wait for, so the command fails now instead of retrying until its deadline.
+  let early: string | null = null;
+  const probing = diagnose?.(options.peers, options.group).then((view) => {
+    if (view.probes.some((p) => p.kind === "up")) return;
+    early = blockingProblem(view);
+    if (early !== null) return client.close();
+  }).catch(() => {});
   try {
     const result = await request(client);
     out(render(result));
     return EXIT_OK;
   } catch (error) {
-    let line = `counter ${command}: ${errorLine(error)}`;
+    await probing;
+    let reason = early ?? errorLine(error);
+    const code = (error as { code?: unknown } | null)?.code;
+    if (early === null && diagnose !== null && LEADERLESS_CODES.has(String(code))) {
+      // Say why no leader took the request: too few voters up, nothing there at all, or an
+      // election under way; not the last node's connection error.
+      const view = await diagnose(options.peers, options.group).catch(() => null);
+      if (view !== null && view.leader === null) reason = noLeaderText(view);
+    }
+    let line = `counter ${command}: ${reason}`;
     if (command === "incr" && outcomeOf(error) === "unknown") {
       line += " (outcome unknown: the increment may or may not have been applied)";
     }
     err(line);
     return exitCodeFor(error);
   } finally {
+    await probing;
     await client.close();
   }
 }
