@@ -74,6 +74,31 @@ export interface NodeOptions {
   requestTimeoutMs?: number;
   /** Requests waiting at once before new ones are refused with BUSY. Default 100,000. */
   pendingRequestsMax?: number;
+  /** How often the "no leader" warning repeats while the group has none. Default 60 s. */
+  leaderlessWarnIntervalMs?: number;
+}
+
+/** How often a node without a leader warns again. */
+const LEADERLESS_WARN_INTERVAL_MS = 60_000;
+
+/**
+ * Warns when `--conf` names other members than the data dir's group has: it only seeds a new
+ * group, so on a restart it is ignored, and the operator must not believe it took effect.
+ */
+function warnIfConfIgnored(
+  options: NodeOptions,
+  fresh: boolean,
+  voters: readonly string[],
+  learners: readonly string[],
+): void {
+  if (fresh || options.conf.length === 0) return;
+  const given = [...new Set(options.conf)].sort().join(",");
+  if (given === [...voters].sort().join(",")) return;
+  options.logger.warn(
+    "--conf is ignored: the data dir already holds a group; change members with " +
+      "'counter peers add/remove'",
+    { conf: given, voters: voters.join(","), learners: learners.join(",") || undefined },
+  );
 }
 
 /** Longest client id accepted (its UTF-8 form must fit the snapshot's 16-bit length field). */
@@ -145,6 +170,10 @@ export class CounterNode {
   readonly #snapshotSender: SnapshotSender;
   readonly #snapshotReceiver = new SnapshotReceiver();
   #transfers: PendingTransfer[] = [];
+  #leaderlessSinceMs: number | null = null;
+  #leaderlessWarnedAtMs: number | null = null;
+  /** (peer, group) pairs already warned about; bounded, the network may be hostile. */
+  #foreignGroupsWarned = new Set<string>();
   #loopRunning = false;
   #stopping = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -269,6 +298,7 @@ export class CounterNode {
         lastIndex: raft.lastIndex,
         voters: raft.conf.voters.join(","),
       });
+      warnIfConfIgnored(options, storage.isFresh(), raft.conf.voters, raft.conf.learners);
       const peers = new PeerSender({ logger: log });
       const node = new CounterNode(options, storage, raft, server, peers, sm, applied);
       server.setHandler({
@@ -401,13 +431,56 @@ export class CounterNode {
     this.#checkAdminWaits();
     if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
     else this.#snapshotSender.expire(Date.now());
+    this.#checkLeaderless();
     this.#kick();
+  }
+
+  /**
+   * Warns once the group has had no leader for two election timeouts (a quorum of voters is
+   * unreachable, or elections keep failing), again every `leaderlessWarnIntervalMs` while it
+   * lasts, and says when a leader is back.
+   */
+  #checkLeaderless(): void {
+    const voters = this.#raft.conf.voters;
+    if (this.#raft.leader !== "" || !voters.includes(this.#options.id)) {
+      if (this.#leaderlessWarnedAtMs !== null) {
+        this.#log.info("the group has a leader again", { leader: this.#raft.leader || undefined });
+      }
+      this.#leaderlessSinceMs = null;
+      this.#leaderlessWarnedAtMs = null;
+      return;
+    }
+    const nowMs = performance.now();
+    this.#leaderlessSinceMs ??= nowMs;
+    const leaderlessMs = nowMs - this.#leaderlessSinceMs;
+    if (leaderlessMs < 2 * this.#options.electionTimeoutMs) return;
+    const intervalMs = this.#options.leaderlessWarnIntervalMs ?? LEADERLESS_WARN_INTERVAL_MS;
+    if (this.#leaderlessWarnedAtMs !== null && nowMs - this.#leaderlessWarnedAtMs < intervalMs) {
+      return;
+    }
+    this.#leaderlessWarnedAtMs = nowMs;
+    const quorum = Math.floor(voters.length / 2) + 1;
+    this.#log.warn(
+      `no leader for ${Math.round(leaderlessMs / 1000)} s: the group needs ${quorum} of ` +
+        `${voters.length} voters to elect one; check that they are up and reachable`,
+      { term: this.#raft.term, voters: voters.join(",") },
+    );
   }
 
   #onRaftMessage(group: string, msg: Message): void {
     if (this.#stopping) return;
     if (group !== this.#options.group) {
-      this.#log.debug("dropped a raft message for another group", { group, from: msg.from });
+      // Once per peer and group: a node of another cluster, or one started with another --group,
+      // is a configuration mistake an operator must see, but not once per heartbeat.
+      const key = `${msg.from}\u0000${group}`;
+      if (!this.#foreignGroupsWarned.has(key) && this.#foreignGroupsWarned.size < 1024) {
+        this.#foreignGroupsWarned.add(key);
+        this.#log.warn("dropping raft messages for another group; check --group and --conf", {
+          group,
+          from: msg.from,
+          ours: this.#options.group,
+        });
+      }
       return;
     }
     if (msg.to !== this.#options.id) {

@@ -10,6 +10,9 @@ import { CounterClient } from "../../lib/client/client.ts";
 import { freePorts } from "../../lib/cli/local_cluster.ts";
 import { Logger, silentLogger } from "../../lib/logging/logger.ts";
 import { Role } from "../../lib/raft/mod.ts";
+import { makeMessage, MessageType } from "../../lib/raft/types.ts";
+import { encodeRaft } from "../../lib/transport/codec.ts";
+import { encodeFrame } from "../../lib/transport/frame.ts";
 import { type ClientResponse, ListenError, RpcClientConnection } from "../../lib/transport/mod.ts";
 import { DataDirLockedError } from "../../lib/storage/mod.ts";
 
@@ -442,6 +445,83 @@ Deno.test("--listen: the node binds there and keeps --id as its identity", async
     await assert.rejects(RpcClientConnection.connect(id, { connectTimeoutMs: 500 }));
   } finally {
     await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("a restart with another --conf warns that it is ignored", async () => {
+  const { root, remove } = await tempRoot();
+  const [port, other] = freePorts(2);
+  const id = `127.0.0.1:${port}`;
+  const dir = join(root, "n");
+  let node: CounterNode | null = null;
+  try {
+    node = await CounterNode.start(nodeOptions(dir, id, [id]));
+    await node.stop();
+    const same = arrayLogger();
+    node = await CounterNode.start(nodeOptions(dir, id, [id], same.logger));
+    await node.stop();
+    assert.ok(!same.lines.some((l) => l.includes("--conf is ignored")), same.lines.join("\n"));
+    const changed = arrayLogger();
+    node = await CounterNode.start(
+      nodeOptions(dir, id, [id, `127.0.0.1:${other}`], changed.logger),
+    );
+    const warned = changed.lines.filter((l) => l.includes("--conf is ignored"));
+    assert.equal(warned.length, 1, changed.lines.join("\n"));
+    assert.match(warned[0], /WARN/);
+  } finally {
+    await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("a node without a quorum warns, again while it lasts, and says when a leader is back", async () => {
+  const { root, remove } = await tempRoot();
+  const [port, absent] = freePorts(2);
+  const id = `127.0.0.1:${port}`;
+  const { logger, lines } = arrayLogger();
+  let node: CounterNode | null = null;
+  try {
+    // Two voters, one of them never started: no election can succeed.
+    node = await CounterNode.start({
+      ...nodeOptions(join(root, "n"), id, [id, `127.0.0.1:${absent}`], logger),
+      leaderlessWarnIntervalMs: 300,
+    });
+    const warnings = () => lines.filter((l) => /WARN +no leader for \d+ s/.test(l));
+    await waitFor(() => warnings().length >= 2 ? true : undefined, "two no-leader warnings");
+    assert.match(warnings()[0], /needs 2 of 2 voters/);
+    // Far fewer warnings than ticks: the warning is rate-limited.
+    assert.ok(warnings().length < 20, `${warnings().length} warnings`);
+  } finally {
+    await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("raft messages for another group are warned about once per peer", async () => {
+  const { root, remove } = await tempRoot();
+  const [port] = freePorts(1);
+  const id = `127.0.0.1:${port}`;
+  const { logger, lines } = arrayLogger();
+  let node: CounterNode | null = null;
+  const conn = await (async () => {
+    node = await CounterNode.start(nodeOptions(join(root, "n"), id, [id], logger));
+    return await Deno.connect({ hostname: "127.0.0.1", port });
+  })();
+  try {
+    const heartbeat = makeMessage(MessageType.Heartbeat, { from: "127.0.0.1:1", to: id, term: 1 });
+    for (let i = 0; i < 5; i++) await conn.write(encodeFrame(encodeRaft("other", heartbeat)));
+    await waitFor(
+      () => lines.some((l) => l.includes("another group")) ? true : undefined,
+      "the warning",
+    );
+    await sleep(100);
+    const warned = lines.filter((l) => l.includes("another group"));
+    assert.equal(warned.length, 1, lines.join("\n"));
+    assert.match(warned[0], /WARN .*group=other .*from=127\.0\.0\.1:1/);
+  } finally {
+    conn.close();
+    await node!.stop();
     await remove();
   }
 });
