@@ -40,11 +40,25 @@ export function formatValueLine(result: ValueResult, json: boolean): string {
   return `{"value": ${jsonInteger(result.value)}, "leader": ${JSON.stringify(result.leader)}}`;
 }
 
-/** The first line of an error's message, so that an error is always reported on one line. */
+/**
+ * The first line of an error's message, so that an error is always reported on one line. An
+ * address prefix (`HOST:PORT: `) that the line already carries is not repeated inside it, as in
+ * `127.0.0.1:1: Node could not be reached (127.0.0.1:1: Connection refused)`.
+ */
 export function errorLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  const line = text.split("\n", 1)[0].trim();
+  const line = withoutRepeatedAddresses(text.split("\n", 1)[0].trim());
   return line === "" ? (error instanceof Error ? error.name : "unknown error") : line;
+}
+
+/** `line` with every `HOST:PORT: ` prefix after the first of the same address removed. */
+function withoutRepeatedAddresses(line: string): string {
+  const seen = new Set<string>();
+  return line.replace(/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5}): /g, (match) => {
+    if (seen.has(match)) return "";
+    seen.add(match);
+    return match;
+  });
 }
 
 const encoder = new TextEncoder();
