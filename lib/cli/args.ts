@@ -797,16 +797,20 @@ function parseHelpArgs(argv: readonly string[]): Invocation {
   return { command: "help", topic };
 }
 
+/** What asks for the version: `--version`, `-V` and `version`. */
+const VERSION_WORDS: ReadonlySet<string> = new Set(["--version", "-V", "version"]);
+
 function parseTopLevel(argv: readonly string[]): Invocation {
-  if (argv.length === 0) throw new UsageError("missing command");
+  // Plain `counter` prints the usage, like `counter --help`.
+  if (argv.length === 0) return { command: "help", topic: undefined };
   const first = argv[0];
-  if (argv.length === 1 && first === "--version") return { command: "version" };
+  if (argv.length === 1 && VERSION_WORDS.has(first)) return { command: "version" };
   if (argv.length === 1 && (first === "--help" || first === "-h")) {
     return { command: "help", topic: undefined };
   }
   if (first.startsWith("-")) {
     throw new UsageError(
-      first === "--version" || first === "--help" || first === "-h"
+      VERSION_WORDS.has(first) || first === "--help" || first === "-h"
         ? `unexpected argument ${JSON.stringify(argv[1])}`
         : `unknown option ${first.split("=")[0]}`,
     );

@@ -49,7 +49,7 @@ Usage:
   counter COMMAND [OPTIONS]
   counter help [COMMAND]
   counter --help
-  counter --version
+  counter --version       (or -V, or 'counter version')
 
 A group of servers keeps one signed 64-bit counter and agrees on every
 change with the Raft consensus algorithm, so every acknowledged increment
@@ -73,7 +73,7 @@ Admin commands:
 
 Options:
   -h, --help    show this help
-  --version     print the version
+  -V, --version print the version
 
 Example:
   counter demo
@@ -145,7 +145,7 @@ Options:
 ${CLIENT_OPTIONS}
 
 Output: the new value on one line; with --json, one line
-{"value": N, "leader": "HOST:PORT"}, where N is a JSON number when its
+{"value":N,"leader":"HOST:PORT"}, where N is a JSON number when its
 magnitude is at most 2^53-1 and a string otherwise.
 
 Example:
@@ -174,7 +174,7 @@ Options:
 ${CLIENT_OPTIONS}
 
 Output: the value on one line (followed by "(stale, from HOST:PORT)" for
-stale reads); with --json, one line {"value": N, "leader": "HOST:PORT"},
+stale reads); with --json, one line {"value":N,"leader":"HOST:PORT"},
 plus "stale": true and "node" for stale reads, where N is a JSON number
 when its magnitude is at most 2^53-1 and a string otherwise.
 

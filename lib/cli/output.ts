@@ -32,12 +32,31 @@ export function jsonInteger(value: bigint): string {
  * import { formatValueLine } from "./output.ts";
  *
  * formatValueLine({ value: 7n, leader: "127.0.0.1:8081" }, true);
- * // '{"value": 7, "leader": "127.0.0.1:8081"}'
+ * // '{"value":7,"leader":"127.0.0.1:8081"}'
  * ```
  */
 export function formatValueLine(result: ValueResult, json: boolean): string {
   if (!json) return result.value.toString();
-  return `{"value": ${jsonInteger(result.value)}, "leader": ${JSON.stringify(result.leader)}}`;
+  return `{"value":${jsonInteger(result.value)},"leader":${JSON.stringify(result.leader)}}`;
+}
+
+/**
+ * The error line of `counter COMMAND` under `--json`: one JSON object (on stderr, like the text
+ * form), in the one spacing style of every JSON line this program prints (none).
+ */
+export function formatErrorJson(
+  command: string,
+  message: string,
+  exitCode: number,
+  code?: string,
+): string {
+  return JSON.stringify({ command, error: message, ...(code ? { code } : {}), exitCode });
+}
+
+/** The machine-readable code an error carries (`CounterError.code`), if any. */
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 /**

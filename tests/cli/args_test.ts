@@ -344,9 +344,16 @@ Deno.test("help is asked for in every documented way", () => {
   assertUsage(() => parseCommandLine(["incr", "--", "--help"], noEnv), /invalid DELTA "--help"/);
 });
 
+Deno.test("plain 'counter' asks for the usage; -V and 'version' for the version", () => {
+  assert.deepEqual(parseCommandLine([], noEnv), { command: "help", topic: undefined });
+  for (const word of ["--version", "-V", "version"]) {
+    assert.deepEqual(parseCommandLine([word], noEnv), { command: "version" });
+  }
+});
+
 Deno.test("top-level mistakes are usage errors without a subcommand", () => {
   const cases: [string[], RegExp][] = [
-    [[], /^missing command$/],
+    [["-V", "x"], /^unexpected argument "x"$/],
     [["frobnicate"], /^unknown command "frobnicate"$/],
     [["--foo"], /^unknown option --foo$/],
     [["--foo=1"], /^unknown option --foo$/],

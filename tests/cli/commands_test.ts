@@ -91,8 +91,8 @@ Deno.test("incr --json prints one JSON line, with a string beyond 2^53-1", async
   assert.equal(await runIncr(incrOptions(5n, true), deps), 0);
   assert.equal(await runIncr(incrOptions(2n ** 62n, true), deps), 0);
   assert.deepEqual(out, [
-    '{"value": 5, "leader": "127.0.0.1:8082"}',
-    '{"value": "4611686018427387909", "leader": "127.0.0.1:8082"}',
+    '{"value":5,"leader":"127.0.0.1:8082"}',
+    '{"value":"4611686018427387909","leader":"127.0.0.1:8082"}',
   ]);
 });
 
@@ -130,7 +130,7 @@ Deno.test("get prints the value, and exits 3 on an unknown outcome", async () =>
   client.value = -42n;
   const { out, err, deps } = harness(client);
   assert.equal(await runGet({ ...CLIENT, json: true, consistency: "linearizable" }, deps), 0);
-  assert.deepEqual(out, ['{"value": -42, "leader": "127.0.0.1:8082"}']);
+  assert.deepEqual(out, ['{"value":-42,"leader":"127.0.0.1:8082"}']);
   client.failWith = () => new FakeCounterError("no answer", "unknown");
   assert.equal(await runGet({ ...CLIENT, consistency: "linearizable" }, deps), 3);
   assert.deepEqual(err, ["counter get: no answer"]);

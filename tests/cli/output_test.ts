@@ -12,7 +12,7 @@ Deno.test("plain output is the value alone", () => {
 Deno.test("JSON output is one line with the value and the leader", () => {
   assert.equal(
     formatValueLine({ value: -7n, leader }, true),
-    '{"value": -7, "leader": "127.0.0.1:8081"}',
+    '{"value":-7,"leader":"127.0.0.1:8081"}',
   );
   const parsed = JSON.parse(formatValueLine({ value: 5n, leader }, true));
   assert.deepEqual(parsed, { value: 5, leader });

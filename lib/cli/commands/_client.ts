@@ -8,7 +8,14 @@
 import { type Consistency, CounterClient } from "../../client/client.ts";
 import { silentLogger } from "../../logging/logger.ts";
 import type { ClientOptions } from "../args.ts";
-import { errorLine, printErrorLine, printLine, type ValueResult } from "../output.ts";
+import {
+  errorCode,
+  errorLine,
+  formatErrorJson,
+  printErrorLine,
+  printLine,
+  type ValueResult,
+} from "../output.ts";
 import {
   blockingProblem,
   type GroupView,
@@ -142,12 +149,16 @@ export async function runRequest(
       const view = await diagnose(options.peers, options.group).catch(() => null);
       if (view !== null && view.leader === null) reason = noLeaderText(view);
     }
-    let line = `counter ${command}: ${reason}`;
     if (command === "incr" && outcomeOf(error) === "unknown") {
-      line += " (outcome unknown: the increment may or may not have been applied)";
+      reason += " (outcome unknown: the increment may or may not have been applied)";
     }
-    err(line);
-    return exitCodeFor(error);
+    const exit = exitCodeFor(error);
+    err(
+      options.json
+        ? formatErrorJson(command, reason, exit, early !== null ? "UNAVAILABLE" : errorCode(error))
+        : `counter ${command}: ${reason}`,
+    );
+    return exit;
   } finally {
     await probing;
     await client.close();

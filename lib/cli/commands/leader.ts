@@ -94,29 +94,37 @@ export async function runLeader(
         return EXIT_OK;
       },
       "outcome unknown: leadership may still move; see 'counter leader'",
+      options.json,
     );
   }
-  return await runAdmin("leader", connectOptions(options), deps, async (client, io) => {
-    const deadlineMs = Date.now() + options.timeoutMs;
-    for (;;) {
-      const remainingMs = Math.max(1, deadlineMs - Date.now());
-      const reports = await collectStatuses(client, options.peers, remainingMs);
-      const agreed = agreedLeader(reports);
-      if (agreed !== null) {
-        io.out(options.json ? JSON.stringify(agreed) : agreed.leader);
-        return EXIT_OK;
+  return await runAdmin(
+    "leader",
+    connectOptions(options),
+    deps,
+    async (client, io) => {
+      const deadlineMs = Date.now() + options.timeoutMs;
+      for (;;) {
+        const remainingMs = Math.max(1, deadlineMs - Date.now());
+        const reports = await collectStatuses(client, options.peers, remainingMs);
+        const agreed = agreedLeader(reports);
+        if (agreed !== null) {
+          io.out(options.json ? JSON.stringify(agreed) : agreed.leader);
+          return EXIT_OK;
+        }
+        if (Date.now() + ROUND_INTERVAL_MS >= deadlineMs) {
+          // Whether an election can succeed at all: only with a quorum of voters up.
+          const view = viewGroup(probesFromReports(reports));
+          throw new NoLeaderError(
+            blockingProblem(view) ??
+              `no leader known within ${options.timeoutMs} ms: ${view.votersUp.length} of ` +
+                `${view.voters.length} voters reachable (need ${view.quorum}); an election may ` +
+                `be under way`,
+          );
+        }
+        await sleep(ROUND_INTERVAL_MS);
       }
-      if (Date.now() + ROUND_INTERVAL_MS >= deadlineMs) {
-        // Whether an election can succeed at all: only with a quorum of voters up.
-        const view = viewGroup(probesFromReports(reports));
-        throw new NoLeaderError(
-          blockingProblem(view) ??
-            `no leader known within ${options.timeoutMs} ms: ${view.votersUp.length} of ` +
-              `${view.voters.length} voters reachable (need ${view.quorum}); an election may ` +
-              `be under way`,
-        );
-      }
-      await sleep(ROUND_INTERVAL_MS);
-    }
-  });
+    },
+    undefined,
+    options.json,
+  );
 }

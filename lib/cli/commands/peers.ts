@@ -143,25 +143,32 @@ async function runReset(
     for (const line of RESET_REFUSAL) err(line);
     return EXIT_USAGE;
   }
-  return await runAdmin("peers reset", connectOptions(options), deps, async (client, io) => {
-    const args = { voters: options.voters, force: true };
-    // Each node is told on its own: without a majority there is no leader to go through.
-    const reports = await Promise.all(options.voters.map(async (node): Promise<ResetReport> => {
-      try {
-        // ---- Call into the service: one node, no redirects. ----
-        const { data } = await client.admin("reset_peers", args, { peer: node });
-        return { node, ok: true, conf: answerConfiguration(data, node) };
-      } catch (error) {
-        let message = errorLine(error);
-        if (message.startsWith(`${node}: `)) message = message.slice(node.length + 2);
-        return { node, ok: false, outcome: outcomeOf(error), error: message };
-      }
-    }));
-    if (options.json) io.out(formatResetJson(options.voters, reports));
-    else for (const line of formatResetText(reports)) io.out(line);
-    if (reports.some((report) => !report.ok && report.outcome === "unknown")) return EXIT_UNKNOWN;
-    return reports.every((report) => report.ok) ? EXIT_OK : EXIT_FAILED;
-  });
+  return await runAdmin(
+    "peers reset",
+    connectOptions(options),
+    deps,
+    async (client, io) => {
+      const args = { voters: options.voters, force: true };
+      // Each node is told on its own: without a majority there is no leader to go through.
+      const reports = await Promise.all(options.voters.map(async (node): Promise<ResetReport> => {
+        try {
+          // ---- Call into the service: one node, no redirects. ----
+          const { data } = await client.admin("reset_peers", args, { peer: node });
+          return { node, ok: true, conf: answerConfiguration(data, node) };
+        } catch (error) {
+          let message = errorLine(error);
+          if (message.startsWith(`${node}: `)) message = message.slice(node.length + 2);
+          return { node, ok: false, outcome: outcomeOf(error), error: message };
+        }
+      }));
+      if (options.json) io.out(formatResetJson(options.voters, reports));
+      else for (const line of formatResetText(reports)) io.out(line);
+      if (reports.some((report) => !report.ok && report.outcome === "unknown")) return EXIT_UNKNOWN;
+      return reports.every((report) => report.ok) ? EXIT_OK : EXIT_FAILED;
+    },
+    undefined,
+    options.json,
+  );
 }
 
 /** Admin operation of each membership change. */
@@ -185,14 +192,21 @@ export async function runPeers(
 ): Promise<number> {
   switch (options.action) {
     case "list":
-      return await runAdmin("peers list", connectOptions(options), deps, async (client, io) => {
-        // ---- Call into the service: the leader answers, after redirects. ----
-        const { data, leader } = await client.admin("peers");
-        const list = parseMemberList(data, leader);
-        if (options.json) io.out(JSON.stringify(list));
-        else for (const line of formatMemberTable(list)) io.out(line);
-        return EXIT_OK;
-      });
+      return await runAdmin(
+        "peers list",
+        connectOptions(options),
+        deps,
+        async (client, io) => {
+          // ---- Call into the service: the leader answers, after redirects. ----
+          const { data, leader } = await client.admin("peers");
+          const list = parseMemberList(data, leader);
+          if (options.json) io.out(JSON.stringify(list));
+          else for (const line of formatMemberTable(list)) io.out(line);
+          return EXIT_OK;
+        },
+        undefined,
+        options.json,
+      );
     case "add":
     case "remove":
     case "promote": {
@@ -212,6 +226,7 @@ export async function runPeers(
           return EXIT_OK;
         },
         "outcome unknown: the change may or may not have been applied; see 'counter peers list'",
+        options.json,
       );
     }
     case "reset":

@@ -42,5 +42,6 @@ export async function runSnapshot(
       return EXIT_OK;
     },
     "outcome unknown: the node may still write the snapshot",
+    options.json,
   );
 }

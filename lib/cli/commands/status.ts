@@ -225,13 +225,20 @@ export async function runStatus(
   options: StatusOptions,
   deps: AdminCommandDeps = {},
 ): Promise<number> {
-  return await runAdmin("status", connectOptions(options), deps, async (client, io) => {
-    const reports = await collectStatuses(client, options.peers);
-    if (options.json) io.out(formatStatusJson(reports));
-    else for (const line of formatStatusText(reports)) io.out(line);
-    const view = viewGroup(probesFromReports(reports));
-    if (isHealthy(view)) return EXIT_OK;
-    if (!options.json) io.err(`counter status: ${noLeaderText(view)}`);
-    return EXIT_FAILED;
-  });
+  return await runAdmin(
+    "status",
+    connectOptions(options),
+    deps,
+    async (client, io) => {
+      const reports = await collectStatuses(client, options.peers);
+      if (options.json) io.out(formatStatusJson(reports));
+      else for (const line of formatStatusText(reports)) io.out(line);
+      const view = viewGroup(probesFromReports(reports));
+      if (isHealthy(view)) return EXIT_OK;
+      if (!options.json) io.err(`counter status: ${noLeaderText(view)}`);
+      return EXIT_FAILED;
+    },
+    undefined,
+    options.json,
+  );
 }
