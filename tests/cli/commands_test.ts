@@ -212,8 +212,16 @@ Deno.test("serve passes its options to the node and stops it on SIGTERM", async 
     logSegmentBytes: 4 * 1024 * 1024,
     logger: undefined,
   });
+  // The effective configuration, defaults included, is logged once before the node starts.
+  assert.equal(h.logs.length, 1);
+  const start = JSON.parse(h.logs[0]);
+  assert.match(start.msg ?? start.message, /^starting counter \d+\.\d+\.\d+$/);
+  assert.equal(start.node, "127.0.0.1:8081");
+  assert.equal(start.electionTimeoutMs, 1000);
+  assert.equal(start.snapshotLogEntries, 10_000);
+  assert.equal(start.conf, "127.0.0.1:8081");
   options.logger.info("hello");
-  assert.equal(JSON.parse(h.logs[0]).node, "127.0.0.1:8081");
+  assert.equal(JSON.parse(h.logs[1]).node, "127.0.0.1:8081");
   h.signal("SIGTERM");
   assert.equal(await running, 0);
   assert.equal(h.node.stops, 1);

@@ -93,6 +93,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   // logs in it are what explains the failure.
   const dataRoot = options.dataDir ?? await Deno.makeTempDir({ prefix: "counter-demo-" });
   let succeeded = false;
+  let keptRunning = false;
   let cluster: LocalCluster;
   try {
     // ---- Call into the service: the nodes, as child processes (lib/cli/local_cluster.ts). ----
@@ -175,6 +176,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       printLine(`cluster running; try: counter get --peers ${cluster.ids.join(",")}`);
       printLine("press Ctrl-C to stop it");
       await waitForStopSignal();
+      printLine("stopping the cluster");
+      keptRunning = true;
     }
     return EXIT_OK;
   } catch (error) {
@@ -184,6 +187,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   } finally {
     await client.close();
     await cluster.stop();
+    if (keptRunning) printLine(`stopped ${DEMO_NODE_COUNT} nodes`);
     if (options.dataDir === undefined) {
       if (succeeded) await Deno.remove(dataRoot, { recursive: true });
       else printErrorLine(`counter demo: data and node logs kept in ${dataRoot}`);

@@ -7,6 +7,7 @@
 import { type CounterNode, type NodeOptions, startNode } from "../../counter/node.ts";
 import { Logger } from "../../logging/logger.ts";
 import type { ServeOptions } from "../args.ts";
+import denoConfig from "../../../deno.json" with { type: "json" };
 
 /** The signals that stop a node gracefully. */
 export const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
@@ -95,6 +96,23 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       logSegmentBytes: options.logSegmentBytes,
       logger,
     };
+    // Once, before anything else: what runs, and with which settings, defaults included.
+    logger.info(`starting counter ${denoConfig.version}`, {
+      pid: Deno.pid,
+      deno: Deno.version.deno,
+      data: options.dataDir,
+      listen: options.listen ?? options.id,
+      group: options.group,
+      conf: options.join === undefined ? options.conf.join(",") : undefined,
+      join: options.join?.join(","),
+      electionTimeoutMs: options.electionTimeoutMs,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      snapshotIntervalSecs: options.snapshotIntervalSecs,
+      snapshotLogEntries: options.snapshotLogEntries,
+      snapshotRetainEntries: options.snapshotRetainEntries,
+      logSegmentBytes: options.logSegmentBytes,
+      logLevel: options.logLevel,
+    });
     // ---- Call into the service: the node (lib/counter/node.ts). ----
     node = await (deps.startNode ?? startNode)(nodeOptions);
     if (signalled !== undefined) stop();
