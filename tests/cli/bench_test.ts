@@ -363,6 +363,7 @@ function fakeCluster(leaderError?: Error) {
   const events: string[] = [];
   const cluster: BenchCluster = {
     ids: ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"],
+    dataRoot: "/tmp/counter-cluster-fake",
     waitForLeader: () => {
       events.push("waitForLeader");
       return leaderError === undefined
@@ -382,7 +383,7 @@ Deno.test("bench --local runs against a cluster it starts, reports memory, and s
   const client = new FakeClient();
   const { cluster, events } = fakeCluster();
   const groups: string[] = [];
-  const { out, deps } = harness(client, {
+  const { out, err, deps } = harness(client, {
     startCluster: (group) => {
       groups.push(group);
       return Promise.resolve(cluster);
@@ -392,6 +393,11 @@ Deno.test("bench --local runs against a cluster it starts, reports memory, and s
   assert.equal(await runBench({ ...BURST, ops: 10, local: true, json: true }, deps), 0);
   assert.deepEqual(groups, ["counter"]);
   assert.deepEqual(events, ["waitForLeader", "stop"]);
+  assert.equal(out.length, 1, "--json: stdout is the one JSON object");
+  assert.deepEqual(err, [
+    "local cluster data and node logs in /tmp/counter-cluster-fake (removed at the end)",
+    "stopped the local cluster and removed /tmp/counter-cluster-fake",
+  ]);
   assert.deepEqual((client.connectOptions as { peers: string[] }).peers, cluster.ids);
   assert.deepEqual(JSON.parse(out[0]).nodes, [
     { id: "127.0.0.1:9001", rssBytes: 100 * 1024 * 1024 },
@@ -404,9 +410,11 @@ Deno.test("bench --local runs against a cluster it starts, reports memory, and s
     residentBytes: (pid) => Promise.resolve(pid * 1024 * 1024),
   });
   assert.equal(await runBench({ ...BURST, ops: 10, local: true }, text.deps), 0);
-  assert.match(text.out[0], /^local cluster of 3 nodes: .*; leader 127\.0\.0\.1:9002$/);
+  assert.match(text.out[0], /^local cluster data and node logs in \/tmp\/counter-cluster-fake /);
+  assert.match(text.out[1], /^local cluster of 3 nodes: .*; leader 127\.0\.0\.1:9002$/);
+  assert.equal(text.out.at(-1), "stopped the local cluster and removed /tmp/counter-cluster-fake");
   assert.equal(
-    text.out.at(-1),
+    text.out.at(-2),
     "resident memory: 127.0.0.1:9001 100.0 MiB, 127.0.0.1:9002 200.0 MiB, 127.0.0.1:9003 n/a",
   );
 });

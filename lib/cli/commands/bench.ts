@@ -57,6 +57,8 @@ export const LOCAL_LEADER_TIMEOUT_MS = 30_000;
 export interface BenchCluster {
   /** The nodes' ids (HOST:PORT). */
   readonly ids: readonly string[];
+  /** The temporary directory of the nodes' data and logs; `stop` removes it. */
+  readonly dataRoot: string;
   /** Resolves with the leader's id once there is one. */
   waitForLeader(timeoutMs: number): Promise<string>;
   /** The process id of node `id`, or null when it is not running. */
@@ -299,7 +301,10 @@ export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Pro
 
   // ---- Call into the service: the nodes, as child processes (lib/cli/local_cluster.ts). ----
   const cluster = await resolved.startCluster(options.group);
+  // Under --json stdout holds the one JSON object, so where the data went is said on stderr.
+  const say = options.json ? resolved.err : resolved.out;
   try {
+    say(`local cluster data and node logs in ${cluster.dataRoot} (removed at the end)`);
     const leader = await cluster.waitForLeader(LOCAL_LEADER_TIMEOUT_MS);
     if (!options.json) {
       resolved.out(
@@ -309,5 +314,6 @@ export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Pro
     return await benchAgainst(cluster.ids, options, resolved, cluster);
   } finally {
     await cluster.stop();
+    say(`stopped the local cluster and removed ${cluster.dataRoot}`);
   }
 }
