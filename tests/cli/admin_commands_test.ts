@@ -335,39 +335,97 @@ Deno.test("peers list fails on a malformed answer", async () => {
 
 const CONF_AFTER_ADD: AdminAnswer = { leader: A, data: { voters: [A, B, C, NEW], learners: [] } };
 
+/** The `peers` answer with members `ids` (voters) and `learners`. */
+function membersAnswer(ids: string[], learners: string[] = []): AdminAnswer {
+  const member = (id: string, role: string) => ({ id, role, match: 1, lag: 0, state: "self" });
+  return {
+    leader: A,
+    data: {
+      leader: A,
+      term: 3,
+      members: [
+        ...ids.map((id) => member(id, id === A ? "leader" : "follower")),
+        ...learners.map((id) => member(id, "learner")),
+      ],
+    },
+  };
+}
+
+/** A handler that answers `peers` with `members` and any other op with `answer`. */
+function withMembers(members: AdminAnswer, answer: AdminAnswer | Error): Handler {
+  return ({ op }) => op === "peers" ? members : answer;
+}
+
+const PEERS_CALL = { op: "peers", args: {}, peer: undefined };
+
 Deno.test("peers add sends add_peer, with learner only when asked, and prints the conf", async () => {
-  const h = harness(() => CONF_AFTER_ADD);
+  const h = harness(withMembers(membersAnswer([A, B, C]), CONF_AFTER_ADD));
   assert.equal(
     await runPeers(peersOptions({ action: "add", node: NEW, learner: false }), h.deps),
     0,
   );
-  assert.deepEqual(h.client.calls, [{ op: "add_peer", args: { node: NEW }, peer: undefined }]);
+  assert.deepEqual(h.client.calls, [
+    PEERS_CALL,
+    { op: "add_peer", args: { node: NEW }, peer: undefined },
+  ]);
   assert.deepEqual(h.out, [`voters: ${A},${B},${C},${NEW}`, "learners: (none)"]);
 
-  const l = harness(() => ({ leader: A, data: { voters: [A, B, C], learners: [NEW] } }));
+  const l = harness(
+    withMembers(membersAnswer([A, B, C]), {
+      leader: A,
+      data: { voters: [A, B, C], learners: [NEW] },
+    }),
+  );
   const learner = peersOptions({ action: "add", node: NEW, learner: true, json: true });
   assert.equal(await runPeers(learner, l.deps), 0);
-  assert.deepEqual(l.client.calls[0].args, { node: NEW, learner: true });
+  assert.deepEqual(l.client.calls[1].args, { node: NEW, learner: true });
   assert.deepEqual(JSON.parse(l.out[0]), { voters: [A, B, C], learners: [NEW], leader: A });
 });
 
 Deno.test("peers remove and promote send their ops", async () => {
   for (const [action, op] of [["remove", "remove_peer"], ["promote", "promote_peer"]]) {
-    const h = harness(() => CONF_AFTER_ADD);
+    const h = harness(withMembers(membersAnswer([A, B, C], [NEW]), CONF_AFTER_ADD));
     assert.equal(await runPeers(peersOptions({ action, node: NEW }), h.deps), 0);
-    assert.deepEqual(h.client.calls, [{ op, args: { node: NEW }, peer: undefined }]);
+    assert.deepEqual(h.client.calls, [PEERS_CALL, { op, args: { node: NEW }, peer: undefined }]);
     assert.equal(h.out.length, 2);
+  }
+});
+
+Deno.test("a repeated add, remove or promote succeeds with 'already ...' and changes nothing", async () => {
+  const cases: [Record<string, unknown>, AdminAnswer, string][] = [
+    [{ action: "add", node: NEW, learner: false }, membersAnswer([A, B, C, NEW]), "a voter"],
+    [{ action: "add", node: NEW, learner: true }, membersAnswer([A, B, C], [NEW]), "a learner"],
+    [{ action: "promote", node: NEW }, membersAnswer([A, B, C, NEW]), "a voter"],
+    [{ action: "remove", node: NEW }, membersAnswer([A, B, C]), "not a member"],
+  ];
+  for (const [fields, members, already] of cases) {
+    const h = harness(withMembers(members, new Error("no change may be sent")));
+    assert.equal(await runPeers(peersOptions(fields), h.deps), 0, h.err.join("\n"));
+    assert.deepEqual(h.client.calls, [PEERS_CALL], "only the list was asked for");
+    assert.equal(h.out[0], `${NEW} is already ${already}`);
+    assert.match(h.out[1], /^voters: /);
+    const j = harness(withMembers(members, new Error("no change may be sent")));
+    assert.equal(await runPeers(peersOptions({ ...fields, json: true }), j.deps), 0);
+    assert.equal(JSON.parse(j.out[0]).already, already);
   }
 });
 
 Deno.test("a membership change exits 1 when refused and 3 when the outcome is unknown", async () => {
   const remove = peersOptions({ action: "remove", node: NEW });
-  const refused = harness(() =>
-    new FakeCounterError(`${NEW} is not a member`, "REFUSED", "failed")
+  const refused = harness(
+    withMembers(
+      membersAnswer([A, B, C, NEW]),
+      new FakeCounterError(`${NEW} cannot be removed now`, "REFUSED", "failed"),
+    ),
   );
   assert.equal(await runPeers(remove, refused.deps), 1);
-  assert.deepEqual(refused.err, [`counter peers remove: ${NEW} is not a member`]);
-  const unknown = harness(() => new FakeCounterError("no answer", "TIMEOUT", "unknown"));
+  assert.deepEqual(refused.err, [`counter peers remove: ${NEW} cannot be removed now`]);
+  const unknown = harness(
+    withMembers(
+      membersAnswer([A, B, C, NEW]),
+      new FakeCounterError("no answer", "TIMEOUT", "unknown"),
+    ),
+  );
   assert.equal(await runPeers(remove, unknown.deps), 3);
   assert.deepEqual(unknown.err, [
     "counter peers remove: no answer (outcome unknown: the change may or may not have been" +

@@ -130,8 +130,12 @@ Deno.test("admin commands: status, leader, transfer, add and remove a node, snap
     const newMember = (withNew.members as Member[]).find((m) => m.id === newId);
     assert.equal(newMember?.role, "follower");
 
+    // A repeat is not an error: it says the change is already in place.
+    assert.equal((await cliJson(["peers", "add", newId, ...peers])).already, "a voter");
+
     const removed = await cliJson(["peers", "remove", newId, ...peers]);
     assert.deepEqual((removed.voters as string[]).sort(), [...cluster.ids].sort());
+    assert.equal((await cliJson(["peers", "remove", newId, ...peers])).already, "not a member");
     const afterRemove = await cliJson(["peers", "list", ...peers]);
     assert.equal((afterRemove.members as Member[]).length, 3);
 

@@ -94,6 +94,37 @@ export function formatMemberTable(list: MemberList): string[] {
   ]);
 }
 
+/**
+ * What makes `action` on `node` a no-op in `list`: "a voter", "a learner" or "not a member";
+ * null when the change is still to be made. `add --learner` of a voter is not a demotion.
+ */
+export function alreadyDone(
+  action: "add" | "remove" | "promote",
+  node: string,
+  list: MemberList,
+  learner: boolean,
+): string | null {
+  const member = list.members.find((m) => m.id === node);
+  const isVoter = member !== undefined && member.role !== "learner";
+  switch (action) {
+    case "add":
+      if (isVoter) return "a voter";
+      return learner && member !== undefined ? "a learner" : null;
+    case "promote":
+      return isVoter ? "a voter" : null;
+    case "remove":
+      return member === undefined ? "not a member" : null;
+  }
+}
+
+/** The voters and learners of `list`. */
+function configurationOf(list: MemberList): Configuration {
+  return {
+    voters: list.members.filter((m) => m.role !== "learner").map((m) => m.id),
+    learners: list.members.filter((m) => m.role === "learner").map((m) => m.id),
+  };
+}
+
 /** What a forced reset did on one node. */
 export type ResetReport =
   | { node: string; ok: true; conf: Configuration }
@@ -218,6 +249,22 @@ export async function runPeers(
         connectOptions(options),
         deps,
         async (client, io) => {
+          // A repeat of a change that is already in place succeeds, and says so: scripts and
+          // operators may run `peers add` twice. The check and the change are not atomic; a
+          // change that races with another one is refused by the leader.
+          const current = await client.admin("peers");
+          const list = parseMemberList(current.data, current.leader);
+          const already = alreadyDone(options.action, options.node, list, args.learner === true);
+          if (already !== null) {
+            const conf = configurationOf(list);
+            if (options.json) {
+              io.out(JSON.stringify({ ...conf, leader: list.leader, already }));
+            } else {
+              io.out(`${options.node} is already ${already}`);
+              for (const line of formatConfiguration(conf)) io.out(line);
+            }
+            return EXIT_OK;
+          }
           // ---- Call into the service: the leader answers once the change is committed. ----
           const { data, leader } = await client.admin(op, args);
           const conf = answerConfiguration(data, leader);
