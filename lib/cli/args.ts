@@ -205,10 +205,10 @@ export type LeaderOptions =
 /** Options of `counter status`. */
 export type StatusOptions = ClientOptions;
 
-/** Options of `counter snapshot`. `peers` is `[peer]`. */
+/** Options of `counter snapshot`. With `peer`, `peers` is `[peer]`. */
 export interface SnapshotOptions extends ClientOptions {
-  /** The node to take a snapshot on (`--peer`). */
-  peer: string;
+  /** The one node to take a snapshot on (`--peer`); undefined: every node of `peers`. */
+  peer: string | undefined;
 }
 
 /** Options of `counter demo`. */
@@ -648,10 +648,17 @@ export function parseStatusArgs(
 }
 
 /** Parses the arguments of `counter snapshot` (after the word `snapshot`). */
-export function parseSnapshotArgs(argv: readonly string[]): SnapshotOptions {
+export function parseSnapshotArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): SnapshotOptions {
   const scanned = scan(argv, { ...CLIENT_SPEC, peer: "string" });
   expectPositionals(scanned, 0);
-  const peer = parseHostPort(required(scanned, "peer"), "--peer");
+  const peerText = scanned.strings.get("peer");
+  if (peerText === undefined) {
+    return { ...clientOptions(scanned, options.env ?? Deno.env.get), peer: undefined };
+  }
+  const peer = parseHostPort(peerText, "--peer");
   const why = "--peer names the one node to take a snapshot on";
   return { ...directClientOptions(scanned, [peer], why), peer };
 }
@@ -857,7 +864,7 @@ export function parseCommandLine(argv: readonly string[], options: ParseOptions 
       case "peers":
         return { command: name, options: parsePeersArgs(rest, options) };
       case "snapshot":
-        return { command: name, options: parseSnapshotArgs(rest) };
+        return { command: name, options: parseSnapshotArgs(rest, options) };
       case "help":
         return asksForHelp(rest) ? { command: "help", topic: "help" } : parseHelpArgs(rest);
     }

@@ -271,27 +271,29 @@ const NODE_CLIENT_OPTIONS = `  --group NAME        Raft group name (default: ${D
 
 const STATUS = `Usage: counter status [OPTIONS]
 
-Asks every node of --peers directly for its state, and prints one row per
-node: its id, Raft role, term, commit index, applied index, last log
-index, snapshot index and counter value. The value is the node's own
-applied state, read without asking the leader, so it may be stale. A node
-that does not answer is shown as unreachable.
+Asks every node of --peers directly for its state. Prints a summary line
+(leader, voters up against the quorum, health), then one row per node:
+its id, Raft role, term, commit index, applied index, last log index,
+snapshot index and counter value. The value is the node's own applied
+state: current on the leader, marked (behind) on a node whose applied
+index is behind the leader's commit index. A node that does not answer is
+shown as down.
 
 Options:
 ${CLIENT_OPTIONS}
 
-Output: an aligned table; with --json, one line {"nodes": [...]} with one
-object per node of --peers, either {"node", "ok": true, "id", "role",
-"term", "leader", "commit", "applied", "lastIndex", "snapshotIndex",
-"value", "voters", "learners"} or {"node", "ok": false, "reachable",
-"error"}.
+Output: a summary line and an aligned table; with --json, one line
+{"leader","term","votersUp","voters","quorum","healthy","nodes":[...]}
+with one object per node of --peers, either {"node","ok":true,"id",
+"role","term","leader","commit","applied","lastIndex","snapshotIndex",
+"value","voters","learners"} or {"node","ok":false,"reachable","error"}.
 
 Example:
   counter status --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
 
 Exit codes:
-  0  at least one node answered
-  1  no node answered
+  0  a leader answers and a quorum of voters is up
+  1  no leader, or no quorum; the reason is on stderr
   2  usage error
 `;
 
@@ -378,21 +380,25 @@ Exit codes:
 `;
 
 const SNAPSHOT = `Usage: counter snapshot --peer HOST:PORT [OPTIONS]
+       counter snapshot [--peers HOST:PORT,...] [OPTIONS]
 
-Makes the node HOST:PORT write a snapshot of its applied state now, and
-compact its log below it (keeping the tail its --snapshot-retain-entries
-asks for). Prints the snapshot's log index: when nothing was applied
-since the node's last snapshot, the index of that one.
+Makes the node HOST:PORT (or every node of --peers) write a snapshot of
+its applied state now, and compact its log below it (keeping the tail its
+--snapshot-retain-entries asks for). Prints the snapshot's log index:
+when nothing was applied since the node's last snapshot, the index of
+that one.
 
 Options:
-  --peer HOST:PORT    the node to take a snapshot on (required)
-${NODE_CLIENT_OPTIONS}
+  --peer HOST:PORT    the one node to take a snapshot on
+${CLIENT_OPTIONS}
 
-Output: the snapshot's index; with --json, one line
-{"node": "HOST:PORT", "snapshotIndex": N}.
+Output: with --peer, the snapshot's index; else one row per node, NODE
+and INDEX (or the error). With --json, one line {"node","snapshotIndex"}
+with --peer, else {"nodes":[{"node","snapshotIndex"} or {"node","error"}]}.
 
-Example:
+Examples:
   counter snapshot --peer 127.0.0.1:8081
+  counter snapshot --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
 
 Exit codes:
   0  success

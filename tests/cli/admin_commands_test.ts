@@ -540,3 +540,30 @@ Deno.test("the admin help texts list their subcommands, examples and exit codes"
   assert.match(helpText("peers"), /counter peers reset --force/);
   assert.match(helpText("leader"), /counter leader transfer 127\.0\.0\.1:8082/);
 });
+
+Deno.test("snapshot without --peer asks every node of --peers, one row each", async () => {
+  const h = harness(({ peer }) =>
+    peer === B ? unreachable(B) : { leader: A, data: { snapshotIndex: peer === A ? 120 : 90 } }
+  );
+  assert.equal(await runSnapshot({ ...CLIENT, peer: undefined }, h.deps), 1);
+  assert.deepEqual(h.client.calls.map((c) => [c.op, c.peer]), [
+    ["snapshot", A],
+    ["snapshot", B],
+    ["snapshot", C],
+  ]);
+  assert.deepEqual(h.out, [
+    "NODE            INDEX",
+    "127.0.0.1:8081  120",
+    "127.0.0.1:8082  failed (connection refused)",
+    "127.0.0.1:8083  90",
+  ]);
+  const j = harness(({ peer }) => ({ leader: A, data: { snapshotIndex: peer === A ? 120 : 90 } }));
+  assert.equal(await runSnapshot({ ...CLIENT, json: true, peer: undefined }, j.deps), 0);
+  assert.deepEqual(JSON.parse(j.out[0]), {
+    nodes: [
+      { node: A, snapshotIndex: 120 },
+      { node: B, snapshotIndex: 90 },
+      { node: C, snapshotIndex: 90 },
+    ],
+  });
+});

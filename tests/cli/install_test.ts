@@ -17,6 +17,20 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { ...extra, PATH: `${denoDir}:${Deno.env.get("PATH") ?? ""}` };
 }
 
+/** Waits until something accepts connections on 127.0.0.1:`port`. */
+async function waitUntilListening(port: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
 Deno.test({
   name: "'./counter' runs from any directory: --help, and serve plus incr as on the card",
   ignore: Deno.build.os === "windows",
@@ -39,6 +53,8 @@ Deno.test({
         stdout: "null",
         stderr: "null",
       }).spawn();
+      // As on the card: the node is up before the client runs.
+      await waitUntilListening(port);
       const incr = await runProgram(
         LAUNCHER,
         ["incr", "3", "--peers", id, "--timeout-ms", "20000"],

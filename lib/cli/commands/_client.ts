@@ -20,6 +20,7 @@ import {
   blockingProblem,
   type GroupView,
   noLeaderText,
+  PROBE_TIMEOUT_MS,
   probeNodes,
   viewGroup,
 } from "./_diagnosis.ts";
@@ -70,6 +71,9 @@ export interface ClientCommandDeps {
 
 /** {@linkcode ClientCommandDeps} with every field filled in. */
 export type ResolvedDeps = Required<ClientCommandDeps>;
+
+/** Pause between probes of a group none of whose nodes answers yet. */
+const PROBE_RETRY_MS = 200;
 
 /** Codes after which a request found no leader to take it, so a diagnosis can say why. */
 const LEADERLESS_CODES = new Set(["UNAVAILABLE", "TIMEOUT", "NO_LEADER", "NOT_LEADER", "CLOSED"]);
@@ -129,17 +133,31 @@ export async function runRequest(
   const client = connect(connectOptions(options));
   // Alongside the request: when no address is a counter node that answers, there is nothing to
   // wait for, so the command fails now instead of retrying until its deadline.
+  // A node that is only starting gets about a second to bind its port.
   let early: string | null = null;
-  const probing = diagnose?.(options.peers, options.group).then((view) => {
-    if (view.probes.some((p) => p.kind === "up")) return;
-    early = blockingProblem(view);
-    if (early !== null) return client.close();
-  }).catch(() => {});
+  let settled = false;
+  const probing = (async () => {
+    if (diagnose === null) return;
+    const giveUpAtMs = Date.now() + PROBE_TIMEOUT_MS;
+    for (;;) {
+      const view = await diagnose(options.peers, options.group);
+      if (settled || view.probes.some((p) => p.kind === "up")) return;
+      const problem = blockingProblem(view);
+      if (problem === null) return;
+      if (Date.now() >= giveUpAtMs) {
+        early = problem;
+        return await client.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, PROBE_RETRY_MS));
+    }
+  })().catch(() => {});
   try {
     const result = await request(client);
+    settled = true;
     out(render(result));
     return EXIT_OK;
   } catch (error) {
+    settled = true;
     await probing;
     let reason = early ?? errorLine(error);
     const code = (error as { code?: unknown } | null)?.code;
