@@ -533,3 +533,41 @@ Deno.test("progress renders a duration goal", () => {
     "[########################] 100% 20/10 ops, 1.0 s, 1 ops/s, 0 errors",
   );
 });
+
+Deno.test("Ctrl-C during a closed loop stops sending and prints the partial summary", async () => {
+  const client = new FakeClient();
+  client.delayMs = 1;
+  let ctrlC: (() => void) | null = null;
+  let unregistered = false;
+  // The 50th request presses Ctrl-C.
+  client.failWith = (call) => {
+    if (call === 50) ctrlC?.();
+    return undefined;
+  };
+  const { out, err, deps } = harness(client, {
+    interrupts: (handler) => {
+      ctrlC = handler;
+      return () => unregistered = true;
+    },
+  });
+  const options = closedLoop({ ops: null, durationSecs: 3600, concurrency: 4 });
+  assert.equal(await runBench(options, deps), 0);
+  assert.ok(unregistered, "the Ctrl-C handler is removed");
+  assert.match(err[0], /^counter bench: interrupted; waiting for the requests in flight/);
+  assert.equal(out[0], "interrupted by Ctrl-C: a partial run, summed up below");
+  const sent = client.workload.length;
+  assert.ok(sent >= 50 && sent < 60, `${sent} requests: sending stopped at Ctrl-C`);
+  assert.match(out[1], new RegExp(`^${sent} ops, cost: \\d+ ms$`));
+  assert.ok(out.some((line) => /verified/.test(line)), out.join("\n"));
+
+  const j = harness(new FakeClient(), {
+    interrupts: (handler) => {
+      handler();
+      return () => {};
+    },
+  });
+  assert.equal(await runBench({ ...options, json: true }, j.deps), 0);
+  const report = JSON.parse(j.out[0]);
+  assert.equal(report.interrupted, true);
+  assert.equal(report.ops, 0);
+});

@@ -83,6 +83,8 @@ export interface BenchDeps {
   residentBytes?: (pid: number) => Promise<number | null>;
   /** The clock latencies are measured with. Default `performance.now`. */
   now?: Clock;
+  /** Registers `handler` for Ctrl-C (SIGINT); returns what unregisters it. */
+  interrupts?: (handler: () => void) => () => void;
 }
 
 type ResolvedBenchDeps = Required<BenchDeps>;
@@ -100,6 +102,10 @@ function resolveBenchDeps(deps: BenchDeps): ResolvedBenchDeps {
       ((group) => LocalCluster.start({ nodes: LOCAL_NODE_COUNT, group })),
     residentBytes: deps.residentBytes ?? residentBytes,
     now: deps.now ?? performance.now.bind(performance),
+    interrupts: deps.interrupts ?? ((handler) => {
+      Deno.addSignalListener("SIGINT", handler);
+      return () => Deno.removeSignalListener("SIGINT", handler);
+    }),
   };
 }
 
@@ -216,6 +222,14 @@ async function benchAgainst(
   const client = deps.connect({ ...connectOptions(options), peers: [...peers] });
   const warmup = new PhaseTally();
   const measured = new PhaseTally();
+  // Ctrl-C stops sending; the requests in flight finish, and the partial run is summed up and
+  // checked like a whole one. A second Ctrl-C quits at once.
+  const interrupt = new AbortController();
+  const unregister = deps.interrupts(() => {
+    if (interrupt.signal.aborted) Deno.exit(130);
+    interrupt.abort();
+    err("counter bench: interrupted; waiting for the requests in flight (Ctrl-C again to quit)");
+  });
   try {
     const valueBefore = await readValue(client, "before the run");
     const { concurrency, mix, consistency } = options;
@@ -238,6 +252,7 @@ async function benchAgainst(
           mix,
           consistency,
           now,
+          signal: interrupt.signal,
         }, warmup);
       }
       const durationMs = options.durationSecs === null ? null : options.durationSecs * 1000;
@@ -250,6 +265,7 @@ async function benchAgainst(
           mix,
           consistency,
           now,
+          signal: interrupt.signal,
         }, measured));
     }
 
@@ -270,14 +286,19 @@ async function benchAgainst(
       leader: after?.leader ?? null,
       nodes: cluster === null ? null : await nodeMemory(cluster, deps.residentBytes),
     });
+    if (interrupt.signal.aborted) report.interrupted = true;
     if (options.json) out(formatBenchJson(report));
-    else for (const line of formatBenchText(report)) out(line);
+    else {
+      if (report.interrupted) out("interrupted by Ctrl-C: a partial run, summed up below");
+      for (const line of formatBenchText(report)) out(line);
+    }
     return judge(report, warmup, measured, err);
   } catch (error) {
     if (!(error instanceof ReadFailure)) throw error;
     err(`counter bench: ${error.message}`);
     return EXIT_FAILED;
   } finally {
+    unregister();
     await client.close();
   }
 }
