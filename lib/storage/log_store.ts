@@ -206,10 +206,12 @@ export class LogStore {
    * is repaired; anything else throws {@linkcode StorageCorruptionError} naming the file and
    * byte offset, so no acknowledged entry is ever dropped silently:
    *
-   * - a torn or bad record at the tail of the last segment, with no valid record after it, is
-   *   cut off (the file is truncated before it, and a warning names file and offset);
+   * - a record at the tail of the last segment that a crash cut short (the file ends inside it,
+   *   or a sector of it is all zero) and with no valid record after it is cut off (the file is
+   *   truncated before it, and a warning names file and offset);
    * - a last segment whose header is torn and that holds no valid record is removed;
-   * - a bad record anywhere else, or one followed by a valid record, is an error.
+   * - a bad record anywhere else, one followed by a valid record, or a last record that is whole
+   *   but fails its checksum (bit rot, not a crash) is an error.
    */
   static async open(dir: string, options: LogStoreOptions = {}): Promise<LogStore> {
     const segmentBytesMax = options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
@@ -783,6 +785,48 @@ function hasValidRecordFrom(
   return false;
 }
 
+/**
+ * The disk sector size assumed when telling a torn write from damage: a crash can leave each
+ * sector of an unflushed write either written or not (zero), but not half of one.
+ */
+export const SECTOR_BYTES = 512;
+
+/**
+ * True when the bad record at `offset` (the last one of the last segment) looks like an append
+ * that a crash cut short, rather than damage to a record once written whole:
+ *
+ * - the file ends inside its header, or its length is plausible but runs past the end of the
+ *   file (the rest of the write never reached the disk);
+ * - or a part of it within one sector is all zero: that sector of the write never reached the
+ *   disk (a file size update lands before the data). For a length out of range, the parts of
+ *   the record header are checked, since the record's end is unknown.
+ *
+ * Anything else (a whole record with a checksum mismatch and no zeroed sector, or a length out
+ * of range over non-zero bytes) is damage. This is the rule etcd's WAL uses for its last record.
+ */
+function looksUnfinished(bytes: Uint8Array, view: DataView, offset: number): boolean {
+  if (bytes.length - offset < RECORD_HEADER_BYTES) return true;
+  const payloadBytes = view.getUint32(offset, true);
+  const lengthOk = payloadBytes >= RECORD_PAYLOAD_FIXED_BYTES &&
+    payloadBytes <= RECORD_PAYLOAD_BYTES_MAX;
+  const recordEnd = offset + RECORD_HEADER_BYTES + payloadBytes;
+  if (lengthOk && recordEnd > bytes.length) return true;
+  return hasZeroedSectorPart(bytes, offset, lengthOk ? recordEnd : offset + RECORD_HEADER_BYTES);
+}
+
+/** True when `bytes[start..end)`, split at multiples of {@linkcode SECTOR_BYTES}, has an all-zero part. */
+function hasZeroedSectorPart(bytes: Uint8Array, start: number, end: number): boolean {
+  let partStart = start;
+  while (partStart < end) {
+    const partEnd = Math.min(end, (Math.floor(partStart / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    let zero = true;
+    for (let i = partStart; i < partEnd && zero; i++) zero = bytes[i] === 0;
+    if (zero) return true;
+    partStart = partEnd;
+  }
+  return false;
+}
+
 interface RecoveredSegment {
   segment: Segment;
   firstTerm: number;
@@ -841,11 +885,18 @@ async function recoverSegment(
     const end = checkRecord(bytes, view, offset);
     if (typeof end === "string") {
       if (!isLast) throw corrupt(end, offset);
+      if (!looksUnfinished(bytes, view, offset)) {
+        throw corrupt(
+          `${end}; the record is whole and has no zeroed sector, so this is damage, not a ` +
+            `write cut short by a crash`,
+          offset,
+        );
+      }
       if (hasValidRecordFrom(bytes, view, offset + 1, expectedIndex)) {
         throw corrupt(`${end}, and valid records follow it`, offset);
       }
-      // Nothing valid after it: the tail of a write that a crash interrupted before its
-      // fdatasync returned, so no entry in it was acknowledged.
+      // An unfinished write with nothing valid after it: the tail of an append that a crash
+      // interrupted before its fdatasync returned, so no entry in it was acknowledged.
       logger.warn("cutting a torn record off the end of the log", {
         file: path,
         offsetBytes: offset,
