@@ -162,6 +162,19 @@ export interface LogStoreOptions {
   segmentBytesMax?: number;
   /** Where recovery warnings go. Default: dropped. */
   logger?: Logger;
+  /**
+   * Called, and awaited, once an append has made the first records of a new segment durable,
+   * with that segment's first index (the newest one when a batch starts several). Runs inside
+   * the log's write queue, before the append resolves. {@linkcode DataDir} records it as the
+   * log floor.
+   */
+  onSegmentDurable?: (firstIndex: number) => Promise<void>;
+  /**
+   * Called, and awaited, before the log durably drops entries above `keptIndex`: before a
+   * suffix is cut (`keptIndex` is the last entry kept) and before a reset (`keptIndex` is the
+   * index the caller's snapshot covers, `nextIndex - 1`). Runs inside the log's write queue.
+   */
+  beforeCut?: (keptIndex: number) => Promise<void>;
 }
 
 /** A segmented, checksummed, append-only Raft log; see the module doc. */
@@ -182,6 +195,8 @@ export class LogStore {
   /** Set by the first I/O error of a write: memory and disk may then disagree. */
   #failure: unknown = null;
   #closed = false;
+  #onSegmentDurable: (firstIndex: number) => Promise<void>;
+  #beforeCut: (keptIndex: number) => Promise<void>;
 
   private constructor(
     dir: string,
@@ -189,9 +204,12 @@ export class LogStore {
     logger: Logger,
     segments: Segment[],
     lastTerm: number,
+    options: LogStoreOptions,
   ) {
     this.#dir = dir;
     this.#segmentBytesMax = segmentBytesMax;
+    this.#onSegmentDurable = options.onSegmentDurable ?? (() => Promise.resolve());
+    this.#beforeCut = options.beforeCut ?? (() => Promise.resolve());
     this.#logger = logger;
     this.#segments = segments;
     this.#emptyNextIndex = 1;
@@ -273,7 +291,7 @@ export class LogStore {
       segments.push(recovered.segment);
       if (recovered.segment.offsets.length > 0) lastTerm = recovered.lastTerm;
     }
-    return new LogStore(dir, segmentBytesMax, logger, segments, lastTerm);
+    return new LogStore(dir, segmentBytesMax, logger, segments, lastTerm, options);
   }
 
   /** The log directory. */
@@ -381,6 +399,7 @@ export class LogStore {
     return this.#mutex.run(async () => {
       this.#checkUsable();
       await this.#guard(async () => {
+        await this.#beforeCut(nextIndex - 1);
         await this.#deleteSegmentsAfter(-1);
         this.#emptyNextIndex = nextIndex;
         this.#lastTerm = 0;
@@ -524,6 +543,7 @@ export class LogStore {
   /** Cuts the log so that it ends at `index - 1` (whose term is `previousTerm`). */
   async #truncateFrom(index: number, previousTerm: number): Promise<void> {
     const k = this.#segmentIndexOf(index);
+    await this.#beforeCut(index - 1);
     await this.#deleteSegmentsAfter(k);
     const segment = this.#segments[k];
     const offset = segment.offsets.get(index - segment.firstIndex);
@@ -655,6 +675,8 @@ export class LogStore {
         (chunk.created ? SEGMENT_HEADER_BYTES : 0);
     }
     this.#lastTerm = entries[entries.length - 1].term;
+    const newest = chunks.at(-1)!;
+    if (newest.created) await this.#onSegmentDurable(newest.segment.firstIndex);
   }
 
   #scratchFor(bytes: number): Uint8Array {
