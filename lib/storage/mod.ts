@@ -88,6 +88,9 @@ export class DataDir {
   /** Index of the newest snapshot saved or recovered; 0 without one. */
   #snapshotIndex: number;
   #closed = false;
+  #closing: Promise<void> | null = null;
+  /** The highest commit index the node reported with {@linkcode DataDir.noteCommitIndex}. */
+  #commitNoted = 0;
 
   private constructor(
     dir: string,
@@ -145,10 +148,13 @@ export class DataDir {
       const snapshots = await SnapshotStore.open(join(root, SNAPSHOT_DIR_NAME), { logger });
       const snapshot = await snapshots.loadNewest();
       const hadSnapshotFiles = snapshot !== null || await snapshots.hasAny();
+      // Set once the DataDir exists; the log only calls back on writes, which come later.
+      let opened: DataDir | null = null;
       log = await LogStore.open(join(root, LOG_DIR_NAME), {
         segmentBytesMax: options.segmentBytesMax,
         logger,
-        onSegmentDurable: (firstIndex) => meta.saveLogFloor(firstIndex),
+        onSegmentDurable: (firstIndex) =>
+          meta.saveLogFloor(firstIndex, opened === null ? 0 : opened.#commitFloorCandidate()),
         beforeCut: async (keptIndex) => {
           if (meta.logFloor() > keptIndex) await meta.saveLogFloor(keptIndex);
         },
@@ -177,7 +183,8 @@ export class DataDir {
         firstIndex: log.firstIndex(),
         lastIndex: log.lastIndex(),
       });
-      return new DataDir(root, lock, meta, log, snapshots, logger, recovered);
+      opened = new DataDir(root, lock, meta, log, snapshots, logger, recovered);
+      return opened;
     } catch (error) {
       await log?.close();
       lock.release();
@@ -221,10 +228,32 @@ export class DataDir {
     await this.#log.append(entries);
   }
 
-  /** Durably saves the term and vote; see {@linkcode MetaStore.save}. */
+  /**
+   * Durably saves the term and vote; see {@linkcode MetaStore.save}. The same write raises the
+   * commit floor to what {@linkcode DataDir.noteCommitIndex} allows.
+   */
   async saveHardState(hardState: HardState): Promise<void> {
     this.#checkOpen();
-    await this.#meta.save(hardState);
+    await this.#meta.save(hardState, this.#commitFloorCandidate());
+  }
+
+  /**
+   * Tells the dir the node's commit index. Memory only, so it costs nothing on the write path:
+   * the commit floor is raised to min(`index`, the last index held here) with the next meta
+   * write (a hard state save, a new log segment) or {@linkcode DataDir.flushCommitFloor}.
+   */
+  noteCommitIndex(index: number): void {
+    if (index > this.#commitNoted) this.#commitNoted = index;
+  }
+
+  /**
+   * Durably raises the commit floor to what {@linkcode DataDir.noteCommitIndex} allows, when
+   * that moved; a node calls it from a timer (about once a second) and writes nothing when idle.
+   */
+  async flushCommitFloor(): Promise<void> {
+    this.#checkOpen();
+    const candidate = this.#commitFloorCandidate();
+    if (candidate > this.#meta.commitFloor()) await this.#meta.saveCommitFloor(candidate);
   }
 
   /** This data dir's incarnation (16 lowercase hex digits), fixed when the dir was created. */
@@ -360,15 +389,31 @@ export class DataDir {
    * Closes the log and releases the lock. Every write was durable when it resolved, so there
    * is nothing left to flush; pending writes finish first. Calling it again does nothing.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  close(): Promise<void> {
+    this.#closing ??= this.#closeOnce();
+    return this.#closing;
+  }
+
+  async #closeOnce(): Promise<void> {
+    try {
+      // A clean stop leaves the commit floor current; failing to must not keep the dir locked.
+      await this.flushCommitFloor().catch((error) => {
+        this.#logger.warn("could not save the commit floor at close", { error });
+      });
+    } finally {
+      this.#closed = true;
+    }
     try {
       await this.#log.close();
     } finally {
       this.#lock.release();
       this.#logger.debug("data dir closed", { dir: this.#dir });
     }
+  }
+
+  /** The commit index noted, capped by what this dir durably holds. */
+  #commitFloorCandidate(): number {
+    return Math.min(this.#commitNoted, Math.max(this.#log.lastIndex(), this.#snapshotIndex));
   }
 
   #checkOpen(): void {

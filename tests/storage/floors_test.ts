@@ -137,6 +137,43 @@ Deno.test("cutting a suffix and installing a snapshot lower the log floor first"
   await again.close();
 });
 
+Deno.test("the commit floor rides on hard state saves, new segments, flushes and close", async () => {
+  await using scratch = await tempDir();
+  const metaPath = join(scratch.path, "raft_meta", "meta");
+  const dir = await open(scratch.path);
+  await dir.append(makeEntries(1, 3));
+  // Noting is memory only.
+  dir.noteCommitIndex(10);
+  const before = await Deno.readFile(metaPath);
+  assert.equal(dir.commitFloor(), 0);
+  // Capped by what the log holds (3), raised with the hard state.
+  await dir.saveHardState({ term: 1, vote: "" });
+  assert.equal(dir.commitFloor(), 3);
+  // A new segment (at 5) raises it with the log floor: entry 5 is durable then, 6 not yet.
+  await dir.append(makeEntries(4, 2));
+  assert.equal(dir.commitFloor(), 5);
+  // The timer's flush writes only when the floor moved.
+  await dir.append(makeEntries(6, 2));
+  await dir.flushCommitFloor();
+  assert.equal(dir.commitFloor(), 7);
+  const stat = await Deno.stat(metaPath);
+  await dir.flushCommitFloor();
+  // A write would have renamed a new file (a new inode) over the old one.
+  assert.equal((await Deno.stat(metaPath)).ino, stat.ino);
+  // Close flushes what is left.
+  dir.noteCommitIndex(8);
+  await dir.append(makeEntries(8, 1));
+  await dir.close();
+  assert.notDeepEqual(await Deno.readFile(metaPath), before);
+  const again = await open(scratch.path);
+  assert.equal(again.commitFloor(), 8);
+  // A lower commit index noted later never lowers it.
+  again.noteCommitIndex(2);
+  await again.flushCommitFloor();
+  assert.equal(again.commitFloor(), 8);
+  await again.close();
+});
+
 /** Thrown by a storage step after the simulated crash. */
 class Crash extends Error {}
 
