@@ -88,6 +88,8 @@ const EXPIRY_CHECK_TICKS = 10;
 
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 const TICK_MS = 10;
+/** How often the commit floor is saved when it moved (see DataDir.flushCommitFloor). */
+const COMMIT_FLOOR_FLUSH_MS = 1000;
 
 interface PendingProposal {
   term: number;
@@ -150,6 +152,7 @@ export class CounterNode {
   #lastTerm: number;
   #lastLeader: string;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  #commitFloorTimer: ReturnType<typeof setInterval> | undefined;
   /** Index of the newest snapshot on disk (ours or the leader's). */
   #snapshotIndex: number;
   /** The snapshot being written, if any; one at a time. */
@@ -298,6 +301,7 @@ export class CounterNode {
     this.#stopping = true;
     clearInterval(this.#ticker);
     clearInterval(this.#snapshotTimer);
+    clearInterval(this.#commitFloorTimer);
     try {
       await this.#server.close();
       while (this.#loopRunning) await new Promise((r) => setTimeout(r, 1));
@@ -315,6 +319,10 @@ export class CounterNode {
 
   #startTimers(): void {
     this.#ticker = setInterval(() => this.#onTick(), TICK_MS);
+    this.#commitFloorTimer = setInterval(() => {
+      if (this.#stopping) return;
+      this.#storage.flushCommitFloor().catch((err) => this.#fatal(err));
+    }, COMMIT_FLOOR_FLUSH_MS);
     if (this.#options.snapshotIntervalSecs > 0) {
       this.#snapshotTimer = setInterval(
         () => this.#snapshot("interval").catch((err) => this.#fatal(err)),
@@ -852,6 +860,9 @@ export class CounterNode {
     const writes: Promise<void>[] = [];
     if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
     if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));
+    // Memory only: the commit floor (what a restart must find on disk) is saved with the next
+    // meta write or by the floor timer, never on this path.
+    this.#storage.noteCommitIndex(this.#raft.commitIndex);
     if (writes.length > 0) await Promise.all(writes);
     // Only now may votes and acknowledgements go out: they promise what was just made durable.
     this.#send(rd.messages);
@@ -1005,6 +1016,7 @@ export class CounterNode {
     this.#stopping = true;
     clearInterval(this.#ticker);
     clearInterval(this.#snapshotTimer);
+    clearInterval(this.#commitFloorTimer);
     const finish = async () => {
       this.#failAll("SHUTTING_DOWN", "the node stopped after a fatal error");
       await this.#server.close().catch(() => {});
