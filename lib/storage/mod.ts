@@ -121,7 +121,8 @@ export class DataDir {
    * snapshot (an entry at the snapshot's index with another term, or a log that ends before
    * the snapshot's index) is stale, left by a crash during {@linkcode DataDir.restoreSnapshot},
    * and is discarded. A log that starts after the entry following the snapshot is missing
-   * entries: {@linkcode StorageCorruptionError}.
+   * entries: {@linkcode StorageCorruptionError}. So is a log and snapshot that end below the
+   * meta file's log floor or commit floor: files the node wrote are gone (docs/STORAGE.md).
    */
   static async open(dir: string, options: DataDirOptions): Promise<DataDir> {
     const logger = options.logger ?? silentLogger;
