@@ -146,6 +146,8 @@ export interface ServeOptions {
   logLevel: LogLevel;
   /** Log line format (`--log-format`). */
   logFormat: LogFormat;
+  /** `--metrics-addr`: where to serve /metrics, /health and /status over HTTP; none if absent. */
+  metricsAddr?: string;
 }
 
 /** Options shared by the commands that talk to a running group. */
@@ -414,9 +416,14 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     "log-segment-bytes": "string",
     "log-level": "string",
     "log-format": "string",
+    "metrics-addr": "string",
   });
   expectPositionals(scanned, 0);
   const dataDir = required(scanned, "data");
+  const metricsText = scanned.strings.get("metrics-addr");
+  const metricsAddr = metricsText === undefined
+    ? undefined
+    : parseHostPort(metricsText, "--metrics-addr");
   const id = parseHostPort(required(scanned, "id"), "--id");
   const joinText = scanned.strings.get("join");
   const confText = scanned.strings.get("conf");
@@ -490,6 +497,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     logFormat: logFormat === undefined
       ? "text"
       : parseChoice(logFormat, "--log-format", LOG_FORMATS),
+    ...(metricsAddr !== undefined ? { metricsAddr } : {}),
   };
 }
 

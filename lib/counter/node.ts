@@ -41,6 +41,7 @@ import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
 import { encodeIncrement } from "./command.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
+import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
 
 /** Settings of a node, as `counter serve` gives them. */
 export interface NodeOptions {
@@ -154,6 +155,7 @@ export class CounterNode {
   #snapshotIndex: number;
   /** The snapshot being written, if any; one at a time. */
   #snapshotting: Promise<number> | null = null;
+  readonly #metrics: NodeMetrics;
   #resolveClosed!: () => void;
   #rejectClosed!: (err: Error) => void;
   /** Settles when the node has stopped (rejects if it stopped because of a fatal error). */
@@ -194,6 +196,10 @@ export class CounterNode {
     this.#lastRole = raft.role;
     this.#lastTerm = raft.term;
     this.#lastLeader = raft.leader;
+    this.#metrics = new NodeMetrics(
+      { id: options.id, group: options.group },
+      () => this.#metricsSample(),
+    );
     this.closed = new Promise((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -270,6 +276,9 @@ export class CounterNode {
           if (node === null) reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
           else node.#onRequest(group, req, reply);
         },
+        onReplied: (op, resp, elapsedMs) => {
+          if (node !== null) node.#metrics.requestDone(op, resp.ok, resp.code, elapsedMs / 1000);
+        },
       }, { logger: log, requestsInFlightMax: 65536 });
       const peers = new PeerSender({ logger: log });
       node = new CounterNode(options, storage, raft, server, peers, sm, applied);
@@ -290,6 +299,22 @@ export class CounterNode {
   /** The node's Raft role now. */
   get role(): Role {
     return this.#raft.role;
+  }
+
+  /** The Prometheus text exposition of this node's metrics (`/metrics`). */
+  metricsText(): string {
+    return this.#metrics.expose();
+  }
+
+  /** Healthy with a known leader and applied close to commit (`/health`, `counter health`). */
+  health(): Health {
+    const s = this.#raft.status();
+    return judgeHealth({ ...s, applied: this.#applied });
+  }
+
+  /** What the `status` operation answers (`/status`, `counter status`). */
+  status(): Record<string, string | number | string[]> {
+    return this.#statusData();
   }
 
   /** Stops serving: closes the port, fails waiting requests, syncs and unlocks the data dir. */
@@ -348,6 +373,9 @@ export class CounterNode {
       const compactIndex = Math.max(0, index - retain);
       this.#raft.setSnapshot(snap, compactIndex);
       if (compactIndex > 0) await this.#storage.compactTo(compactIndex);
+      this.#metrics.snapshots.inc();
+      this.#metrics.snapshotBytes.set(snap.data.length);
+      this.#metrics.snapshotSeconds.observe((performance.now() - startMs) / 1000);
       this.#log.info("snapshot saved", {
         reason,
         index,
@@ -778,6 +806,25 @@ export class CounterNode {
     };
   }
 
+  #metricsSample(): NodeSample {
+    const s = this.#raft.status();
+    return {
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commit: s.commit,
+      applied: this.#applied,
+      lastIndex: s.lastIndex,
+      snapshotIndex: this.#snapshotIndex,
+      proposalsPending: this.#proposals.size,
+      readsPending: this.#reads.size,
+      followers: s.peers.filter((p) => p.id !== s.id),
+      peers: this.#peers.stats(),
+      connections: this.#server.connectionCount,
+      connectionsAccepted: this.#server.connectionsAccepted,
+    };
+  }
+
   /** Runs the Ready loop unless it is already running; it drains everything pending. */
   #kick(): void {
     if (this.#stopping) return;
@@ -852,13 +899,19 @@ export class CounterNode {
     const writes: Promise<void>[] = [];
     if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
     if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));
-    if (writes.length > 0) await Promise.all(writes);
+    if (writes.length > 0) {
+      const writeStartMs = performance.now();
+      await Promise.all(writes);
+      this.#metrics.fsyncSeconds.observe((performance.now() - writeStartMs) / 1000);
+    }
     // Only now may votes and acknowledgements go out: they promise what was just made durable.
     this.#send(rd.messages);
     if (rd.snapshot !== null) {
       this.#sm.restore(rd.snapshot.data);
       this.#applied = rd.snapshot.index;
       this.#log.info("installed snapshot from leader", { index: rd.snapshot.index });
+      this.#metrics.snapshotsInstalled.inc();
+      this.#metrics.snapshotBytes.set(rd.snapshot.data.length);
       for (const [index, p] of this.#proposals) {
         if (index > rd.snapshot.index) continue;
         this.#proposals.delete(index);
@@ -902,8 +955,10 @@ export class CounterNode {
       this.#proposals.delete(e.index);
       if (p.term === e.term && e.type === EntryType.Config) {
         const conf = decodeConfState(e.data);
+        this.#metrics.proposalsCommitted.inc();
         p.reply({ ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
       } else if (result === null || p.term !== e.term) {
+        this.#metrics.proposalsFailed.inc();
         p.reply({
           ok: false,
           code: "NOT_APPLIED",
@@ -911,8 +966,10 @@ export class CounterNode {
           leader,
         });
       } else if (result.ok) {
+        this.#metrics.proposalsCommitted.inc();
         p.reply({ ok: true, value: result.value, leader });
       } else {
+        this.#metrics.proposalsFailed.inc();
         p.reply({ ok: false, code: result.code, error: result.error, leader });
       }
     }
@@ -990,6 +1047,7 @@ export class CounterNode {
     const term = this.#raft.term;
     const leader = this.#raft.leader;
     if (role === this.#lastRole && term === this.#lastTerm && leader === this.#lastLeader) return;
+    if (leader !== this.#lastLeader) this.#metrics.leaderChanges.inc();
     if (role !== this.#lastRole || term !== this.#lastTerm) {
       this.#log.info(`became ${role}`, { term, leader: leader || undefined });
     } else {
