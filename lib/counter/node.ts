@@ -27,6 +27,7 @@ import {
   Role,
 } from "../raft/mod.ts";
 import { DataDir } from "../storage/mod.ts";
+import { encodeSnapshot } from "../storage/snapshot_store.ts";
 import {
   type ClientRequest,
   type ClientResponse,
@@ -89,6 +90,15 @@ const EXPIRY_CHECK_TICKS = 10;
 
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 const TICK_MS = 10;
+
+/** Bytes of a backup sent per `backup` answer (well under the 4 MiB frame limit). */
+export const BACKUP_CHUNK_BYTES = 512 * 1024;
+
+/** A backup being fetched: a snapshot file image, read out in chunks by `counter backup`. */
+interface PendingBackup {
+  id: number;
+  bytes: Uint8Array;
+}
 
 interface PendingProposal {
   term: number;
@@ -156,6 +166,9 @@ export class CounterNode {
   /** The snapshot being written, if any; one at a time. */
   #snapshotting: Promise<number> | null = null;
   readonly #metrics: NodeMetrics;
+  /** The one backup being fetched, if any; a new one replaces it. */
+  #backup: PendingBackup | null = null;
+  #backupSeq = 0;
   #resolveClosed!: () => void;
   #rejectClosed!: (err: Error) => void;
   /** Settles when the node has stopped (rejects if it stopped because of a fatal error). */
@@ -500,6 +513,9 @@ export class CounterNode {
       case "reset_peers":
         this.#handleResetPeers(req, reply);
         return;
+      case "backup":
+        this.#handleBackup(req, reply);
+        return;
       default:
         reply({ ok: false, code: "UNKNOWN_OP", error: `unknown operation "${req.op}"` });
     }
@@ -684,6 +700,77 @@ export class CounterNode {
     const deadlineMs = Date.now() + 2 * this.#options.electionTimeoutMs + 500;
     this.#transfers.push({ target, reply, deadlineMs });
     this.#kick();
+  }
+
+  /**
+   * `counter backup`: the first call (no `args.id`) confirms leadership and waits for the applied
+   * state to include every increment acknowledged before it (a linearizable read), then encodes
+   * that state as a snapshot file image and answers its first chunk with an id; later calls
+   * fetch `args.offset` of that image from this same node.
+   */
+  #handleBackup(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    const id = req.args?.id;
+    const offset = req.args?.offset ?? 0;
+    if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
+      reply({ ok: false, code: "BAD_REQUEST", error: "backup needs args.offset >= 0" });
+      return;
+    }
+    if (id === undefined) {
+      this.#handleGet({ op: "get", consistency: "linearizable" }, (resp) => {
+        if (!resp.ok) return reply(resp);
+        const index = this.#applied;
+        const term = this.#raft.termAt(index);
+        if (term === undefined) {
+          reply({ ok: false, code: "BUSY", error: "the applied state moved; retry the backup" });
+          return;
+        }
+        const bytes = encodeSnapshot({
+          index,
+          term,
+          conf: this.#raft.confAt(index),
+          data: this.#sm.snapshot(),
+        });
+        this.#backup = { id: ++this.#backupSeq, bytes };
+        this.#log.info("backup started", { index, term, bytes: bytes.length });
+        this.#sendBackupChunk(this.#backup, 0, reply);
+      });
+      return;
+    }
+    const backup = this.#backup;
+    if (backup === null || backup.id !== id) {
+      reply({
+        ok: false,
+        code: "REFUSED",
+        error: "that backup is gone from this node (another one replaced it); start again",
+      });
+      return;
+    }
+    this.#sendBackupChunk(backup, offset, reply);
+  }
+
+  #sendBackupChunk(
+    backup: PendingBackup,
+    offset: number,
+    reply: (resp: ClientResponse) => void,
+  ): void {
+    if (offset > backup.bytes.length) {
+      reply({ ok: false, code: "BAD_REQUEST", error: `offset ${offset} is past the backup's end` });
+      return;
+    }
+    const end = Math.min(backup.bytes.length, offset + BACKUP_CHUNK_BYTES);
+    // The last chunk frees the image: a backup is read once.
+    if (end === backup.bytes.length && this.#backup === backup) this.#backup = null;
+    reply({
+      ok: true,
+      leader: this.#raft.leader || undefined,
+      data: {
+        node: this.#options.id,
+        id: backup.id,
+        offset,
+        totalBytes: backup.bytes.length,
+        chunk: backup.bytes.subarray(offset, end),
+      },
+    });
   }
 
   /** The forced recovery of `counter peers reset --force`; see `Raft.forceConf`. */
