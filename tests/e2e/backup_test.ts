@@ -186,8 +186,8 @@ Deno.test("backup a running group, restore it as a new group, inspect the data d
         assert.equal(json.inUse, false);
         assert.equal(json.meta.nodeId, id);
         assert.equal(json.snapshot.index, backupIndex);
-      // The writer of the 30 increments before the backup has its session in the snapshot.
-      assert.ok(json.snapshot.sessions >= 1, `sessions: ${json.snapshot.sessions}`);
+        // The writer of the 30 increments before the backup has its session in the snapshot.
+        assert.ok(json.snapshot.sessions >= 1, `sessions: ${json.snapshot.sessions}`);
         assert.equal(json.log.firstIndex, backupIndex + 1);
         assert.ok(json.log.lastIndex > backupIndex);
         assert.deepEqual(json.problems, []);
