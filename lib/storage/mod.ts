@@ -4,7 +4,8 @@
  * Layout of a data dir `DIR`:
  *
  * - `DIR/LOCK`: held with an exclusive `flock` while a process uses the dir.
- * - `DIR/raft_meta/meta`: node id, group, term and vote ({@linkcode MetaStore}).
+ * - `DIR/raft_meta/meta`: node id, group, term, vote, incarnation, cluster id, commit and log
+ *   floors, peer incarnations ({@linkcode MetaStore}).
  * - `DIR/log/*.log`: the log segments ({@linkcode LogStore}).
  * - `DIR/snapshot/*.snap`: the newest two snapshots ({@linkcode SnapshotStore}).
  *
@@ -29,7 +30,7 @@ import { type Logger, silentLogger } from "../logging/logger.ts";
 import { syncDir } from "./atomic_file.ts";
 import { DirLock } from "./dir_lock.ts";
 import { StorageCorruptionError } from "./errors.ts";
-import { LogStore } from "./log_store.ts";
+import { LogStore, segmentFileName } from "./log_store.ts";
 import { MetaStore } from "./meta_store.ts";
 import { SnapshotStore } from "./snapshot_store.ts";
 
@@ -43,7 +44,7 @@ export {
   UnsupportedFormatError,
 } from "./errors.ts";
 export { LogStore, type LogStoreOptions, SEGMENT_BYTES_MAX_DEFAULT } from "./log_store.ts";
-export { type Meta, MetaStore } from "./meta_store.ts";
+export { isId64, type Meta, MetaStore, PEER_INCARNATIONS_MAX, randomId64 } from "./meta_store.ts";
 export { SnapshotStore } from "./snapshot_store.ts";
 
 /** Name of the log subdirectory. */
@@ -147,6 +148,10 @@ export class DataDir {
       log = await LogStore.open(join(root, LOG_DIR_NAME), {
         segmentBytesMax: options.segmentBytesMax,
         logger,
+        onSegmentDurable: (firstIndex) => meta.saveLogFloor(firstIndex),
+        beforeCut: async (keptIndex) => {
+          if (meta.logFloor() > keptIndex) await meta.saveLogFloor(keptIndex);
+        },
       });
       const hasLog = log.segmentInfo().length > 0;
       if (!meta.exists() && (hasLog || hadSnapshotFiles)) {
@@ -157,10 +162,12 @@ export class DataDir {
           0,
         );
       }
-      if (!meta.exists()) {
-        // Bind the dir to this node and group before anything else is written into it.
-        await meta.save({ term: 0, vote: "" });
+      if (meta.needsWrite()) {
+        // Bind the dir to this node and group before anything else is written into it, and make
+        // the incarnation permanent (a new dir, or one upgraded from meta format version 1).
+        await meta.save(meta.hardState());
       }
+      checkFloors(root, meta, log, snapshot);
       const entries = await reconcile(root, log, snapshot, logger);
       const recovered = { hardState: meta.hardState(), snapshot, entries };
       logger.info("data dir recovered", {
@@ -220,6 +227,58 @@ export class DataDir {
     await this.#meta.save(hardState);
   }
 
+  /** This data dir's incarnation (16 lowercase hex digits), fixed when the dir was created. */
+  incarnation(): string {
+    return this.#meta.incarnation();
+  }
+
+  /** The saved cluster id (16 lowercase hex digits), or "" until one is saved. */
+  clusterId(): string {
+    return this.#meta.clusterId();
+  }
+
+  /** Durably saves the cluster id; see {@linkcode MetaStore.saveClusterId}. */
+  async saveClusterId(id: string): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.saveClusterId(id);
+  }
+
+  /** An index known committed and durably held by this dir's log or snapshot; 0 if none. */
+  commitFloor(): number {
+    return this.#meta.commitFloor();
+  }
+
+  /**
+   * Durably raises the commit floor (never lowers it); see {@linkcode MetaStore.saveCommitFloor}.
+   * The caller passes an index that is both committed and durably in this dir's log or snapshot:
+   * the next open refuses a dir whose log and snapshot end below it.
+   */
+  async saveCommitFloor(index: number): Promise<void> {
+    this.#checkOpen();
+    const held = Math.max(this.#log.lastIndex(), this.#snapshotIndex);
+    if (index > held) {
+      throw new RangeError(`commit floor ${index} is past the last index held here, ${held}`);
+    }
+    await this.#meta.saveCommitFloor(index);
+  }
+
+  /** The saved incarnation of peer `id`, or undefined. */
+  peerIncarnation(id: NodeId): string | undefined {
+    return this.#meta.peerIncarnation(id);
+  }
+
+  /** Durably records a peer's incarnation; see {@linkcode MetaStore.savePeerIncarnation}. */
+  async savePeerIncarnation(id: NodeId, incarnation: string): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.savePeerIncarnation(id, incarnation);
+  }
+
+  /** Durably drops the incarnations of peers not in `keep`; no write when none is dropped. */
+  async forgetPeerIncarnations(keep: ReadonlySet<NodeId>): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.forgetPeerIncarnations(keep);
+  }
+
   /**
    * Durably saves a snapshot of this node's own applied state. The log is untouched; call
    * {@linkcode DataDir.compactTo} afterwards to drop the entries it covers.
@@ -254,6 +313,14 @@ export class DataDir {
   async restoreSnapshot(snapshot: Snapshot): Promise<void> {
     this.#checkOpen();
     this.#checkSnapshotIndex(snapshot);
+    if (snapshot.index < this.#meta.commitFloor()) {
+      // Raft installs a snapshot only above its commit index, which is at least the floor; one
+      // below it would discard committed entries this dir acknowledged.
+      throw new RangeError(
+        `cannot install a snapshot at index ${snapshot.index}: index ${this.#meta.commitFloor()} ` +
+          `is committed and held here`,
+      );
+    }
     await this.#snapshots.save(snapshot);
     this.#snapshotIndex = snapshot.index;
     await this.#log.reset(snapshot.index + 1);
@@ -332,6 +399,50 @@ async function ensureDir(path: string, options: Deno.MkdirOptions = {}): Promise
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) return false;
     throw error;
+  }
+}
+
+/**
+ * Refuses a log and snapshot that end below what the node once durably held: the commit floor
+ * (committed and acknowledged) or the log floor (the newest segment's first index). Either means
+ * files were lost after the node wrote them: a deleted or truncated newest segment, a deleted
+ * log, a restored old backup.
+ */
+function checkFloors(
+  root: string,
+  meta: MetaStore,
+  log: LogStore,
+  snapshot: Snapshot | null,
+): void {
+  const logDir = join(root, LOG_DIR_NAME);
+  const snapshotIndex = snapshot?.index ?? 0;
+  const held = Math.max(log.lastIndex(), snapshotIndex);
+  const newest = log.segmentInfo().at(-1);
+  const holds = `the log in ${logDir} ends at index ${log.lastIndex()}` +
+    (newest === undefined ? " (no segment)" : ` (newest segment ${newest.name})`) +
+    ` and the snapshot at ${snapshotIndex}`;
+  const replace = "log files were deleted or truncated; this node must be replaced (see " +
+    `docs/STORAGE.md, "A node that refuses to start")`;
+  const logFloor = meta.logFloor();
+  if (held < logFloor) {
+    const missing = join(logDir, segmentFileName(logFloor));
+    throw new StorageCorruptionError(
+      `data dir ${root} lost log entries: log segment ${missing} is missing, but the node ` +
+        `wrote entry ${logFloor} into it (log floor in ${meta.path}); ${holds}; ${replace}`,
+      missing,
+      0,
+    );
+  }
+  const commitFloor = meta.commitFloor();
+  if (held < commitFloor) {
+    const missing = join(logDir, segmentFileName(held + 1));
+    throw new StorageCorruptionError(
+      `data dir ${root} lost committed log entries: entries ${held + 1}..${commitFloor} are ` +
+        `committed and were durable here (commit floor in ${meta.path}), but ${holds}; no ` +
+        `segment such as ${missing} holds them; ${replace}`,
+      logDir,
+      0,
+    );
   }
 }
 
