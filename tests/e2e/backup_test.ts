@@ -37,6 +37,7 @@ Deno.test("backup a running group, restore it as a new group, inspect the data d
   const newIds = freePorts(3).map((port) => `127.0.0.1:${port}`);
   const restored = new Map<string, ServeProcess>();
   const logs = new Map<string, string>();
+  const clusterIds = new Map<string, string>();
   try {
     await waitForAgreedLeader(cluster.ids);
     const client = new CounterClient({ peers: cluster.ids, timeoutMs: WAIT_MS });
@@ -142,6 +143,7 @@ Deno.test("backup a running group, restore it as a new group, inspect the data d
         ]);
         assert.equal(result.code, 0, result.stderr);
         assert.match(result.stdout, new RegExp(`^restored snapshot at index ${backupIndex} `));
+        clusterIds.set(id, /cluster id: ([0-9a-f]{16}) \(new\)/.exec(result.stdout)![1]);
         const logPath = join(root, `restored${k + 1}.log`);
         logs.set(id, logPath);
         restored.set(id, await ServeProcess.spawn({ id, dataDir, logPath, conf: newIds }));
@@ -174,17 +176,25 @@ Deno.test("backup a running group, restore it as a new group, inspect the data d
         assert.match(lines[1], new RegExp(`^meta: node ${id}, group counter, term \\d+, vote `));
         assert.match(
           lines[2],
+          /^ {2}incarnation [0-9a-f]{16}, cluster id [0-9a-f]{16}, commit floor \d+, log floor \d+$/,
+        );
+        assert.match(lines[3], /^ {2}peer incarnations: /);
+        assert.match(
+          lines[4],
           new RegExp(`^snapshot: index ${backupIndex}, term \\d+, value 60, \\d+ client sessions`),
         );
-        assert.equal(lines[3], `  voters: ${[...newIds].sort().join(",")}`);
+        assert.equal(lines[5], `  voters: ${[...newIds].sort().join(",")}`);
         assert.match(
-          lines[5],
+          lines[7],
           new RegExp(`^log: entries ${backupIndex + 1}\\.\\.\\d+ \\(last term`),
         );
 
         const json = JSON.parse((await cli(["inspect", "--data", dataDir, "--json"])).stdout);
         assert.equal(json.inUse, false);
         assert.equal(json.meta.nodeId, id);
+        // Restored from one file with one --conf: one new cluster id, not the backed-up group's.
+        assert.equal(json.meta.clusterId, clusterIds.get(id));
+        assert.equal(new Set(clusterIds.values()).size, 1);
         assert.equal(json.snapshot.index, backupIndex);
         // The writer of the 30 increments before the backup has its session in the snapshot.
         assert.ok(json.snapshot.sessions >= 1, `sessions: ${json.snapshot.sessions}`);

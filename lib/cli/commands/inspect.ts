@@ -62,6 +62,11 @@ export async function runInspect(
         group: report.meta.group,
         term: report.meta.hardState.term,
         vote: report.meta.hardState.vote,
+        incarnation: report.meta.incarnation,
+        clusterId: report.meta.clusterId,
+        commitFloor: report.meta.commitFloor,
+        logFloor: report.meta.logFloor,
+        peerIncarnations: Object.fromEntries(report.meta.peerIncarnations),
       },
       snapshot: summary === null ? null : { file: newest!.path, ...summaryJson(summary) },
       snapshotFiles: report.snapshots.map(snapshotFileJson),
@@ -91,11 +96,17 @@ export async function runInspect(
         : " (not in use)"),
   );
   if (report.meta !== null) {
-    const { nodeId, group, hardState } = report.meta;
+    const m = report.meta;
     out(
-      `meta: node ${nodeId}, group ${group}, term ${hardState.term}, ` +
-        `vote ${hardState.vote || "(none)"}`,
+      `meta: node ${m.nodeId}, group ${m.group}, term ${m.hardState.term}, ` +
+        `vote ${m.hardState.vote || "(none)"}`,
     );
+    out(
+      `  incarnation ${m.incarnation || "(none)"}, cluster id ${m.clusterId || "(none)"}, ` +
+        `commit floor ${m.commitFloor}, log floor ${m.logFloor}`,
+    );
+    const peers = [...m.peerIncarnations].map(([id, inc]) => `${id}=${inc}`);
+    out(`  peer incarnations: ${peers.join(",") || "(none)"}`);
   } else {
     out(`meta: ${report.metaProblem}`);
   }

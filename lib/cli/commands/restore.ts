@@ -39,6 +39,24 @@ async function checkEmptyDir(dir: string): Promise<void> {
 }
 
 /**
+ * The cluster id of a group restored from a backup: the first 16 hex digits of SHA-256 over
+ * "restore", the group, the sorted voters and the backup file's SHA-256, one per line. Every
+ * member restored from the same file with the same `--conf` gets the same id without talking,
+ * and it differs from the backed-up group's own, so the two groups never take each other's
+ * messages.
+ */
+export async function restoredClusterId(
+  group: string,
+  voters: readonly string[],
+  backupSha256: string,
+): Promise<string> {
+  const text = `restore\n${group}\n${[...new Set(voters)].sort().join(",")}\n${backupSha256}`;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest).subarray(0, 8), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/**
  * Runs `counter restore` and returns the exit status: 0 restored, 1 failed (nothing usable was
  * written: a failure after the dir was created leaves a dir `serve` refuses or bootstraps anew).
  *
@@ -65,6 +83,7 @@ export async function runRestore(
   const summary = await summarizeSnapshot(backup, bytes);
   await checkEmptyDir(options.dataDir);
   const voters = [...options.conf].sort();
+  const clusterId = await restoredClusterId(options.group, voters, summary.sha256);
   const storage = await DataDir.open(options.dataDir, { nodeId: options.id, group: options.group });
   try {
     // As if the new group's leader had sent this snapshot: saved, then an empty log after it.
@@ -76,6 +95,7 @@ export async function runRestore(
     });
     // The node must never vote or lead in a term at or below the snapshot's.
     await storage.saveHardState({ term: backup.term, vote: "" });
+    await storage.saveClusterId(clusterId);
   } finally {
     await storage.close();
   }
@@ -84,6 +104,7 @@ export async function runRestore(
       dataDir: options.dataDir,
       id: options.id,
       group: options.group,
+      clusterId,
       ...summaryJson(summary),
       voters,
       learners: [],
@@ -94,6 +115,7 @@ export async function runRestore(
         `into ${options.dataDir} for ${options.id}`,
     );
     out(`voters: ${voters.join(",")}`);
+    out(`cluster id: ${clusterId} (new)`);
     out(
       `next: counter serve --data ${options.dataDir} --id ${options.id} ` +
         `--conf ${voters.join(",")}${
