@@ -113,7 +113,8 @@ export async function runInspect(
   if (summary !== null) {
     out(
       `snapshot: index ${summary.index}, term ${summary.term}, value ${summary.value}, ` +
-        `${summary.sessions} client sessions, ${summary.bytes} bytes (${basename(newest!.path)})`,
+        `${plural(summary.sessions, "client session")}, ${summary.bytes} bytes ` +
+        `(${basename(newest!.path)})`,
     );
     out(`  voters: ${summary.voters.join(",") || "(none)"}`);
     out(`  learners: ${summary.learners.join(",") || "(none)"}`);
@@ -121,13 +122,13 @@ export async function runInspect(
     out(`snapshot: ${summaryProblem ?? "(none)"}`);
   }
   if (intact.length === 0) {
-    out(`log: empty (${segments.length} segments)`);
+    out(`log: empty (${plural(segments.length, "segment")})`);
   } else if (lastIndex < firstIndex) {
-    out(`log: no entries, the next is ${firstIndex} (${segments.length} segments)`);
+    out(`log: no entries, the next is ${firstIndex} (${plural(segments.length, "segment")})`);
   } else {
     out(
       `log: entries ${firstIndex}..${lastIndex} (last term ${lastSegment!.lastTerm}) in ` +
-        `${segments.length} segment${segments.length === 1 ? "" : "s"}`,
+        plural(segments.length, "segment"),
     );
   }
   for (const s of segments) {
@@ -148,4 +149,8 @@ function snapshotFileJson(s: SnapshotFileReport): Record<string, unknown> {
     ...(s.snapshot !== null ? { index: s.snapshot.index, term: s.snapshot.term } : {}),
     ...(s.problem !== undefined ? { problem: s.problem } : {}),
   };
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }

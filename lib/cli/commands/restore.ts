@@ -96,6 +96,8 @@ export async function runRestore(
     // The node must never vote or lead in a term at or below the snapshot's.
     await storage.saveHardState({ term: backup.term, vote: "" });
     await storage.saveClusterId(clusterId);
+    // The snapshot is committed state: a later open must refuse a dir that lost it.
+    await storage.saveCommitFloor(backup.index);
   } finally {
     await storage.close();
   }
