@@ -446,6 +446,9 @@ export class CounterNode {
       this.#log.debug("dropped a raft message for another node", { to: msg.to, from: msg.from });
       return;
     }
+    // After a pause (SIGSTOP, a long GC) the input may be handled before the tick timer fires:
+    // time must be caught up first, or an expired lease or election timer would look alive.
+    this.#catchUpTicks();
     this.#raft.step(msg);
     this.#kick();
   }
@@ -483,6 +486,8 @@ export class CounterNode {
       });
       return;
     }
+    // As for Raft messages: a lease read must never be served by a clock that fell behind.
+    this.#catchUpTicks();
     switch (req.op) {
       case "incr":
         this.#handleIncrement(req, reply);
