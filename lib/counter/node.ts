@@ -27,6 +27,7 @@ import {
   Role,
 } from "../raft/mod.ts";
 import { DataDir } from "../storage/mod.ts";
+import { encodeSnapshot } from "../storage/snapshot_store.ts";
 import {
   type ClientRequest,
   type ClientResponse,
@@ -41,6 +42,7 @@ import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
 import { encodeIncrement } from "./command.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
+import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
 
 /** Settings of a node, as `counter serve` gives them. */
 export interface NodeOptions {
@@ -90,6 +92,15 @@ const EXPIRY_CHECK_TICKS = 10;
 const TICK_MS = 10;
 /** How often the commit floor is saved when it moved (see DataDir.flushCommitFloor). */
 const COMMIT_FLOOR_FLUSH_MS = 1000;
+
+/** Bytes of a backup sent per `backup` answer (well under the 4 MiB frame limit). */
+export const BACKUP_CHUNK_BYTES = 512 * 1024;
+
+/** A backup being fetched: a snapshot file image, read out in chunks by `counter backup`. */
+interface PendingBackup {
+  id: number;
+  bytes: Uint8Array;
+}
 
 interface PendingProposal {
   term: number;
@@ -157,6 +168,10 @@ export class CounterNode {
   #snapshotIndex: number;
   /** The snapshot being written, if any; one at a time. */
   #snapshotting: Promise<number> | null = null;
+  readonly #metrics: NodeMetrics;
+  /** The one backup being fetched, if any; a new one replaces it. */
+  #backup: PendingBackup | null = null;
+  #backupSeq = 0;
   #resolveClosed!: () => void;
   #rejectClosed!: (err: Error) => void;
   /** Settles when the node has stopped (rejects if it stopped because of a fatal error). */
@@ -197,6 +212,10 @@ export class CounterNode {
     this.#lastRole = raft.role;
     this.#lastTerm = raft.term;
     this.#lastLeader = raft.leader;
+    this.#metrics = new NodeMetrics(
+      { id: options.id, group: options.group },
+      () => this.#metricsSample(),
+    );
     this.closed = new Promise((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -273,6 +292,9 @@ export class CounterNode {
           if (node === null) reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
           else node.#onRequest(group, req, reply);
         },
+        onReplied: (op, resp, elapsedMs) => {
+          if (node !== null) node.#metrics.requestDone(op, resp.ok, resp.code, elapsedMs / 1000);
+        },
       }, { logger: log, requestsInFlightMax: 65536 });
       const peers = new PeerSender({ logger: log });
       node = new CounterNode(options, storage, raft, server, peers, sm, applied);
@@ -293,6 +315,22 @@ export class CounterNode {
   /** The node's Raft role now. */
   get role(): Role {
     return this.#raft.role;
+  }
+
+  /** The Prometheus text exposition of this node's metrics (`/metrics`). */
+  metricsText(): string {
+    return this.#metrics.expose();
+  }
+
+  /** Healthy with a known leader and applied close to commit (`/health`, `counter health`). */
+  health(): Health {
+    const s = this.#raft.status();
+    return judgeHealth({ ...s, applied: this.#applied });
+  }
+
+  /** What the `status` operation answers (`/status`, `counter status`). */
+  status(): Record<string, string | number | string[]> {
+    return this.#statusData();
   }
 
   /** Stops serving: closes the port, fails waiting requests, syncs and unlocks the data dir. */
@@ -356,6 +394,9 @@ export class CounterNode {
       const compactIndex = Math.max(0, index - retain);
       this.#raft.setSnapshot(snap, compactIndex);
       if (compactIndex > 0) await this.#storage.compactTo(compactIndex);
+      this.#metrics.snapshots.inc();
+      this.#metrics.snapshotBytes.set(snap.data.length);
+      this.#metrics.snapshotSeconds.observe((performance.now() - startMs) / 1000);
       this.#log.info("snapshot saved", {
         reason,
         index,
@@ -484,6 +525,9 @@ export class CounterNode {
         return;
       case "reset_peers":
         this.#handleResetPeers(req, reply);
+        return;
+      case "backup":
+        this.#handleBackup(req, reply);
         return;
       default:
         reply({ ok: false, code: "UNKNOWN_OP", error: `unknown operation "${req.op}"` });
@@ -671,6 +715,77 @@ export class CounterNode {
     this.#kick();
   }
 
+  /**
+   * `counter backup`: the first call (no `args.id`) confirms leadership and waits for the applied
+   * state to include every increment acknowledged before it (a linearizable read), then encodes
+   * that state as a snapshot file image and answers its first chunk with an id; later calls
+   * fetch `args.offset` of that image from this same node.
+   */
+  #handleBackup(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    const id = req.args?.id;
+    const offset = req.args?.offset ?? 0;
+    if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
+      reply({ ok: false, code: "BAD_REQUEST", error: "backup needs args.offset >= 0" });
+      return;
+    }
+    if (id === undefined) {
+      this.#handleGet({ op: "get", consistency: "linearizable" }, (resp) => {
+        if (!resp.ok) return reply(resp);
+        const index = this.#applied;
+        const term = this.#raft.termAt(index);
+        if (term === undefined) {
+          reply({ ok: false, code: "BUSY", error: "the applied state moved; retry the backup" });
+          return;
+        }
+        const bytes = encodeSnapshot({
+          index,
+          term,
+          conf: this.#raft.confAt(index),
+          data: this.#sm.snapshot(),
+        });
+        this.#backup = { id: ++this.#backupSeq, bytes };
+        this.#log.info("backup started", { index, term, bytes: bytes.length });
+        this.#sendBackupChunk(this.#backup, 0, reply);
+      });
+      return;
+    }
+    const backup = this.#backup;
+    if (backup === null || backup.id !== id) {
+      reply({
+        ok: false,
+        code: "REFUSED",
+        error: "that backup is gone from this node (another one replaced it); start again",
+      });
+      return;
+    }
+    this.#sendBackupChunk(backup, offset, reply);
+  }
+
+  #sendBackupChunk(
+    backup: PendingBackup,
+    offset: number,
+    reply: (resp: ClientResponse) => void,
+  ): void {
+    if (offset > backup.bytes.length) {
+      reply({ ok: false, code: "BAD_REQUEST", error: `offset ${offset} is past the backup's end` });
+      return;
+    }
+    const end = Math.min(backup.bytes.length, offset + BACKUP_CHUNK_BYTES);
+    // The last chunk frees the image: a backup is read once.
+    if (end === backup.bytes.length && this.#backup === backup) this.#backup = null;
+    reply({
+      ok: true,
+      leader: this.#raft.leader || undefined,
+      data: {
+        node: this.#options.id,
+        id: backup.id,
+        offset,
+        totalBytes: backup.bytes.length,
+        chunk: backup.bytes.subarray(offset, end),
+      },
+    });
+  }
+
   /** The forced recovery of `counter peers reset --force`; see `Raft.forceConf`. */
   #handleResetPeers(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
     const voters = req.args?.voters;
@@ -791,6 +906,25 @@ export class CounterNode {
     };
   }
 
+  #metricsSample(): NodeSample {
+    const s = this.#raft.status();
+    return {
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commit: s.commit,
+      applied: this.#applied,
+      lastIndex: s.lastIndex,
+      snapshotIndex: this.#snapshotIndex,
+      proposalsPending: this.#proposals.size,
+      readsPending: this.#reads.size,
+      followers: s.peers.filter((p) => p.id !== s.id),
+      peers: this.#peers.stats(),
+      connections: this.#server.connectionCount,
+      connectionsAccepted: this.#server.connectionsAccepted,
+    };
+  }
+
   /** Runs the Ready loop unless it is already running; it drains everything pending. */
   #kick(): void {
     if (this.#stopping) return;
@@ -868,13 +1002,19 @@ export class CounterNode {
     // Memory only: the commit floor (what a restart must find on disk) is saved with the next
     // meta write or by the floor timer, never on this path.
     this.#storage.noteCommitIndex(this.#raft.commitIndex);
-    if (writes.length > 0) await Promise.all(writes);
+    if (writes.length > 0) {
+      const writeStartMs = performance.now();
+      await Promise.all(writes);
+      this.#metrics.fsyncSeconds.observe((performance.now() - writeStartMs) / 1000);
+    }
     // Only now may votes and acknowledgements go out: they promise what was just made durable.
     this.#send(rd.messages);
     if (rd.snapshot !== null) {
       this.#sm.restore(rd.snapshot.data);
       this.#applied = rd.snapshot.index;
       this.#log.info("installed snapshot from leader", { index: rd.snapshot.index });
+      this.#metrics.snapshotsInstalled.inc();
+      this.#metrics.snapshotBytes.set(rd.snapshot.data.length);
       for (const [index, p] of this.#proposals) {
         if (index > rd.snapshot.index) continue;
         this.#proposals.delete(index);
@@ -918,8 +1058,10 @@ export class CounterNode {
       this.#proposals.delete(e.index);
       if (p.term === e.term && e.type === EntryType.Config) {
         const conf = decodeConfState(e.data);
+        this.#metrics.proposalsCommitted.inc();
         p.reply({ ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
       } else if (result === null || p.term !== e.term) {
+        this.#metrics.proposalsFailed.inc();
         p.reply({
           ok: false,
           code: "NOT_APPLIED",
@@ -927,8 +1069,10 @@ export class CounterNode {
           leader,
         });
       } else if (result.ok) {
+        this.#metrics.proposalsCommitted.inc();
         p.reply({ ok: true, value: result.value, leader });
       } else {
+        this.#metrics.proposalsFailed.inc();
         p.reply({ ok: false, code: result.code, error: result.error, leader });
       }
     }
@@ -1006,6 +1150,7 @@ export class CounterNode {
     const term = this.#raft.term;
     const leader = this.#raft.leader;
     if (role === this.#lastRole && term === this.#lastTerm && leader === this.#lastLeader) return;
+    if (leader !== this.#lastLeader) this.#metrics.leaderChanges.inc();
     if (role !== this.#lastRole || term !== this.#lastTerm) {
       this.#log.info(`became ${role}`, { term, leader: leader || undefined });
     } else {
