@@ -482,17 +482,17 @@ export class Raft {
 
   /**
    * True while this leader may serve reads from its lease (no heartbeat round): a quorum
-   * acknowledged a heartbeat sent less than `leaseTicks` ago, so no other leader can have been
-   * elected since (voters ignore candidates for an election timeout after hearing from a leader,
-   * thanks to CheckQuorum). `leaseTicks` is the election timeout less a 10% allowance for clock
-   * drift between nodes. Never during a leadership transfer nor, once TimeoutNow went out, for
-   * the rest of the term; and only once an entry of this term is committed.
+   * acknowledged a heartbeat sent recently enough that no other leader can have been elected
+   * since. Each acknowledging voter ignores candidates for ITS OWN election timeout after hearing
+   * from a leader (thanks to CheckQuorum) and says how long that is in its answer, so the lease
+   * lasts 90% of the shortest such timeout in the quorum (the rest allows for clock drift),
+   * whatever this node's own timeout is. Never during a leadership transfer nor, once TimeoutNow
+   * went out, for the rest of the term; and only once an entry of this term is committed.
    */
   #inLease(): boolean {
     if (!this.#checkQuorum || this.#leadTransferee !== "" || this.#timeoutNowSent) return false;
     if (!this.#committedInTerm()) return false;
-    const leaseTicks = Math.floor(this.#electionTicks * 0.9);
-    return this.#ticks < this.#readOnly.confirmedTick() + leaseTicks;
+    return this.#ticks < this.#readOnly.leaseEndTick();
   }
 
   /** Tells the leader that sending a snapshot to `to` finished (`ok`) or failed. */
@@ -880,7 +880,12 @@ export class Raft {
   #handleHeartbeat(m: Message): void {
     // The leader never sends a commit index beyond what this node has acknowledged.
     this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
-    this.#send(MessageType.HeartbeatResp, m.from, { context: m.context });
+    // The answer carries this node's promise: it ignores candidates for its election timeout
+    // from now on (see `step`), and the leader's lease must not outlast that.
+    this.#send(MessageType.HeartbeatResp, m.from, {
+      context: m.context,
+      electionTicks: this.#electionTicks,
+    });
   }
 
   #handleSnapshot(m: Message): void {
@@ -933,7 +938,14 @@ export class Raft {
         if (pr.state === ProgressState.Replicate && pr.isPaused()) pr.freeFirstInflight();
         if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from, pr);
         if (m.context > 0) {
-          const released = this.#readOnly.ack(m.context, m.from, (acks) => this.#hasQuorum(acks));
+          // Only voters' promises bound the lease; a learner's ack never counts toward a quorum.
+          const promise = this.#conf.voters.includes(m.from) ? m.electionTicks : Infinity;
+          const released = this.#readOnly.ack(
+            m.context,
+            m.from,
+            (acks) => this.#hasQuorum(acks),
+            promise,
+          );
           for (const r of released) this.#serveRead(r);
         }
         return;
