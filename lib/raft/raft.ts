@@ -192,6 +192,12 @@ export class Raft {
   #timeoutNowSent = false;
   #readOnly = new ReadOnlyQueue();
   #readsAwaitingCommit: PendingRead[] = [];
+  /**
+   * Follower: reads forwarded to a leader and not answered yet, by request id, with the leader
+   * asked. They fail as soon as this node leaves that leader's term or role, instead of waiting
+   * for an answer a deposed leader will never send.
+   */
+  #forwardedReads = new Map<number, NodeId>();
   #msgs: Message[] = [];
   #readStates: ReadState[] = [];
   #failedReads: number[] = [];
@@ -445,7 +451,9 @@ export class Raft {
    * state machine has applied its index) or `Ready.failedReads` (retry elsewhere).
    */
   readIndex(requestId: number, options: { lease?: boolean } = {}): void {
-    if (this.#readOnly.size() + this.#readsAwaitingCommit.length >= this.#pendingReadsMax) {
+    const waiting = this.#readOnly.size() + this.#readsAwaitingCommit.length +
+      this.#forwardedReads.size;
+    if (waiting >= this.#pendingReadsMax) {
       this.#failedReads.push(requestId);
       return;
     }
@@ -456,6 +464,7 @@ export class Raft {
     if (this.#role === Role.Leader) {
       this.#addRead({ requestId, index: 0, from: "" });
     } else if (this.#leader !== "" && this.#leader !== this.#id) {
+      this.#forwardedReads.set(requestId, this.#leader);
       this.#send(MessageType.ReadIndex, this.#leader, { context: requestId });
     } else {
       this.#failedReads.push(requestId);
@@ -844,6 +853,10 @@ export class Raft {
         if (this.promotable) this.#becomeCandidate(true);
         return;
       case MessageType.ReadIndexResp:
+        // Only answers to reads still waiting, from the leader asked: a late or duplicated answer
+        // must not serve (or fail) a read twice.
+        if (this.#forwardedReads.get(m.context) !== m.from) return;
+        this.#forwardedReads.delete(m.context);
         if (m.reject) this.#failedReads.push(m.context);
         else this.#readStates.push({ requestId: m.context, index: m.index });
         return;
@@ -1064,6 +1077,10 @@ export class Raft {
   }
 
   #failAllReads(): void {
+    // Reads forwarded to the leader of a term this node is leaving: that leader may be deposed
+    // and never answer, so they fail now and the client retries with the new leader.
+    for (const requestId of this.#forwardedReads.keys()) this.#failedReads.push(requestId);
+    this.#forwardedReads.clear();
     const dropped = [...this.#readOnly.releaseAll(), ...this.#readsAwaitingCommit];
     this.#readsAwaitingCommit = [];
     for (const r of dropped) {

@@ -132,9 +132,37 @@ Deno.test("maybeDecrTo: a follower that lost what it acknowledged is probed agai
   const pr = new Progress(1, 4);
   pr.maybeUpdate(50);
   pr.becomeReplicate();
+  pr.sentEntries(60, 10);
+  // It rejects the next append: the leader goes back to probing at the match...
+  assert.equal(pr.maybeDecrTo(50, 1), true);
+  assert.equal(pr.match, 50, "a rejection in Replicate does not lower the match");
+  assert.equal(pr.next, 51);
+  pr.becomeProbe();
+  pr.sentEntries(50, 0);
+  // ... and the answer to that probe says it no longer holds the match.
   assert.equal(pr.maybeDecrTo(50, 1), true);
   assert.equal(pr.match, 1);
   assert.equal(pr.next, 2);
+});
+
+Deno.test("maybeDecrTo: a stale duplicated rejection never lowers the match", () => {
+  // The follower rejected a probe at 10 while it held 5 entries; it has since caught up to 50.
+  // Copies of that old rejection arrive late, in each replication state.
+  const pr = new Progress(1, 4);
+  pr.maybeUpdate(50);
+  pr.becomeReplicate();
+  pr.sentEntries(60, 10);
+  assert.equal(pr.maybeDecrTo(10, 5), false, "Replicate");
+  assert.equal(pr.match, 50);
+  assert.equal(pr.next, 61);
+  pr.becomeProbe();
+  pr.sentEntries(50, 0);
+  assert.equal(pr.maybeDecrTo(10, 5), false, "Probe");
+  assert.equal(pr.match, 50);
+  assert.equal(pr.next, 51);
+  pr.becomeSnapshot(80);
+  assert.equal(pr.maybeDecrTo(10, 5), false, "Snapshot");
+  assert.equal(pr.match, 50);
 });
 
 Deno.test("maybeDecrTo in Probe: only the answer to the latest probe counts", () => {
