@@ -39,7 +39,8 @@ import {
 } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
-import { encodeIncrement } from "./command.ts";
+import { encodeIncrement, readStampMs } from "./command.ts";
+import { ClusterClock } from "./cluster_clock.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 
 /** Settings of a node, as `counter serve` gives them. */
@@ -128,6 +129,8 @@ export class CounterNode {
   readonly #requestTimeoutMs: number;
   readonly #pendingRequestsMax: number;
   #applied: number;
+  /** Stamps increments with cluster time (never the wall clock); see cluster_clock.ts. */
+  readonly #clock = new ClusterClock();
   #proposals = new Map<number, PendingProposal>();
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
@@ -177,6 +180,8 @@ export class CounterNode {
     this.#peers = peers;
     this.#applied = applied;
     this.#snapshotIndex = applied;
+    // Cluster time continues from the newest stamp this node holds.
+    this.#clock.observe(sm.newestActivityMs());
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#pendingRequestsMax = options.pendingRequestsMax ?? 100_000;
     this.#snapshotSender = new SnapshotSender({
@@ -273,6 +278,7 @@ export class CounterNode {
       }, { logger: log, requestsInFlightMax: 65536 });
       const peers = new PeerSender({ logger: log });
       node = new CounterNode(options, storage, raft, server, peers, sm, applied);
+      node.#observeStamps(recovered.entries);
       node.#startTimers();
       log.info("serving", { id: options.id, group: options.group });
       return node;
@@ -510,7 +516,9 @@ export class CounterNode {
     }
     const data = encodeIncrement({
       delta: req.delta,
-      proposedAtMs: Date.now(),
+      // Cluster time, not Date.now(): a wall clock that is ahead or steps would expire live
+      // client sessions, and a retry would then be applied twice.
+      proposedAtMs: this.#clock.stamp(this.#raft.term),
       clientId: req.clientId ?? "",
       seq: req.seq ?? 0,
       ackedBelow: req.ackedBelow ?? 0,
@@ -850,6 +858,7 @@ export class CounterNode {
       this.#snapshotIndex = rd.snapshot.index;
     }
     const writes: Promise<void>[] = [];
+    this.#observeStamps(rd.entries);
     if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
     if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));
     if (writes.length > 0) await Promise.all(writes);
@@ -857,6 +866,7 @@ export class CounterNode {
     this.#send(rd.messages);
     if (rd.snapshot !== null) {
       this.#sm.restore(rd.snapshot.data);
+      this.#clock.observe(this.#sm.newestActivityMs());
       this.#applied = rd.snapshot.index;
       this.#log.info("installed snapshot from leader", { index: rd.snapshot.index });
       for (const [index, p] of this.#proposals) {
@@ -915,6 +925,15 @@ export class CounterNode {
       } else {
         p.reply({ ok: false, code: result.code, error: result.error, leader });
       }
+    }
+  }
+
+  /** Notes the cluster-time stamps of entries this node holds: its stamps will not go below. */
+  #observeStamps(entries: Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== EntryType.Normal) continue;
+      const stampMs = readStampMs(e.data);
+      if (stampMs !== null) this.#clock.observe(stampMs);
     }
   }
 

@@ -157,6 +157,28 @@ Deno.test("an overflowing increment is refused with OVERFLOW by the node", async
   }
 });
 
+Deno.test("a leader's wall clock jumping 2 h ahead does not expire a live session", async () => {
+  // Before cluster time, the leader stamped entries with Date.now(): the retry below carried a
+  // stamp 2 h after the first attempt, the session expired, and the retry was applied twice.
+  const group = await startGroup(1);
+  const realNow = Date.now;
+  try {
+    await waitForLeader(group.nodes);
+    const id = group.ids[0];
+    const incr = { op: "incr", delta: 5n, clientId: "clock-test", seq: 1, ackedBelow: 1 } as const;
+    assert.equal((await callNode(id, GROUP, incr)).value, 5n);
+    const stepMs = 2 * 60 * 60 * 1000;
+    Date.now = () => realNow() + stepMs;
+    const retry = await callNode(id, GROUP, incr);
+    assert.equal(retry.ok, true, retry.error);
+    assert.equal(retry.value, 5n, "the retry gets the first answer");
+    assert.equal((await callNode(id, GROUP, { op: "get" })).value, 5n, "applied once");
+  } finally {
+    Date.now = realNow;
+    await group.stop();
+  }
+});
+
 Deno.test("a three-node group: redirects, error codes and stale reads", async (t) => {
   const group = await startGroup(3);
   const client = new CounterClient({ peers: group.ids, timeoutMs: WAIT_MS });
