@@ -41,6 +41,7 @@ import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
 import { encodeIncrement, readStampMs } from "./command.ts";
 import { ClusterClock } from "./cluster_clock.ts";
+import { PendingProposals } from "./pending_proposals.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 
 /** Settings of a node, as `counter serve` gives them. */
@@ -90,12 +91,6 @@ const EXPIRY_CHECK_TICKS = 10;
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 const TICK_MS = 10;
 
-interface PendingProposal {
-  term: number;
-  reply: (resp: ClientResponse) => void;
-  deadlineMs: number;
-}
-
 /** Learners within this many entries of the leader are promoted by `add_peer`. */
 const PROMOTE_LAG_ENTRIES_MAX = 1000;
 
@@ -131,7 +126,7 @@ export class CounterNode {
   #applied: number;
   /** Stamps increments with cluster time (never the wall clock); see cluster_clock.ts. */
   readonly #clock = new ClusterClock();
-  #proposals = new Map<number, PendingProposal>();
+  #proposals = new PendingProposals();
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
@@ -529,7 +524,7 @@ export class CounterNode {
       reply({ ok: false, code: "BUSY", error: `cannot take the increment now: ${result.reason}` });
       return;
     }
-    this.#proposals.set(result.firstIndex, {
+    this.#proposals.add(result.firstIndex, {
       term: result.term,
       reply,
       deadlineMs: Date.now() + this.#requestTimeoutMs,
@@ -617,6 +612,20 @@ export class CounterNode {
       return;
     }
     if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+    if (req.op === "promote_peer") {
+      // As etcd does: a voter that cannot yet acknowledge what the others hold would only add to
+      // the quorum's size, and a lagging one can cost the group its availability.
+      const lag = this.#learnerLag(node);
+      if (lag !== null && !lag.caughtUp) {
+        reply({
+          ok: false,
+          code: "REFUSED",
+          error: `learner ${node} is ${lag.behind} entries behind; try again when it has ` +
+            `caught up (within ${PROMOTE_LAG_ENTRIES_MAX})`,
+        });
+        return;
+      }
+    }
     const learnerOnly = req.args?.learner === true;
     let change: ConfChange;
     if (req.op === "remove_peer") change = { type: "remove", node };
@@ -634,7 +643,7 @@ export class CounterNode {
       // adding a member never costs the group its availability.
       this.#promotions.push({ node, reply, deadlineMs });
     };
-    this.#proposals.set(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
+    this.#proposals.add(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
     this.#log.info("membership change proposed", {
       op: req.op,
       peer: node,
@@ -753,18 +762,30 @@ export class CounterNode {
       p.reply({ ok: true, data: { voters: s.conf.voters, learners: s.conf.learners } });
       return true;
     }
-    const match = s.peers.find((peer) => peer.id === p.node)?.match ?? 0;
-    if (s.lastIndex - match > PROMOTE_LAG_ENTRIES_MAX || match === 0) return false;
+    if (!(this.#learnerLag(p.node)?.caughtUp ?? false)) return false;
     const result = this.#raft.proposeConfChange({ type: "promote", node: p.node });
     if (!result.ok) return false; // Another change is still in flight; try on a later tick.
     this.#log.info("promoting caught-up learner", { peer: p.node, index: result.firstIndex });
-    this.#proposals.set(result.firstIndex, {
+    this.#proposals.add(result.firstIndex, {
       term: result.term,
       reply: p.reply,
       deadlineMs: p.deadlineMs,
     });
     this.#kick();
     return true;
+  }
+
+  /**
+   * How far the learner `node` is behind this leader's log, and whether that is close enough to
+   * promote it (it has acknowledged something and is within `PROMOTE_LAG_ENTRIES_MAX`). Null when
+   * `node` is not a learner.
+   */
+  #learnerLag(node: string): { behind: number; caughtUp: boolean } | null {
+    const s = this.#raft.status();
+    if (!s.conf.learners.includes(node)) return null;
+    const match = s.peers.find((peer) => peer.id === node)?.match ?? 0;
+    const behind = s.lastIndex - match;
+    return { behind, caughtUp: match > 0 && behind <= PROMOTE_LAG_ENTRIES_MAX };
   }
 
   #statusData(): Record<string, string | number | string[]> {
