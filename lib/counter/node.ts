@@ -40,7 +40,9 @@ import {
 } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
-import { encodeIncrement } from "./command.ts";
+import { encodeIncrement, readStampMs } from "./command.ts";
+import { ClusterClock } from "./cluster_clock.ts";
+import { PendingProposals } from "./pending_proposals.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
 
@@ -102,12 +104,6 @@ interface PendingBackup {
   bytes: Uint8Array;
 }
 
-interface PendingProposal {
-  term: number;
-  reply: (resp: ClientResponse) => void;
-  deadlineMs: number;
-}
-
 /** Learners within this many entries of the leader are promoted by `add_peer`. */
 const PROMOTE_LAG_ENTRIES_MAX = 1000;
 
@@ -141,7 +137,9 @@ export class CounterNode {
   readonly #requestTimeoutMs: number;
   readonly #pendingRequestsMax: number;
   #applied: number;
-  #proposals = new Map<number, PendingProposal>();
+  /** Stamps increments with cluster time (never the wall clock); see cluster_clock.ts. */
+  readonly #clock = new ClusterClock();
+  #proposals = new PendingProposals();
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
@@ -195,6 +193,8 @@ export class CounterNode {
     this.#peers = peers;
     this.#applied = applied;
     this.#snapshotIndex = applied;
+    // Cluster time continues from the newest stamp this node holds.
+    this.#clock.observe(sm.newestActivityMs());
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#pendingRequestsMax = options.pendingRequestsMax ?? 100_000;
     this.#snapshotSender = new SnapshotSender({
@@ -298,6 +298,7 @@ export class CounterNode {
       }, { logger: log, requestsInFlightMax: 65536 });
       const peers = new PeerSender({ logger: log });
       node = new CounterNode(options, storage, raft, server, peers, sm, applied);
+      node.#observeStamps(recovered.entries);
       node.#startTimers();
       log.info("serving", { id: options.id, group: options.group });
       return node;
@@ -567,7 +568,9 @@ export class CounterNode {
     }
     const data = encodeIncrement({
       delta: req.delta,
-      proposedAtMs: Date.now(),
+      // Cluster time, not Date.now(): a wall clock that is ahead or steps would expire live
+      // client sessions, and a retry would then be applied twice.
+      proposedAtMs: this.#clock.stamp(this.#raft.term),
       clientId: req.clientId ?? "",
       seq: req.seq ?? 0,
       ackedBelow: req.ackedBelow ?? 0,
@@ -578,7 +581,7 @@ export class CounterNode {
       reply({ ok: false, code: "BUSY", error: `cannot take the increment now: ${result.reason}` });
       return;
     }
-    this.#proposals.set(result.firstIndex, {
+    this.#proposals.add(result.firstIndex, {
       term: result.term,
       reply,
       deadlineMs: Date.now() + this.#requestTimeoutMs,
@@ -666,6 +669,20 @@ export class CounterNode {
       return;
     }
     if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+    if (req.op === "promote_peer") {
+      // As etcd does: a voter that cannot yet acknowledge what the others hold would only add to
+      // the quorum's size, and a lagging one can cost the group its availability.
+      const lag = this.#learnerLag(node);
+      if (lag !== null && !lag.caughtUp) {
+        reply({
+          ok: false,
+          code: "REFUSED",
+          error: `learner ${node} is ${lag.behind} entries behind; try again when it has ` +
+            `caught up (within ${PROMOTE_LAG_ENTRIES_MAX})`,
+        });
+        return;
+      }
+    }
     const learnerOnly = req.args?.learner === true;
     let change: ConfChange;
     if (req.op === "remove_peer") change = { type: "remove", node };
@@ -683,7 +700,7 @@ export class CounterNode {
       // adding a member never costs the group its availability.
       this.#promotions.push({ node, reply, deadlineMs });
     };
-    this.#proposals.set(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
+    this.#proposals.add(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
     this.#log.info("membership change proposed", {
       op: req.op,
       peer: node,
@@ -873,18 +890,30 @@ export class CounterNode {
       p.reply({ ok: true, data: { voters: s.conf.voters, learners: s.conf.learners } });
       return true;
     }
-    const match = s.peers.find((peer) => peer.id === p.node)?.match ?? 0;
-    if (s.lastIndex - match > PROMOTE_LAG_ENTRIES_MAX || match === 0) return false;
+    if (!(this.#learnerLag(p.node)?.caughtUp ?? false)) return false;
     const result = this.#raft.proposeConfChange({ type: "promote", node: p.node });
     if (!result.ok) return false; // Another change is still in flight; try on a later tick.
     this.#log.info("promoting caught-up learner", { peer: p.node, index: result.firstIndex });
-    this.#proposals.set(result.firstIndex, {
+    this.#proposals.add(result.firstIndex, {
       term: result.term,
       reply: p.reply,
       deadlineMs: p.deadlineMs,
     });
     this.#kick();
     return true;
+  }
+
+  /**
+   * How far the learner `node` is behind this leader's log, and whether that is close enough to
+   * promote it (it has acknowledged something and is within `PROMOTE_LAG_ENTRIES_MAX`). Null when
+   * `node` is not a learner.
+   */
+  #learnerLag(node: string): { behind: number; caughtUp: boolean } | null {
+    const s = this.#raft.status();
+    if (!s.conf.learners.includes(node)) return null;
+    const match = s.peers.find((peer) => peer.id === node)?.match ?? 0;
+    const behind = s.lastIndex - match;
+    return { behind, caughtUp: match > 0 && behind <= PROMOTE_LAG_ENTRIES_MAX };
   }
 
   #statusData(): Record<string, string | number | string[]> {
@@ -997,6 +1026,7 @@ export class CounterNode {
       this.#snapshotIndex = rd.snapshot.index;
     }
     const writes: Promise<void>[] = [];
+    this.#observeStamps(rd.entries);
     if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
     if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));
     // Memory only: the commit floor (what a restart must find on disk) is saved with the next
@@ -1011,6 +1041,7 @@ export class CounterNode {
     this.#send(rd.messages);
     if (rd.snapshot !== null) {
       this.#sm.restore(rd.snapshot.data);
+      this.#clock.observe(this.#sm.newestActivityMs());
       this.#applied = rd.snapshot.index;
       this.#log.info("installed snapshot from leader", { index: rd.snapshot.index });
       this.#metrics.snapshotsInstalled.inc();
@@ -1075,6 +1106,15 @@ export class CounterNode {
         this.#metrics.proposalsFailed.inc();
         p.reply({ ok: false, code: result.code, error: result.error, leader });
       }
+    }
+  }
+
+  /** Notes the cluster-time stamps of entries this node holds: its stamps will not go below. */
+  #observeStamps(entries: Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== EntryType.Normal) continue;
+      const stampMs = readStampMs(e.data);
+      if (stampMs !== null) this.#clock.observe(stampMs);
     }
   }
 
