@@ -552,6 +552,14 @@ export class Raft {
         m.type === MessageType.Snap
       ) {
         this.#becomeFollower(m.term, m.from);
+      } else if (m.type === MessageType.Vote) {
+        // Raft §5.2: the election timer restarts on hearing from a leader or granting a vote
+        // (#handleVoteRequest), not on merely learning of a higher term. A candidate with a
+        // stale log and a shorter election timeout than the others would otherwise hold their
+        // timers back forever, and no node that could win would ever campaign.
+        const elapsed = this.#electionElapsed;
+        this.#becomeFollower(m.term, "");
+        this.#electionElapsed = elapsed;
       } else {
         this.#becomeFollower(m.term, "");
       }
@@ -561,6 +569,12 @@ export class Raft {
         this.#send(MessageType.AppResp, m.from, {});
       } else if (m.type === MessageType.PreVote) {
         this.#send(MessageType.PreVoteResp, m.from, { reject: true });
+      } else if (m.type === MessageType.Vote) {
+        // Raft §5.1: every answer carries the current term, so a candidate stuck in an older
+        // term learns the newer one and campaigns above it. A node that does not count the
+        // candidate as a voter (its configuration lags) never sends it anything else, and the
+        // two could otherwise race their terms forever.
+        this.#send(MessageType.VoteResp, m.from, { reject: true });
       }
       return;
     }

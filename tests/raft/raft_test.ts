@@ -235,7 +235,11 @@ Deno.test("§5.1 a request with a stale term is refused, and the sender learns t
   assert.equal(answer.term, 2);
   b.step(makeMessage(MessageType.Vote, { from: "c", to: "b", term: 1, index: 9, logTerm: 9 }));
   net.processReady(["b"]);
-  assert.deepEqual(net.take(isMsg(MessageType.VoteResp, "b")), [], "stale votes are dropped");
+  // A stale candidate is refused with the current term too, so it stops campaigning below it
+  // (a voter whose configuration lags may send it nothing else).
+  const [refusal] = net.take(isMsg(MessageType.VoteResp, "b", "c"));
+  assert.equal(refusal?.reject, true);
+  assert.equal(refusal?.term, 2);
 });
 
 // -------------------------------------------------------------------- §5.4.1 election restriction
@@ -1320,4 +1324,20 @@ Deno.test("a leader stops counting a follower that reports less than it acknowle
   // A repeated (duplicated) rejection changes nothing more.
   a.step(resp!);
   assert.equal(matchOf("b"), 1);
+});
+
+Deno.test("§5.2: a rejected candidate of a higher term does not restart the voters' timers", () => {
+  // c's log is stale and its election timeout is a third of b's. Without PreVote it campaigns
+  // again and again; b must still time out and win, or the group never has a leader again.
+  const c3 = conf(["a", "b", "c"]);
+  const net = new Network();
+  net.add(newNode("a", stateWithLog(c3, [2, 2], 2), { preVote: false }, 1));
+  net.add(newNode("b", stateWithLog(c3, [2, 2], 2), { preVote: false, electionTicks: 30 }, 2));
+  net.add(newNode("c", stateWithLog(c3, [2], 2), { preVote: false, electionTicks: 10 }, 3));
+  net.isolate("a"); // the old leader is gone for good
+  for (let t = 0; t < 600 && net.leaders().length === 0; t++) {
+    net.tick(["b", "c"]);
+    net.stabilize();
+  }
+  assert.deepEqual(net.leaders(), ["b"], "the node whose log is up to date wins");
 });

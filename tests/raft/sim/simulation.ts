@@ -48,7 +48,8 @@ import {
   Role,
   type Snapshot,
 } from "../../../lib/raft/mod.ts";
-import { decodeIncrement, encodeIncrement } from "../../../lib/counter/command.ts";
+import { decodeIncrement, encodeIncrement, readStampMs } from "../../../lib/counter/command.ts";
+import { ClusterClock } from "../../../lib/counter/cluster_clock.ts";
 import {
   type ApplyResult,
   CLIENT_IDLE_EXPIRY_MS,
@@ -85,6 +86,11 @@ export type Mutation =
   | "lose-sessions"
   /** Node n2 expires client sessions by its own clock instead of the proposing leader's. */
   | "local-clock-expiry"
+  /**
+   * Leaders stamp increments with their wall clocks (which jump in disk-fault seeds) instead of
+   * cluster time: the state before lib/counter/cluster_clock.ts.
+   */
+  | "wall-clock-stamps"
   /** The pump applies committed entries while a Ready installing a snapshot is in flight. */
   | "pump-during-snapshot"
   /** The pumping shell applies a Ready's committed entries after its write, not before. */
@@ -223,6 +229,11 @@ export interface SimParams {
   diskWeights: Record<DiskChaosAction, number>;
   /** Longest process pause, in election timeouts. */
   pauseElectionsMax: number;
+  /**
+   * Election timeout of each node (ticks): `electionTicks` times a factor of 1 to 3 in a third of
+   * the seeds, since nothing makes operators give every node the same `--election-timeout-ms`.
+   */
+  electionTicksOf: number[];
 }
 
 type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" | "transfer";
@@ -232,9 +243,10 @@ type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" 
  * replaced, `rm -rf`), after which it restarts with the same id and `--conf`; `loss` makes a
  * node's disk lose its newest data in a way the storage detects (a deleted newest segment, a bit
  * flip in the last record), so it refuses to start; `pause` stops a process (SIGSTOP, a long GC)
- * for longer than an election timeout.
+ * for longer than an election timeout; `clockJump` steps a node's wall clock by up to two session
+ * expiry periods, forward or back (which cluster time must not notice).
  */
-type DiskChaosAction = "wipe" | "loss" | "pause";
+type DiskChaosAction = "wipe" | "loss" | "pause" | "clockJump";
 
 /** Counts of what happened in a run. */
 export interface SimStats {
@@ -428,6 +440,8 @@ interface SimNode {
   raft: Raft | null;
   /** The real counter state machine. */
   sm: CounterStateMachine;
+  /** Cluster time for the increments it proposes (node.ts's ClusterClock), this life. */
+  clock: ClusterClock;
   applied: number;
   /** Index of the snapshot the state machine was last restored from (this life), 0 for none. */
   restoredAt: number;
@@ -518,6 +532,12 @@ const BACKOFF_US_MAX = 50_000;
 /** Answered requests a client keeps as candidates for deliberate duplicates. */
 const ANSWERED_KEPT = 8;
 
+/** Answers whose sender a node counts: a vote, an acknowledgement, a heartbeat's echo. */
+function isCountedAnswer(type: MessageType): boolean {
+  return type === MessageType.VoteResp || type === MessageType.PreVoteResp ||
+    type === MessageType.AppResp || type === MessageType.HeartbeatResp;
+}
+
 /** Node id of the i-th node (0-based). */
 export function nodeId(i: number): NodeId {
   return `n${i + 1}`;
@@ -596,6 +616,10 @@ export function simParams(options: SimOptions): SimParams {
   const diskFaultsDrawn = r.chance(0.4);
   const diskWeights = { wipe: r.pick([1, 2]), loss: r.pick([0, 1]), pause: r.pick([0, 1, 2]) };
   const pauseElectionsMax = r.pick([2, 5]);
+  const mixedTimeouts = r.chance(1 / 3);
+  const timeoutFactors: number[] = [];
+  for (let i = 0; i < 5; i++) timeoutFactors.push(mixedTimeouts ? r.pick([1, 1, 1.5, 2, 3]) : 1);
+  const clockJumpWeight = r.pick([0, 1]);
   // Sessions idle for CLIENT_IDLE_EXPIRY_MS of the leaders' wall clock expire. That hour lasts
   // 0.3 s, 1 s or 3 s of simulated time in most seeds (so sessions expire during a run), or an
   // hour (real time) in the rest.
@@ -628,8 +652,9 @@ export function simParams(options: SimOptions): SimParams {
     wallOffsetMs: wallOffsetMs.slice(0, pool),
     sampleEvery: r.pick([4, 16, 64]),
     diskFaults: options.diskFaults ?? diskFaultsDrawn,
-    diskWeights,
+    diskWeights: { ...diskWeights, clockJump: clockJumpWeight },
     pauseElectionsMax,
+    electionTicksOf: timeoutFactors.slice(0, pool).map((f) => Math.round(base.electionTicks * f)),
   };
 }
 
@@ -724,6 +749,8 @@ export class Simulation {
   #netDup: number;
   #netFifo: boolean;
   #faults = true;
+  /** Offset of each node's wall clock (ms): the drawn skew, moved by clock jumps. */
+  readonly #wallOffsetMs: number[];
   /** Incarnations handed out so far: every disk, wiped ones included, gets a new one. */
   #incarnationSeq = 0;
   /** Nodes the operator is replacing now. */
@@ -740,6 +767,7 @@ export class Simulation {
   constructor(options: SimOptions) {
     this.#options = options;
     this.#params = simParams(options);
+    this.#wallOffsetMs = this.#params.wallOffsetMs.slice();
     this.#rng = new Prng(options.seed);
     const ledger = new Ledger(this.#params.sampleEvery);
     this.#ledger = ledger;
@@ -771,6 +799,7 @@ export class Simulation {
         epoch: 0,
         raft: null,
         sm: new CounterStateMachine(),
+        clock: new ClusterClock(),
         applied: 0,
         restoredAt: 0,
         write: null,
@@ -985,10 +1014,11 @@ export class Simulation {
   #start(node: SimNode): void {
     if (node.refused) return;
     if (node.disk.isFresh() && node.formerDisks.length > 0 && !this.#probe(node)) return;
+    node.disk.bound = true;
     const p = this.#params;
     const options: RaftOptions = {
       id: node.id,
-      electionTicks: p.electionTicks,
+      electionTicks: p.electionTicksOf[node.index],
       heartbeatTicks: p.heartbeatTicks,
       random: () => node.prng.float(),
       preVote: p.preVote,
@@ -1004,7 +1034,11 @@ export class Simulation {
     node.up = true;
     node.sm = new CounterStateMachine();
     node.restoredAt = 0;
+    // node.ts's clock runs on the process's monotonic clock; sessions expire in simulated
+    // seconds here, so it runs at the speed of the leaders' model clock (`wallMsPerUs`).
+    node.clock = new ClusterClock(() => this.#now * p.wallMsPerUs);
     if (initial.snapshot !== null) this.#restoreStateMachine(node, initial.snapshot);
+    this.#observeStamps(node, initial.entries);
     node.applied = initial.snapshot === null ? 0 : initial.snapshot.index;
     node.write = null;
     node.leaderTerm = 0;
@@ -1294,6 +1328,15 @@ export class Simulation {
     };
   }
 
+  /** node.ts's `#observeStamps`: cluster time never goes below a stamp the node holds. */
+  #observeStamps(node: SimNode, entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== EntryType.Normal) continue;
+      const stampMs = readStampMs(e.data);
+      if (stampMs !== null) node.clock.observe(stampMs);
+    }
+  }
+
   /** A Ready was just taken: check it, note its reads, send what may go before the write. */
   #onReady(node: SimNode, rd: Ready): void {
     const r = node.raft!;
@@ -1310,6 +1353,7 @@ export class Simulation {
     if (rd.entries.length > 0) {
       const first = rd.entries[0].index;
       this.#checker.entriesAppended(node.id, first - 1, r.termAt(first - 1), rd.entries);
+      this.#observeStamps(node, rd.entries);
     }
     this.#checkCommitExposed(node);
     // The plain shell notes read indexes at once; node.ts handles them after the write.
@@ -1392,6 +1436,7 @@ export class Simulation {
     }
     node.sm = sm;
     node.restoredAt = s.index;
+    node.clock.observe(sm.newestActivityMs());
     this.#compareBytes(node, s.index, s.data, "snapshot");
   }
 
@@ -1564,10 +1609,16 @@ export class Simulation {
    * peer that comes back with a wiped dir is thus never heard again under its old id until the
    * configuration no longer names it.
    */
-  #identityAccepts(to: SimNode, from: NodeId, incarnation: number): boolean {
+  #identityAccepts(to: SimNode, m: Message, incarnation: number): boolean {
     if (this.#options.mutation === "no-identity-check") return true;
+    const from = m.from;
     const known = to.disk.peerIncarnations.get(from);
-    if (known !== undefined) return known === incarnation;
+    // Only answers are counted (votes granted, entries acknowledged, heartbeats confirming a
+    // lease or a read): those of an unknown incarnation are dropped. Requests, and a leader's
+    // appends, are safe from anyone: a node that missed a member's replacement must still follow
+    // the new incarnation when it leads, or it could never learn of the replacement.
+    if (known !== undefined && known !== incarnation) return !isCountedAnswer(m.type);
+    if (known !== undefined) return true;
     // Only members are recorded (and forgotten once a committed configuration drops them);
     // a message from an id this node does not count (yet) cannot have been counted by it.
     const conf = to.raft!.conf;
@@ -1623,7 +1674,7 @@ export class Simulation {
       this.#drop(m);
       return;
     }
-    if (!this.#identityAccepts(to, m.from, incarnation)) {
+    if (!this.#identityAccepts(to, m, incarnation)) {
       this.#note(() =>
         `drop (incarnation ${incarnation} of ${m.from} unknown) ${formatMessage(m)}`
       );
@@ -1665,8 +1716,8 @@ export class Simulation {
     ];
     if (this.#params.diskFaults) {
       const dw = this.#params.diskWeights;
-      actions.push("wipe", "loss", "pause");
-      weights.push(dw.wipe, dw.loss, dw.pause);
+      actions.push("wipe", "loss", "pause", "clockJump");
+      weights.push(dw.wipe, dw.loss, dw.pause, dw.clockJump);
     }
     const i = this.#rng.weighted(weights);
     if (i >= 0) {
@@ -1698,6 +1749,9 @@ export class Simulation {
           break;
         case "pause":
           this.#chaosPause();
+          break;
+        case "clockJump":
+          this.#chaosClockJump();
           break;
       }
     }
@@ -1789,6 +1843,14 @@ export class Simulation {
     node.pausedTicks = Math.floor(pauseUs / tickUs);
     this.#stats.pauses++;
     this.#note(() => `${node.id} PAUSED for ${pauseUs / 1000} ms`);
+  }
+
+  /** A node's wall clock steps (NTP, an operator, a VM restore): cluster time must not care. */
+  #chaosClockJump(): void {
+    const node = this.#rng.pick(this.#nodes);
+    const jumpMs = Math.round(CLIENT_IDLE_EXPIRY_MS * this.#rng.range(-2, 2));
+    this.#wallOffsetMs[node.index] += jumpMs;
+    this.#note(() => `${node.id} WALL CLOCK JUMPS by ${jumpMs} ms`);
   }
 
   // ---------------------------------------------------------------- the operator
@@ -2009,7 +2071,8 @@ export class Simulation {
   /** Wall clock of `node` (ms), as node.ts writes it into the entries it proposes. */
   #wallMs(node: SimNode): number {
     const p = this.#params;
-    return WALL_BASE_MS + p.wallOffsetMs[node.index] + Math.floor(this.#now * p.wallMsPerUs);
+    return WALL_BASE_MS + this.#wallOffsetMs[node.index] +
+      Math.floor(this.#now * p.wallMsPerUs);
   }
 
   #newClient(): Client {
@@ -2216,7 +2279,11 @@ export class Simulation {
     // A stopped process answers nothing; the client times out and tries elsewhere.
     if (node.pausedUntilUs > this.#now) return null;
     const r = node.raft!;
-    const wallMs = this.#wallMs(node);
+    // As node.ts: only a leader stamps (a follower refuses before encoding the command; here
+    // the core refuses it below).
+    let stampMs = 0;
+    if (this.#options.mutation === "wall-clock-stamps") stampMs = this.#wallMs(node);
+    else if (r.role === Role.Leader) stampMs = node.clock.stamp(r.term);
     const made: Proposal[] = commands.map(({ request, duplicate, delta }) => ({
       id: ++this.#proposalSeq,
       request,
@@ -2228,7 +2295,7 @@ export class Simulation {
       term: 0,
       data: encodeIncrement({
         delta,
-        proposedAtMs: wallMs,
+        proposedAtMs: stampMs,
         clientId: request?.client.id ?? "",
         seq: request?.seq ?? 0,
         ackedBelow: request?.ackedBelow ?? 0,
