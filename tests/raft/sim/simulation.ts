@@ -335,6 +335,8 @@ export interface SimStats {
   replacements: number;
   /** Messages dropped because the sender's incarnation is not the one the receiver knows. */
   identityDrops: number;
+  /** Wall-clock steps of a node. */
+  clockJumps: number;
 }
 
 /** The outcome of one simulated run. */
@@ -739,6 +741,7 @@ export class Simulation {
     bootstrapsAfterWipe: 0,
     replacements: 0,
     identityDrops: 0,
+    clockJumps: 0,
   };
   /** `#blocked[from][to]`: messages on that link are dropped. */
   #blocked: boolean[][] = [];
@@ -1850,6 +1853,7 @@ export class Simulation {
     const node = this.#rng.pick(this.#nodes);
     const jumpMs = Math.round(CLIENT_IDLE_EXPIRY_MS * this.#rng.range(-2, 2));
     this.#wallOffsetMs[node.index] += jumpMs;
+    this.#stats.clockJumps++;
     this.#note(() => `${node.id} WALL CLOCK JUMPS by ${jumpMs} ms`);
   }
 
