@@ -73,6 +73,10 @@ async function dispatch(invocation: Invocation): Promise<number> {
       const { runSnapshot } = await import("./lib/cli/commands/snapshot.ts");
       return await runSnapshot(invocation.options);
     }
+    case "recover": {
+      const { runRecover } = await import("./lib/cli/commands/recover.ts");
+      return await runRecover(invocation.options);
+    }
   }
 }
 

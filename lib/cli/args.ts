@@ -177,7 +177,7 @@ export interface GetOptions extends ClientOptions {
 }
 
 /** Subcommands of `counter peers`; `list` is the default. */
-export const PEERS_ACTIONS = ["list", "add", "remove", "promote", "reset"] as const;
+export const PEERS_ACTIONS = ["list", "add", "remove", "promote"] as const;
 
 /** What `counter peers` does, with the arguments of that subcommand. */
 export type PeersAction =
@@ -185,14 +185,9 @@ export type PeersAction =
   /** `learner`: stay a learner instead of being promoted once caught up (`--learner`). */
   | { action: "add"; node: string; learner: boolean }
   | { action: "remove"; node: string }
-  | { action: "promote"; node: string }
-  /**
-   * `voters`: the new membership, and the nodes the reset is sent to; `force`: `--force` was
-   * given (without it the command refuses to run).
-   */
-  | { action: "reset"; voters: string[]; force: boolean };
+  | { action: "promote"; node: string };
 
-/** Options of `counter peers`. For `reset`, `peers` is the `voters` list itself. */
+/** Options of `counter peers`. */
 export type PeersOptions = ClientOptions & PeersAction;
 
 /** Options of `counter leader`: name the leader, or move leadership to `node`. */
@@ -207,6 +202,16 @@ export type StatusOptions = ClientOptions;
 export interface SnapshotOptions extends ClientOptions {
   /** The node to take a snapshot on (`--peer`). */
   peer: string;
+}
+
+/** Options of `counter recover`. */
+export interface RecoverOptions {
+  /** The stopped node's data dir (`--data`). */
+  dataDir: string;
+  /** Run without asking for confirmation (`--yes`). */
+  yes: boolean;
+  /** Print one JSON object (`--json`). */
+  json: boolean;
 }
 
 /** Options of `counter demo`. */
@@ -255,7 +260,8 @@ export type Invocation =
   | { command: "status"; options: StatusOptions }
   | { command: "leader"; options: LeaderOptions }
   | { command: "peers"; options: PeersOptions }
-  | { command: "snapshot"; options: SnapshotOptions };
+  | { command: "snapshot"; options: SnapshotOptions }
+  | { command: "recover"; options: RecoverOptions };
 
 /** Options for {@linkcode parseCommandLine}. */
 export interface ParseOptions {
@@ -571,6 +577,13 @@ function directClientOptions(scanned: Scanned, peers: string[], why: string): Cl
 /** Parses the arguments of `counter peers` (after the word `peers`). */
 export function parsePeersArgs(argv: readonly string[], options: ParseOptions = {}): PeersOptions {
   const env = options.env ?? Deno.env.get;
+  if (argv[0] === "reset") {
+    // The old network reset made survivors diverge; it is gone, and says where it went.
+    throw new UsageError(
+      "'peers reset' was replaced by 'counter recover --data DIR --force-new-cluster', run on " +
+        "one stopped survivor's data dir (see 'counter recover --help')",
+    );
+  }
   const { name, rest } = subcommand(argv, PEERS_ACTIONS, "list");
   switch (name) {
     case "list": {
@@ -593,22 +606,6 @@ export function parsePeersArgs(argv: readonly string[], options: ParseOptions = 
       const scanned = scan(rest, CLIENT_SPEC);
       const node = nodeArgument(scanned, name);
       return { ...clientOptions(scanned, env), action: name, node };
-    }
-    case "reset": {
-      const scanned = scan(rest, { ...CLIENT_SPEC, force: "boolean" });
-      expectPositionals(scanned, 1);
-      const text = scanned.positionals[0];
-      if (text === undefined) {
-        throw new UsageError("missing HOST:PORT,..., the surviving nodes that form the new group");
-      }
-      const voters = parseAddressList(text, "the node list");
-      const why = "the reset is sent to each node of the HOST:PORT,... list";
-      return {
-        ...directClientOptions(scanned, voters, why),
-        action: name,
-        voters,
-        force: scanned.flags.has("force"),
-      };
     }
   }
 }
@@ -648,6 +645,25 @@ export function parseSnapshotArgs(argv: readonly string[]): SnapshotOptions {
   const peer = parseHostPort(required(scanned, "peer"), "--peer");
   const why = "--peer names the one node to take a snapshot on";
   return { ...directClientOptions(scanned, [peer], why), peer };
+}
+
+/** Parses the arguments of `counter recover` (after the word `recover`). */
+export function parseRecoverArgs(argv: readonly string[]): RecoverOptions {
+  const scanned = scan(argv, {
+    data: "string",
+    "force-new-cluster": "boolean",
+    yes: "boolean",
+    json: "boolean",
+  });
+  expectPositionals(scanned, 0);
+  const dataDir = required(scanned, "data");
+  if (!scanned.flags.has("force-new-cluster")) {
+    // The one recovery there is; the flag makes the operator say what it does.
+    throw new UsageError(
+      "missing --force-new-cluster (recover forces this node into a new one-node group)",
+    );
+  }
+  return { dataDir, yes: scanned.flags.has("yes"), json: scanned.flags.has("json") };
 }
 
 /** Parses the arguments of `counter demo` (after the word `demo`). */
@@ -848,6 +864,8 @@ export function parseCommandLine(argv: readonly string[], options: ParseOptions 
         return { command: name, options: parsePeersArgs(rest, options) };
       case "snapshot":
         return { command: name, options: parseSnapshotArgs(rest) };
+      case "recover":
+        return { command: name, options: parseRecoverArgs(rest) };
       case "help":
         return asksForHelp(rest) ? { command: "help", topic: "help" } : parseHelpArgs(rest);
     }

@@ -19,6 +19,7 @@ export const COMMAND_NAMES = [
   "leader",
   "peers",
   "snapshot",
+  "recover",
 ] as const;
 
 /** A subcommand name. */
