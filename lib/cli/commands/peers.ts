@@ -7,7 +7,6 @@
 
 import type { WireMap } from "../../transport/codec.ts";
 import type { PeersOptions } from "../args.ts";
-import { errorLine } from "../output.ts";
 import {
   type AdminCommandDeps,
   answerAsMap,
@@ -15,21 +14,11 @@ import {
   answerIndex,
   answerString,
   BadAnswerError,
-  type Configuration,
   formatConfiguration,
   formatTable,
-  resolveAdminDeps,
   runAdmin,
 } from "./_admin.ts";
-import {
-  connectOptions,
-  EXIT_FAILED,
-  EXIT_OK,
-  EXIT_UNKNOWN,
-  EXIT_USAGE,
-  type Outcome,
-  outcomeOf,
-} from "./_client.ts";
+import { connectOptions, EXIT_OK } from "./_client.ts";
 
 /** One member, as the leader sees it. */
 export interface Member {
