@@ -88,6 +88,8 @@ const EXPIRY_CHECK_TICKS = 10;
 
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 const TICK_MS = 10;
+/** How often the commit floor is saved when it moved (see DataDir.flushCommitFloor). */
+const COMMIT_FLOOR_FLUSH_MS = 1000;
 
 interface PendingProposal {
   term: number;
@@ -150,6 +152,7 @@ export class CounterNode {
   #lastTerm: number;
   #lastLeader: string;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  #commitFloorTimer: ReturnType<typeof setInterval> | undefined;
   /** Index of the newest snapshot on disk (ours or the leader's). */
   #snapshotIndex: number;
   /** The snapshot being written, if any; one at a time. */
@@ -298,6 +301,7 @@ export class CounterNode {
     this.#stopping = true;
     clearInterval(this.#ticker);
     clearInterval(this.#snapshotTimer);
+    clearInterval(this.#commitFloorTimer);
     try {
       await this.#server.close();
       while (this.#loopRunning) await new Promise((r) => setTimeout(r, 1));
@@ -315,6 +319,10 @@ export class CounterNode {
 
   #startTimers(): void {
     this.#ticker = setInterval(() => this.#onTick(), TICK_MS);
+    this.#commitFloorTimer = setInterval(() => {
+      if (this.#stopping) return;
+      this.#storage.flushCommitFloor().catch((err) => this.#fatal(err));
+    }, COMMIT_FLOOR_FLUSH_MS);
     if (this.#options.snapshotIntervalSecs > 0) {
       this.#snapshotTimer = setInterval(
         () => this.#snapshot("interval").catch((err) => this.#fatal(err)),
@@ -405,6 +413,9 @@ export class CounterNode {
       this.#log.debug("dropped a raft message for another node", { to: msg.to, from: msg.from });
       return;
     }
+    // After a pause (SIGSTOP, a long GC) the input may be handled before the tick timer fires:
+    // time must be caught up first, or an expired lease or election timer would look alive.
+    this.#catchUpTicks();
     this.#raft.step(msg);
     this.#kick();
   }
@@ -461,6 +472,8 @@ export class CounterNode {
       });
       return;
     }
+    // As for Raft messages: a lease read must never be served by a clock that fell behind.
+    this.#catchUpTicks();
     switch (req.op) {
       case "incr":
         this.#handleIncrement(req, reply);
@@ -836,6 +849,9 @@ export class CounterNode {
     const writes: Promise<void>[] = [];
     if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
     if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));
+    // Memory only: the commit floor (what a restart must find on disk) is saved with the next
+    // meta write or by the floor timer, never on this path.
+    this.#storage.noteCommitIndex(this.#raft.commitIndex);
     if (writes.length > 0) await Promise.all(writes);
     // Only now may votes and acknowledgements go out: they promise what was just made durable.
     this.#send(rd.messages);
@@ -989,6 +1005,7 @@ export class CounterNode {
     this.#stopping = true;
     clearInterval(this.#ticker);
     clearInterval(this.#snapshotTimer);
+    clearInterval(this.#commitFloorTimer);
     const finish = async () => {
       this.#failAll("SHUTTING_DOWN", "the node stopped after a fatal error");
       await this.#server.close().catch(() => {});

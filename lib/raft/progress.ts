@@ -128,6 +128,18 @@ export class Progress {
   }
 
   /**
+   * Lowers the match to `lastIndex`, what the follower says it holds now, and probes from there.
+   * Called when a follower reports fewer entries than it acknowledged (its log was truncated or
+   * replaced): its old acknowledgements must no longer count.
+   */
+  distrustMatch(lastIndex: number): void {
+    if (lastIndex >= this.match) return;
+    this.match = Math.max(0, lastIndex);
+    this.#reset(ProgressState.Probe);
+    this.next = this.match + 1;
+  }
+
+  /**
    * Handles a rejected AppendEntries for `rejected` with the follower's hint that entries from
    * `matchHint + 1` are worth trying. Returns false when the rejection is stale.
    */

@@ -860,9 +860,21 @@ export class Raft {
   }
 
   #handleHeartbeat(m: Message): void {
-    // The leader never sends a commit index beyond what this node has acknowledged.
-    this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
-    this.#send(MessageType.HeartbeatResp, m.from, { context: m.context });
+    const last = this.#log.lastIndex();
+    if (m.commit > last) {
+      // The leader sends a commit index only up to what this node acknowledged, so this node
+      // has lost entries it once held (a truncated or replaced log). Clamping would mark entries
+      // committed that this log never had from this leader; refuse, and tell the leader how far
+      // this log really goes so it stops counting on the rest (etcd panics here).
+      this.#send(MessageType.HeartbeatResp, m.from, {
+        context: m.context,
+        reject: true,
+        index: last,
+      });
+      return;
+    }
+    this.#log.commitTo(m.commit);
+    this.#send(MessageType.HeartbeatResp, m.from, { context: m.context, index: last });
   }
 
   #handleSnapshot(m: Message): void {
@@ -909,6 +921,11 @@ export class Raft {
         this.#handleAppendResponse(m, pr);
         return;
       case MessageType.HeartbeatResp:
+        if (m.reject && m.index < pr.match) {
+          // The follower holds less than it acknowledged: its match can no longer be counted
+          // toward commits or chosen for a hand-over. Probe again from what it really holds.
+          pr.distrustMatch(m.index);
+        }
         pr.probeSent = false;
         // A full window may hold only lost AppendEntries: free a slot so one more goes out,
         // and its answer (a rejection, if the others were lost) restarts replication.

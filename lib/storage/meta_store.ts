@@ -377,9 +377,13 @@ export class MetaStore {
    *
    * Refuses a term that goes backwards and a changed vote within a term: both would let the
    * node vote twice in one term, and are bugs in the caller.
+   *
+   * `commitFloor`, when above the saved one, is raised in the same write (piggybacked: see
+   * {@linkcode MetaStore.saveCommitFloor}).
    */
-  save(hardState: HardState): Promise<void> {
+  save(hardState: HardState, commitFloor = 0): Promise<void> {
     return this.#update((meta) => {
+      checkIndex("commit floor", commitFloor);
       const previous = meta.hardState;
       if (hardState.term < previous.term) {
         throw new RangeError(
@@ -395,7 +399,11 @@ export class MetaStore {
             `${hardState.vote || "none"}`,
         );
       }
-      return { ...meta, hardState: { term: hardState.term, vote: hardState.vote } };
+      return {
+        ...meta,
+        hardState: { term: hardState.term, vote: hardState.vote },
+        commitFloor: Math.max(meta.commitFloor, commitFloor),
+      };
     }, true);
   }
 
@@ -418,11 +426,16 @@ export class MetaStore {
     });
   }
 
-  /** Durably sets the log floor to `index` (up or down). No write when unchanged. */
-  saveLogFloor(index: number): Promise<void> {
+  /**
+   * Durably sets the log floor to `index` (up or down), raising the commit floor to
+   * `commitFloor` in the same write when that is higher. No write when neither changes.
+   */
+  saveLogFloor(index: number, commitFloor = 0): Promise<void> {
     return this.#update((meta) => {
       checkIndex("log floor", index);
-      return index === meta.logFloor ? null : { ...meta, logFloor: index };
+      checkIndex("commit floor", commitFloor);
+      if (index === meta.logFloor && commitFloor <= meta.commitFloor) return null;
+      return { ...meta, logFloor: index, commitFloor: Math.max(meta.commitFloor, commitFloor) };
     });
   }
 

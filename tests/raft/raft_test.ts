@@ -1216,3 +1216,50 @@ Deno.test("Ready: hasReady is false once everything was handed out and advanced"
   net.node("a").propose(commands("x"));
   assert.equal(net.node("a").hasReady(), true);
 });
+
+// ------------------------------------------------------------------ a follower that lost data
+
+Deno.test("a follower refuses, not clamps, a heartbeat commit above its last index", () => {
+  const c = conf(["a", "b", "c"]);
+  // b holds only the bootstrap entry; a heartbeat says index 5 is committed and b acknowledged it.
+  const b = newNode("b", stateWithLog(c, [], 2));
+  b.step(makeMessage(MessageType.Heartbeat, { from: "a", to: "b", term: 2, commit: 5 }));
+  const rd = b.ready();
+  assert.equal(b.commitIndex, 0, "nothing becomes committed that this log never held");
+  assert.deepEqual(rd.committedEntries, []);
+  const resp = rd.messages.find(isMsg(MessageType.HeartbeatResp, "b", "a"));
+  assert.ok(resp !== undefined);
+  assert.equal(resp.reject, true);
+  assert.equal(resp.index, 1, "the answer says how far this log really goes");
+  b.advance(rd);
+  // A heartbeat within the log is accepted and reports the last index.
+  b.step(makeMessage(MessageType.Heartbeat, { from: "a", to: "b", term: 2, commit: 1 }));
+  const ok = b.ready().messages.find(isMsg(MessageType.HeartbeatResp, "b", "a"));
+  assert.equal(ok?.reject, false);
+  assert.equal(ok?.index, 1);
+  assert.equal(b.commitIndex, 1);
+});
+
+Deno.test("a leader stops counting a follower that reports less than it acknowledged", () => {
+  const net = elected(["a", "b", "c"]);
+  const a = net.node("a");
+  a.propose(commands("x", "y"));
+  net.stabilize();
+  const matchOf = (id: NodeId) => a.status().peers.find((p) => p.id === id)!.match;
+  assert.equal(matchOf("b"), a.lastIndex);
+  // b's data dir is wiped and it comes back under the same id with only the bootstrap entry.
+  const b = newNode("b", bootstrapState(conf(["a", "b", "c"])), {}, 2);
+  for (let i = 0; i < HEARTBEAT_TICKS; i++) a.tick();
+  const hb = a.ready().messagesEarly.find(isMsg(MessageType.Heartbeat, "a", "b"));
+  assert.ok(hb !== undefined);
+  b.step(hb);
+  const resp = b.ready().messages.find(isMsg(MessageType.HeartbeatResp, "b", "a"));
+  assert.equal(resp?.reject, true);
+  a.step(resp!);
+  assert.equal(matchOf("b"), 1, "the lost entries are no longer counted as b's");
+  const probe = a.ready().messagesEarly.find(isMsg(MessageType.App, "a", "b"));
+  assert.equal(probe?.index, 1, "a probes b again from what b really holds");
+  // A repeated (duplicated) rejection changes nothing more.
+  a.step(resp!);
+  assert.equal(matchOf("b"), 1);
+});
