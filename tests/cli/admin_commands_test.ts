@@ -140,7 +140,14 @@ Deno.test("status asks each node directly and shows unreachable ones", async () 
 
 Deno.test("status --json: one line, large values as strings, failures with their reason", async () => {
   const h = harness(({ peer }) => {
-    if (peer === A) return status(A, { value: "-9223372036854775808", lastIndex: 2n ** 40n });
+    if (peer === A) {
+      return status(A, {
+        value: "-9223372036854775808",
+        lastIndex: 2n ** 40n,
+        lastTerm: 3,
+        clusterId: "0123456789abcdef",
+      });
+    }
     if (peer === B) return new FakeCounterError("unknown group", "UNKNOWN_GROUP", "failed");
     return unreachable(C);
   });
@@ -151,6 +158,8 @@ Deno.test("status --json: one line, large values as strings, failures with their
   assert.equal(nodes[0].value, "-9223372036854775808");
   assert.equal(nodes[0].lastIndex, 2 ** 40);
   assert.equal(nodes[0].role, "leader");
+  assert.equal(nodes[0].lastTerm, 3);
+  assert.equal(nodes[0].clusterId, "0123456789abcdef");
   assert.deepEqual(nodes[1], { node: B, ok: false, reachable: true, error: "unknown group" });
   assert.deepEqual(nodes[2], {
     node: C,
