@@ -146,6 +146,8 @@ export interface ServeOptions {
   logLevel: LogLevel;
   /** Log line format (`--log-format`). */
   logFormat: LogFormat;
+  /** `--metrics-addr`: where to serve /metrics, /health and /status over HTTP; none if absent. */
+  metricsAddr?: string;
 }
 
 /** Options shared by the commands that talk to a running group. */
@@ -202,6 +204,41 @@ export type StatusOptions = ClientOptions;
 export interface SnapshotOptions extends ClientOptions {
   /** The node to take a snapshot on (`--peer`). */
   peer: string;
+}
+
+/** Options of `counter health`. */
+export type HealthOptions = ClientOptions;
+
+/** Options of `counter backup`. */
+export interface BackupOptions extends ClientOptions {
+  /** The file to write the snapshot to (`--out`). */
+  out: string;
+  /** Replace `out` when it exists (`--force`). */
+  force: boolean;
+}
+
+/** Options of `counter restore`. */
+export interface RestoreOptions {
+  /** The new node's data dir, absent or empty (`--data`). */
+  dataDir: string;
+  /** The backup file (`--from`). */
+  from: string;
+  /** The new node's id (`--id`). */
+  id: string;
+  /** The new group's members, `id` included (`--conf`). */
+  conf: string[];
+  /** Raft group name (`--group`). */
+  group: string;
+  /** Print one JSON object instead of plain text (`--json`). */
+  json: boolean;
+}
+
+/** Options of `counter inspect`. */
+export interface InspectOptions {
+  /** The data dir to read (`--data`). */
+  dataDir: string;
+  /** Print one JSON object instead of plain text (`--json`). */
+  json: boolean;
 }
 
 /** Options of `counter recover`. */
@@ -261,6 +298,10 @@ export type Invocation =
   | { command: "leader"; options: LeaderOptions }
   | { command: "peers"; options: PeersOptions }
   | { command: "snapshot"; options: SnapshotOptions }
+  | { command: "health"; options: HealthOptions }
+  | { command: "backup"; options: BackupOptions }
+  | { command: "restore"; options: RestoreOptions }
+  | { command: "inspect"; options: InspectOptions }
   | { command: "recover"; options: RecoverOptions };
 
 /** Options for {@linkcode parseCommandLine}. */
@@ -420,9 +461,14 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     "log-segment-bytes": "string",
     "log-level": "string",
     "log-format": "string",
+    "metrics-addr": "string",
   });
   expectPositionals(scanned, 0);
   const dataDir = required(scanned, "data");
+  const metricsText = scanned.strings.get("metrics-addr");
+  const metricsAddr = metricsText === undefined
+    ? undefined
+    : parseHostPort(metricsText, "--metrics-addr");
   const id = parseHostPort(required(scanned, "id"), "--id");
   const joinText = scanned.strings.get("join");
   const confText = scanned.strings.get("conf");
@@ -496,6 +542,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     logFormat: logFormat === undefined
       ? "text"
       : parseChoice(logFormat, "--log-format", LOG_FORMATS),
+    ...(metricsAddr !== undefined ? { metricsAddr } : {}),
   };
 }
 
@@ -645,6 +692,57 @@ export function parseSnapshotArgs(argv: readonly string[]): SnapshotOptions {
   const peer = parseHostPort(required(scanned, "peer"), "--peer");
   const why = "--peer names the one node to take a snapshot on";
   return { ...directClientOptions(scanned, [peer], why), peer };
+}
+
+/** Parses the arguments of `counter health` (after the word `health`). */
+export function parseHealthArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): HealthOptions {
+  const scanned = scan(argv, CLIENT_SPEC);
+  expectPositionals(scanned, 0);
+  return clientOptions(scanned, options.env ?? Deno.env.get);
+}
+
+/** Parses the arguments of `counter backup` (after the word `backup`). */
+export function parseBackupArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): BackupOptions {
+  const scanned = scan(argv, { ...CLIENT_SPEC, out: "string", force: "boolean" });
+  expectPositionals(scanned, 0);
+  const out = required(scanned, "out");
+  return {
+    ...clientOptions(scanned, options.env ?? Deno.env.get),
+    out,
+    force: scanned.flags.has("force"),
+  };
+}
+
+/** Parses the arguments of `counter restore` (after the word `restore`). */
+export function parseRestoreArgs(argv: readonly string[]): RestoreOptions {
+  const scanned = scan(argv, {
+    data: "string",
+    from: "string",
+    id: "string",
+    conf: "string",
+    group: "string",
+    json: "boolean",
+  });
+  expectPositionals(scanned, 0);
+  const dataDir = required(scanned, "data");
+  const from = required(scanned, "from");
+  const id = parseHostPort(required(scanned, "id"), "--id");
+  const conf = parseAddressList(required(scanned, "conf"), "--conf");
+  if (!conf.includes(id)) throw new UsageError(`--conf must include this node's --id ${id}`);
+  return { dataDir, from, id, conf, group: groupOption(scanned), json: scanned.flags.has("json") };
+}
+
+/** Parses the arguments of `counter inspect` (after the word `inspect`). */
+export function parseInspectArgs(argv: readonly string[]): InspectOptions {
+  const scanned = scan(argv, { data: "string", json: "boolean" });
+  expectPositionals(scanned, 0);
+  return { dataDir: required(scanned, "data"), json: scanned.flags.has("json") };
 }
 
 /** Parses the arguments of `counter recover` (after the word `recover`). */
@@ -864,6 +962,14 @@ export function parseCommandLine(argv: readonly string[], options: ParseOptions 
         return { command: name, options: parsePeersArgs(rest, options) };
       case "snapshot":
         return { command: name, options: parseSnapshotArgs(rest) };
+      case "health":
+        return { command: name, options: parseHealthArgs(rest, options) };
+      case "backup":
+        return { command: name, options: parseBackupArgs(rest, options) };
+      case "restore":
+        return { command: name, options: parseRestoreArgs(rest) };
+      case "inspect":
+        return { command: name, options: parseInspectArgs(rest) };
       case "recover":
         return { command: name, options: parseRecoverArgs(rest) };
       case "help":

@@ -24,6 +24,7 @@ import {
   PEERS_ENV,
 } from "./args.ts";
 import type { CommandName } from "./usage_error.ts";
+import { HEALTH_APPLY_LAG_MAX } from "../counter/metrics.ts";
 
 const CLIENT_EXIT_CODES = `Exit codes:
   0  success
@@ -70,6 +71,10 @@ Admin commands:
   leader    name the leader, or move leadership to another node
   peers     list, add, remove or promote members
   snapshot  make one node take a snapshot now
+  health    check that every node knows a leader and is caught up
+  backup    save a consistent snapshot of the group to a file
+  restore   seed a new node's data dir from a backup file
+  inspect   show a stopped node's data dir: meta, snapshot, log range
   recover   force a stopped survivor of a lost majority into a new group
 
 Options:
@@ -117,6 +122,8 @@ Options:
                               file (default: ${DEFAULT_LOG_SEGMENT_BYTES})
   --log-level LEVEL           debug, info, warn or error (default: info)
   --log-format FORMAT         text or json (default: text)
+  --metrics-addr HOST:PORT    serve /metrics (Prometheus), /health and
+                              /status over HTTP there (default: off)
   -h, --help                  show this help
 
 Example:
@@ -391,6 +398,113 @@ Exit codes:
      still write the snapshot
 `;
 
+const HEALTH = `Usage: counter health [OPTIONS]
+
+Asks every node of --peers directly for its state and prints one line per
+node: healthy when it knows a leader and has applied within
+${HEALTH_APPLY_LAG_MAX} entries of its commit index, else unhealthy with the reason.
+The same rule answers GET /health on a node's --metrics-addr.
+
+Options:
+${CLIENT_OPTIONS}
+
+Output: one line per node, "HOST:PORT is healthy: ..." or "HOST:PORT is
+unhealthy: ..."; with --json, one line {"endpoints": [...]} with
+{"node", "healthy", "reason", "tookMs"} per node.
+
+Example:
+  counter health --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
+
+Exit codes:
+  0  every node is healthy
+  1  at least one node is unhealthy or did not answer
+  2  usage error
+`;
+
+const BACKUP = `Usage: counter backup --out FILE [OPTIONS]
+
+Asks the leader for a consistent snapshot of the group and writes it to
+FILE. The leader confirms its leadership and waits until it has applied
+every increment acknowledged before the request, then sends its state
+(value, client sessions, configuration, index, term) in the snapshot file
+format, whose CRC-32C covers every byte. The file is checked whole, then
+written atomically (temp file, fsync, rename). Restore it with
+'counter restore'.
+
+Options:
+  --out FILE          the file to write (required)
+  --force             replace FILE if it exists
+${CLIENT_OPTIONS}
+
+Output: the snapshot's index, term, value and size, and the file's
+SHA-256; with --json, one line {"file", "node", "index", "term",
+"voters", "learners", "value", "sessions", "bytes", "sha256"}.
+
+Example:
+  counter backup --peers 127.0.0.1:8081,127.0.0.1:8082 --out counter.snap
+
+Exit codes:
+  0  FILE written
+  1  failed; FILE untouched
+  2  usage error
+  3  no answer before the deadline; FILE untouched
+`;
+
+const RESTORE = `Usage: counter restore --data DIR --from FILE --id HOST:PORT
+                       --conf HOST:PORT,... [OPTIONS]
+
+Seeds the empty (or missing) data dir DIR of a node of a NEW group from
+a backup file written by 'counter backup'. The file's checksum is checked
+first. DIR then holds the backup's snapshot (value, client sessions,
+index, term) with --conf as the group's configuration, and an empty log
+after it. Restore every member of --conf from the same FILE with the same
+--conf, then start each with 'counter serve': they elect a leader and
+carry on from the backup's value. Nodes added later join empty with
+'serve --join' and 'counter peers add'.
+
+Options:
+  --data DIR            the new node's data dir; must be empty (required)
+  --from FILE           the backup file (required)
+  --id HOST:PORT        the new node's id (required)
+  --conf HOST:PORT,...  every member of the new group, --id included
+                        (required)
+  --group NAME          Raft group name (default: ${DEFAULT_GROUP})
+  --json                print one JSON object instead of plain text
+  -h, --help            show this help
+
+Example:
+  counter restore --data /tmp/r1 --from counter.snap --id 127.0.0.1:9081
+    --conf 127.0.0.1:9081,127.0.0.1:9082,127.0.0.1:9083
+
+Exit codes:
+  0  restored
+  1  failed: bad file, DIR not empty, or a write error
+  2  usage error
+`;
+
+const INSPECT = `Usage: counter inspect --data DIR [--json]
+
+Prints what the data dir DIR holds, read offline: the meta file (node
+id, group, term, vote), the newest snapshot (index, term, configuration,
+value, client sessions) and the log (first and last index, segments).
+It takes no lock and writes nothing, so it also works on a running
+node's dir; it then says the dir is in use, as the figures may change
+while it reads. Damaged files are reported, not repaired.
+
+Options:
+  --data DIR    the data dir to read (required)
+  --json        print one JSON object instead of plain text
+  -h, --help    show this help
+
+Example:
+  counter inspect --data /tmp/server1
+
+Exit codes:
+  0  every file read back intact
+  1  no meta file, or a damaged file (the report says which)
+  2  usage error
+`;
+
 const RECOVER = `Usage: counter recover --data DIR --force-new-cluster [--yes] [--json]
 
 The last resort for a group that has lost its majority for good (etcd's
@@ -460,6 +574,10 @@ const TEXTS: Record<CommandName, string> = {
   leader: LEADER,
   peers: PEERS,
   snapshot: SNAPSHOT,
+  health: HEALTH,
+  backup: BACKUP,
+  restore: RESTORE,
+  inspect: INSPECT,
   recover: RECOVER,
 };
 

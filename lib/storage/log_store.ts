@@ -764,7 +764,7 @@ function encodeRecord(buffer: Uint8Array, view: DataView, position: number, entr
  * Checks the record at `offset` of a segment's bytes. Returns the offset just past it when its
  * length and CRC are good, or why not (a torn write or damage; the caller decides which).
  */
-function checkRecord(bytes: Uint8Array, view: DataView, offset: number): number | string {
+export function checkRecord(bytes: Uint8Array, view: DataView, offset: number): number | string {
   if (bytes.length - offset < RECORD_HEADER_BYTES) {
     return `incomplete record header (${bytes.length - offset} of ${RECORD_HEADER_BYTES} bytes)`;
   }
@@ -959,7 +959,7 @@ async function recoverSegment(
 }
 
 /** Returns why a segment header is bad, or null when it is good. */
-function checkSegmentHeader(bytes: Uint8Array, view: DataView): string | null {
+export function checkSegmentHeader(bytes: Uint8Array, view: DataView): string | null {
   if (bytes.length < SEGMENT_HEADER_BYTES) {
     return `incomplete segment header (${bytes.length} of ${SEGMENT_HEADER_BYTES} bytes)`;
   }

@@ -289,7 +289,12 @@ const MESSAGE_TYPES: ReadonlySet<unknown> = new Set(
 const ENTRY_TYPES: ReadonlySet<unknown> = new Set(
   Object.values(EntryType).filter((v) => typeof v === "number"),
 );
-const RAFT_FIELDS = 12;
+const RAFT_FIELDS = 13;
+/**
+ * Largest election timeout (ticks) a HeartbeatResp may carry: well above the 60,000 ticks of the
+ * longest `--election-timeout-ms`, far below anything that could overflow a tick count.
+ */
+const ELECTION_TICKS_WIRE_MAX = 1_000_000;
 const ENTRY_FIELDS = 4;
 const SNAPSHOT_FIELDS = 5;
 
@@ -339,6 +344,7 @@ export function encodeRaft(group: string, message: Message): Uint8Array {
     uint(m.rejectHint, "rejectHint"),
     uint(m.context, "context"),
     m.snapshot === null ? null : snapshotToWire(m.snapshot),
+    electionTicks(m),
   ];
   return encoder.encode([BodyKind.Raft, group, 0, payload]);
 }
@@ -467,6 +473,16 @@ function assertKnownKeys(value: object, known: ReadonlySet<string>, what: string
 // numbers go out as bigints, which it writes as 64-bit integers.
 function wireUint(n: number): number | bigint {
   return n < UINT32_LIMIT ? n : BigInt(n);
+}
+
+/** The `electionTicks` field on the way out, under the rules {@linkcode readElectionTicks} checks. */
+function electionTicks(m: Message): number {
+  const n = m.electionTicks;
+  const ok = m.type === MessageType.HeartbeatResp
+    ? Number.isSafeInteger(n) && n >= 1 && n <= ELECTION_TICKS_WIRE_MAX
+    : n === 0;
+  if (!ok) throw new RangeError(`Field electionTicks ${n} is invalid for message type ${m.type}`);
+  return n;
 }
 
 function uint(n: number, field: string): number | bigint {
@@ -665,8 +681,27 @@ function decodeMessage(p: unknown): Message {
     reject: readBool(p[8], "reject"),
     rejectHint: readUint(p[9], "rejectHint"),
     context: readUint(p[10], "context"),
+    electionTicks: readElectionTicks(type as MessageType, p[12]),
     snapshot: p[11] === null ? null : readSnapshot(p[11]),
   };
+}
+
+/**
+ * The `electionTicks` field: a HeartbeatResp carries its sender's election timeout (it bounds
+ * the leader's lease, so a missing or absurd one is refused); every other kind carries 0.
+ */
+function readElectionTicks(type: MessageType, v: unknown): number {
+  const n = readUint(v, "electionTicks");
+  if (type === MessageType.HeartbeatResp) {
+    if (n < 1 || n > ELECTION_TICKS_WIRE_MAX) {
+      throw new ProtocolError(
+        `HeartbeatResp electionTicks ${n} is outside 1..${ELECTION_TICKS_WIRE_MAX}`,
+      );
+    }
+  } else if (n !== 0) {
+    throw new ProtocolError(`Field electionTicks is ${n} in a message other than HeartbeatResp`);
+  }
+  return n;
 }
 
 function readEntries(v: unknown): Entry[] {

@@ -813,6 +813,64 @@ Deno.test("§6.4 ReadIndex: pending reads, local and forwarded, fail when the le
   assert.deepEqual(net.record("b").readStates, []);
 });
 
+Deno.test("§6.4 ReadIndex: a follower's forwarded reads fail as soon as it learns of a new term", () => {
+  // The leader a is cut off with b's ReadIndex request in flight; it will never answer.
+  const net = elected(["a", "b", "c"]);
+  net.isolate("a");
+  net.node("b").readIndex(7);
+  net.stabilize();
+  assert.deepEqual(net.record("b").failedReads, []);
+  // c is elected in term 3; b fails the read when it hears of the new term, not at a timeout.
+  net.tick(["b"], ELECTION_TICKS); // b's lease on a runs out (b itself does not campaign yet)
+  assert.equal(net.node("b").role, Role.Follower);
+  net.node("c").campaign();
+  net.stabilize();
+  assert.deepEqual(net.leaders().sort(), ["a", "c"]);
+  assert.deepEqual(net.record("b").failedReads, [7]);
+  assert.deepEqual(net.record("b").readStates, []);
+  // A late answer from the deposed leader serves nothing.
+  net.send(
+    makeMessage(MessageType.ReadIndexResp, { from: "a", to: "b", term: 3, context: 7, index: 2 }),
+  );
+  net.processReady(["b"]);
+  assert.deepEqual(net.record("b").readStates, []);
+});
+
+Deno.test("§6.4 ReadIndex: a duplicated answer to a forwarded read is ignored", () => {
+  const net = elected(["a", "b", "c"]);
+  net.dropWhere(isMsg(MessageType.ReadIndexResp, "a", "b"));
+  net.node("b").readIndex(7);
+  net.stabilize();
+  const answer = net.sentSince(0, isMsg(MessageType.ReadIndexResp, "a", "b"));
+  assert.equal(answer.length, 1);
+  net.send(answer[0]);
+  net.send(answer[0]);
+  net.processReady(["b"]);
+  assert.deepEqual(net.record("b").readStates, [{ requestId: 7, index: answer[0].index }]);
+});
+
+Deno.test("§5.3 a stale duplicated AppendEntries rejection does not lower a follower's match", () => {
+  const net = elected(["a", "b", "c"]);
+  const a = net.node("a");
+  a.propose(commands("x", "y", "z"));
+  net.stabilize();
+  const matchOf = (id: NodeId) => a.status().peers.find((p) => p.id === id)!.match;
+  const last = a.lastIndex;
+  assert.equal(matchOf("b"), last);
+  // A copy of a rejection b sent long ago, when it held only the bootstrap entry.
+  a.step(makeMessage(MessageType.AppResp, {
+    from: "b",
+    to: "a",
+    term: 2,
+    index: last - 2,
+    reject: true,
+    rejectHint: 1,
+    logTerm: 1,
+  }));
+  assert.equal(matchOf("b"), last);
+  assert.equal(a.status().peers.find((p) => p.id === "b")!.state, ProgressState.Replicate);
+});
+
 Deno.test("§6.4 ReadIndex: reads are refused beyond pendingReadsMax", () => {
   const net = elected(["a", "b", "c"], { pendingReadsMax: 2 });
   net.isolate("a");
