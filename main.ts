@@ -89,6 +89,10 @@ async function dispatch(invocation: Invocation): Promise<number> {
       const { runInspect } = await import("./lib/cli/commands/inspect.ts");
       return await runInspect(invocation.options);
     }
+    case "recover": {
+      const { runRecover } = await import("./lib/cli/commands/recover.ts");
+      return await runRecover(invocation.options);
+    }
   }
 }
 

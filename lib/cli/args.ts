@@ -179,7 +179,7 @@ export interface GetOptions extends ClientOptions {
 }
 
 /** Subcommands of `counter peers`; `list` is the default. */
-export const PEERS_ACTIONS = ["list", "add", "remove", "promote", "reset"] as const;
+export const PEERS_ACTIONS = ["list", "add", "remove", "promote"] as const;
 
 /** What `counter peers` does, with the arguments of that subcommand. */
 export type PeersAction =
@@ -187,14 +187,9 @@ export type PeersAction =
   /** `learner`: stay a learner instead of being promoted once caught up (`--learner`). */
   | { action: "add"; node: string; learner: boolean }
   | { action: "remove"; node: string }
-  | { action: "promote"; node: string }
-  /**
-   * `voters`: the new membership, and the nodes the reset is sent to; `force`: `--force` was
-   * given (without it the command refuses to run).
-   */
-  | { action: "reset"; voters: string[]; force: boolean };
+  | { action: "promote"; node: string };
 
-/** Options of `counter peers`. For `reset`, `peers` is the `voters` list itself. */
+/** Options of `counter peers`. */
 export type PeersOptions = ClientOptions & PeersAction;
 
 /** Options of `counter leader`: name the leader, or move leadership to `node`. */
@@ -243,6 +238,16 @@ export interface InspectOptions {
   /** The data dir to read (`--data`). */
   dataDir: string;
   /** Print one JSON object instead of plain text (`--json`). */
+  json: boolean;
+}
+
+/** Options of `counter recover`. */
+export interface RecoverOptions {
+  /** The stopped node's data dir (`--data`). */
+  dataDir: string;
+  /** Run without asking for confirmation (`--yes`). */
+  yes: boolean;
+  /** Print one JSON object (`--json`). */
   json: boolean;
 }
 
@@ -296,7 +301,8 @@ export type Invocation =
   | { command: "health"; options: HealthOptions }
   | { command: "backup"; options: BackupOptions }
   | { command: "restore"; options: RestoreOptions }
-  | { command: "inspect"; options: InspectOptions };
+  | { command: "inspect"; options: InspectOptions }
+  | { command: "recover"; options: RecoverOptions };
 
 /** Options for {@linkcode parseCommandLine}. */
 export interface ParseOptions {
@@ -618,6 +624,13 @@ function directClientOptions(scanned: Scanned, peers: string[], why: string): Cl
 /** Parses the arguments of `counter peers` (after the word `peers`). */
 export function parsePeersArgs(argv: readonly string[], options: ParseOptions = {}): PeersOptions {
   const env = options.env ?? Deno.env.get;
+  if (argv[0] === "reset") {
+    // The old network reset made survivors diverge; it is gone, and says where it went.
+    throw new UsageError(
+      "'peers reset' was replaced by 'counter recover --data DIR --force-new-cluster', run on " +
+        "one stopped survivor's data dir (see 'counter recover --help')",
+    );
+  }
   const { name, rest } = subcommand(argv, PEERS_ACTIONS, "list");
   switch (name) {
     case "list": {
@@ -640,22 +653,6 @@ export function parsePeersArgs(argv: readonly string[], options: ParseOptions = 
       const scanned = scan(rest, CLIENT_SPEC);
       const node = nodeArgument(scanned, name);
       return { ...clientOptions(scanned, env), action: name, node };
-    }
-    case "reset": {
-      const scanned = scan(rest, { ...CLIENT_SPEC, force: "boolean" });
-      expectPositionals(scanned, 1);
-      const text = scanned.positionals[0];
-      if (text === undefined) {
-        throw new UsageError("missing HOST:PORT,..., the surviving nodes that form the new group");
-      }
-      const voters = parseAddressList(text, "the node list");
-      const why = "the reset is sent to each node of the HOST:PORT,... list";
-      return {
-        ...directClientOptions(scanned, voters, why),
-        action: name,
-        voters,
-        force: scanned.flags.has("force"),
-      };
     }
   }
 }
@@ -746,6 +743,25 @@ export function parseInspectArgs(argv: readonly string[]): InspectOptions {
   const scanned = scan(argv, { data: "string", json: "boolean" });
   expectPositionals(scanned, 0);
   return { dataDir: required(scanned, "data"), json: scanned.flags.has("json") };
+}
+
+/** Parses the arguments of `counter recover` (after the word `recover`). */
+export function parseRecoverArgs(argv: readonly string[]): RecoverOptions {
+  const scanned = scan(argv, {
+    data: "string",
+    "force-new-cluster": "boolean",
+    yes: "boolean",
+    json: "boolean",
+  });
+  expectPositionals(scanned, 0);
+  const dataDir = required(scanned, "data");
+  if (!scanned.flags.has("force-new-cluster")) {
+    // The one recovery there is; the flag makes the operator say what it does.
+    throw new UsageError(
+      "missing --force-new-cluster (recover forces this node into a new one-node group)",
+    );
+  }
+  return { dataDir, yes: scanned.flags.has("yes"), json: scanned.flags.has("json") };
 }
 
 /** Parses the arguments of `counter demo` (after the word `demo`). */
@@ -954,6 +970,8 @@ export function parseCommandLine(argv: readonly string[], options: ParseOptions 
         return { command: name, options: parseRestoreArgs(rest) };
       case "inspect":
         return { command: name, options: parseInspectArgs(rest) };
+      case "recover":
+        return { command: name, options: parseRecoverArgs(rest) };
       case "help":
         return asksForHelp(rest) ? { command: "help", topic: "help" } : parseHelpArgs(rest);
     }

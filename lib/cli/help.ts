@@ -69,12 +69,13 @@ Commands:
 Admin commands:
   status    show each node's role, term, log indexes and value
   leader    name the leader, or move leadership to another node
-  peers     list, add, remove or promote members; reset a lost majority
+  peers     list, add, remove or promote members
   snapshot  make one node take a snapshot now
   health    check that every node knows a leader and is caught up
   backup    save a consistent snapshot of the group to a file
   restore   seed a new node's data dir from a backup file
   inspect   show a stopped node's data dir: meta, snapshot, log range
+  recover   force a stopped survivor of a lost majority into a new group
 
 Options:
   -h, --help    show this help
@@ -332,7 +333,6 @@ const PEERS = `Usage: counter peers [list] [OPTIONS]
        counter peers add HOST:PORT [--learner] [OPTIONS]
        counter peers remove HOST:PORT [OPTIONS]
        counter peers promote HOST:PORT [OPTIONS]
-       counter peers reset --force HOST:PORT,... [OPTIONS]
 
 Shows and changes the group's membership. Changes go to the leader, one
 at a time, are answered once the group has committed them, and print the
@@ -349,32 +349,26 @@ Subcommands:
             learner
   remove    remove a member, voter or learner
   promote   make a learner a voter
-  reset     the last resort for a group that has lost its majority for
-            good (SOFAJRaft's resetPeers). Sends the voters HOST:PORT,...
-            to each of them directly (not to --peers), and each adopts
-            them at once, without consensus: acknowledged increments that
-            only the lost nodes held may be lost. Run it on every
-            surviving node with the same list, and never restart a lost
-            node with its old data. Refuses to run without --force
+
+A group that has lost its majority for good is recovered with
+'counter recover', on one stopped survivor (see 'counter recover --help').
 
 Options:
   --learner           add: keep the new node a learner
-  --force             reset: run it despite the dangers above
 ${CLIENT_OPTIONS}
 
 Output: list prints a table; add, remove and promote the new
-configuration; reset one line per node. With --json, one JSON object.
+configuration. With --json, one JSON object.
 
 Examples:
   counter peers list
   counter peers add 127.0.0.1:8084
   counter peers remove 127.0.0.1:8083
-  counter peers reset --force 127.0.0.1:8081,127.0.0.1:8082
 
 Exit codes:
   0  success
   1  failed, and certainly not applied
-  2  usage error, or reset without --force
+  2  usage error
   3  outcome unknown: the change was sent but no answer came before the
      deadline; it may or may not have been applied
 `;
@@ -511,6 +505,52 @@ Exit codes:
   2  usage error
 `;
 
+const RECOVER = `Usage: counter recover --data DIR --force-new-cluster [--yes] [--json]
+
+The last resort for a group that has lost its majority for good (etcd's
+--force-new-cluster). Run it on ONE surviving node, stopped: the one
+with the highest last log term, then the highest last index. It keeps
+every entry in DIR, appends a configuration naming only this node as a
+voter, in a new term, and gives DIR a new random cluster id. Restarted
+with 'counter serve', the node is a one-node group: it elects itself and
+serves everything it holds. Then, for every other machine: wipe its data
+dir, start it with 'counter serve --join', and add it with
+'counter peers add'. A member of the old group that was not wiped has
+the old cluster id and is refused.
+
+Increments that only the lost members held are gone for good, and
+entries the survivor held that the old group never committed are
+committed. It runs on the data dir alone, never over the network, and
+refuses a dir in use by a running node.
+
+Without --yes it prints what it will do and asks for confirmation on the
+terminal; it refuses to run when stdin is not a terminal.
+
+Options:
+  --data DIR            the stopped node's data directory (required)
+  --force-new-cluster   required: say what it does
+  --yes                 do not ask for confirmation
+  --json                print one JSON object once done
+
+Output: what was done and the next steps; with --json, one line
+{"node": "HOST:PORT", "index": N, "term": N, "clusterId": "...", ...}.
+
+Below, 127.0.0.1:8081 survives and 127.0.0.1:8082 comes back wiped.
+
+Examples:
+  counter recover --data /var/lib/counter/n1 --force-new-cluster
+  counter serve --data /var/lib/counter/n1 --id 127.0.0.1:8081 \\
+    --conf 127.0.0.1:8081          # --conf is not used: DIR is not empty
+  counter serve --data /var/lib/counter/n2 --id 127.0.0.1:8082 \\
+    --join 127.0.0.1:8081          # on the second machine, DIR wiped
+  counter peers add 127.0.0.1:8082 --peers 127.0.0.1:8081
+
+Exit codes:
+  0  recovered
+  1  failed, or not confirmed: nothing changed
+  2  usage error, or no --yes and stdin is not a terminal
+`;
+
 const HELP = `Usage: counter help [COMMAND]
 
 Shows the help of COMMAND, or of counter itself when COMMAND is
@@ -538,6 +578,7 @@ const TEXTS: Record<CommandName, string> = {
   backup: BACKUP,
   restore: RESTORE,
   inspect: INSPECT,
+  recover: RECOVER,
 };
 
 /**

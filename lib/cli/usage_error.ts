@@ -23,6 +23,7 @@ export const COMMAND_NAMES = [
   "backup",
   "restore",
   "inspect",
+  "recover",
 ] as const;
 
 /** A subcommand name. */

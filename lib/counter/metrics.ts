@@ -31,7 +31,6 @@ export const METRIC_OPS: readonly string[] = [
   "remove_peer",
   "promote_peer",
   "transfer_leader",
-  "reset_peers",
 ];
 
 const ROLES = ["leader", "follower", "candidate", "pre-candidate"] as const;

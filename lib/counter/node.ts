@@ -482,7 +482,13 @@ export class CounterNode {
     }
   }
 
-  #onRequest(group: string, req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+  #onRequest(group: string, req: ClientRequest, answer: (resp: ClientResponse) => void): void {
+    const clusterId = this.#storage.clusterId();
+    // A client that has not pinned a cluster yet learns this node's from the answer; one that
+    // has is refused here when it pinned another (a separately force-recovered group).
+    const reply = req.clusterId === undefined && clusterId !== ""
+      ? (resp: ClientResponse) => answer({ ...resp, clusterId })
+      : answer;
     if (this.#stopping) {
       reply({ ok: false, code: "SHUTTING_DOWN", error: "the node is shutting down" });
       return;
@@ -492,6 +498,19 @@ export class CounterNode {
         ok: false,
         code: "UNKNOWN_GROUP",
         error: `unknown group "${group}": this node serves group "${this.#options.group}"`,
+      });
+      return;
+    }
+    if (
+      req.clusterId !== undefined && req.clusterId !== "" && clusterId !== "" &&
+      req.clusterId !== clusterId
+    ) {
+      reply({
+        ok: false,
+        code: "WRONG_CLUSTER",
+        error: `node ${this.#options.id} belongs to another cluster (id ${clusterId}), not ` +
+          `${req.clusterId}: it was force-recovered separately`,
+        clusterId,
       });
       return;
     }
@@ -523,9 +542,6 @@ export class CounterNode {
         return;
       case "transfer_leader":
         this.#handleTransfer(req, reply);
-        return;
-      case "reset_peers":
-        this.#handleResetPeers(req, reply);
         return;
       case "backup":
         this.#handleBackup(req, reply);
@@ -803,40 +819,6 @@ export class CounterNode {
     });
   }
 
-  /** The forced recovery of `counter peers reset --force`; see `Raft.forceConf`. */
-  #handleResetPeers(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
-    const voters = req.args?.voters;
-    if (
-      !Array.isArray(voters) || voters.length === 0 ||
-      !voters.every((v) => typeof v === "string")
-    ) {
-      reply({ ok: false, code: "BAD_REQUEST", error: "reset_peers needs args.voters" });
-      return;
-    }
-    if (req.args?.force !== true) {
-      reply({
-        ok: false,
-        code: "REFUSED",
-        error: "reset_peers changes the membership without consensus and can lose " +
-          "acknowledged increments; it needs args.force = true",
-      });
-      return;
-    }
-    const list = [...new Set(voters as string[])].sort();
-    if (!list.includes(this.#options.id)) {
-      reply({
-        ok: false,
-        code: "BAD_REQUEST",
-        error: `the voters must include ${this.#options.id}`,
-      });
-      return;
-    }
-    this.#log.warn("forced membership reset", { voters: list.join(",") });
-    this.#raft.forceConf({ voters: list, learners: [] });
-    this.#kick();
-    reply({ ok: true, data: { voters: list, learners: [] } });
-  }
-
   /** Progresses promotions and transfers; called every tick. */
   #checkAdminWaits(): void {
     const now = Date.now();
@@ -926,6 +908,8 @@ export class CounterNode {
       commit: s.commit,
       applied: this.#applied,
       lastIndex: s.lastIndex,
+      lastTerm: s.lastIndex === 0 ? 0 : this.#raft.termAt(s.lastIndex) ?? 0,
+      clusterId: this.#storage.clusterId(),
       snapshotIndex: this.#snapshotIndex,
       compactedIndex: s.snapshotIndex,
       value: this.#sm.value.toString(),

@@ -472,24 +472,6 @@ export class Raft {
   }
 
   /**
-   * Dangerous recovery for a group that lost its majority for good: this node moves to a new
-   * term and appends a configuration naming `conf`'s members, without consensus. Entries that
-   * only the lost members held are lost. Run it on every survivor with the same `conf`.
-   */
-  forceConf(conf: ConfState): void {
-    assert(conf.voters.length > 0, "a configuration needs a voter");
-    // A fresh term keeps the forced entry from sharing (index, term) with any existing entry.
-    this.#becomeFollower(this.#term + 1, "");
-    this.#log.append([{
-      term: this.#term,
-      index: this.#log.lastIndex() + 1,
-      type: EntryType.Config,
-      data: encodeConfState(conf),
-    }]);
-    this.#refreshConf();
-  }
-
-  /**
    * True while this leader may serve reads from its lease (no heartbeat round): a quorum
    * acknowledged a heartbeat sent recently enough that no other leader can have been elected
    * since. Each acknowledging voter ignores candidates for ITS OWN election timeout after hearing

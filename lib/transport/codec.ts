@@ -51,6 +51,7 @@ export type ErrorCode =
   | "NOT_APPLIED"
   | "STALE_REQUEST"
   | "REFUSED"
+  | "WRONG_CLUSTER"
   | "INTERNAL";
 
 /** Every {@linkcode ErrorCode}, in documentation order. */
@@ -67,6 +68,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "NOT_APPLIED",
   "STALE_REQUEST",
   "REFUSED",
+  "WRONG_CLUSTER",
   "INTERNAL",
 ];
 
@@ -105,6 +107,11 @@ export interface ClientRequest {
   consistency?: string;
   /** Arguments of admin ops. */
   args?: WireMap;
+  /**
+   * The cluster id the client pinned: a node of another cluster refuses the request with
+   * `WRONG_CLUSTER` instead of serving it.
+   */
+  clusterId?: string;
 }
 
 /** A node's answer to a {@linkcode ClientRequest}. */
@@ -121,6 +128,8 @@ export interface ClientResponse {
   leader?: string;
   /** Results of status and admin ops. */
   data?: WireMap;
+  /** The answering node's cluster id; sent when the request carried none, and with refusals. */
+  clusterId?: string;
 }
 
 /** A decoded Raft body. */
@@ -263,6 +272,7 @@ const REQUEST_KEYS: ReadonlySet<string> = new Set([
   "ackedBelow",
   "consistency",
   "args",
+  "clusterId",
 ]);
 const RESPONSE_KEYS: ReadonlySet<string> = new Set([
   "ok",
@@ -271,6 +281,7 @@ const RESPONSE_KEYS: ReadonlySet<string> = new Set([
   "code",
   "leader",
   "data",
+  "clusterId",
 ]);
 const MESSAGE_TYPES: ReadonlySet<unknown> = new Set(
   Object.values(MessageType).filter((v) => typeof v === "number"),
@@ -389,6 +400,7 @@ export function encodeRequest(
   if (r.ackedBelow !== undefined) payload.ackedBelow = uint(r.ackedBelow, "ackedBelow");
   if (r.consistency !== undefined) payload.consistency = str(r.consistency, "consistency");
   if (r.args !== undefined) payload.args = wireMap(r.args, "args");
+  if (r.clusterId !== undefined) payload.clusterId = str(r.clusterId, "clusterId");
   assertKnownKeys(r, REQUEST_KEYS, "Request");
   return encoder.encode([BodyKind.Request, group, requestId, payload]);
 }
@@ -411,6 +423,7 @@ export function encodeResponse(
   }
   if (r.leader !== undefined) payload.leader = str(r.leader, "leader");
   if (r.data !== undefined) payload.data = wireMap(r.data, "data");
+  if (r.clusterId !== undefined) payload.clusterId = str(r.clusterId, "clusterId");
   assertKnownKeys(r, RESPONSE_KEYS, "Response");
   if (r.ok === (r.code !== undefined)) {
     throw new TypeError("Response must carry a code exactly when ok is false");
@@ -752,6 +765,7 @@ function decodeRequest(p: unknown): ClientRequest {
   if (p.ackedBelow !== undefined) request.ackedBelow = readUint(p.ackedBelow, "ackedBelow");
   if (p.consistency !== undefined) request.consistency = readStr(p.consistency, "consistency");
   if (p.args !== undefined) request.args = readMap(p.args, "args");
+  if (p.clusterId !== undefined) request.clusterId = readStr(p.clusterId, "clusterId");
   return request;
 }
 
@@ -769,6 +783,7 @@ function decodeResponse(p: unknown): ClientResponse {
   }
   if (p.leader !== undefined) response.leader = readStr(p.leader, "leader");
   if (p.data !== undefined) response.data = readMap(p.data, "data");
+  if (p.clusterId !== undefined) response.clusterId = readStr(p.clusterId, "clusterId");
   if (response.ok === (response.code !== undefined)) {
     throw new ProtocolError("Response carries a code when ok is true or none when ok is false");
   }
