@@ -8,7 +8,8 @@
  *
  * Options: `--seed N`, `--seeds A..B`, `--nodes 3|5`, `--events N` (fault-phase events),
  * `--no-snapshots`, `--membership` / `--no-membership`, `--lease-reads` / `--no-lease-reads`,
- * `--pump` / `--no-pump` (node.ts's pumping shell or the plain one), `--mutation NAME` (a
+ * `--pump` / `--no-pump` (node.ts's pumping shell or the plain one), `--disk-faults` /
+ * `--no-disk-faults` (wiped dirs, detected data loss, long pauses), `--mutation NAME` (a
  * deliberately broken shell, to see a check fire), `--verbose` (print every trace line),
  * `--stats` (print counters).
  * Exits with status 1 when any run fails.
@@ -19,6 +20,8 @@
 import { type Mutation, type SimOptions, simulate } from "./sim/simulation.ts";
 
 const MUTATIONS: readonly Mutation[] = [
+  "no-identity-check",
+  "wall-clock-stamps",
   "send-before-persist",
   "forget-vote-on-crash",
   "corrupt-apply",
@@ -41,7 +44,8 @@ function usage(message: string): never {
   console.error(
     "usage: deno run -A tests/raft/simulate.ts (--seed N | --seeds A..B) [--nodes 3|5] " +
       "[--events N] [--no-snapshots] [--membership|--no-membership] " +
-      "[--lease-reads|--no-lease-reads] [--pump|--no-pump] [--mutation NAME] [--verbose] " +
+      "[--lease-reads|--no-lease-reads] [--pump|--no-pump] [--disk-faults|--no-disk-faults] " +
+      "[--mutation NAME] [--verbose] " +
       "[--stats]",
   );
   Deno.exit(2);
@@ -106,6 +110,12 @@ function parseArgs(argv: string[]): CliArgs {
       case "--no-pump":
         out.base.pump = false;
         break;
+      case "--disk-faults":
+        out.base.diskFaults = true;
+        break;
+      case "--no-disk-faults":
+        out.base.diskFaults = false;
+        break;
       case "--verbose":
         out.verbose = true;
         break;
@@ -134,7 +144,7 @@ function main(): void {
     const status = result.failure === null ? "ok" : `FAILED (${result.failure.check})`;
     console.log(
       `seed ${seed} nodes ${result.nodes}${result.params.membership ? " +membership" : ""}` +
-        `${result.params.pump ? " +pump" : ""}: ` +
+        `${result.params.pump ? " +pump" : ""}${result.params.diskFaults ? " +disk" : ""}: ` +
         `${status}; ${s.events} events, ${result.simMs.toFixed(0)} ms simulated, ` +
         `${s.elections} elections, final index ${s.finalIndex}, trace ${result.traceHash}`,
     );

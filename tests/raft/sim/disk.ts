@@ -51,12 +51,35 @@ export class SimDisk {
   entries: Entry[];
   /** Completed writes, for statistics. */
   writes = 0;
+  /**
+   * The data dir's incarnation: a number no other disk of the run has, as the real meta file's
+   * random incarnation id. A wiped disk is a new disk with a new incarnation.
+   */
+  readonly incarnation: number;
+  /**
+   * Incarnations of the peers this node has heard from (the real meta's registry), durable as
+   * soon as recorded: node.ts saves a new one before it steps any message of that peer.
+   */
+  readonly peerIncarnations = new Map<string, number>();
 
-  /** Creates a disk holding `initial` (e.g. `bootstrapState(...)`). */
-  constructor(initial: RaftInitialState) {
+  /** Creates a disk holding `initial` (e.g. `bootstrapState(...)`) with `incarnation`. */
+  constructor(initial: RaftInitialState, incarnation = 0) {
     this.hardState = { ...initial.hardState };
     this.snapshot = initial.snapshot;
     this.entries = initial.entries.slice();
+    this.incarnation = incarnation;
+  }
+
+  /**
+   * A node has started on this disk: the real data dir then has its meta file (node id,
+   * incarnation), so a later start is a restart, not a start on an empty dir.
+   */
+  bound = false;
+
+  /** True when no node has started on the disk yet: what a new or wiped data dir looks like. */
+  isFresh(): boolean {
+    return !this.bound && this.snapshot === null && this.entries.length === 0 &&
+      this.hardState.term === 0 && this.hardState.vote === "";
   }
 
   /** Index covered by the snapshot, 0 without one. */

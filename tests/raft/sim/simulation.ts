@@ -34,7 +34,9 @@ import {
   bootstrapState,
   type ConfChange,
   type ConfState,
+  decodeConfState,
   type Entry,
+  EntryType,
   InvariantError,
   type Message,
   MessageType,
@@ -46,13 +48,21 @@ import {
   Role,
   type Snapshot,
 } from "../../../lib/raft/mod.ts";
-import { decodeIncrement, encodeIncrement } from "../../../lib/counter/command.ts";
+import { decodeIncrement, encodeIncrement, readStampMs } from "../../../lib/counter/command.ts";
+import { ClusterClock } from "../../../lib/counter/cluster_clock.ts";
 import {
   type ApplyResult,
   CLIENT_IDLE_EXPIRY_MS,
   CounterStateMachine,
 } from "../../../lib/counter/state_machine.ts";
-import { Check, Checker, CheckFailure, type CheckName, type LogView } from "./checker.ts";
+import {
+  Check,
+  Checker,
+  CheckFailure,
+  type CheckName,
+  type DiskView,
+  type LogView,
+} from "./checker.ts";
 import { isCommand, Ledger, observable, sameBytes, smValueOf } from "./ledger.ts";
 import { DiskError, isEmptyWrite, SimDisk, writePieceCount } from "./disk.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -76,10 +86,20 @@ export type Mutation =
   | "lose-sessions"
   /** Node n2 expires client sessions by its own clock instead of the proposing leader's. */
   | "local-clock-expiry"
+  /**
+   * Leaders stamp increments with their wall clocks (which jump in disk-fault seeds) instead of
+   * cluster time: the state before lib/counter/cluster_clock.ts.
+   */
+  | "wall-clock-stamps"
   /** The pump applies committed entries while a Ready installing a snapshot is in flight. */
   | "pump-during-snapshot"
   /** The pumping shell applies a Ready's committed entries after its write, not before. */
-  | "late-ready-apply";
+  | "late-ready-apply"
+  /**
+   * A node with a wiped data dir bootstraps again without asking its peers, and nodes accept
+   * messages from any incarnation of a peer: the state before the identity checks.
+   */
+  | "no-identity-check";
 
 /** What to simulate. Everything not given is chosen from the seed. */
 export interface SimOptions {
@@ -104,6 +124,12 @@ export interface SimOptions {
    * applied before its write). Default: on for 80% of the seeds.
    */
   pump?: boolean;
+  /**
+   * Faults of the disk and the process beyond crashes: wiped data dirs, disks that lose their
+   * newest data (the node notices and refuses to start), and pauses longer than an election
+   * timeout. Default: on for 40% of the seeds.
+   */
+  diskFaults?: boolean;
 }
 
 /** Parameters of one run, all drawn from its seed. */
@@ -197,9 +223,30 @@ export interface SimParams {
   wallOffsetMs: number[];
   /** Every node's state machine bytes are compared with the reference at multiples of this. */
   sampleEvery: number;
+  /** Wiped data dirs, lost newest data and long pauses happen (see `SimOptions.diskFaults`). */
+  diskFaults: boolean;
+  /** Relative weights of the disk and process faults. */
+  diskWeights: Record<DiskChaosAction, number>;
+  /** Longest process pause, in election timeouts. */
+  pauseElectionsMax: number;
+  /**
+   * Election timeout of each node (ticks): `electionTicks` times a factor of 1 to 3 in a third of
+   * the seeds, since nothing makes operators give every node the same `--election-timeout-ms`.
+   */
+  electionTicksOf: number[];
 }
 
 type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" | "transfer";
+
+/**
+ * Faults that an operator has to repair: `wipe` empties a node's data dir (a dead disk
+ * replaced, `rm -rf`), after which it restarts with the same id and `--conf`; `loss` makes a
+ * node's disk lose its newest data in a way the storage detects (a deleted newest segment, a bit
+ * flip in the last record), so it refuses to start; `pause` stops a process (SIGSTOP, a long GC)
+ * for longer than an election timeout; `clockJump` steps a node's wall clock by up to two session
+ * expiry periods, forward or back (which cluster time must not notice).
+ */
+type DiskChaosAction = "wipe" | "loss" | "pause" | "clockJump";
 
 /** Counts of what happened in a run. */
 export interface SimStats {
@@ -274,6 +321,22 @@ export interface SimStats {
    * but the disk holds another term there (an entry being replaced), which the storage refuses.
    */
   snapshotsRefused: number;
+  /** Data dirs wiped. */
+  wipes: number;
+  /** Disks that lost their newest data (detected). */
+  losses: number;
+  /** Process pauses longer than an election timeout. */
+  pauses: number;
+  /** Starts refused: a wiped node its peers knew, or a disk that lost data. */
+  startsRefused: number;
+  /** Wiped nodes that found no peer had heard of them and bootstrapped. */
+  bootstrapsAfterWipe: number;
+  /** Dead nodes replaced by the operator (removed, wiped, added back, promoted). */
+  replacements: number;
+  /** Messages dropped because the sender's incarnation is not the one the receiver knows. */
+  identityDrops: number;
+  /** Wall-clock steps of a node. */
+  clockJumps: number;
 }
 
 /** The outcome of one simulated run. */
@@ -379,6 +442,8 @@ interface SimNode {
   raft: Raft | null;
   /** The real counter state machine. */
   sm: CounterStateMachine;
+  /** Cluster time for the increments it proposes (node.ts's ClusterClock), this life. */
+  clock: ClusterClock;
   applied: number;
   /** Index of the snapshot the state machine was last restored from (this life), 0 for none. */
   restoredAt: number;
@@ -398,6 +463,25 @@ interface SimNode {
   reads: Map<number, Read>;
   /** Reads with a read index, waiting for the state machine to reach it. */
   readsWaiting: Read[];
+  /** Starts with an empty disk as a member of the initial `--conf` (probing), not `--join`. */
+  initialMember: boolean;
+  /** One of the run's initial `--conf` members: the ids a probing node asks. */
+  readonly initialMemberOfRun: boolean;
+  /** Down until the operator replaces it: it refused to start (see `DiskChaosAction`). */
+  refused: boolean;
+  /** Waiting, with an empty disk, for every initial member to answer its bootstrap probe. */
+  probing: boolean;
+  /** The process is stopped until this time (µs); 0 when running. */
+  pausedUntilUs: number;
+  /** Ticks that fell due while paused, given at once on resume (node.ts's catch-up). */
+  pausedTicks: number;
+  /** Its data dir was wiped and it has not bootstrapped or been replaced since. */
+  wiped: boolean;
+  /**
+   * Disks this node had before a wipe or a replacement: what it acknowledged while they were
+   * its disks stays counted when the checker asks whether a commit was durable on a majority.
+   */
+  formerDisks: SimDisk[];
 }
 
 const enum Kind {
@@ -413,11 +497,12 @@ const enum Kind {
   Pump = 10,
   Retry = 11,
   Snapshot = 12,
+  Operator = 13,
 }
 
 type SimEvent =
   | { kind: Kind.Tick; node: number; epoch: number }
-  | { kind: Kind.Deliver; msg: Message }
+  | { kind: Kind.Deliver; msg: Message; incarnation: number }
   | { kind: Kind.Disk; node: number; epoch: number }
   | { kind: Kind.Chaos }
   | { kind: Kind.Restart; node: number }
@@ -427,7 +512,11 @@ type SimEvent =
   | { kind: Kind.Report; node: number; epoch: number; to: NodeId; ok: boolean }
   | { kind: Kind.Pump; node: number; epoch: number; write: number }
   | { kind: Kind.Retry; request: Request; generation: number }
-  | { kind: Kind.Snapshot; node: number; epoch: number };
+  | { kind: Kind.Snapshot; node: number; epoch: number }
+  | { kind: Kind.Operator; node: number; step: ReplaceStep };
+
+/** Where the operator's replacement of a refused node stands. */
+type ReplaceStep = "remove" | "add" | "promote";
 
 const EVENTS_DEFAULT = 4000;
 /** How long the cluster has to settle once faults stop (µs of simulated time). */
@@ -444,6 +533,12 @@ const BACKOFF_US_MIN = 1_000;
 const BACKOFF_US_MAX = 50_000;
 /** Answered requests a client keeps as candidates for deliberate duplicates. */
 const ANSWERED_KEPT = 8;
+
+/** Answers whose sender a node counts: a vote, an acknowledgement, a heartbeat's echo. */
+function isCountedAnswer(type: MessageType): boolean {
+  return type === MessageType.VoteResp || type === MessageType.PreVoteResp ||
+    type === MessageType.AppResp || type === MessageType.HeartbeatResp;
+}
 
 /** Node id of the i-th node (0-based). */
 export function nodeId(i: number): NodeId {
@@ -519,6 +614,14 @@ export function simParams(options: SimOptions): SimParams {
   const pumpDrawn = r.chance(0.8);
   const pumpAfterInput = r.pick([1, 1, 0.5, 0.1]);
   const pumpsPerWriteMax = r.pick([0, 1, 3]);
+  // Drawn last of all, so that seeds without these faults run as they did before them.
+  const diskFaultsDrawn = r.chance(0.4);
+  const diskWeights = { wipe: r.pick([1, 2]), loss: r.pick([0, 1]), pause: r.pick([0, 1, 2]) };
+  const pauseElectionsMax = r.pick([2, 5]);
+  const mixedTimeouts = r.chance(1 / 3);
+  const timeoutFactors: number[] = [];
+  for (let i = 0; i < 5; i++) timeoutFactors.push(mixedTimeouts ? r.pick([1, 1, 1.5, 2, 3]) : 1);
+  const clockJumpWeight = r.pick([0, 1]);
   // Sessions idle for CLIENT_IDLE_EXPIRY_MS of the leaders' wall clock expire. That hour lasts
   // 0.3 s, 1 s or 3 s of simulated time in most seeds (so sessions expire during a run), or an
   // hour (real time) in the rest.
@@ -550,6 +653,10 @@ export function simParams(options: SimOptions): SimParams {
     wallMsPerUs,
     wallOffsetMs: wallOffsetMs.slice(0, pool),
     sampleEvery: r.pick([4, 16, 64]),
+    diskFaults: options.diskFaults ?? diskFaultsDrawn,
+    diskWeights: { ...diskWeights, clockJump: clockJumpWeight },
+    pauseElectionsMax,
+    electionTicksOf: timeoutFactors.slice(0, pool).map((f) => Math.round(base.electionTicks * f)),
   };
 }
 
@@ -567,6 +674,9 @@ export function replayCommand(options: SimOptions, params: SimParams): string {
     parts.push(options.leaseReads ? "--lease-reads" : "--no-lease-reads");
   }
   if (options.pump !== undefined) parts.push(options.pump ? "--pump" : "--no-pump");
+  if (options.diskFaults !== undefined) {
+    parts.push(options.diskFaults ? "--disk-faults" : "--no-disk-faults");
+  }
   parts.push("--verbose");
   return parts.join(" ");
 }
@@ -624,6 +734,14 @@ export class Simulation {
     pumpedMessages: 0,
     bytesCompared: 0,
     snapshotsRefused: 0,
+    wipes: 0,
+    losses: 0,
+    pauses: 0,
+    startsRefused: 0,
+    bootstrapsAfterWipe: 0,
+    replacements: 0,
+    identityDrops: 0,
+    clockJumps: 0,
   };
   /** `#blocked[from][to]`: messages on that link are dropped. */
   #blocked: boolean[][] = [];
@@ -634,6 +752,12 @@ export class Simulation {
   #netDup: number;
   #netFifo: boolean;
   #faults = true;
+  /** Offset of each node's wall clock (ms): the drawn skew, moved by clock jumps. */
+  readonly #wallOffsetMs: number[];
+  /** Incarnations handed out so far: every disk, wiped ones included, gets a new one. */
+  #incarnationSeq = 0;
+  /** Nodes the operator is replacing now. */
+  readonly #replacing = new Set<number>();
   #proposalSeq = 0;
   #readSeq = 0;
   /** Active clients. */
@@ -646,6 +770,7 @@ export class Simulation {
   constructor(options: SimOptions) {
     this.#options = options;
     this.#params = simParams(options);
+    this.#wallOffsetMs = this.#params.wallOffsetMs.slice();
     this.#rng = new Prng(options.seed);
     const ledger = new Ledger(this.#params.sampleEvery);
     this.#ledger = ledger;
@@ -671,12 +796,13 @@ export class Simulation {
       const node: SimNode = {
         id: nodeId(i),
         index: i,
-        disk: new SimDisk(initial),
+        disk: new SimDisk(initial, ++this.#incarnationSeq),
         prng: this.#rng.fork(),
         up: false,
         epoch: 0,
         raft: null,
         sm: new CounterStateMachine(),
+        clock: new ClusterClock(),
         applied: 0,
         restoredAt: 0,
         write: null,
@@ -687,6 +813,14 @@ export class Simulation {
         proposals: new Map(),
         reads: new Map(),
         readsWaiting: [],
+        initialMember: i < p.voters,
+        initialMemberOfRun: i < p.voters,
+        refused: false,
+        probing: false,
+        pausedUntilUs: 0,
+        pausedTicks: 0,
+        wiped: false,
+        formerDisks: [],
       };
       this.#nodes.push(node);
       this.#byId.set(node.id, node);
@@ -769,12 +903,19 @@ export class Simulation {
     this.#stats.events++;
     this.#hash.num(this.#now);
     this.#hash.num(ev.kind);
+    const paused = this.#pausedTarget(ev);
+    if (paused !== null) {
+      // A stopped process does nothing: what arrives waits in its socket buffers, its timers
+      // and its disk completions fire when it runs again (in their original order).
+      this.#queue.push(paused.pausedUntilUs, ev);
+      return true;
+    }
     switch (ev.kind) {
       case Kind.Tick:
         this.#onTick(ev.node, ev.epoch);
         break;
       case Kind.Deliver:
-        this.#onDeliver(ev.msg);
+        this.#onDeliver(ev.msg, ev.incarnation);
         break;
       case Kind.Disk:
         this.#onDiskDone(ev.node, ev.epoch);
@@ -785,6 +926,10 @@ export class Simulation {
       case Kind.Restart:
         this.#hash.num(ev.node);
         if (!this.#nodes[ev.node].up) this.#start(this.#nodes[ev.node]);
+        break;
+      case Kind.Operator:
+        this.#hash.num(ev.node);
+        this.#operatorReplace(ev.node, ev.step);
         break;
       case Kind.Heal:
         if (ev.generation === this.#partitionGeneration) this.#heal();
@@ -827,6 +972,38 @@ export class Simulation {
     return true;
   }
 
+  /** The paused node an event is for, or null (resuming a node whose pause is over). */
+  #pausedTarget(ev: SimEvent): SimNode | null {
+    let index = -1;
+    switch (ev.kind) {
+      case Kind.Tick:
+      case Kind.Disk:
+      case Kind.Report:
+      case Kind.Pump:
+      case Kind.Snapshot:
+        index = ev.node;
+        break;
+      case Kind.Deliver:
+        index = this.#byId.get(ev.msg.to)?.index ?? -1;
+        break;
+    }
+    if (index < 0) return null;
+    const node = this.#nodes[index];
+    if (node.pausedUntilUs === 0) return null;
+    if (node.pausedUntilUs > this.#now) return node;
+    node.pausedUntilUs = 0;
+    const ticks = node.pausedTicks;
+    node.pausedTicks = 0;
+    this.#note(() => `${node.id} RESUMES (${ticks} ticks due)`);
+    // node.ts gives every tick that fell due before it handles any input: election timers and
+    // leases expire on resume instead of the node believing no time has passed.
+    if (node.up) {
+      for (let i = 0; i < ticks; i++) node.raft!.tick();
+      this.#afterInput(node);
+    }
+    return null;
+  }
+
   /** Records a trace line (formatted lazily unless tracing). */
   #note(line: () => string): void {
     const t = this.#now;
@@ -838,10 +1015,13 @@ export class Simulation {
   // ---------------------------------------------------------------- node life
 
   #start(node: SimNode): void {
+    if (node.refused) return;
+    if (node.disk.isFresh() && node.formerDisks.length > 0 && !this.#probe(node)) return;
+    node.disk.bound = true;
     const p = this.#params;
     const options: RaftOptions = {
       id: node.id,
-      electionTicks: p.electionTicks,
+      electionTicks: p.electionTicksOf[node.index],
       heartbeatTicks: p.heartbeatTicks,
       random: () => node.prng.float(),
       preVote: p.preVote,
@@ -857,7 +1037,11 @@ export class Simulation {
     node.up = true;
     node.sm = new CounterStateMachine();
     node.restoredAt = 0;
+    // node.ts's clock runs on the process's monotonic clock; sessions expire in simulated
+    // seconds here, so it runs at the speed of the leaders' model clock (`wallMsPerUs`).
+    node.clock = new ClusterClock(() => this.#now * p.wallMsPerUs);
     if (initial.snapshot !== null) this.#restoreStateMachine(node, initial.snapshot);
+    this.#observeStamps(node, initial.entries);
     node.applied = initial.snapshot === null ? 0 : initial.snapshot.index;
     node.write = null;
     node.leaderTerm = 0;
@@ -888,6 +1072,70 @@ export class Simulation {
     this.#afterInput(node);
   }
 
+  /**
+   * A node whose data dir was wiped starts with an empty one. node.ts asks every peer it knows
+   * of (the initial `--conf` members, or with `--join` the members it was told to join) whether
+   * it has heard from this id. True when it may go on (with `--conf` it bootstrapped); false
+   * when it waits for answers (a restart is scheduled) or refused to start.
+   */
+  #probe(node: SimNode): boolean {
+    const voters = this.#nodes.filter((n) => n.initialMemberOfRun).map((n) => n.id);
+    const asked = node.initialMember ? voters : this.#nodes.map((n) => n.id);
+    let decision: "bootstrap" | "refuse" | "wait" = "bootstrap";
+    if (this.#options.mutation !== "no-identity-check") {
+      let missing = 0;
+      for (const id of asked) {
+        if (id === node.id) continue;
+        const peer = this.#byId.get(id)!;
+        const reachable = !this.#blocked[node.index][peer.index] &&
+          !this.#blocked[peer.index][node.index];
+        // A node waiting in its own probe answers too: it has heard of no one.
+        if (reachable && peer.probing) continue;
+        if (!reachable || !peer.up || peer.pausedUntilUs > this.#now) {
+          missing++;
+          continue;
+        }
+        if (peer.disk.peerIncarnations.has(node.id)) {
+          decision = "refuse";
+          break;
+        }
+      }
+      if (decision !== "refuse" && missing > 0) decision = "wait";
+    }
+    this.#note(() => `${node.id} PROBE with an empty dir: ${decision}`);
+    if (decision === "wait") {
+      node.probing = true;
+      this.#schedule(this.#rng.int(10_000, 100_000), { kind: Kind.Restart, node: node.index });
+      return false;
+    }
+    node.probing = false;
+    if (decision === "refuse") {
+      node.refused = true;
+      this.#stats.startsRefused++;
+      this.#beginReplace(node);
+      return false;
+    }
+    node.wiped = false;
+    if (!node.initialMember) return true;
+    // No peer has ever heard from this id: it never voted nor acknowledged anything, so it may
+    // start the group's first configuration as a brand-new member would.
+    const initial = bootstrapState({ voters, learners: [] });
+    node.disk = new SimDisk(initial, node.disk.incarnation);
+    this.#stats.bootstrapsAfterWipe++;
+    return true;
+  }
+
+  /** Starts a node the operator just wiped after its removal: nobody may know it, no probe. */
+  #startJoining(node: SimNode): void {
+    const former = node.formerDisks;
+    node.formerDisks = [];
+    try {
+      this.#start(node);
+    } finally {
+      node.formerDisks = former;
+    }
+  }
+
   #crash(node: SimNode): void {
     const rd = node.write;
     let kept = "";
@@ -901,6 +1149,8 @@ export class Simulation {
       node.disk.hardState = { term: node.disk.hardState.term, vote: "" };
     }
     node.up = false;
+    node.pausedUntilUs = 0;
+    node.pausedTicks = 0;
     for (const list of node.proposals.values()) {
       for (const p of list) this.#resolve(p, "unknown");
     }
@@ -1062,8 +1312,32 @@ export class Simulation {
     if (node.leaderTerm !== r.term || r.commitIndex <= node.commitChecked) return;
     const c = r.commitIndex;
     const confs: ConfState[] = [r.conf, r.confAt(c)];
-    this.#checker.commitExposed(node.id, c, r.termAt(c)!, confs, (id) => this.#byId.get(id)?.disk);
+    this.#checker.commitExposed(node.id, c, r.termAt(c)!, confs, (id) => this.#diskView(id));
     node.commitChecked = c;
+  }
+
+  /**
+   * What `id` holds for the durability check: its disk, or one it had before a wipe (a commit
+   * counted on an acknowledgement was durable then; losing the disk later is the fault).
+   */
+  #diskView(id: NodeId): DiskView | undefined {
+    const node = this.#byId.get(id);
+    if (node === undefined) return undefined;
+    if (node.formerDisks.length === 0) return node.disk;
+    const disks = [node.disk, ...node.formerDisks];
+    return {
+      hardState: node.disk.hardState,
+      holds: (index, term) => disks.some((d) => d.holds(index, term)),
+    };
+  }
+
+  /** node.ts's `#observeStamps`: cluster time never goes below a stamp the node holds. */
+  #observeStamps(node: SimNode, entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== EntryType.Normal) continue;
+      const stampMs = readStampMs(e.data);
+      if (stampMs !== null) node.clock.observe(stampMs);
+    }
   }
 
   /** A Ready was just taken: check it, note its reads, send what may go before the write. */
@@ -1082,6 +1356,7 @@ export class Simulation {
     if (rd.entries.length > 0) {
       const first = rd.entries[0].index;
       this.#checker.entriesAppended(node.id, first - 1, r.termAt(first - 1), rd.entries);
+      this.#observeStamps(node, rd.entries);
     }
     this.#checkCommitExposed(node);
     // The plain shell notes read indexes at once; node.ts handles them after the write.
@@ -1164,6 +1439,7 @@ export class Simulation {
     }
     node.sm = sm;
     node.restoredAt = s.index;
+    node.clock.observe(sm.newestActivityMs());
     this.#compareBytes(node, s.index, s.data, "snapshot");
   }
 
@@ -1176,6 +1452,7 @@ export class Simulation {
 
   #applySnapshot(node: SimNode, s: Snapshot): void {
     this.#restoreStateMachine(node, s);
+    this.#forgetNonMembers(node, s.conf);
     node.applied = s.index;
     this.#stats.snapshotsInstalled++;
     const value = node.sm.value;
@@ -1186,6 +1463,20 @@ export class Simulation {
       if (index > s.index) continue;
       node.proposals.delete(index);
       for (const p of list) this.#resolve(p, "unknown");
+    }
+  }
+
+  /**
+   * node.ts forgets the incarnations of ids a committed configuration (applied from an entry or
+   * a snapshot) no longer names, so that an id removed and added back with a new data dir can be
+   * heard from again.
+   */
+  #forgetNonMembers(node: SimNode, conf: ConfState): void {
+    if (this.#options.mutation === "no-identity-check") return;
+    for (const id of [...node.disk.peerIncarnations.keys()]) {
+      if (!conf.voters.includes(id) && !conf.learners.includes(id)) {
+        node.disk.peerIncarnations.delete(id);
+      }
     }
   }
 
@@ -1208,6 +1499,7 @@ export class Simulation {
     }
     node.applied = e.index;
     this.#stats.applied++;
+    if (e.type === EntryType.Config) this.#forgetNonMembers(node, decodeConfState(e.data));
     const sampled = this.#ledger.sampled(e.index);
     if (sampled) this.#stats.bytesCompared++;
     this.#ledger.nodeApplied(node.id, e, before, result, node.sm);
@@ -1296,6 +1588,7 @@ export class Simulation {
       this.#schedule(this.#netDelay(node.index, to.index), {
         kind: Kind.Deliver,
         msg: i === 0 ? copy : cloneMessage(m),
+        incarnation: node.disk.incarnation,
       });
     }
   }
@@ -1311,6 +1604,31 @@ export class Simulation {
       this.#linkDueUs[from][to] = due;
     }
     return due - this.#now;
+  }
+
+  /**
+   * node.ts's HELLO check: a node steps messages of a peer only from the incarnation (data dir)
+   * it first heard from under that id, recorded durably before the first message is stepped. A
+   * peer that comes back with a wiped dir is thus never heard again under its old id until the
+   * configuration no longer names it.
+   */
+  #identityAccepts(to: SimNode, m: Message, incarnation: number): boolean {
+    if (this.#options.mutation === "no-identity-check") return true;
+    const from = m.from;
+    const known = to.disk.peerIncarnations.get(from);
+    // Only answers are counted (votes granted, entries acknowledged, heartbeats confirming a
+    // lease or a read): those of an unknown incarnation are dropped. Requests, and a leader's
+    // appends, are safe from anyone: a node that missed a member's replacement must still follow
+    // the new incarnation when it leads, or it could never learn of the replacement.
+    if (known !== undefined && known !== incarnation) return !isCountedAnswer(m.type);
+    if (known !== undefined) return true;
+    // Only members are recorded (and forgotten once a committed configuration drops them);
+    // a message from an id this node does not count (yet) cannot have been counted by it.
+    const conf = to.raft!.conf;
+    if (conf.voters.includes(from) || conf.learners.includes(from)) {
+      to.disk.peerIncarnations.set(from, incarnation);
+    }
+    return true;
   }
 
   #drop(m: Message): void {
@@ -1339,7 +1657,7 @@ export class Simulation {
     this.#afterInput(node);
   }
 
-  #onDeliver(m: Message): void {
+  #onDeliver(m: Message, incarnation: number): void {
     const from = this.#byId.get(m.from)!;
     const to = this.#byId.get(m.to)!;
     this.#hash.num(m.type);
@@ -1350,6 +1668,20 @@ export class Simulation {
     this.#hash.num(m.entries.length);
     if (this.#blocked[from.index][to.index] || !to.up) {
       this.#note(() => `drop ${formatMessage(m)}`);
+      this.#drop(m);
+      return;
+    }
+    if (from.disk.incarnation !== incarnation && this.#options.mutation !== "no-identity-check") {
+      // Sent by a process whose data dir has been wiped since: its connections died with it.
+      this.#note(() => `drop (sender's old incarnation) ${formatMessage(m)}`);
+      this.#drop(m);
+      return;
+    }
+    if (!this.#identityAccepts(to, m, incarnation)) {
+      this.#note(() =>
+        `drop (incarnation ${incarnation} of ${m.from} unknown) ${formatMessage(m)}`
+      );
+      this.#stats.identityDrops++;
       this.#drop(m);
       return;
     }
@@ -1369,7 +1701,7 @@ export class Simulation {
   #onChaos(): void {
     if (!this.#faults) return;
     const w = this.#params.weights;
-    const actions: ChaosAction[] = [
+    const actions: (ChaosAction | DiskChaosAction)[] = [
       "crash",
       "bounce",
       "partition",
@@ -1385,6 +1717,11 @@ export class Simulation {
       this.#params.membership ? w.confChange : 0,
       this.#params.membership ? w.transfer : 0,
     ];
+    if (this.#params.diskFaults) {
+      const dw = this.#params.diskWeights;
+      actions.push("wipe", "loss", "pause", "clockJump");
+      weights.push(dw.wipe, dw.loss, dw.pause, dw.clockJump);
+    }
     const i = this.#rng.weighted(weights);
     if (i >= 0) {
       this.#hash.num(i);
@@ -1406,6 +1743,18 @@ export class Simulation {
           break;
         case "transfer":
           this.#chaosTransfer();
+          break;
+        case "wipe":
+          this.#chaosWipe();
+          break;
+        case "loss":
+          this.#chaosLoss();
+          break;
+        case "pause":
+          this.#chaosPause();
+          break;
+        case "clockJump":
+          this.#chaosClockJump();
           break;
       }
     }
@@ -1433,6 +1782,163 @@ export class Simulation {
       kind: Kind.Restart,
       node: node.index,
     });
+  }
+
+  /** A node is being repaired: wiped, waiting for its probe, refused or being replaced. */
+  #repairing(): boolean {
+    return this.#replacing.size > 0 ||
+      this.#nodes.some((n) => n.probing || n.refused || n.wiped);
+  }
+
+  /**
+   * Nodes whose disk may fail now. One repair at a time, and only while the group's committed
+   * configuration has at least three voters: losing a disk in a smaller group loses its
+   * majority for good, which needs `counter recover`, not a replacement.
+   */
+  #repairable(): SimNode[] {
+    if (this.#repairing()) return [];
+    const leaders = this.#leaders();
+    if (leaders.length !== 1) return [];
+    const r = leaders[0].raft!;
+    if (r.confAt(r.commitIndex).voters.length < 3 || r.conf.voters.length < 3) return [];
+    return this.#nodes.slice();
+  }
+
+  #chaosWipe(): void {
+    const candidates = this.#repairable();
+    if (candidates.length === 0) return;
+    const node = this.#rng.pick(candidates);
+    if (node.up) this.#crash(node);
+    this.#replaceDisk(node);
+    node.wiped = true;
+    this.#stats.wipes++;
+    this.#note(() => `${node.id} WIPED: restarts with an empty dir, same id and --conf`);
+    this.#schedule(this.#rng.int(1_000, this.#params.downUsMax), {
+      kind: Kind.Restart,
+      node: node.index,
+    });
+  }
+
+  /** The disk loses its newest data; the storage notices on restart and refuses to start. */
+  #chaosLoss(): void {
+    const candidates = this.#repairable();
+    if (candidates.length === 0) return;
+    const node = this.#rng.pick(candidates);
+    if (node.up) this.#crash(node);
+    node.refused = true;
+    this.#stats.losses++;
+    this.#stats.startsRefused++;
+    this.#note(() => `${node.id} DISK LOSS: it will refuse to start`);
+    this.#beginReplace(node);
+  }
+
+  #chaosPause(): void {
+    const up = this.#upNodes().filter((n) => n.pausedUntilUs === 0);
+    if (up.length === 0) return;
+    const leaders = up.filter((n) => n.raft!.role === Role.Leader);
+    const node = leaders.length > 0 && this.#rng.chance(0.5)
+      ? this.#rng.pick(leaders)
+      : this.#rng.pick(up);
+    const tickUs = this.#params.tickUs[node.index];
+    const electionUs = this.#params.electionTicks * tickUs;
+    const pauseUs = Math.round(electionUs * this.#rng.range(1.2, this.#params.pauseElectionsMax));
+    node.pausedUntilUs = this.#now + pauseUs;
+    node.pausedTicks = Math.floor(pauseUs / tickUs);
+    this.#stats.pauses++;
+    this.#note(() => `${node.id} PAUSED for ${pauseUs / 1000} ms`);
+  }
+
+  /** A node's wall clock steps (NTP, an operator, a VM restore): cluster time must not care. */
+  #chaosClockJump(): void {
+    const node = this.#rng.pick(this.#nodes);
+    const jumpMs = Math.round(CLIENT_IDLE_EXPIRY_MS * this.#rng.range(-2, 2));
+    this.#wallOffsetMs[node.index] += jumpMs;
+    this.#stats.clockJumps++;
+    this.#note(() => `${node.id} WALL CLOCK JUMPS by ${jumpMs} ms`);
+  }
+
+  // ---------------------------------------------------------------- the operator
+
+  /** The operator replaces `node` as README says: remove it, wipe it, `--join`, add, promote. */
+  #beginReplace(node: SimNode): void {
+    this.#replacing.add(node.index);
+    this.#note(() => `${node.id} REFUSED to start; the operator replaces it`);
+    this.#schedule(this.#rng.int(10_000, 100_000), {
+      kind: Kind.Operator,
+      node: node.index,
+      step: "remove",
+    });
+  }
+
+  #operatorReplace(index: number, step: ReplaceStep): void {
+    const node = this.#nodes[index];
+    const again = (next: ReplaceStep) =>
+      this.#schedule(this.#rng.int(20_000, 100_000), {
+        kind: Kind.Operator,
+        node: index,
+        step: next,
+      });
+    const leaders = this.#leaders();
+    if (leaders.length === 0) return again(step);
+    const leader = this.#rng.pick(leaders);
+    const r = leader.raft!;
+    // Only a leader that committed an entry of its term knows the committed configuration
+    // (as `counter peers list` asks the leader); a stale one may lack the latest changes.
+    if (r.termAt(r.commitIndex) !== r.term) return again(step);
+    const committed = r.confAt(r.commitIndex);
+    const isMember = (c: ConfState) => c.voters.includes(node.id) || c.learners.includes(node.id);
+    const propose = (change: ConfChange) => {
+      const res = r.proposeConfChange(change);
+      this.#note(() =>
+        `OPERATOR ${change.type} ${change.node} at ${leader.id}: ` +
+        (res.ok ? `at ${res.firstIndex}/t${res.term}` : res.reason)
+      );
+      this.#afterInput(leader);
+    };
+    switch (step) {
+      case "remove": {
+        if (isMember(r.conf)) {
+          propose({ type: "remove", node: node.id });
+          return again("remove");
+        }
+        if (isMember(committed)) return again("remove");
+        // The removal is committed: wipe the dir and start the node with --join.
+        this.#replaceDisk(node);
+        node.wiped = false;
+        node.refused = false;
+        node.probing = false;
+        node.initialMember = false;
+        this.#note(() => `OPERATOR wiped ${node.id} and starts it with --join`);
+        if (!node.up) this.#startJoining(node);
+        return again("add");
+      }
+      case "add":
+        if (!isMember(r.conf)) propose({ type: "addLearner", node: node.id });
+        return again(isMember(committed) ? "promote" : "add");
+      case "promote": {
+        if (committed.voters.includes(node.id) || !isMember(committed)) {
+          // A voter again (or a membership change removed it meanwhile: a spare now).
+          this.#replacing.delete(index);
+          this.#stats.replacements++;
+          this.#note(() => `OPERATOR done replacing ${node.id}`);
+          return;
+        }
+        const match = r.status().peers.find((pr) => pr.id === node.id)?.match ?? 0;
+        if (match >= r.commitIndex && !r.conf.voters.includes(node.id)) {
+          propose({ type: "promote", node: node.id });
+        }
+        return again("promote");
+      }
+    }
+  }
+
+  /** Gives `node` a new, empty data dir (keeping the old one for the durability check). */
+  #replaceDisk(node: SimNode): void {
+    node.formerDisks.push(node.disk);
+    node.disk = new SimDisk(
+      { hardState: { term: 0, vote: "" }, snapshot: null, entries: [] },
+      ++this.#incarnationSeq,
+    );
   }
 
   #chaosPartition(): void {
@@ -1524,6 +2030,8 @@ export class Simulation {
   }
 
   #chaosConfChange(): void {
+    // An operator replacing a dead node does not change the membership meanwhile.
+    if (this.#repairing()) return;
     const leaders = this.#leaders();
     if (leaders.length === 0) return;
     const leader = this.#rng.pick(leaders);
@@ -1567,7 +2075,8 @@ export class Simulation {
   /** Wall clock of `node` (ms), as node.ts writes it into the entries it proposes. */
   #wallMs(node: SimNode): number {
     const p = this.#params;
-    return WALL_BASE_MS + p.wallOffsetMs[node.index] + Math.floor(this.#now * p.wallMsPerUs);
+    return WALL_BASE_MS + this.#wallOffsetMs[node.index] +
+      Math.floor(this.#now * p.wallMsPerUs);
   }
 
   #newClient(): Client {
@@ -1771,8 +2280,14 @@ export class Simulation {
     node: SimNode,
     commands: { request: Request | null; duplicate: boolean; delta: bigint }[],
   ): Proposal[] | null {
+    // A stopped process answers nothing; the client times out and tries elsewhere.
+    if (node.pausedUntilUs > this.#now) return null;
     const r = node.raft!;
-    const wallMs = this.#wallMs(node);
+    // As node.ts: only a leader stamps (a follower refuses before encoding the command; here
+    // the core refuses it below).
+    let stampMs = 0;
+    if (this.#options.mutation === "wall-clock-stamps") stampMs = this.#wallMs(node);
+    else if (r.role === Role.Leader) stampMs = node.clock.stamp(r.term);
     const made: Proposal[] = commands.map(({ request, duplicate, delta }) => ({
       id: ++this.#proposalSeq,
       request,
@@ -1784,7 +2299,7 @@ export class Simulation {
       term: 0,
       data: encodeIncrement({
         delta,
-        proposedAtMs: wallMs,
+        proposedAtMs: stampMs,
         clientId: request?.client.id ?? "",
         seq: request?.seq ?? 0,
         ackedBelow: request?.ackedBelow ?? 0,
@@ -1847,6 +2362,8 @@ export class Simulation {
       this.#serveRead(node, read, node.applied);
       return read;
     }
+    // A stopped process answers nothing; the client gives the read up.
+    if (node.pausedUntilUs > this.#now) return read;
     node.reads.set(read.id, read);
     const lease = this.#rng.chance(this.#params.leaseReads);
     node.raft!.readIndex(read.id, { lease });
