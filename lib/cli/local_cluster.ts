@@ -205,7 +205,7 @@ export class LocalCluster {
     const cluster = new LocalCluster(ids, root, ownsRoot, options);
     try {
       for (const id of ids) await cluster.#spawn(id);
-      const ready = await Promise.allSettled(ids.map((id) => cluster.#waitReady(id)));
+      const ready = await Promise.allSettled(ids.map((id) => cluster.#waitReady(id, true)));
       // A busy port explains the others' failures (they cannot find a quorum's members); first.
       const failures = ready.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
       const busy = failures.find((f) => f instanceof PortBusyError);
@@ -244,7 +244,7 @@ export class LocalCluster {
   async startNode(id: string): Promise<void> {
     await this.#spawn(id);
     try {
-      await this.#waitReady(id);
+      await this.#waitReady(id, false);
     } catch (err) {
       await this.kill(id);
       throw err;
@@ -299,11 +299,15 @@ export class LocalCluster {
   }
 
   /**
-   * Waits until node `id`'s child answers a status request that names its own process id and
-   * this cluster's members. The port may answer before the child has bound it only if another
+   * Waits until node `id`'s child answers a status request that names its own process id and,
+   * when the cluster is `fresh`, this cluster's members. The port may answer before the child has bound it only if another
    * process holds it: that is a {@linkcode PortBusyError}, found before anything else is sent.
    */
-  async #waitReady(id: string, timeoutMs = NODE_READY_TIMEOUT_MS): Promise<void> {
+  async #waitReady(
+    id: string,
+    fresh: boolean,
+    timeoutMs = NODE_READY_TIMEOUT_MS,
+  ): Promise<void> {
     const node = this.#node(id);
     const child = node.child;
     if (child === null) throw new Error(`node ${id} is not running`);
@@ -328,8 +332,10 @@ export class LocalCluster {
             `another counter node answers there${answer.pid ? ` (pid ${answer.pid})` : ""}`,
           );
         }
+        // A new cluster's members are its nodes; a restarted node's group may have changed
+        // since (membership changes, recovery), and the process id is what identifies it then.
         const voters = new Set(answer.members);
-        if (voters.size !== this.ids.length || !this.ids.every((m) => voters.has(m))) {
+        if (fresh && (voters.size !== this.ids.length || !this.ids.every((m) => voters.has(m)))) {
           throw new Error(
             `node ${id} is not a member of this cluster: its members are ` +
               `${answer.members.join(",")}, not ${this.ids.join(",")} (see ${node.dataDir})`,
