@@ -311,14 +311,21 @@ const MEMBERS: AdminAnswer = {
 };
 
 Deno.test("peers list prints the leader's view as a table, or as JSON", async () => {
-  const h = harness(() => MEMBERS);
+  const h = harness(({ op, peer }) =>
+    op === "peers" ? MEMBERS : peer === C ? unreachable(C) : status(peer!)
+  );
   assert.equal(await runPeers(peersOptions({ action: "list" }), h.deps), 0);
-  assert.deepEqual(h.client.calls, [{ op: "peers", args: {}, peer: undefined }]);
+  assert.deepEqual(h.client.calls, [
+    { op: "peers", args: {}, peer: undefined },
+    { op: "status", args: {}, peer: B },
+    { op: "status", args: {}, peer: C },
+    { op: "status", args: {}, peer: NEW },
+  ]);
   assert.deepEqual(h.out, [
     "ID              ROLE      MATCH  LAG  STATE",
     "127.0.0.1:8081  leader    121    0    -",
     "127.0.0.1:8082  follower  121    0    replicate",
-    "127.0.0.1:8083  follower  90     31   probe",
+    "127.0.0.1:8083  follower  90     31   down",
     "127.0.0.1:8084  learner   5      116  snapshot",
   ]);
   const j = harness(() => MEMBERS);

@@ -20,6 +20,7 @@ import {
   runAdmin,
 } from "./_admin.ts";
 import { connectOptions, EXIT_OK } from "./_client.ts";
+import { collectStatuses } from "./status.ts";
 
 /** One member, as the leader sees it. */
 export interface Member {
@@ -33,6 +34,8 @@ export interface Member {
   lag: number;
   /** How the leader replicates to it: "probe", "replicate", "snapshot"; "self" for the leader. */
   state: string;
+  /** True when the member did not answer a status request (`peers list` asks each). */
+  down?: true;
 }
 
 /** The `peers` answer: the members, from the leader's view. */
@@ -70,7 +73,10 @@ export function parseMemberList(data: WireMap, source: string): MemberList {
   };
 }
 
-/** The text table of `counter peers list`. */
+/** How long `peers list` waits for each member's status. */
+const MEMBER_PROBE_TIMEOUT_MS = 1000;
+
+/** The text table of `counter peers list`; a member that did not answer shows STATE `down`. */
 export function formatMemberTable(list: MemberList): string[] {
   return formatTable([
     ["ID", "ROLE", "MATCH", "LAG", "STATE"],
@@ -79,7 +85,7 @@ export function formatMemberTable(list: MemberList): string[] {
       m.role,
       String(m.match),
       String(m.lag),
-      m.state === "self" ? "-" : m.state,
+      m.down ? "down" : m.state === "self" ? "-" : m.state,
     ]),
   ]);
 }
@@ -144,6 +150,11 @@ export async function runPeers(
           // ---- Call into the service: the leader answers, after redirects. ----
           const { data, leader } = await client.admin("peers");
           const list = parseMemberList(data, leader);
+          // The leader's view says how it replicates, not whether a member is up: ask each.
+          const others = list.members.map((m) => m.id).filter((id) => id !== list.leader);
+          const reports = await collectStatuses(client, others, MEMBER_PROBE_TIMEOUT_MS);
+          const down = new Set(reports.flatMap((r) => !r.ok && !r.reachable ? [r.node] : []));
+          for (const m of list.members) if (down.has(m.id)) m.down = true;
           if (options.json) io.out(JSON.stringify(list));
           else for (const line of formatMemberTable(list)) io.out(line);
           return EXIT_OK;
