@@ -198,7 +198,10 @@ const DEMO = `Usage: counter demo [OPTIONS]
 Starts a local 3-node cluster on 127.0.0.1, with the nodes as child
 processes listening on three consecutive ports, runs the demo workload
 against it (the 1000 increments of SOFAJRaft's counter example, all in
-flight at once), checks the total, and stops the nodes.
+flight at once), checks the total, and stops the nodes. Nothing is sent
+until each node listens and answers as the child just started: when a
+port is taken (say, by a cluster already running there) the demo refuses
+and names it; pick other ports with --base-port.
 
 Options:
   --data DIR       parent directory of the nodes' data directories and
