@@ -65,7 +65,8 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
       `dirs wiped, ${totals.losses} disks that lost data, ${totals.startsRefused} starts ` +
       `refused, ${totals.replacements} nodes replaced, ${totals.bootstrapsAfterWipe} wiped ` +
       `nodes bootstrapped, ${totals.identityDrops} messages of unknown incarnations dropped, ` +
-      `${totals.pauses} process pauses, ${totals.clockJumps} wall-clock jumps`,
+      `${totals.pauses} process pauses, ${totals.clockJumps} wall-clock jumps, ` +
+      `${totals.forcedResets} majorities lost and groups forced from a survivor`,
   );
   // What the checks are about must have happened (the counts are in the thousands at 1000 seeds).
   if (SEEDS >= 200) {
@@ -87,6 +88,7 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
         "identityDrops",
         "pauses",
         "clockJumps",
+        "forcedResets",
       ] as const
     ) {
       assert.ok((totals[key] ?? 0) > 0, `no seed had any ${key}`);
@@ -122,7 +124,7 @@ const MUTANTS: [Mutation, CheckName | CheckName[], number][] = [
   ["send-before-persist", Check.durability, 20],
   ["corrupt-apply", Check.stateMachineSafety, 20],
   ["stale-read", Check.linearizability, 20],
-  ["forget-vote-on-crash", Check.electionSafety, 500],
+  ["forget-vote-on-crash", Check.electionSafety, 1000],
   ["lose-sessions", Check.exactlyOnce, 20],
   ["local-clock-expiry", Check.exactlyOnce, 20],
   ["pump-during-snapshot", Check.stateMachineSafety, 200],

@@ -75,6 +75,11 @@ export class SimDisk {
    * incarnation), so a later start is a restart, not a start on an empty dir.
    */
   bound = false;
+  /**
+   * The group this data dir belongs to (the real meta's cluster id): 1 for the run's group, a
+   * new number for a group forced from a survivor, 0 until a node that joined hears from one.
+   */
+  clusterId = 0;
 
   /** True when no node has started on the disk yet: what a new or wiped data dir looks like. */
   isFresh(): boolean {

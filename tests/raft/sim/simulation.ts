@@ -37,6 +37,7 @@ import {
   decodeConfState,
   type Entry,
   EntryType,
+  forceNewClusterState,
   InvariantError,
   type Message,
   MessageType,
@@ -130,6 +131,12 @@ export interface SimOptions {
    * timeout. Default: on for 40% of the seeds.
    */
   diskFaults?: boolean;
+  /**
+   * Once in the run, the group loses a majority for good and the operator forces one survivor
+   * into a new group (`counter recover --force-new-cluster`), then wipes and adds back every
+   * other node. Default: a quarter of the disk-fault seeds.
+   */
+  forcedReset?: boolean;
 }
 
 /** Parameters of one run, all drawn from its seed. */
@@ -229,6 +236,8 @@ export interface SimParams {
   diskWeights: Record<DiskChaosAction, number>;
   /** Longest process pause, in election timeouts. */
   pauseElectionsMax: number;
+  /** The run includes a majority loss and a forced new cluster (see `SimOptions.forcedReset`). */
+  forcedReset: boolean;
   /**
    * Election timeout of each node (ticks): `electionTicks` times a factor of 1 to 3 in a third of
    * the seeds, since nothing makes operators give every node the same `--election-timeout-ms`.
@@ -246,7 +255,7 @@ type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" 
  * for longer than an election timeout; `clockJump` steps a node's wall clock by up to two session
  * expiry periods, forward or back (which cluster time must not notice).
  */
-type DiskChaosAction = "wipe" | "loss" | "pause" | "clockJump";
+type DiskChaosAction = "wipe" | "loss" | "pause" | "clockJump" | "majorityLoss";
 
 /** Counts of what happened in a run. */
 export interface SimStats {
@@ -337,6 +346,10 @@ export interface SimStats {
   identityDrops: number;
   /** Wall-clock steps of a node. */
   clockJumps: number;
+  /** Majorities lost for good and groups forced from a survivor. */
+  forcedResets: number;
+  /** Messages dropped because sender and receiver belong to different clusters. */
+  clusterDrops: number;
 }
 
 /** The outcome of one simulated run. */
@@ -502,7 +515,7 @@ const enum Kind {
 
 type SimEvent =
   | { kind: Kind.Tick; node: number; epoch: number }
-  | { kind: Kind.Deliver; msg: Message; incarnation: number }
+  | { kind: Kind.Deliver; msg: Message; incarnation: number; cluster: number }
   | { kind: Kind.Disk; node: number; epoch: number }
   | { kind: Kind.Chaos }
   | { kind: Kind.Restart; node: number }
@@ -538,6 +551,11 @@ const ANSWERED_KEPT = 8;
 function isCountedAnswer(type: MessageType): boolean {
   return type === MessageType.VoteResp || type === MessageType.PreVoteResp ||
     type === MessageType.AppResp || type === MessageType.HeartbeatResp;
+}
+
+/** Messages only a leader sends: a node that joined takes its cluster from the first one. */
+function isLeaderMessage(type: MessageType): boolean {
+  return type === MessageType.App || type === MessageType.Snap || type === MessageType.Heartbeat;
 }
 
 /** Node id of the i-th node (0-based). */
@@ -622,6 +640,7 @@ export function simParams(options: SimOptions): SimParams {
   const timeoutFactors: number[] = [];
   for (let i = 0; i < 5; i++) timeoutFactors.push(mixedTimeouts ? r.pick([1, 1, 1.5, 2, 3]) : 1);
   const clockJumpWeight = r.pick([0, 1]);
+  const forcedResetDrawn = r.chance(0.25);
   // Sessions idle for CLIENT_IDLE_EXPIRY_MS of the leaders' wall clock expire. That hour lasts
   // 0.3 s, 1 s or 3 s of simulated time in most seeds (so sessions expire during a run), or an
   // hour (real time) in the rest.
@@ -654,8 +673,10 @@ export function simParams(options: SimOptions): SimParams {
     wallOffsetMs: wallOffsetMs.slice(0, pool),
     sampleEvery: r.pick([4, 16, 64]),
     diskFaults: options.diskFaults ?? diskFaultsDrawn,
-    diskWeights: { ...diskWeights, clockJump: clockJumpWeight },
+    diskWeights: { ...diskWeights, clockJump: clockJumpWeight, majorityLoss: 1 },
     pauseElectionsMax,
+    forcedReset: options.forcedReset ??
+      (forcedResetDrawn && (options.diskFaults ?? diskFaultsDrawn)),
     electionTicksOf: timeoutFactors.slice(0, pool).map((f) => Math.round(base.electionTicks * f)),
   };
 }
@@ -676,6 +697,9 @@ export function replayCommand(options: SimOptions, params: SimParams): string {
   if (options.pump !== undefined) parts.push(options.pump ? "--pump" : "--no-pump");
   if (options.diskFaults !== undefined) {
     parts.push(options.diskFaults ? "--disk-faults" : "--no-disk-faults");
+  }
+  if (options.forcedReset !== undefined) {
+    parts.push(options.forcedReset ? "--forced-reset" : "--no-forced-reset");
   }
   parts.push("--verbose");
   return parts.join(" ");
@@ -742,6 +766,8 @@ export class Simulation {
     replacements: 0,
     identityDrops: 0,
     clockJumps: 0,
+    forcedResets: 0,
+    clusterDrops: 0,
   };
   /** `#blocked[from][to]`: messages on that link are dropped. */
   #blocked: boolean[][] = [];
@@ -754,10 +780,14 @@ export class Simulation {
   #faults = true;
   /** Offset of each node's wall clock (ms): the drawn skew, moved by clock jumps. */
   readonly #wallOffsetMs: number[];
+  /** Cluster ids handed out so far (the run's group is 1). */
+  #clusterSeq = 1;
   /** Incarnations handed out so far: every disk, wiped ones included, gets a new one. */
   #incarnationSeq = 0;
   /** Nodes the operator is replacing now. */
   readonly #replacing = new Set<number>();
+  /** The same nodes, in the order the operator handles them (one at a time). */
+  readonly #replaceQueue: number[] = [];
   #proposalSeq = 0;
   #readSeq = 0;
   /** Active clients. */
@@ -822,6 +852,7 @@ export class Simulation {
         wiped: false,
         formerDisks: [],
       };
+      if (i < p.voters) node.disk.clusterId = 1;
       this.#nodes.push(node);
       this.#byId.set(node.id, node);
       this.#blocked.push(new Array(p.pool).fill(false));
@@ -915,7 +946,7 @@ export class Simulation {
         this.#onTick(ev.node, ev.epoch);
         break;
       case Kind.Deliver:
-        this.#onDeliver(ev.msg, ev.incarnation);
+        this.#onDeliver(ev.msg, ev.incarnation, ev.cluster);
         break;
       case Kind.Disk:
         this.#onDiskDone(ev.node, ev.epoch);
@@ -1589,6 +1620,7 @@ export class Simulation {
         kind: Kind.Deliver,
         msg: i === 0 ? copy : cloneMessage(m),
         incarnation: node.disk.incarnation,
+        cluster: node.disk.clusterId,
       });
     }
   }
@@ -1657,7 +1689,7 @@ export class Simulation {
     this.#afterInput(node);
   }
 
-  #onDeliver(m: Message, incarnation: number): void {
+  #onDeliver(m: Message, incarnation: number, cluster: number): void {
     const from = this.#byId.get(m.from)!;
     const to = this.#byId.get(m.to)!;
     this.#hash.num(m.type);
@@ -1677,6 +1709,16 @@ export class Simulation {
       this.#drop(m);
       return;
     }
+    const mine = to.disk.clusterId;
+    if (cluster !== 0 && mine !== 0 && cluster !== mine) {
+      // The HELLO of another cluster's node is refused: a group forced from a survivor never
+      // hears the old group's nodes, and they never hear it.
+      this.#note(() => `drop (cluster ${cluster}, not ${mine}) ${formatMessage(m)}`);
+      this.#stats.clusterDrops++;
+      this.#drop(m);
+      return;
+    }
+    if (mine === 0 && cluster !== 0 && isLeaderMessage(m.type)) to.disk.clusterId = cluster;
     if (!this.#identityAccepts(to, m, incarnation)) {
       this.#note(() =>
         `drop (incarnation ${incarnation} of ${m.from} unknown) ${formatMessage(m)}`
@@ -1719,8 +1761,14 @@ export class Simulation {
     ];
     if (this.#params.diskFaults) {
       const dw = this.#params.diskWeights;
-      actions.push("wipe", "loss", "pause", "clockJump");
-      weights.push(dw.wipe, dw.loss, dw.pause, dw.clockJump);
+      actions.push("wipe", "loss", "pause", "clockJump", "majorityLoss");
+      weights.push(
+        dw.wipe,
+        dw.loss,
+        dw.pause,
+        dw.clockJump,
+        this.#params.forcedReset && this.#stats.forcedResets === 0 ? dw.majorityLoss : 0,
+      );
     }
     const i = this.#rng.weighted(weights);
     if (i >= 0) {
@@ -1755,6 +1803,9 @@ export class Simulation {
           break;
         case "clockJump":
           this.#chaosClockJump();
+          break;
+        case "majorityLoss":
+          this.#chaosMajorityLoss();
           break;
       }
     }
@@ -1857,12 +1908,84 @@ export class Simulation {
     this.#note(() => `${node.id} WALL CLOCK JUMPS by ${jumpMs} ms`);
   }
 
+  /**
+   * A majority of the voters is lost for good (their disks with it). The operator runs
+   * `counter recover --force-new-cluster` on one survivor, as README says: it keeps its log,
+   * becomes a one-voter group in a new term with a new cluster id, and every other node is
+   * wiped and added back. Increments only the lost majority held are lost by design; the checks
+   * go on from the survivor's history.
+   */
+  #chaosMajorityLoss(): void {
+    if (this.#repairing()) return;
+    const leaders = this.#leaders();
+    if (leaders.length !== 1) return;
+    const r = leaders[0].raft!;
+    const voters = r.confAt(r.commitIndex).voters;
+    if (voters.length < 3 || r.conf.voters.length !== voters.length) return;
+    // The operator forces a survivor that holds something (recover refuses an empty dir).
+    const up = voters.map((id) => this.#byId.get(id)!).filter((n) =>
+      n.up && n.disk.lastIndex() > 0
+    );
+    if (up.length === 0) return;
+    const forced = this.#rng.pick(up);
+    const survivorsMax = Math.floor((voters.length - 1) / 2);
+    const survivors = new Set<SimNode>([forced]);
+    while (survivors.size < Math.min(survivorsMax, this.#rng.int(1, survivorsMax))) {
+      survivors.add(this.#rng.pick(voters.map((id) => this.#byId.get(id)!)));
+    }
+    const commit = forced.raft!.commitIndex;
+    const oldCluster = forced.disk.clusterId;
+    for (const n of this.#nodes) if (n.up) this.#crash(n);
+    const keptIndex = Math.min(commit, forced.disk.lastIndex());
+    const state = forceNewClusterState(forced.disk.recover(), forced.id);
+    // Same data dir (incarnation), new cluster id, the other members' incarnations forgotten.
+    const disk = new SimDisk(state.state, forced.disk.incarnation);
+    disk.bound = true;
+    disk.clusterId = ++this.#clusterSeq;
+    forced.disk = disk;
+    this.#checker.forcedReset(keptIndex, state.entry.term);
+    this.#ledger.truncate(keptIndex);
+    // Answers whose only application the lost majority held are lost with it: the survivor's
+    // group may apply a retry or a duplicate of such a request afresh, with another answer.
+    const kept: Request[] = [];
+    for (const req of this.#answered) {
+      if (this.#ledger.firstApplication(req.client.id, req.seq) !== undefined) kept.push(req);
+      else req.answer = null;
+    }
+    this.#answered.length = 0;
+    this.#answered.push(...kept);
+    this.#stats.forcedResets++;
+    this.#note(() =>
+      `MAJORITY LOST: survivors ${[...survivors].map((n) => n.id)}; ${forced.id} forced into ` +
+      `cluster ${disk.clusterId} at ${state.entry.index}/t${state.entry.term}, kept index ` +
+      `${keptIndex}`
+    );
+    this.#schedule(this.#rng.int(1_000, 50_000), { kind: Kind.Restart, node: forced.index });
+    for (const n of this.#nodes) {
+      if (n === forced) continue;
+      if (survivors.has(n)) {
+        // A survivor that was not forced stays stopped (README: run recover on one survivor
+        // only) until the operator wipes it and adds it back. Started as it is, its cluster id
+        // fences it off; tests/e2e/recover_test.ts checks that with real processes.
+        n.refused = true;
+        this.#beginReplace(n);
+      } else if (n.disk.clusterId === oldCluster || voters.includes(n.id)) {
+        n.refused = true;
+        this.#beginReplace(n);
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- the operator
 
-  /** The operator replaces `node` as README says: remove it, wipe it, `--join`, add, promote. */
+  /**
+   * The operator replaces `node` as README says: remove it, wipe it, `--join`, add, promote;
+   * one node at a time, each caught up and promoted before the next is added.
+   */
   #beginReplace(node: SimNode): void {
     this.#replacing.add(node.index);
-    this.#note(() => `${node.id} REFUSED to start; the operator replaces it`);
+    this.#replaceQueue.push(node.index);
+    this.#note(() => `${node.id} cannot serve; the operator replaces it`);
     this.#schedule(this.#rng.int(10_000, 100_000), {
       kind: Kind.Operator,
       node: node.index,
@@ -1878,6 +2001,11 @@ export class Simulation {
         node: index,
         step: next,
       });
+    // README's procedure adds dead nodes back one at a time: a node added back with the id of a
+    // former voter may hold an old configuration naming it a voter until it has caught up, and
+    // two such nodes at once could elect each other under it (the id is reused; etcd gives a
+    // replaced member a new member id instead).
+    if (this.#replaceQueue[0] !== index) return again(step);
     const leaders = this.#leaders();
     if (leaders.length === 0) return again(step);
     const leader = this.#rng.pick(leaders);
@@ -1903,6 +2031,7 @@ export class Simulation {
         }
         if (isMember(committed)) return again("remove");
         // The removal is committed: wipe the dir and start the node with --join.
+        if (node.up) this.#crash(node);
         this.#replaceDisk(node);
         node.wiped = false;
         node.refused = false;
@@ -1919,6 +2048,7 @@ export class Simulation {
         if (committed.voters.includes(node.id) || !isMember(committed)) {
           // A voter again (or a membership change removed it meanwhile: a spare now).
           this.#replacing.delete(index);
+          this.#replaceQueue.shift();
           this.#stats.replacements++;
           this.#note(() => `OPERATOR done replacing ${node.id}`);
           return;
