@@ -392,6 +392,8 @@ export class LogStore {
         await writeAll(file, header);
         await file.syncData();
         await syncDir(this.#dir);
+        // The file holds its header: record offsets in it start after that.
+        segment.sizeBytes = SEGMENT_HEADER_BYTES;
         this.#segments.push(segment);
       });
     });

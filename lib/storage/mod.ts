@@ -4,7 +4,8 @@
  * Layout of a data dir `DIR`:
  *
  * - `DIR/LOCK`: held with an exclusive `flock` while a process uses the dir.
- * - `DIR/raft_meta/meta`: node id, group, term and vote ({@linkcode MetaStore}).
+ * - `DIR/raft_meta/meta`: node id, group, term, vote, incarnation, cluster id, commit and log
+ *   floors, peer incarnations ({@linkcode MetaStore}).
  * - `DIR/log/*.log`: the log segments ({@linkcode LogStore}).
  * - `DIR/snapshot/*.snap`: the newest two snapshots ({@linkcode SnapshotStore}).
  *
@@ -43,7 +44,7 @@ export {
   UnsupportedFormatError,
 } from "./errors.ts";
 export { LogStore, type LogStoreOptions, SEGMENT_BYTES_MAX_DEFAULT } from "./log_store.ts";
-export { type Meta, MetaStore } from "./meta_store.ts";
+export { isId64, type Meta, MetaStore, PEER_INCARNATIONS_MAX, randomId64 } from "./meta_store.ts";
 export { SnapshotStore } from "./snapshot_store.ts";
 
 /** Name of the log subdirectory. */
@@ -157,9 +158,10 @@ export class DataDir {
           0,
         );
       }
-      if (!meta.exists()) {
-        // Bind the dir to this node and group before anything else is written into it.
-        await meta.save({ term: 0, vote: "" });
+      if (meta.needsWrite()) {
+        // Bind the dir to this node and group before anything else is written into it, and make
+        // the incarnation permanent (a new dir, or one upgraded from meta format version 1).
+        await meta.save(meta.hardState());
       }
       const entries = await reconcile(root, log, snapshot, logger);
       const recovered = { hardState: meta.hardState(), snapshot, entries };
@@ -218,6 +220,54 @@ export class DataDir {
   async saveHardState(hardState: HardState): Promise<void> {
     this.#checkOpen();
     await this.#meta.save(hardState);
+  }
+
+  /** This data dir's incarnation (16 lowercase hex digits), fixed when the dir was created. */
+  incarnation(): string {
+    return this.#meta.incarnation();
+  }
+
+  /** The saved cluster id (16 lowercase hex digits), or "" until one is saved. */
+  clusterId(): string {
+    return this.#meta.clusterId();
+  }
+
+  /** Durably saves the cluster id; see {@linkcode MetaStore.saveClusterId}. */
+  async saveClusterId(id: string): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.saveClusterId(id);
+  }
+
+  /** An index known committed and durably held by this dir's log or snapshot; 0 if none. */
+  commitFloor(): number {
+    return this.#meta.commitFloor();
+  }
+
+  /**
+   * Durably raises the commit floor (never lowers it); see {@linkcode MetaStore.saveCommitFloor}.
+   * The caller passes an index that is both committed and durably in this dir's log or snapshot:
+   * the next open refuses a dir whose log and snapshot end below it.
+   */
+  async saveCommitFloor(index: number): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.saveCommitFloor(index);
+  }
+
+  /** The saved incarnation of peer `id`, or undefined. */
+  peerIncarnation(id: NodeId): string | undefined {
+    return this.#meta.peerIncarnation(id);
+  }
+
+  /** Durably records a peer's incarnation; see {@linkcode MetaStore.savePeerIncarnation}. */
+  async savePeerIncarnation(id: NodeId, incarnation: string): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.savePeerIncarnation(id, incarnation);
+  }
+
+  /** Durably drops the incarnations of peers not in `keep`; no write when none is dropped. */
+  async forgetPeerIncarnations(keep: ReadonlySet<NodeId>): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.forgetPeerIncarnations(keep);
   }
 
   /**

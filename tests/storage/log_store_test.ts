@@ -210,6 +210,43 @@ Deno.test("reset discards the log and moves its start, durably", async () => {
   await reopened.close();
 });
 
+Deno.test("regression: appends after reset keep true offsets (issue 9, point 1)", async () => {
+  // reset() wrote a segment header but recorded the segment as 0 bytes long, so every offset
+  // in it was 20 bytes short: reading back failed with "invalid payload length", and segments
+  // rolled 20 bytes late.
+  await using dir = await tempDir();
+  const segmentBytesMax = SEGMENT_HEADER_BYTES + 4 * RECORD_BYTES_16;
+  const log = await LogStore.open(dir.path, { segmentBytesMax });
+  await log.append(makeEntries(1, 10));
+  await log.reset(101);
+  const entries = makeEntries(101, 10, 2);
+  await log.append(entries.slice(0, 1));
+  await log.append(entries.slice(1, 3));
+  assert.deepEqual(await readAll(log), plain(entries.slice(0, 3)));
+  assert.equal(await log.termAt(102), 2);
+  await log.append(entries.slice(3));
+  assert.deepEqual(await readAll(log), plain(entries));
+  for (const segment of log.segmentInfo()) {
+    const size = (await Deno.stat(join(dir.path, segment.name))).size;
+    assert.equal(segment.sizeBytes, size, segment.name);
+    assert.ok(size <= segmentBytesMax, `${segment.name} is ${size} bytes`);
+  }
+  assert.deepEqual(
+    log.segmentInfo().map((segment) => segment.firstIndex),
+    [101, 105, 109],
+  );
+  // Truncating inside the reset segment and appending again lands at the right byte too.
+  await log.append(makeEntries(103, 1, 3));
+  assert.deepEqual(await readAll(log), plain([...entries.slice(0, 2), ...makeEntries(103, 1, 3)]));
+  await log.close();
+  const reopened = await LogStore.open(dir.path, { segmentBytesMax });
+  assert.deepEqual(
+    await readAll(reopened),
+    plain([...entries.slice(0, 2), ...makeEntries(103, 1, 3)]),
+  );
+  await reopened.close();
+});
+
 /**
  * Writes a log of `count` entries (several segments), then for every length `cut` of its last
  * segment file, from empty to whole, recovers a copy cut there and checks it holds exactly the
