@@ -30,10 +30,13 @@ import { DataDir } from "../storage/mod.ts";
 import {
   type ClientRequest,
   type ClientResponse,
+  encodeHello,
   encodeSnapshotAck,
   encodeSnapshotChunk,
+  IDENTITY_HEX_PATTERN,
   parseAddress,
   PeerSender,
+  RpcClientConnection,
   type SnapshotChunk,
   TransportServer,
 } from "../transport/mod.ts";
@@ -41,6 +44,13 @@ import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
 import { encodeIncrement } from "./command.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
+import { PeerGate } from "./peer_identity.ts";
+import {
+  computeClusterId,
+  type IdentityAnswer,
+  parseIdentityAnswer,
+  runBootstrapCheck,
+} from "./bootstrap_check.ts";
 
 /** Settings of a node, as `counter serve` gives them. */
 export interface NodeOptions {
@@ -72,7 +82,15 @@ export interface NodeOptions {
   requestTimeoutMs?: number;
   /** Requests waiting at once before new ones are refused with BUSY. Default 100,000. */
   pendingRequestsMax?: number;
+  /**
+   * How long an empty node started with `conf` waits for every other initial member to answer
+   * the identity check before it gives up; 0 waits forever. Default 300 s.
+   */
+  bootstrapTimeoutSecs?: number;
 }
+
+/** How long one identity probe of the bootstrap check may take, connection included. */
+const IDENTITY_PROBE_TIMEOUT_MS = 1000;
 
 /** Longest client id accepted (its UTF-8 form must fit the snapshot's 16-bit length field). */
 const CLIENT_ID_CHARS_MAX = 256;
@@ -142,6 +160,7 @@ export class CounterNode {
   #knownPeers = new Set<string>();
   readonly #snapshotSender: SnapshotSender;
   readonly #snapshotReceiver = new SnapshotReceiver();
+  readonly #gate: PeerGate;
   #transfers: PendingTransfer[] = [];
   #loopRunning = false;
   #stopping = false;
@@ -191,6 +210,13 @@ export class CounterNode {
       },
       ackTimeoutMs: SNAPSHOT_ACK_TIMEOUT_MS,
     });
+    this.#gate = new PeerGate({
+      self: options.id,
+      group: options.group,
+      store: storage,
+      members: () => this.#members(),
+      logger: options.logger,
+    });
     this.#lastRole = raft.role;
     this.#lastTerm = raft.term;
     this.#lastLeader = raft.leader;
@@ -211,8 +237,33 @@ export class CounterNode {
       logger: log,
       segmentBytesMax: options.logSegmentBytes,
     });
+    let server: TransportServer | null = null;
     try {
       let recovered = storage.recovered();
+      const addr = parseAddress(options.id);
+      let node: CounterNode | null = null;
+      // Listening before anything else: while an empty node checks whether it may bootstrap,
+      // the other initial members run the same check and must get its answer.
+      server = new TransportServer(addr, {
+        onHello: (group, hello) => node === null ? false : node.#gate.onHello(group, hello),
+        onRaftMessage: (group, msg) => {
+          if (node !== null) node.#onRaftMessage(group, msg);
+        },
+        onSnapshotChunk: (group, chunk) => {
+          if (node !== null) node.#onSnapshotChunk(group, chunk);
+        },
+        onSnapshotAck: (group, ack) => {
+          if (node !== null && group === options.group && !node.#stopping) {
+            node.#snapshotSender.onAck(ack, Date.now());
+          }
+        },
+        onRequest: (group, req, reply) => {
+          if (node !== null) node.#onRequest(group, req, reply);
+          else if (req.op === "identity" && group === options.group) {
+            reply(identityReply(req, storage, null));
+          } else reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
+        },
+      }, { logger: log, requestsInFlightMax: 65536 });
       if (storage.isFresh() && options.join !== undefined) {
         log.info("empty node waiting to be added to the group", {
           hint: `counter peers add ${options.id} --peers ${options.join.join(",")}`,
@@ -221,6 +272,10 @@ export class CounterNode {
         if (!options.conf.includes(options.id)) {
           throw new Error(`--conf must include this node's --id ${options.id}`);
         }
+        const clusterId = await computeClusterId(options.group, options.conf);
+        await checkBeforeBootstrap(options, storage, clusterId);
+        // Saved first: a crash before the entries leaves an empty dir, checked again next time.
+        await storage.saveClusterId(clusterId);
         const initial = bootstrapState({ voters: [...options.conf].sort(), learners: [] });
         await storage.append(initial.entries);
         await storage.saveHardState(initial.hardState);
@@ -228,6 +283,7 @@ export class CounterNode {
         log.info("bootstrapped a new group", {
           group: options.group,
           conf: options.conf.join(","),
+          clusterId,
         });
       }
       const electionTicks = Math.max(2, Math.round(options.electionTimeoutMs / TICK_MS));
@@ -251,32 +307,25 @@ export class CounterNode {
         snapshotIndex: recovered.snapshot?.index ?? 0,
         lastIndex: raft.lastIndex,
         voters: raft.conf.voters.join(","),
+        incarnation: storage.incarnation(),
+        clusterId: storage.clusterId() || undefined,
       });
-      const addr = parseAddress(options.id);
-      let node: CounterNode | null = null;
-      const server = new TransportServer(addr, {
-        onRaftMessage: (group, msg) => {
-          if (node !== null) node.#onRaftMessage(group, msg);
-        },
-        onSnapshotChunk: (group, chunk) => {
-          if (node !== null) node.#onSnapshotChunk(group, chunk);
-        },
-        onSnapshotAck: (group, ack) => {
-          if (node !== null && group === options.group && !node.#stopping) {
-            node.#snapshotSender.onAck(ack, Date.now());
-          }
-        },
-        onRequest: (group, req, reply) => {
-          if (node === null) reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
-          else node.#onRequest(group, req, reply);
-        },
-      }, { logger: log, requestsInFlightMax: 65536 });
-      const peers = new PeerSender({ logger: log });
+      const peers = new PeerSender({
+        logger: log,
+        // Asked per connection: a joining node learns its cluster id after it started.
+        hello: () =>
+          encodeHello(options.group, {
+            from: options.id,
+            incarnation: storage.incarnation(),
+            clusterId: storage.clusterId(),
+          }),
+      });
       node = new CounterNode(options, storage, raft, server, peers, sm, applied);
       node.#startTimers();
       log.info("serving", { id: options.id, group: options.group });
       return node;
     } catch (err) {
+      await server?.close();
       await storage.close();
       throw err;
     }
@@ -311,6 +360,23 @@ export class CounterNode {
       this.#rejectClosed(err as Error);
     }
     return this.closed;
+  }
+
+  /**
+   * The nodes this node takes peer traffic from: the members of the latest configuration and of
+   * the committed one (a node whose removal is not yet committed may still have to campaign).
+   * Null while the node has no configuration (started with `--join`, not yet reached).
+   */
+  #members(): ReadonlySet<string> | null {
+    const latest = this.#raft.conf;
+    if (latest.voters.length === 0 && latest.learners.length === 0) return null;
+    const committed = this.#raft.confAt(this.#raft.commitIndex);
+    return new Set([
+      ...latest.voters,
+      ...latest.learners,
+      ...committed.voters,
+      ...committed.learners,
+    ]);
   }
 
   #startTimers(): void {
@@ -471,6 +537,9 @@ export class CounterNode {
         return;
       case "reset_peers":
         this.#handleResetPeers(req, reply);
+        return;
+      case "identity":
+        reply(identityReply(req, this.#storage, this.#raft));
         return;
       default:
         reply({ ok: false, code: "UNKNOWN_OP", error: `unknown operation "${req.op}"` });
@@ -853,6 +922,7 @@ export class CounterNode {
     if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
     if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));
     if (writes.length > 0) await Promise.all(writes);
+    if (rd.entries.length > 0 || rd.snapshot !== null) await this.#adoptClusterId();
     // Only now may votes and acknowledgements go out: they promise what was just made durable.
     this.#send(rd.messages);
     if (rd.snapshot !== null) {
@@ -872,6 +942,20 @@ export class CounterNode {
     if (rd.snapshot !== null) this.#apply(rd.committedEntries);
     this.#snapshotInFlight = false;
     this.#handleReads(rd.readStates, rd.failedReads);
+  }
+
+  /**
+   * A node without a cluster id (started with `--join`, or a data dir from before cluster ids)
+   * takes its leader's, announced in the leader's hello, once it holds entries from it.
+   */
+  async #adoptClusterId(): Promise<void> {
+    if (this.#storage.clusterId() !== "") return;
+    const leader = this.#raft.leader;
+    if (leader === "" || leader === this.#options.id) return;
+    const clusterId = this.#gate.clusterIdOf(leader);
+    if (clusterId === undefined) return;
+    await this.#storage.saveClusterId(clusterId);
+    this.#log.info("adopted the leader's cluster id", { leader, clusterId });
   }
 
   #handleReads(readStates: ReadState[], failedReads: number[]): void {
@@ -926,6 +1010,9 @@ export class CounterNode {
       learners: conf.learners.join(",") || undefined,
     });
     const members = new Set([...conf.voters, ...conf.learners]);
+    // A removed node's incarnation is forgotten, so that the id can be added back with a new
+    // data dir; until then nothing from it is accepted.
+    this.#storage.forgetPeerIncarnations(members).catch((err) => this.#fatal(err));
     for (const peer of this.#knownPeers) {
       if (!members.has(peer)) this.#peers.removePeer(peer).catch(() => {});
     }
@@ -1013,6 +1100,77 @@ export class CounterNode {
     };
     finish().finally(() => this.#rejectClosed(err as Error));
   }
+}
+
+/**
+ * Answers the bootstrap check's `identity` request (args `id`, `incarnation`): whether this node
+ * has recorded an incarnation for `id`, i.e. ever took Raft traffic from it. `raft` is null
+ * while the node is starting (and perhaps running the same check itself).
+ */
+function identityReply(req: ClientRequest, storage: DataDir, raft: Raft | null): ClientResponse {
+  const id = req.args?.id;
+  const incarnation = req.args?.incarnation;
+  if (
+    typeof id !== "string" || id === "" || typeof incarnation !== "string" ||
+    !IDENTITY_HEX_PATTERN.test(incarnation)
+  ) {
+    return {
+      ok: false,
+      code: "BAD_REQUEST",
+      error: "identity needs args.id (HOST:PORT) and args.incarnation (16 hex digits)",
+    };
+  }
+  const answer: IdentityAnswer = {
+    heardOf: storage.peerIncarnation(id) !== undefined,
+    clusterId: storage.clusterId(),
+    term: raft?.term ?? storage.recovered().hardState.term,
+    lastIndex: raft?.lastIndex ?? storage.lastIndex(),
+    fresh: raft === null ? storage.isFresh() : raft.lastIndex <= 1,
+  };
+  return { ok: true, data: { ...answer } };
+}
+
+/**
+ * Runs the bootstrap check (see `bootstrap_check.ts`) against the other `--conf` members; throws
+ * with a one-line message when this node must not bootstrap.
+ */
+async function checkBeforeBootstrap(
+  options: NodeOptions,
+  storage: DataDir,
+  clusterId: string,
+): Promise<void> {
+  const others = options.conf.filter((m) => m !== options.id);
+  if (others.length === 0) return;
+  const request: ClientRequest = {
+    op: "identity",
+    args: { id: options.id, incarnation: storage.incarnation() },
+  };
+  options.logger.info("checking with the other initial members before bootstrapping", {
+    members: others.join(","),
+  });
+  const decision = await runBootstrapCheck({
+    self: options.id,
+    members: options.conf,
+    clusterId,
+    timeoutMs: (options.bootstrapTimeoutSecs ?? 300) * 1000,
+    dataDir: storage.path,
+    logger: options.logger,
+    ask: async (member) => {
+      let conn: RpcClientConnection | null = null;
+      try {
+        conn = await RpcClientConnection.connect(member, {
+          connectTimeoutMs: IDENTITY_PROBE_TIMEOUT_MS,
+        });
+        const response = await conn.call(options.group, request, IDENTITY_PROBE_TIMEOUT_MS);
+        return parseIdentityAnswer(response);
+      } catch {
+        return null;
+      } finally {
+        await conn?.close();
+      }
+    },
+  });
+  if (decision.action !== "bootstrap") throw new Error(decision.message);
 }
 
 /** The process's memory use, in bytes, for `status`. */

@@ -238,6 +238,7 @@ Deno.test("serve has the documented defaults", () => {
     snapshotLogEntries: 10_000,
     snapshotRetainEntries: 5_000,
     logSegmentBytes: 4 * 1024 * 1024,
+    bootstrapTimeoutSecs: 300,
     logLevel: "info",
     logFormat: "text",
   });

@@ -92,6 +92,7 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       snapshotLogEntries: options.snapshotLogEntries,
       snapshotRetainEntries: options.snapshotRetainEntries,
       logSegmentBytes: options.logSegmentBytes,
+      bootstrapTimeoutSecs: options.bootstrapTimeoutSecs,
       logger,
     };
     // ---- Call into the service: the node (lib/counter/node.ts). ----
