@@ -269,6 +269,21 @@ Deno.test("serve reads every option", () => {
   assert.equal(never.snapshotIntervalSecs, 0, "0 turns periodic snapshots off");
 });
 
+Deno.test("serve takes --bootstrap-timeout-secs, 0 meaning forever", () => {
+  assert.equal(
+    parseServeArgs([...SERVE_REQUIRED, "--bootstrap-timeout-secs", "20"]).bootstrapTimeoutSecs,
+    20,
+  );
+  assert.equal(
+    parseServeArgs([...SERVE_REQUIRED, "--bootstrap-timeout-secs", "0"]).bootstrapTimeoutSecs,
+    0,
+  );
+  assertUsage(
+    () => parseServeArgs([...SERVE_REQUIRED, "--bootstrap-timeout-secs", "-1"]),
+    /bootstrap-timeout-secs/,
+  );
+});
+
 Deno.test("serve wants an election timeout greater than the heartbeat interval", () => {
   assertUsage(
     () => parseServeArgs([...SERVE_REQUIRED, "--election-timeout-ms", "100"]),
