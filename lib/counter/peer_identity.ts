@@ -185,7 +185,7 @@ export class PeerGate {
           logger.warn(
             `${peer} came back with a different data dir (incarnation ${hello.incarnation}, ` +
               `was ${store.peerIncarnation(peer)}): its data was lost; replace it: ` +
-              replacementCommands(peer, [this.#options.self, ...members], "its data dir"),
+              replacementCommands(peer, [this.#options.self, ...members]),
           );
         }
         break;
