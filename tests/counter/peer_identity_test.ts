@@ -6,8 +6,11 @@ import {
   PEER_WARN_INTERVAL_MS,
   PeerGate,
 } from "../../lib/counter/peer_identity.ts";
-import type { Hello } from "../../lib/transport/codec.ts";
-import { captureLogger } from "../transport/_helpers.ts";
+import { makeMessage, type Message, MessageType } from "../../lib/raft/types.ts";
+import { encodeHello, encodeRaft, type Hello } from "../../lib/transport/codec.ts";
+import { encodeFrame } from "../../lib/transport/frame.ts";
+import { TransportServer } from "../../lib/transport/server.ts";
+import { captureLogger, readUntilClosed, waitFor, writeAll } from "../transport/_helpers.ts";
 
 const A = "127.0.0.1:7001";
 const B = "127.0.0.1:7002";
@@ -184,4 +187,66 @@ Deno.test("after a removal forgets a peer, its new incarnation is recorded afres
   store.pendingSaves[0]();
   assert.equal(await verdict, true);
   assert.equal(store.peers.get(B), INC_B2);
+});
+
+/** A server gated by a PeerGate over `store`; records the Raft messages that get through. */
+function gatedNode(store: StubStore) {
+  const { logger, lines } = captureLogger();
+  const gate = new PeerGate({
+    self: A,
+    group: "counter",
+    store,
+    members: () => new Set([A, B, C]),
+    logger,
+  });
+  const raft: Message[] = [];
+  const server = new TransportServer({ hostname: "127.0.0.1", port: 0 }, {
+    onHello: (group, h) => gate.onHello(group, h),
+    onRaftMessage: (_group, m) => raft.push(m),
+    onRequest: (_group, _req, reply) => reply({ ok: true }),
+  }, { logger });
+  return { server, raft, lines };
+}
+
+async function knock(server: TransportServer, h: Hello): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.hostPort.port });
+  const heartbeat = makeMessage(MessageType.Heartbeat, { from: h.from, to: A, term: 1 });
+  await writeAll(
+    conn,
+    new Uint8Array([
+      ...encodeFrame(encodeHello("counter", h)),
+      ...encodeFrame(encodeRaft("counter", heartbeat)),
+    ]),
+  );
+  return (await readUntilClosed(conn, 2000)).length;
+}
+
+Deno.test("over TCP: another cluster, another incarnation or a non-member is shut out", async () => {
+  const store = new StubStore();
+  store.peers.set(B, INC_B);
+  const { server, raft, lines } = gatedNode(store);
+  try {
+    assert.equal(await knock(server, hello({ clusterId: "ffffffffffffffff" })), 0);
+    assert.equal(await knock(server, hello({ incarnation: INC_B2 })), 0);
+    assert.equal(await knock(server, hello({ from: "127.0.0.1:7999" })), 0);
+    assert.equal(raft.length, 0, "nothing from a refused connection reaches the core");
+    const warns = lines.filter((l) => l.level === "warn").map((l) => String(l.msg));
+    assert.equal(warns.length, 2);
+    assert.match(warns[0], /belongs to cluster ffffffffffffffff/);
+    assert.match(warns[1], /came back with a different data dir/);
+    // The recorded incarnation gets through.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.hostPort.port });
+    const heartbeat = makeMessage(MessageType.Heartbeat, { from: B, to: A, term: 1 });
+    await writeAll(
+      conn,
+      new Uint8Array([
+        ...encodeFrame(encodeHello("counter", hello())),
+        ...encodeFrame(encodeRaft("counter", heartbeat)),
+      ]),
+    );
+    await waitFor(() => raft.length === 1, 2000, "the heartbeat");
+    conn.close();
+  } finally {
+    await server.close();
+  }
 });
