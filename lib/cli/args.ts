@@ -46,6 +46,9 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 100;
 /** Default interval between snapshots. */
 export const DEFAULT_SNAPSHOT_INTERVAL_SECS = 3600;
 
+/** Default limit on how long a new node waits for the other initial members before bootstrapping. */
+export const DEFAULT_BOOTSTRAP_TIMEOUT_SECS = 300;
+
 /**
  * Default number of log entries since the last snapshot that triggers a new one. The counter's
  * snapshot is a few KiB, so snapshotting often is cheap (at 20,000 increments/s, one small atomic
@@ -100,6 +103,8 @@ export const LIMITS = {
   heartbeatIntervalMs: { min: 1, max: 60_000 },
   // 0 turns periodic snapshots off.
   snapshotIntervalSecs: { min: 0, max: 31_536_000 },
+  // 0 waits forever.
+  bootstrapTimeoutSecs: { min: 0, max: 31_536_000 },
   // 0 turns log-size snapshots off.
   snapshotLogEntries: { min: 0, max: 1_000_000_000 },
   snapshotRetainEntries: { min: 0, max: 1_000_000_000 },
@@ -144,6 +149,11 @@ export interface ServeOptions {
   snapshotRetainEntries: number;
   /** Log segment file size (`--log-segment-bytes`). */
   logSegmentBytes: number;
+  /**
+   * How long an empty node started with `--conf` waits for every other initial member to say
+   * it never heard of this id (`--bootstrap-timeout-secs`); 0 means forever.
+   */
+  bootstrapTimeoutSecs: number;
   /** Lowest level logged (`--log-level`). */
   logLevel: LogLevel;
   /** Log line format (`--log-format`). */
@@ -462,6 +472,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     join: "string",
     "snapshot-retain-entries": "string",
     "log-segment-bytes": "string",
+    "bootstrap-timeout-secs": "string",
     "log-level": "string",
     "log-format": "string",
     "metrics-addr": "string",
@@ -543,6 +554,12 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
       "log-segment-bytes",
       DEFAULT_LOG_SEGMENT_BYTES,
       LIMITS.logSegmentBytes,
+    ),
+    bootstrapTimeoutSecs: integerOption(
+      scanned,
+      "bootstrap-timeout-secs",
+      DEFAULT_BOOTSTRAP_TIMEOUT_SECS,
+      LIMITS.bootstrapTimeoutSecs,
     ),
     logLevel: logLevel === undefined ? "info" : parseChoice(logLevel, "--log-level", LOG_LEVELS),
     logFormat: logFormat === undefined

@@ -11,6 +11,7 @@
 import {
   DEFAULT_BASE_PORT,
   DEFAULT_BENCH_OPS,
+  DEFAULT_BOOTSTRAP_TIMEOUT_SECS,
   DEFAULT_ELECTION_TIMEOUT_MS,
   DEFAULT_GROUP,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -124,6 +125,12 @@ Options:
                               (default: ${DEFAULT_SNAPSHOT_RETAIN_ENTRIES})
   --log-segment-bytes N       size at which the log starts a new segment
                               file (default: ${DEFAULT_LOG_SEGMENT_BYTES})
+  --bootstrap-timeout-secs N  an empty node started with --conf first asks
+                              every other member whether it ever heard of
+                              --id, and refuses to start if one did (the
+                              node lost its data: replace it); it waits at
+                              most N s for all to answer, 0 for ever
+                              (default: ${DEFAULT_BOOTSTRAP_TIMEOUT_SECS})
   --log-level LEVEL           debug, info, warn or error (default: info)
   --log-format FORMAT         text or json (default: text)
   --metrics-addr HOST:PORT    serve /metrics (Prometheus), /health and

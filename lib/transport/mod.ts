@@ -19,6 +19,7 @@ export {
   CODEC_LIMITS,
   decodeBody,
   type DecodedBody,
+  encodeHello,
   encodeRaft,
   encodeRequest,
   encodeResponse,
@@ -26,6 +27,9 @@ export {
   encodeSnapshotChunk,
   ERROR_CODES,
   type ErrorCode,
+  type Hello,
+  type HelloBody,
+  IDENTITY_HEX_PATTERN,
   ProtocolError,
   type RaftBody,
   type RequestBody,
@@ -73,6 +77,8 @@ export {
 } from "./client_conn.ts";
 export {
   CONNECTIONS_MAX_DEFAULT,
+  HELD_BODIES_MAX,
+  type HelloVerdict,
   ListenError,
   type ReplyFn,
   REQUESTS_IN_FLIGHT_MAX_DEFAULT,

@@ -44,6 +44,12 @@ export interface PeerSenderOptions {
   random?: () => number;
   /** Clock, for how long a connection lasted. Default `Date.now`. */
   now?: () => number;
+  /**
+   * The HELLO body (see `encodeHello`) sent as the first frame of every connection, asked for
+   * anew each time so it carries the node's current cluster id. Without it no hello is sent, and
+   * a node's server delivers none of this sender's messages.
+   */
+  hello?: () => Uint8Array;
 }
 
 /** Counters for one peer. */
@@ -85,7 +91,8 @@ interface Peer {
  * messages wait in a bounded queue. When the peer cannot be reached or the connection breaks,
  * messages are dropped during a backoff delay (50 ms, doubling to 1 s, with jitter); the next
  * message after the delay opens a new connection. A full queue drops the newest message: Raft
- * resends what matters, and the queued order stays intact.
+ * resends what matters, and the queued order stays intact. Every connection starts with the
+ * sender's HELLO (see {@linkcode PeerSenderOptions.hello}).
  *
  * @example
  * ```ts ignore
@@ -108,6 +115,7 @@ export class PeerSender {
   #connectTimeoutMs: number;
   #random: () => number;
   #now: () => number;
+  #hello: (() => Uint8Array) | null;
   #closing = false;
   #closed: Promise<void> | null = null;
 
@@ -125,6 +133,7 @@ export class PeerSender {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT;
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? Date.now;
+    this.#hello = options.hello ?? null;
   }
 
   /**
@@ -287,6 +296,16 @@ export class PeerSender {
       tcp.close();
       return;
     }
+    let hello: Uint8Array | null = null;
+    try {
+      hello = this.#hello?.() ?? null;
+    } catch (err) {
+      // A bug on this side; without its hello the connection would carry nothing.
+      this.#logger.error("could not encode the hello", { peer: peer.id, reason: err });
+      tcp.close();
+      this.#down(peer, err);
+      return;
+    }
     const conn = new Connection(tcp, () => {
       throw new ProtocolError("A peer sent a frame on an outbound Raft connection");
     }, {
@@ -301,6 +320,8 @@ export class PeerSender {
       peer.reported = "up";
       this.#logger.info("peer up", { peer: peer.id });
     }
+    // First on the connection: the peer takes nothing else from us before it.
+    if (hello !== null) conn.send(hello);
     const pending = peer.pending;
     peer.pending = [];
     peer.pendingBytes = 0;

@@ -12,6 +12,7 @@ import {
   type ClientResponse,
   type DecodedBody,
   encodeResponse,
+  type Hello,
   ProtocolError,
   type SnapshotAck,
   type SnapshotChunk,
@@ -27,6 +28,12 @@ export const CONNECTIONS_MAX_DEFAULT = 1024;
  */
 export const REQUESTS_IN_FLIGHT_MAX_DEFAULT = 1024;
 
+/**
+ * Most peer bodies held on one connection while its hello is being decided; later ones are
+ * dropped (Raft resends what matters).
+ */
+export const HELD_BODIES_MAX = 1024;
+
 // How long the accept loop rests after an accept error (such as too many open files), so it
 // does not spin while the condition lasts.
 const ACCEPT_RETRY_MS = 100;
@@ -34,8 +41,25 @@ const ACCEPT_RETRY_MS = 100;
 /** Sends the response to one request; call it exactly once. */
 export type ReplyFn = (response: ClientResponse) => void;
 
-/** What the server does with what it receives. */
+/**
+ * The answer to a hello: true accepts the connection's peer bodies, false closes it. A promise
+ * holds the connection's later peer bodies until it settles (a rejection closes it).
+ */
+export type HelloVerdict = boolean | Promise<boolean>;
+
+/**
+ * What the server does with what it receives.
+ *
+ * Peer bodies (RAFT, SNAPSHOT_CHUNK, SNAPSHOT_ACK) are delivered only from a connection whose
+ * HELLO `onHello` accepted, and only when they come from the node that hello named and are for
+ * its group. A peer body before any hello closes the connection.
+ */
 export interface TransportHandler {
+  /**
+   * A peer opened a connection and said who it is (`remote` is the socket's address). Without a
+   * handler every hello is refused, so no peer body is ever delivered.
+   */
+  onHello?(group: string, hello: Hello, remote: string): HelloVerdict;
   /** A Raft message for `group` arrived from a peer. */
   onRaftMessage(group: string, message: Message): void;
   /**
@@ -90,9 +114,19 @@ const STARTING_HANDLER: TransportHandler = {
   },
 };
 
+type PeerBody = DecodedBody & { kind: "raft" | "snapshot_chunk" | "snapshot_ack" };
+
 interface ClientState {
   conn: Connection;
   requestsInFlight: number;
+  /** Where the connection's hello stands: none yet, being decided, or accepted. */
+  helloState: "none" | "pending" | "accepted";
+  /** The accepted (or pending) hello's group and sender. */
+  peerGroup: string;
+  peerId: string;
+  /** Peer bodies that arrived while the hello was pending. */
+  held: PeerBody[];
+  heldDropped: number;
 }
 
 /**
@@ -248,6 +282,11 @@ export class TransportServer {
     const client: ClientState = {
       conn: new Connection(tcp, (body) => this.#dispatch(client, body), this.#connectionOptions),
       requestsInFlight: 0,
+      helloState: "none",
+      peerGroup: "",
+      peerId: "",
+      held: [],
+      heldDropped: 0,
     };
     this.#clients.add(client);
     client.conn.closed.then(() => this.#clients.delete(client));
@@ -256,8 +295,13 @@ export class TransportServer {
   #dispatch(client: ClientState, body: DecodedBody): void {
     const handler = this.#handler ?? STARTING_HANDLER;
     switch (body.kind) {
+      case "hello":
+        this.#onHello(client, body.group, body.hello);
+        return;
       case "raft":
-        handler.onRaftMessage(body.group, body.message);
+      case "snapshot_chunk":
+      case "snapshot_ack":
+        this.#onPeerBody(client, body);
         return;
       case "request": {
         if (client.requestsInFlight >= this.#requestsInFlightMax) {
@@ -269,14 +313,108 @@ export class TransportServer {
         handler.onRequest(body.group, body.request, this.#replier(client, body));
         return;
       }
+      case "response":
+        throw new ProtocolError("A node does not accept responses");
+    }
+  }
+
+  #onHello(client: ClientState, group: string, hello: Hello): void {
+    if (client.helloState !== "none") throw new ProtocolError("A second hello on one connection");
+    const remote = client.conn.remoteAddress;
+    client.peerGroup = group;
+    client.peerId = hello.from;
+    // A node still starting has no handler yet: its peers retry the connection.
+    const verdict = this.#handler?.onHello?.(group, hello, remote) ?? false;
+    if (verdict === true) {
+      client.helloState = "accepted";
+      return;
+    }
+    if (verdict === false) {
+      this.#refuse(client, "hello refused");
+      return;
+    }
+    client.helloState = "pending";
+    verdict.then(
+      (accepted) => {
+        if (client.conn.isClosed) return;
+        if (!accepted) return this.#refuse(client, "hello refused");
+        client.helloState = "accepted";
+        const held = client.held;
+        client.held = [];
+        if (client.heldDropped > 0) {
+          this.#logger.debug("dropped peer bodies that arrived while the hello was decided", {
+            peer: client.peerId,
+            dropped: client.heldDropped,
+          });
+        }
+        try {
+          for (const body of held) {
+            if (client.conn.isClosed) return;
+            this.#deliverPeerBody(client, body);
+          }
+        } catch (err) {
+          this.#refuse(client, err instanceof Error ? err.message : String(err));
+        }
+      },
+      (err) => {
+        this.#logger.error("deciding a hello failed, closing connection", {
+          peer: client.peerId,
+          remote,
+          reason: err,
+        });
+        client.conn.close();
+      },
+    );
+  }
+
+  #refuse(client: ClientState, reason: string): void {
+    this.#logger.debug("closing peer connection", {
+      peer: client.peerId,
+      remote: client.conn.remoteAddress,
+      reason,
+    });
+    client.held = [];
+    client.conn.close();
+  }
+
+  #onPeerBody(client: ClientState, body: PeerBody): void {
+    switch (client.helloState) {
+      case "none":
+        throw new ProtocolError(`A ${body.kind} body before any hello`);
+      case "pending":
+        // Nothing reaches the handler before the hello is accepted: held, bounded.
+        if (client.held.length < HELD_BODIES_MAX) client.held.push(body);
+        else client.heldDropped++;
+        return;
+      case "accepted":
+        this.#deliverPeerBody(client, body);
+        return;
+    }
+  }
+
+  #deliverPeerBody(client: ClientState, body: PeerBody): void {
+    if (body.group !== client.peerGroup) {
+      throw new ProtocolError(`A ${body.kind} body for another group than the hello's`);
+    }
+    const from = body.kind === "raft"
+      ? body.message.from
+      : body.kind === "snapshot_chunk"
+      ? body.chunk.from
+      : body.ack.from;
+    if (from !== client.peerId) {
+      throw new ProtocolError(`A ${body.kind} body from ${from} on ${client.peerId}'s connection`);
+    }
+    const handler = this.#handler ?? STARTING_HANDLER;
+    switch (body.kind) {
+      case "raft":
+        handler.onRaftMessage(body.group, body.message);
+        return;
       case "snapshot_chunk":
         handler.onSnapshotChunk?.(body.group, body.chunk);
         return;
       case "snapshot_ack":
         handler.onSnapshotAck?.(body.group, body.ack);
         return;
-      case "response":
-        throw new ProtocolError("A node does not accept responses");
     }
   }
 

@@ -238,6 +238,7 @@ Deno.test("serve has the documented defaults", () => {
     snapshotLogEntries: 10_000,
     snapshotRetainEntries: 5_000,
     logSegmentBytes: 4 * 1024 * 1024,
+    bootstrapTimeoutSecs: 300,
     logLevel: "info",
     logFormat: "text",
   });
@@ -271,6 +272,21 @@ Deno.test("serve reads every option", () => {
   assertUsage(() => parseServeArgs([...SERVE_REQUIRED, "--listen", "nowhere"]), /--listen/);
   const never = parseServeArgs([...SERVE_REQUIRED, "--snapshot-interval-secs", "0"]);
   assert.equal(never.snapshotIntervalSecs, 0, "0 turns periodic snapshots off");
+});
+
+Deno.test("serve takes --bootstrap-timeout-secs, 0 meaning forever", () => {
+  assert.equal(
+    parseServeArgs([...SERVE_REQUIRED, "--bootstrap-timeout-secs", "20"]).bootstrapTimeoutSecs,
+    20,
+  );
+  assert.equal(
+    parseServeArgs([...SERVE_REQUIRED, "--bootstrap-timeout-secs", "0"]).bootstrapTimeoutSecs,
+    0,
+  );
+  assertUsage(
+    () => parseServeArgs([...SERVE_REQUIRED, "--bootstrap-timeout-secs", "-1"]),
+    /bootstrap-timeout-secs/,
+  );
 });
 
 Deno.test("serve wants an election timeout greater than the heartbeat interval", () => {

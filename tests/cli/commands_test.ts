@@ -147,6 +147,7 @@ const SERVE: ServeOptions = {
   snapshotLogEntries: 10_000,
   snapshotRetainEntries: 5_000,
   logSegmentBytes: 4 * 1024 * 1024,
+  bootstrapTimeoutSecs: 300,
   logLevel: "info",
   logFormat: "json",
 };
@@ -210,6 +211,7 @@ Deno.test("serve passes its options to the node and stops it on SIGTERM", async 
     snapshotLogEntries: 10_000,
     snapshotRetainEntries: 5_000,
     logSegmentBytes: 4 * 1024 * 1024,
+    bootstrapTimeoutSecs: 300,
     logger: undefined,
   });
   // The effective configuration, defaults included, is logged once before the node starts.

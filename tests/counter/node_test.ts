@@ -100,9 +100,12 @@ async function startGroup(n: number) {
     await remove();
   };
   try {
-    for (const [k, id] of ids.entries()) {
-      nodes.push(await CounterNode.start(nodeOptions(join(root, `n${k}`), id, ids)));
-    }
+    // Together: an empty node waits for the other initial members before it bootstraps.
+    const started = await Promise.allSettled(
+      ids.map((id, k) => CounterNode.start(nodeOptions(join(root, `n${k}`), id, ids))),
+    );
+    for (const result of started) if (result.status === "fulfilled") nodes.push(result.value);
+    for (const result of started) if (result.status === "rejected") throw result.reason;
   } catch (err) {
     await stop();
     throw err;

@@ -10,6 +10,7 @@ import { EntryType, makeMessage, MessageType } from "../../lib/raft/types.ts";
 import {
   decodeBody,
   type DecodedBody,
+  encodeHello,
   encodeRaft,
   encodeRequest,
   encodeResponse,
@@ -186,6 +187,28 @@ const CASES: GoldenCase[] = [
       ack: { from: "10.0.0.2:4000", to: "10.0.0.1:4000", index: 5000, offset: 4, ok: true },
     },
   },
+  {
+    name: "hello",
+    description: "HELLO from 10.0.0.1:4000: its incarnation and cluster id",
+    body: {
+      kind: "hello",
+      group: "counter",
+      hello: {
+        from: "10.0.0.1:4000",
+        incarnation: "8f3a5c0e91d2b746",
+        clusterId: "2c6ee24b09816a6f",
+      },
+    },
+  },
+  {
+    name: "hello_no_cluster",
+    description: "HELLO from a node that has no cluster id yet (joining, or an upgraded data dir)",
+    body: {
+      kind: "hello",
+      group: "counter",
+      hello: { from: "10.0.0.4:4000", incarnation: "00ff00ff00ff00ff", clusterId: "" },
+    },
+  },
 ];
 
 function encodeBody(body: DecodedBody): Uint8Array {
@@ -200,6 +223,8 @@ function encodeBody(body: DecodedBody): Uint8Array {
       return encodeSnapshotChunk(body.group, body.chunk);
     case "snapshot_ack":
       return encodeSnapshotAck(body.group, body.ack);
+    case "hello":
+      return encodeHello(body.group, body.hello);
   }
 }
 

@@ -4,6 +4,7 @@ import { RpcClientConnection } from "../../lib/transport/client_conn.ts";
 import {
   type ClientRequest,
   decodeBody,
+  encodeHello,
   encodeRaft,
   encodeRequest,
   encodeResponse,
@@ -25,6 +26,7 @@ function counterServer(options: TransportServerOptions = {}) {
   let value = 0n;
   const raft: { group: string; message: Message }[] = [];
   const handler: TransportHandler = {
+    onHello: () => true,
     onRaftMessage: (group, message) => raft.push({ group, message }),
     onRequest(_group, request, reply) {
       if (request.op === "incr") value += request.delta ?? 0n;
@@ -126,6 +128,12 @@ Deno.test("Raft messages reach onRaftMessage, whatever their chunking", async ()
       entries: [{ term: 4, index: 10, type: 0, data: new Uint8Array([7]) }],
     }),
   ];
+  const hello = encodeHello("counter", {
+    from: "a:1",
+    incarnation: "00112233445566ff",
+    clusterId: "",
+  });
+  await writeAll(conn, encodeFrame(hello));
   const stream = [...messages.map((m) => encodeFrame(encodeRaft("counter", m)))];
   // The first frame in pieces, the second in one go.
   const first = stream[0];

@@ -109,6 +109,7 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       snapshotLogEntries: options.snapshotLogEntries,
       snapshotRetainEntries: options.snapshotRetainEntries,
       logSegmentBytes: options.logSegmentBytes,
+      bootstrapTimeoutSecs: options.bootstrapTimeoutSecs,
       logger,
     };
     // Once, before anything else: what runs, and with which settings, defaults included.
