@@ -40,6 +40,7 @@ import {
 import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
 import { encodeIncrement } from "./command.ts";
+import { confProblem, entryProblem, snapshotProblem } from "./entry_check.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 
 /** Settings of a node, as `counter serve` gives them. */
@@ -145,6 +146,8 @@ export class CounterNode {
   #transfers: PendingTransfer[] = [];
   #loopRunning = false;
   #stopping = false;
+  /** A fatal error was met: the first one is reported, later ones are its consequences. */
+  #fatalSeen = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #lastRole: Role;
   #lastTerm: number;
@@ -405,11 +408,44 @@ export class CounterNode {
       this.#log.debug("dropped a raft message for another node", { to: msg.to, from: msg.from });
       return;
     }
+    if (!this.#admissible(msg)) return;
     // After a pause (SIGSTOP, a long GC) the input may be handled before the tick timer fires:
     // time must be caught up first, or an expired lease or election timer would look alive.
     this.#catchUpTicks();
     this.#raft.step(msg);
     this.#kick();
+  }
+
+  /**
+   * True when every entry and the snapshot `msg` carries is something this node can apply.
+   * A sender of anything else is broken or hostile: the whole message is dropped, so no part of
+   * it is ever stored, and the drop is logged.
+   */
+  #admissible(msg: Message): boolean {
+    for (const e of msg.entries) {
+      const problem = entryProblem(e);
+      if (problem === null) continue;
+      this.#log.warn("dropped a raft message carrying a malformed entry", {
+        from: msg.from,
+        type: MessageType[msg.type],
+        term: msg.term,
+        index: e.index,
+        reason: problem,
+      });
+      return false;
+    }
+    if (msg.snapshot !== null) {
+      const problem = snapshotProblem(msg.snapshot.data, msg.snapshot.conf);
+      if (problem !== null) {
+        this.#log.warn("dropped a malformed snapshot", {
+          from: msg.from,
+          index: msg.snapshot.index,
+          reason: problem,
+        });
+        return false;
+      }
+    }
+    return true;
   }
 
   #onSnapshotChunk(group: string, chunk: SnapshotChunk): void {
@@ -426,7 +462,7 @@ export class CounterNode {
     if (result.error !== undefined) {
       this.#log.warn("snapshot transfer dropped", { from: chunk.from, reason: result.error });
     }
-    if (result.message !== null) {
+    if (result.message !== null && this.#admissible(result.message)) {
       this.#raft.step(result.message);
       this.#kick();
     }
@@ -683,6 +719,11 @@ export class CounterNode {
       return;
     }
     const list = [...new Set(voters as string[])].sort();
+    const problem = confProblem({ voters: list, learners: [] });
+    if (problem !== null) {
+      reply({ ok: false, code: "BAD_REQUEST", error: `bad voters: ${problem}` });
+      return;
+    }
     if (!list.includes(this.#options.id)) {
       reply({
         ok: false,
@@ -848,6 +889,7 @@ export class CounterNode {
     // now: they are durable on a quorum already, and the state machine lives in memory. Only a
     // snapshot to install must be loaded before anything is applied (the pump waits for it too).
     if (rd.snapshot === null) this.#apply(rd.committedEntries);
+    if (this.#stopping) return;
     if (rd.snapshot !== null) {
       // Our own snapshot must not land after (and on top of) the leader's newer one.
       if (this.#snapshotting !== null) await this.#snapshotting.catch(() => {});
@@ -898,10 +940,26 @@ export class CounterNode {
   #apply(entries: Entry[]): void {
     const leader = this.#raft.leader || undefined;
     for (const e of entries) {
-      this.#applied = e.index;
+      if (this.#stopping) return;
       const isCommand = e.type === EntryType.Normal && e.data.length > 0;
-      const result = isCommand ? this.#sm.applyIncrement(e.data) : null;
-      if (e.type === EntryType.Config) this.#onConfApplied(e);
+      let result: ReturnType<CounterStateMachine["applyIncrement"]> | null = null;
+      try {
+        if (isCommand) result = this.#sm.applyIncrement(e.data);
+        if (e.type === EntryType.Config) this.#onConfApplied(e);
+      } catch (err) {
+        // Entries are checked before they are stored, so only a damaged log or a bug gets here.
+        // Going on would make this node's state differ from the others': stop, loudly.
+        this.#fatal(
+          new Error(
+            `cannot apply committed entry ${e.index} (term ${e.term}): ${
+              err instanceof Error ? err.message : String(err)
+            }; the node stops rather than diverge`,
+            { cause: err },
+          ),
+        );
+        return;
+      }
+      this.#applied = e.index;
       const p = this.#proposals.get(e.index);
       if (p === undefined) continue;
       this.#proposals.delete(e.index);
@@ -1006,6 +1064,8 @@ export class CounterNode {
   }
 
   #fatal(err: unknown): void {
+    if (this.#fatalSeen) return;
+    this.#fatalSeen = true;
     this.#log.error("fatal error; stopping the node", { error: err as Error });
     this.#stopping = true;
     clearInterval(this.#ticker);
