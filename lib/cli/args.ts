@@ -46,6 +46,12 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 100;
 /** Default interval between snapshots. */
 export const DEFAULT_SNAPSHOT_INTERVAL_SECS = 3600;
 
+/** Default time after which a connection that sends nothing (and awaits nothing) is closed. */
+export const DEFAULT_IDLE_TIMEOUT_SECS = 300;
+
+/** Default time within which a frame must arrive whole once its first byte has. */
+export const DEFAULT_FRAME_TIMEOUT_SECS = 10;
+
 /**
  * Default number of log entries since the last snapshot that triggers a new one. The counter's
  * snapshot is a few KiB, so snapshotting often is cheap (at 20,000 increments/s, one small atomic
@@ -104,6 +110,9 @@ export const LIMITS = {
   snapshotLogEntries: { min: 0, max: 1_000_000_000 },
   snapshotRetainEntries: { min: 0, max: 1_000_000_000 },
   logSegmentBytes: { min: 4096, max: 1024 * 1024 * 1024 },
+  // 0 turns the idle timeout off.
+  idleTimeoutSecs: { min: 0, max: 86_400 },
+  frameTimeoutSecs: { min: 1, max: 3600 },
   timeoutMs: { min: 1, max: 3_600_000 },
   // The demo uses three consecutive ports starting here.
   basePort: { min: 1, max: 65_533 },
@@ -142,6 +151,10 @@ export interface ServeOptions {
   snapshotRetainEntries: number;
   /** Log segment file size (`--log-segment-bytes`). */
   logSegmentBytes: number;
+  /** Seconds a silent connection stays open (`--idle-timeout-secs`); 0 means forever. */
+  idleTimeoutSecs: number;
+  /** Seconds a started frame may take to arrive (`--frame-timeout-secs`). */
+  frameTimeoutSecs: number;
   /** Lowest level logged (`--log-level`). */
   logLevel: LogLevel;
   /** Log line format (`--log-format`). */
@@ -412,6 +425,8 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     join: "string",
     "snapshot-retain-entries": "string",
     "log-segment-bytes": "string",
+    "idle-timeout-secs": "string",
+    "frame-timeout-secs": "string",
     "log-level": "string",
     "log-format": "string",
   });
@@ -485,6 +500,18 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
       "log-segment-bytes",
       DEFAULT_LOG_SEGMENT_BYTES,
       LIMITS.logSegmentBytes,
+    ),
+    idleTimeoutSecs: integerOption(
+      scanned,
+      "idle-timeout-secs",
+      DEFAULT_IDLE_TIMEOUT_SECS,
+      LIMITS.idleTimeoutSecs,
+    ),
+    frameTimeoutSecs: integerOption(
+      scanned,
+      "frame-timeout-secs",
+      DEFAULT_FRAME_TIMEOUT_SECS,
+      LIMITS.frameTimeoutSecs,
     ),
     logLevel: logLevel === undefined ? "info" : parseChoice(logLevel, "--log-level", LOG_LEVELS),
     logFormat: logFormat === undefined

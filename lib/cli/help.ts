@@ -12,8 +12,10 @@ import {
   DEFAULT_BASE_PORT,
   DEFAULT_BENCH_OPS,
   DEFAULT_ELECTION_TIMEOUT_MS,
+  DEFAULT_FRAME_TIMEOUT_SECS,
   DEFAULT_GROUP,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_IDLE_TIMEOUT_SECS,
   DEFAULT_LOG_SEGMENT_BYTES,
   DEFAULT_PEERS,
   DEFAULT_SNAPSHOT_INTERVAL_SECS,
@@ -114,6 +116,10 @@ Options:
                               (default: ${DEFAULT_SNAPSHOT_RETAIN_ENTRIES})
   --log-segment-bytes N       size at which the log starts a new segment
                               file (default: ${DEFAULT_LOG_SEGMENT_BYTES})
+  --idle-timeout-secs N       close a connection silent this long that awaits
+                              no reply, 0 for never (default: ${DEFAULT_IDLE_TIMEOUT_SECS})
+  --frame-timeout-secs N      close a connection whose frame is not whole
+                              this long after its first byte (default: ${DEFAULT_FRAME_TIMEOUT_SECS})
   --log-level LEVEL           debug, info, warn or error (default: info)
   --log-format FORMAT         text or json (default: text)
   -h, --help                  show this help

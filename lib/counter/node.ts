@@ -73,6 +73,10 @@ export interface NodeOptions {
   requestTimeoutMs?: number;
   /** Requests waiting at once before new ones are refused with BUSY. Default 100,000. */
   pendingRequestsMax?: number;
+  /** A connection silent this long (awaiting no reply) is closed; 0 never. Default 300 s. */
+  idleTimeoutMs?: number;
+  /** A frame must arrive whole this long after its first byte. Default 10 s. */
+  frameTimeoutMs?: number;
 }
 
 /** Longest client id accepted (its UTF-8 form must fit the snapshot's 16-bit length field). */
@@ -273,7 +277,12 @@ export class CounterNode {
           if (node === null) reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
           else node.#onRequest(group, req, reply);
         },
-      }, { logger: log, requestsInFlightMax: 65536 });
+      }, {
+        logger: log,
+        requestsInFlightMax: 65536,
+        idleTimeoutMs: options.idleTimeoutMs,
+        frameTimeoutMs: options.frameTimeoutMs,
+      });
       const peers = new PeerSender({ logger: log });
       node = new CounterNode(options, storage, raft, server, peers, sm, applied);
       node.#startTimers();

@@ -147,6 +147,8 @@ const SERVE: ServeOptions = {
   snapshotLogEntries: 10_000,
   snapshotRetainEntries: 5_000,
   logSegmentBytes: 4 * 1024 * 1024,
+  idleTimeoutSecs: 300,
+  frameTimeoutSecs: 10,
   logLevel: "info",
   logFormat: "json",
 };
@@ -210,6 +212,8 @@ Deno.test("serve passes its options to the node and stops it on SIGTERM", async 
     snapshotLogEntries: 10_000,
     snapshotRetainEntries: 5_000,
     logSegmentBytes: 4 * 1024 * 1024,
+    idleTimeoutMs: 300_000,
+    frameTimeoutMs: 10_000,
     logger: undefined,
   });
   options.logger.info("hello");

@@ -92,6 +92,8 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       snapshotLogEntries: options.snapshotLogEntries,
       snapshotRetainEntries: options.snapshotRetainEntries,
       logSegmentBytes: options.logSegmentBytes,
+      idleTimeoutMs: options.idleTimeoutSecs * 1000,
+      frameTimeoutMs: options.frameTimeoutSecs * 1000,
       logger,
     };
     // ---- Call into the service: the node (lib/counter/node.ts). ----
