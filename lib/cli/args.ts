@@ -48,6 +48,11 @@ export const DEFAULT_SNAPSHOT_INTERVAL_SECS = 3600;
 
 /** Default limit on how long a new node waits for the other initial members before bootstrapping. */
 export const DEFAULT_BOOTSTRAP_TIMEOUT_SECS = 300;
+/** Default time after which a connection that sends nothing (and awaits nothing) is closed. */
+export const DEFAULT_IDLE_TIMEOUT_SECS = 300;
+
+/** Default time within which a frame must arrive whole once its first byte has. */
+export const DEFAULT_FRAME_TIMEOUT_SECS = 10;
 
 /**
  * Default number of log entries since the last snapshot that triggers a new one. The counter's
@@ -109,6 +114,9 @@ export const LIMITS = {
   snapshotLogEntries: { min: 0, max: 1_000_000_000 },
   snapshotRetainEntries: { min: 0, max: 1_000_000_000 },
   logSegmentBytes: { min: 4096, max: 1024 * 1024 * 1024 },
+  // 0 turns the idle timeout off.
+  idleTimeoutSecs: { min: 0, max: 86_400 },
+  frameTimeoutSecs: { min: 1, max: 3600 },
   timeoutMs: { min: 1, max: 3_600_000 },
   // The demo uses three consecutive ports starting here.
   basePort: { min: 1, max: 65_533 },
@@ -154,6 +162,10 @@ export interface ServeOptions {
    * it never heard of this id (`--bootstrap-timeout-secs`); 0 means forever.
    */
   bootstrapTimeoutSecs: number;
+  /** Seconds a silent connection stays open (`--idle-timeout-secs`); 0 means forever. */
+  idleTimeoutSecs: number;
+  /** Seconds a started frame may take to arrive (`--frame-timeout-secs`). */
+  frameTimeoutSecs: number;
   /** Lowest level logged (`--log-level`). */
   logLevel: LogLevel;
   /** Log line format (`--log-format`). */
@@ -473,6 +485,8 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     "snapshot-retain-entries": "string",
     "log-segment-bytes": "string",
     "bootstrap-timeout-secs": "string",
+    "idle-timeout-secs": "string",
+    "frame-timeout-secs": "string",
     "log-level": "string",
     "log-format": "string",
     "metrics-addr": "string",
@@ -560,6 +574,18 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
       "bootstrap-timeout-secs",
       DEFAULT_BOOTSTRAP_TIMEOUT_SECS,
       LIMITS.bootstrapTimeoutSecs,
+    ),
+    idleTimeoutSecs: integerOption(
+      scanned,
+      "idle-timeout-secs",
+      DEFAULT_IDLE_TIMEOUT_SECS,
+      LIMITS.idleTimeoutSecs,
+    ),
+    frameTimeoutSecs: integerOption(
+      scanned,
+      "frame-timeout-secs",
+      DEFAULT_FRAME_TIMEOUT_SECS,
+      LIMITS.frameTimeoutSecs,
     ),
     logLevel: logLevel === undefined ? "info" : parseChoice(logLevel, "--log-level", LOG_LEVELS),
     logFormat: logFormat === undefined

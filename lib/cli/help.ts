@@ -13,8 +13,10 @@ import {
   DEFAULT_BENCH_OPS,
   DEFAULT_BOOTSTRAP_TIMEOUT_SECS,
   DEFAULT_ELECTION_TIMEOUT_MS,
+  DEFAULT_FRAME_TIMEOUT_SECS,
   DEFAULT_GROUP,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_IDLE_TIMEOUT_SECS,
   DEFAULT_LOG_SEGMENT_BYTES,
   DEFAULT_PEERS,
   DEFAULT_SNAPSHOT_INTERVAL_SECS,
@@ -131,6 +133,10 @@ Options:
                               node lost its data: replace it); it waits at
                               most N s for all to answer, 0 for ever
                               (default: ${DEFAULT_BOOTSTRAP_TIMEOUT_SECS})
+  --idle-timeout-secs N       close a connection silent this long that awaits
+                              no reply, 0 for never (default: ${DEFAULT_IDLE_TIMEOUT_SECS})
+  --frame-timeout-secs N      close a connection whose frame is not whole
+                              this long after its first byte (default: ${DEFAULT_FRAME_TIMEOUT_SECS})
   --log-level LEVEL           debug, info, warn or error (default: info)
   --log-format FORMAT         text or json (default: text)
   --metrics-addr HOST:PORT    serve /metrics (Prometheus), /health and

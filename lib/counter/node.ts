@@ -46,6 +46,7 @@ import { CounterStateMachine } from "./state_machine.ts";
 import { encodeIncrement, readStampMs } from "./command.ts";
 import { ClusterClock } from "./cluster_clock.ts";
 import { PendingProposals } from "./pending_proposals.ts";
+import { confProblem, entryProblem, snapshotProblem } from "./entry_check.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
 import { PeerGate } from "./peer_identity.ts";
@@ -95,6 +96,10 @@ export interface NodeOptions {
    * the identity check before it gives up; 0 waits forever. Default 300 s.
    */
   bootstrapTimeoutSecs?: number;
+  /** A connection silent this long (awaiting no reply) is closed; 0 never. Default 300 s. */
+  idleTimeoutMs?: number;
+  /** A frame must arrive whole this long after its first byte. Default 10 s. */
+  frameTimeoutMs?: number;
 }
 
 /** How often a node without a leader warns again. */
@@ -206,6 +211,8 @@ export class CounterNode {
   #foreignGroupsWarned = new Set<string>();
   #loopRunning = false;
   #stopping = false;
+  /** A fatal error was met: the first one is reported, later ones are its consequences. */
+  #fatalSeen = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #lastRole: Role;
   #lastTerm: number;
@@ -293,6 +300,8 @@ export class CounterNode {
     const server = new TransportServer(parseAddress(options.listen ?? options.id), null, {
       logger: log,
       requestsInFlightMax: 65536,
+      idleTimeoutMs: options.idleTimeoutMs,
+      frameTimeoutMs: options.frameTimeoutMs,
     });
     let storage: DataDir;
     try {
@@ -616,11 +625,44 @@ export class CounterNode {
       this.#log.debug("dropped a raft message for another node", { to: msg.to, from: msg.from });
       return;
     }
+    if (!this.#admissible(msg)) return;
     // After a pause (SIGSTOP, a long GC) the input may be handled before the tick timer fires:
     // time must be caught up first, or an expired lease or election timer would look alive.
     this.#catchUpTicks();
     this.#raft.step(msg);
     this.#kick();
+  }
+
+  /**
+   * True when every entry and the snapshot `msg` carries is something this node can apply.
+   * A sender of anything else is broken or hostile: the whole message is dropped, so no part of
+   * it is ever stored, and the drop is logged.
+   */
+  #admissible(msg: Message): boolean {
+    for (const e of msg.entries) {
+      const problem = entryProblem(e);
+      if (problem === null) continue;
+      this.#log.warn("dropped a raft message carrying a malformed entry", {
+        from: msg.from,
+        type: MessageType[msg.type],
+        term: msg.term,
+        index: e.index,
+        reason: problem,
+      });
+      return false;
+    }
+    if (msg.snapshot !== null) {
+      const problem = snapshotProblem(msg.snapshot.data, msg.snapshot.conf);
+      if (problem !== null) {
+        this.#log.warn("dropped a malformed snapshot", {
+          from: msg.from,
+          index: msg.snapshot.index,
+          reason: problem,
+        });
+        return false;
+      }
+    }
+    return true;
   }
 
   #onSnapshotChunk(group: string, chunk: SnapshotChunk): void {
@@ -637,7 +679,7 @@ export class CounterNode {
     if (result.error !== undefined) {
       this.#log.warn("snapshot transfer dropped", { from: chunk.from, reason: result.error });
     }
-    if (result.message !== null) {
+    if (result.message !== null && this.#admissible(result.message)) {
       this.#raft.step(result.message);
       this.#kick();
     }
@@ -1169,6 +1211,7 @@ export class CounterNode {
     // now: they are durable on a quorum already, and the state machine lives in memory. Only a
     // snapshot to install must be loaded before anything is applied (the pump waits for it too).
     if (rd.snapshot === null) this.#apply(rd.committedEntries);
+    if (this.#stopping) return;
     if (rd.snapshot !== null) {
       // Our own snapshot must not land after (and on top of) the leader's newer one.
       if (this.#snapshotting !== null) await this.#snapshotting.catch(() => {});
@@ -1254,10 +1297,26 @@ export class CounterNode {
   #apply(entries: Entry[]): void {
     const leader = this.#raft.leader || undefined;
     for (const e of entries) {
-      this.#applied = e.index;
+      if (this.#stopping) return;
       const isCommand = e.type === EntryType.Normal && e.data.length > 0;
-      const result = isCommand ? this.#sm.applyIncrement(e.data) : null;
-      if (e.type === EntryType.Config) this.#onConfApplied(e);
+      let result: ReturnType<CounterStateMachine["applyIncrement"]> | null = null;
+      try {
+        if (isCommand) result = this.#sm.applyIncrement(e.data);
+        if (e.type === EntryType.Config) this.#onConfApplied(e);
+      } catch (err) {
+        // Entries are checked before they are stored, so only a damaged log or a bug gets here.
+        // Going on would make this node's state differ from the others': stop, loudly.
+        this.#fatal(
+          new Error(
+            `cannot apply committed entry ${e.index} (term ${e.term}): ${
+              err instanceof Error ? err.message : String(err)
+            }; the node stops rather than diverge`,
+            { cause: err },
+          ),
+        );
+        return;
+      }
+      this.#applied = e.index;
       const p = this.#proposals.get(e.index);
       if (p === undefined) continue;
       this.#proposals.delete(e.index);
@@ -1379,6 +1438,8 @@ export class CounterNode {
   }
 
   #fatal(err: unknown): void {
+    if (this.#fatalSeen) return;
+    this.#fatalSeen = true;
     this.#log.error("fatal error; stopping the node", { error: err as Error });
     this.#stopping = true;
     clearInterval(this.#ticker);

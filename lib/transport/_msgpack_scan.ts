@@ -23,6 +23,11 @@ export interface ScanLimits {
   mapLengthMax: number;
   /** Deepest nesting of arrays and maps; the outermost container is depth 1. */
   depthMax: number;
+  /**
+   * Most values in the whole body, containers and map keys included: bounds what decoding
+   * builds, since every value becomes at least one object or array slot.
+   */
+  valuesMax: number;
 }
 
 /**
@@ -38,9 +43,13 @@ export function scanMsgpack(bytes: Uint8Array, limits: ScanLimits): string | nul
   const isMap: boolean[] = [];
   let depth = 0;
   let pos = 0;
+  let values = 0;
 
   while (true) {
     if (pos >= end) return "Truncated MessagePack value";
+    if (++values > limits.valuesMax) {
+      return `More than ${limits.valuesMax} MessagePack values in one body`;
+    }
     const atKey = depth > 0 && isMap[depth - 1] && remaining[depth - 1] % 2 === 0;
     const head = bytes[pos++];
     // Set when the value is a string or binary of `dataBytes` bytes, or a container of

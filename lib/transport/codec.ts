@@ -271,17 +271,40 @@ export class ProtocolError extends Error {
 }
 
 /**
+ * Bound on every Raft term and index on the wire (terms, log indexes, commit, reject hints,
+ * read contexts, snapshot and chunk indexes): each must be below 2^48.
+ *
+ * A term or index at the top of the safe-integer range (2^53 - 1) would pass a "safe integer"
+ * check, but the node adds 1 to terms (a campaign) and indexes (the next entry), and storage
+ * refuses to persist a value that is no longer safe: a single such message would stop a node at
+ * its next fsync, on every restart. Below 2^48 there are 32 increments of headroom for every
+ * value that can reach a node's state, and 2^48 is still far beyond use: one election per
+ * millisecond takes 8,900 years to get there, and so does one entry per microsecond for 9 years.
+ */
+export const RAFT_NUMBER_LIMIT: number = 2 ** 48;
+
+/**
+ * Most entries one App message may carry. The leader sends at most about 43,700 (its 1 MiB
+ * message budget counts at least 24 bytes per entry); anything beyond is refused at decode so
+ * that a 4 MiB frame of empty entries cannot make the receiver build hundreds of megabytes of
+ * objects.
+ */
+export const ENTRIES_PER_MESSAGE_MAX = 65_536;
+
+/**
  * Decoding limits. Strings are ids, ops and messages; binary values are entry payloads and
  * snapshots, already bounded by the frame size. Array and map lengths bound what the decoder
- * allocates up front; an App message carries at most `arrayLengthMax` entries.
+ * allocates up front, and the total count of values bounds everything it builds for one body
+ * (a full App message is about 5 values per entry), whatever the nesting.
  */
 export const CODEC_LIMITS: Readonly<ScanLimits> = Object.freeze({
   strBytesMax: 64 * 1024,
   binBytesMax: FRAME_BYTES_LIMIT,
-  arrayLengthMax: 1024 * 1024,
+  arrayLengthMax: ENTRIES_PER_MESSAGE_MAX,
   mapLengthMax: 64 * 1024,
   // Body, payload, entries, entry: 4; request args and status data get a few levels more.
   depthMax: 8,
+  valuesMax: ENTRIES_PER_MESSAGE_MAX * 5 + 1024,
 });
 
 const INT64_MIN = -(2n ** 63n);
@@ -355,20 +378,23 @@ export function encodeRaft(group: string, message: Message): Uint8Array {
   assertGroup(group);
   const m = message;
   if (!MESSAGE_TYPES.has(m.type)) throw new TypeError(`Unknown message type ${m.type}`);
+  if (m.entries.length > ENTRIES_PER_MESSAGE_MAX) {
+    throw new RangeError(`A message carries at most ${ENTRIES_PER_MESSAGE_MAX} entries`);
+  }
   const entries = new Array(m.entries.length);
   for (let i = 0; i < m.entries.length; i++) entries[i] = entryToWire(m.entries[i]);
   const payload = [
     m.type,
     id(m.from, "from"),
     id(m.to, "to"),
-    uint(m.term, "term"),
-    uint(m.logTerm, "logTerm"),
-    uint(m.index, "index"),
+    raftUint(m.term, "term"),
+    raftUint(m.logTerm, "logTerm"),
+    raftUint(m.index, "index"),
     entries,
-    uint(m.commit, "commit"),
+    raftUint(m.commit, "commit"),
     bool(m.reject, "reject"),
-    uint(m.rejectHint, "rejectHint"),
-    uint(m.context, "context"),
+    raftUint(m.rejectHint, "rejectHint"),
+    raftUint(m.context, "context"),
     m.snapshot === null ? null : snapshotToWire(m.snapshot),
     electionTicks(m),
   ];
@@ -381,9 +407,9 @@ export function encodeSnapshotChunk(group: string, c: SnapshotChunk): Uint8Array
   const payload = [
     id(c.from, "from"),
     id(c.to, "to"),
-    uint(c.term, "term"),
-    uint(c.index, "index"),
-    uint(c.snapTerm, "snapTerm"),
+    raftUint(c.term, "term"),
+    raftUint(c.index, "index"),
+    raftUint(c.snapTerm, "snapTerm"),
     c.conf.voters.map((v) => id(v, "voter")),
     c.conf.learners.map((v) => id(v, "learner")),
     uint(c.offset, "offset"),
@@ -400,7 +426,7 @@ export function encodeSnapshotAck(group: string, a: SnapshotAck): Uint8Array {
   const payload = [
     id(a.from, "from"),
     id(a.to, "to"),
-    uint(a.index, "index"),
+    raftUint(a.index, "index"),
     uint(a.offset, "offset"),
     bool(a.ok, "ok"),
   ];
@@ -449,7 +475,7 @@ export function encodeRequest(
   if (r.args !== undefined) payload.args = wireMap(r.args, "args");
   if (r.clusterId !== undefined) payload.clusterId = str(r.clusterId, "clusterId");
   assertKnownKeys(r, REQUEST_KEYS, "Request");
-  return encoder.encode([BodyKind.Request, group, requestId, payload]);
+  return encoder.encode([BodyKind.Request, group, wireUint(requestId), payload]);
 }
 
 /** Encodes a response to request `requestId` of `group` as a body. */
@@ -475,23 +501,23 @@ export function encodeResponse(
   if (r.ok === (r.code !== undefined)) {
     throw new TypeError("Response must carry a code exactly when ok is false");
   }
-  return encoder.encode([BodyKind.Response, group, requestId, payload]);
+  return encoder.encode([BodyKind.Response, group, wireUint(requestId), payload]);
 }
 
 function entryToWire(e: Entry): unknown[] {
   if (!ENTRY_TYPES.has(e.type)) throw new TypeError(`Unknown entry type ${e.type}`);
   if (!(e.data instanceof Uint8Array)) throw new TypeError("Entry data must be a Uint8Array");
-  if (!Number.isSafeInteger(e.index) || e.index < 1) {
-    throw new RangeError(`Entry index must be a positive integer, got ${e.index}`);
+  if (!Number.isSafeInteger(e.index) || e.index < 1 || e.index >= RAFT_NUMBER_LIMIT) {
+    throw new RangeError(`Entry index must be a positive integer below 2^48, got ${e.index}`);
   }
-  return [uint(e.term, "entry term"), wireUint(e.index), e.type, e.data];
+  return [raftUint(e.term, "entry term"), wireUint(e.index), e.type, e.data];
 }
 
 function snapshotToWire(s: Snapshot): unknown[] {
   if (!(s.data instanceof Uint8Array)) throw new TypeError("Snapshot data must be a Uint8Array");
   return [
-    uint(s.index, "snapshot index"),
-    uint(s.term, "snapshot term"),
+    raftUint(s.index, "snapshot index"),
+    raftUint(s.term, "snapshot term"),
     idList(s.conf.voters, "voters"),
     idList(s.conf.learners, "learners"),
     s.data,
@@ -530,6 +556,13 @@ function electionTicks(m: Message): number {
     : n === 0;
   if (!ok) throw new RangeError(`Field electionTicks ${n} is invalid for message type ${m.type}`);
   return n;
+}
+
+function raftUint(n: number, field: string): number | bigint {
+  if (!Number.isSafeInteger(n) || n < 0 || n >= RAFT_NUMBER_LIMIT) {
+    throw new RangeError(`Field ${field} must be a non-negative integer below 2^48, got ${n}`);
+  }
+  return wireUint(n);
 }
 
 function uint(n: number, field: string): number | bigint {
@@ -675,9 +708,9 @@ function decodeSnapshotChunk(p: unknown): SnapshotChunk {
   const chunk: SnapshotChunk = {
     from: readId(p[0], "from"),
     to: readId(p[1], "to"),
-    term: readUint(p[2], "term"),
-    index: readUint(p[3], "index"),
-    snapTerm: readUint(p[4], "snapTerm"),
+    term: readRaftUint(p[2], "term"),
+    index: readRaftUint(p[3], "index"),
+    snapTerm: readRaftUint(p[4], "snapTerm"),
     conf: { voters: readIdList(p[5], "voters"), learners: readIdList(p[6], "learners") },
     offset: readUint(p[7], "offset"),
     totalBytes: readUint(p[8], "totalBytes"),
@@ -698,7 +731,7 @@ function decodeSnapshotAck(p: unknown): SnapshotAck {
   return {
     from: readId(p[0], "from"),
     to: readId(p[1], "to"),
-    index: readUint(p[2], "index"),
+    index: readRaftUint(p[2], "index"),
     offset: readUint(p[3], "offset"),
     ok: readBool(p[4], "ok"),
   };
@@ -743,14 +776,14 @@ function decodeMessage(p: unknown): Message {
     type: type as MessageType,
     from: readId(p[1], "from"),
     to: readId(p[2], "to"),
-    term: readUint(p[3], "term"),
-    logTerm: readUint(p[4], "logTerm"),
-    index: readUint(p[5], "index"),
+    term: readRaftUint(p[3], "term"),
+    logTerm: readRaftUint(p[4], "logTerm"),
+    index: readRaftUint(p[5], "index"),
     entries: readEntries(p[6]),
-    commit: readUint(p[7], "commit"),
+    commit: readRaftUint(p[7], "commit"),
     reject: readBool(p[8], "reject"),
-    rejectHint: readUint(p[9], "rejectHint"),
-    context: readUint(p[10], "context"),
+    rejectHint: readRaftUint(p[9], "rejectHint"),
+    context: readRaftUint(p[10], "context"),
     electionTicks: readElectionTicks(type as MessageType, p[12]),
     snapshot: p[11] === null ? null : readSnapshot(p[11]),
   };
@@ -776,6 +809,9 @@ function readElectionTicks(type: MessageType, v: unknown): number {
 
 function readEntries(v: unknown): Entry[] {
   if (!Array.isArray(v)) throw new ProtocolError("Raft field entries is not an array");
+  if (v.length > ENTRIES_PER_MESSAGE_MAX) {
+    throw new ProtocolError(`More than ${ENTRIES_PER_MESSAGE_MAX} entries in one message`);
+  }
   const entries: Entry[] = new Array(v.length);
   let dataBytes = 0;
   for (let i = 0; i < v.length; i++) {
@@ -783,14 +819,14 @@ function readEntries(v: unknown): Entry[] {
     if (!Array.isArray(e) || e.length !== ENTRY_FIELDS) {
       throw new ProtocolError(`Entry ${i} is not an array of ${ENTRY_FIELDS} fields`);
     }
-    const index = readUint(e[1], "entry index");
+    const index = readRaftUint(e[1], "entry index");
     if (index < 1) throw new ProtocolError(`Entry ${i} has index 0`);
     if (!ENTRY_TYPES.has(e[2])) {
       throw new ProtocolError(`Entry ${i} has unknown type ${describe(e[2])}`);
     }
     const data = readBin(e[3], "entry data");
     dataBytes += data.length;
-    entries[i] = { term: readUint(e[0], "entry term"), index, type: e[2] as EntryType, data };
+    entries[i] = { term: readRaftUint(e[0], "entry term"), index, type: e[2] as EntryType, data };
   }
   // Entry data is copied out of the receive buffer so a log that keeps entries does not pin
   // whole network reads; into one shared buffer, because a typed array allocation per entry
@@ -815,8 +851,8 @@ function readSnapshot(v: unknown): Snapshot {
     learners: readIdList(v[3], "snapshot learners"),
   };
   return {
-    index: readUint(v[0], "snapshot index"),
-    term: readUint(v[1], "snapshot term"),
+    index: readRaftUint(v[0], "snapshot index"),
+    term: readRaftUint(v[1], "snapshot term"),
     conf,
     data: readBin(v[4], "snapshot data").slice(),
   };
@@ -887,6 +923,15 @@ function asUint(v: unknown): number | null {
 function readUint(v: unknown, field: string): number {
   const n = asUint(v);
   if (n === null) throw new ProtocolError(`Field ${field} is not a non-negative safe integer`);
+  return n;
+}
+
+// Terms and indexes: see RAFT_NUMBER_LIMIT.
+function readRaftUint(v: unknown, field: string): number {
+  const n = asUint(v);
+  if (n === null || n >= RAFT_NUMBER_LIMIT) {
+    throw new ProtocolError(`Field ${field} is not a non-negative integer below 2^48`);
+  }
   return n;
 }
 

@@ -22,6 +22,7 @@ import {
   FrameError,
   writeFrame,
 } from "./frame.ts";
+import { type ByteBudget, HELD_BYTES_SMALL, yieldTurn } from "./limits.ts";
 
 /** Default bound on bytes queued for sending on one connection: 8 MiB, two full frames. */
 export const QUEUE_BYTES_MAX_DEFAULT: number = 8 * 1024 * 1024;
@@ -45,6 +46,17 @@ export interface ConnectionOptions {
   queueBytesMax?: number;
   /** Where protocol errors and failures are logged. Default: nowhere. */
   logger?: Logger;
+  /**
+   * Budget shared with other connections, charged with what this one holds (partial frame,
+   * queued frames). While it is exceeded, a connection not marked as a peer that holds more
+   * than a small amount is closed. Default: none.
+   */
+  budget?: ByteBudget;
+  /**
+   * Bodies delivered before the read loop yields to the event loop, until the connection is
+   * marked as a peer ({@linkcode Connection.markPeer}). Default: no limit.
+   */
+  framesPerTurn?: number;
 }
 
 /**
@@ -108,6 +120,14 @@ export class Connection {
   #reader: Promise<void>;
   #closed: Promise<void>;
 
+  // Limits against strangers; see lib/transport/limits.ts.
+  #budget: ByteBudget | null;
+  #chargedBytes = 0;
+  #framesPerTurn: number;
+  #isPeer = false;
+  #lastReceiveMs = performance.now();
+  #partialSinceMs: number | null = null;
+
   /**
    * Takes over `conn` (sets no-delay and keep-alive) and starts reading. `onBody` is called for
    * every decoded body.
@@ -121,6 +141,8 @@ export class Connection {
     this.#remoteAddress = formatAddress(conn.remoteAddr);
     this.#logger = options.logger ?? silentLogger;
     this.#frames = new FrameDecoder({ frameBytesMax: this.#frameBytesMax });
+    this.#budget = options.budget ?? null;
+    this.#framesPerTurn = options.framesPerTurn ?? Infinity;
     // Small frames must not wait for Nagle's algorithm; batching is done here instead.
     conn.setNoDelay(true);
     // Lets the OS eventually reap a connection whose peer vanished without a FIN.
@@ -147,6 +169,30 @@ export class Connection {
     return this.#sentSeq;
   }
 
+  /** When bytes last arrived (`performance.now()` time); the creation time before any. */
+  get lastReceiveMs(): number {
+    return this.#lastReceiveMs;
+  }
+
+  /** When the first byte of the frame still incomplete arrived, or null when none is. */
+  get partialSinceMs(): number | null {
+    return this.#partialSinceMs;
+  }
+
+  /** True once {@linkcode markPeer} was called. */
+  get isPeer(): boolean {
+    return this.#isPeer;
+  }
+
+  /**
+   * Marks the connection as a peer's: its bodies are no longer paced, and a full budget does
+   * not close it (peers are few, and their traffic is what keeps the group alive).
+   */
+  markPeer(): void {
+    this.#isPeer = true;
+    this.#framesPerTurn = Infinity;
+  }
+
   /** True once the connection is closing or closed: nothing more is sent or delivered. */
   get isClosed(): boolean {
     return this.#closing;
@@ -171,8 +217,10 @@ export class Connection {
     if (this.#closing) return 0;
     const frameBytes = FRAME_HEADER_BYTES + body.length;
     if (this.#queuedBytes + frameBytes > this.#queueBytesMax) return 0;
+    if (this.#overBudget(this.#queuedBytes + frameBytes)) return 0;
     this.#queue.push(body);
     this.#queuedBytes += frameBytes;
+    this.#recharge();
     this.#queuedSeq++;
     if (this.#writer === null) this.#writer = this.#writeLoop();
     return this.#queuedSeq;
@@ -191,6 +239,8 @@ export class Connection {
     this.#closing = true;
     this.#queue = [];
     this.#queuedBytes = 0;
+    this.#budget?.charge(-this.#chargedBytes);
+    this.#chargedBytes = 0;
     if (this.#resourceClosed) return;
     this.#resourceClosed = true;
     try {
@@ -215,8 +265,9 @@ export class Connection {
           return;
         }
         if (n === null) return;
+        this.#lastReceiveMs = performance.now();
         // A fresh chunk per read: bodies and the frame decoder may keep views of it.
-        if (!this.#deliver(buffer.slice(0, n))) return;
+        if (!await this.#deliver(buffer.slice(0, n))) return;
       }
     } finally {
       this.#beginClose();
@@ -224,13 +275,23 @@ export class Connection {
   }
 
   // Decodes and hands on every complete body in `chunk`; false when the connection must close.
-  #deliver(chunk: Uint8Array): boolean {
+  // Every `framesPerTurn` bodies it lets the event loop run timers and other connections.
+  async #deliver(chunk: Uint8Array): Promise<boolean> {
     try {
+      let delivered = 0;
+      let completed = false;
       for (const bytes of this.#frames.push(chunk)) {
+        completed = true;
         this.#onBody(decodeBody(bytes));
         if (this.#closing) return false;
+        if (++delivered >= this.#framesPerTurn) {
+          delivered = 0;
+          await yieldTurn();
+          if (this.#closing) return false;
+        }
       }
-      return true;
+      this.#notePartial(completed);
+      return !this.#overBudget(this.#frames.retainedBytes + this.#queuedBytes);
     } catch (err) {
       if (err instanceof FrameError || err instanceof ProtocolError) {
         this.#logger.warn("protocol error, closing connection", {
@@ -245,6 +306,37 @@ export class Connection {
       }
       return false;
     }
+  }
+
+  // Tracks when the incomplete frame, if any, began.
+  #notePartial(completedOne: boolean): void {
+    if (this.#frames.bufferedBytes === 0) this.#partialSinceMs = null;
+    else if (completedOne || this.#partialSinceMs === null) {
+      this.#partialSinceMs = this.#lastReceiveMs;
+    }
+  }
+
+  // Charges the budget with what this connection holds now.
+  #recharge(): void {
+    if (this.#budget === null || this.#closing) return;
+    const held = this.#frames.retainedBytes + this.#queuedBytes;
+    this.#budget.charge(held - this.#chargedBytes);
+    this.#chargedBytes = held;
+  }
+
+  // Recharges, then true when this connection must give way: the shared budget is exceeded and
+  // it is a large holder that is not a peer. Logs why.
+  #overBudget(holdingBytes: number): boolean {
+    this.#recharge();
+    const budget = this.#budget;
+    if (budget === null || this.#isPeer || holdingBytes <= HELD_BYTES_SMALL) return false;
+    if (budget.usedBytes - this.#chargedBytes + holdingBytes <= budget.limitBytes) return false;
+    this.#logger.warn("memory budget for connections exhausted, closing connection", {
+      remote: this.#remoteAddress,
+      holdingBytes,
+      budgetBytes: budget.limitBytes,
+    });
+    return true;
   }
 
   async #writeLoop(): Promise<void> {
@@ -265,7 +357,10 @@ export class Connection {
         while (written < batchBytes) {
           written += await this.#conn.write(batch.subarray(written, batchBytes));
         }
-        if (!this.#closing) this.#queuedBytes -= batchBytes;
+        if (!this.#closing) {
+          this.#queuedBytes -= batchBytes;
+          this.#recharge();
+        }
       }
     } catch (err) {
       if (!this.#closing) {

@@ -149,6 +149,14 @@ export class FrameDecoder {
   }
 
   /**
+   * Bytes of memory the decoder holds: the partial body's buffer (its capacity, which may
+   * exceed what arrived), a partial prefix, and the part of the last chunk not yet consumed.
+   */
+  get retainedBytes(): number {
+    return this.#assembly.length + this.#headerBytes + (this.#chunk.length - this.#pos);
+  }
+
+  /**
    * Adds `chunk` and returns the complete bodies now available, in order.
    *
    * The chunk is taken at once; the bodies are produced as the result is iterated. Bodies not

@@ -18,9 +18,25 @@ import {
   type SnapshotChunk,
 } from "./codec.ts";
 import { Connection, connectionLimits, type ConnectionOptions } from "./connection.ts";
+import {
+  ByteBudget,
+  CLIENT_FRAMES_PER_TURN_DEFAULT,
+  FRAME_TIMEOUT_MS_DEFAULT,
+  HELD_BYTES_MAX_DEFAULT,
+  IDLE_TIMEOUT_MS_DEFAULT,
+} from "./limits.ts";
 
-/** Default bound on open connections per server. */
+/**
+ * Default bound on open client connections (every connection counts as a client's until its
+ * first peer body). At the bound, a new connection evicts the least recently active one.
+ */
 export const CONNECTIONS_MAX_DEFAULT = 1024;
+
+/**
+ * Default bound on open peer connections, kept apart from the client ones so that clients
+ * cannot lock peers out. At the bound, a new peer connection evicts the least recently active.
+ */
+export const PEER_CONNECTIONS_MAX_DEFAULT = 64;
 
 /**
  * Default bound on requests one connection may have awaiting a reply. The client connection
@@ -80,8 +96,36 @@ export interface TransportHandler {
 
 /** Options for {@linkcode TransportServer}. */
 export interface TransportServerOptions extends ConnectionOptions {
-  /** Most connections open at once; more are closed on arrival. Default 1024. */
+  /**
+   * Most client connections open at once; a new one beyond evicts the least recently active.
+   * Default {@linkcode CONNECTIONS_MAX_DEFAULT}.
+   */
   connectionsMax?: number;
+  /**
+   * Most peer connections (those whose first body was a peer body) open at once; a new one
+   * beyond evicts the least recently active. Default {@linkcode PEER_CONNECTIONS_MAX_DEFAULT}.
+   */
+  peerConnectionsMax?: number;
+  /**
+   * A connection that sends nothing for this long while no reply is owed to it is closed;
+   * 0 never closes one. Default {@linkcode IDLE_TIMEOUT_MS_DEFAULT}.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * A frame must arrive whole within this long of its first byte, or the connection is closed.
+   * Default {@linkcode FRAME_TIMEOUT_MS_DEFAULT}.
+   */
+  frameTimeoutMs?: number;
+  /**
+   * Bound on the bytes all connections together hold in partial frames and queued replies.
+   * Over it, client connections holding more than 64 KiB are closed. Default 64 MiB.
+   */
+  heldBytesMax?: number;
+  /**
+   * Bodies one client connection gets handled before it yields to the event loop (peer
+   * connections are not paced). Default {@linkcode CLIENT_FRAMES_PER_TURN_DEFAULT}.
+   */
+  clientFramesPerTurn?: number;
   /**
    * Most requests per connection awaiting a reply; a client that sends more is cut off as
    * misbehaving. Default {@linkcode REQUESTS_IN_FLIGHT_MAX_DEFAULT}.
@@ -129,6 +173,10 @@ interface ClientState {
   heldDropped: number;
 }
 
+// Bounds on how often the limits are checked.
+const SWEEP_MS_MIN = 50;
+const SWEEP_MS_MAX = 1000;
+
 /**
  * Listens on one TCP port and dispatches every decoded body to a {@linkcode TransportHandler}.
  *
@@ -154,8 +202,16 @@ export class TransportServer {
   #logger: Logger;
   #connectionOptions: ConnectionOptions;
   #connectionsMax: number;
+  #peerConnectionsMax: number;
+  #idleTimeoutMs: number;
+  #frameTimeoutMs: number;
   #requestsInFlightMax: number;
+  // Every connection, and the ones known to be peers'; the others count as clients.
   #clients = new Set<ClientState>();
+  #peers = new Set<ClientState>();
+  // Every connection whose loops have not ended yet, counted or not.
+  #live = new Set<Connection>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   #address: HostPort;
   #closing = false;
   #connectionsAccepted = 0;
@@ -181,11 +237,26 @@ export class TransportServer {
     this.#handler = handler;
     this.#logger = options.logger ?? silentLogger;
     // Checked now: a bad limit found while accepting would only surface as a dropped client.
-    this.#connectionOptions = { ...connectionLimits(options), logger: this.#logger };
+    const framesPerTurn = options.clientFramesPerTurn ?? CLIENT_FRAMES_PER_TURN_DEFAULT;
+    assertPositiveInteger("Client frames per turn", framesPerTurn);
+    this.#connectionOptions = {
+      ...connectionLimits(options),
+      logger: this.#logger,
+      budget: new ByteBudget(options.heldBytesMax ?? HELD_BYTES_MAX_DEFAULT),
+      framesPerTurn,
+    };
     this.#connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
+    this.#peerConnectionsMax = options.peerConnectionsMax ?? PEER_CONNECTIONS_MAX_DEFAULT;
     this.#requestsInFlightMax = options.requestsInFlightMax ?? REQUESTS_IN_FLIGHT_MAX_DEFAULT;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT;
+    this.#frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS_DEFAULT;
     assertPositiveInteger("Connection limit", this.#connectionsMax);
+    assertPositiveInteger("Peer connection limit", this.#peerConnectionsMax);
     assertPositiveInteger("Requests in flight limit", this.#requestsInFlightMax);
+    assertPositiveInteger("Frame timeout", this.#frameTimeoutMs);
+    if (!Number.isSafeInteger(this.#idleTimeoutMs) || this.#idleTimeoutMs < 0) {
+      throw new RangeError(`Idle timeout must be 0 or more, got ${this.#idleTimeoutMs}`);
+    }
     try {
       this.#listener = Deno.listen({ hostname: listen.hostname, port: listen.port });
     } catch (err) {
@@ -194,6 +265,9 @@ export class TransportServer {
     const addr = this.#listener.addr;
     this.#address = { hostname: addr.hostname, port: addr.port };
     this.#acceptLoop = this.#accept();
+    const shortest = Math.min(this.#idleTimeoutMs || Infinity, this.#frameTimeoutMs);
+    const sweepMs = Math.max(SWEEP_MS_MIN, Math.min(SWEEP_MS_MAX, Math.floor(shortest / 4)));
+    this.#sweeper = setInterval(() => this.#sweep(), sweepMs);
   }
 
   /** Wires in what handles the traffic, once; see the constructor. */
@@ -222,6 +296,16 @@ export class TransportServer {
     return this.#connectionsAccepted;
   }
 
+  /** Connections currently open that sent a peer body first. */
+  get peerConnectionCount(): number {
+    return this.#peers.size;
+  }
+
+  /** Bytes connections hold now in partial frames and queued replies. */
+  get heldBytes(): number {
+    return this.#connectionOptions.budget!.usedBytes;
+  }
+
   /**
    * Stops listening and closes every connection. Idempotent; resolves when all loops have ended.
    */
@@ -232,6 +316,7 @@ export class TransportServer {
 
   async #close(): Promise<void> {
     this.#closing = true;
+    clearInterval(this.#sweeper);
     try {
       this.#listener.close();
     } catch {
@@ -240,7 +325,7 @@ export class TransportServer {
     clearTimeout(this.#retryTimer);
     this.#retryWake?.();
     await this.#acceptLoop;
-    await Promise.all([...this.#clients].map((client) => client.conn.close()));
+    await Promise.all([...this.#live].map((conn) => conn.close()));
   }
 
   async #accept(): Promise<void> {
@@ -259,13 +344,8 @@ export class TransportServer {
         return;
       }
       this.#connectionsAccepted++;
-      if (this.#clients.size >= this.#connectionsMax) {
-        this.#logger.warn("connection limit reached, closing new connection", {
-          remote: formatAddress(tcp.remoteAddr),
-          limit: this.#connectionsMax,
-        });
-        tcp.close();
-        continue;
+      if (this.#clients.size - this.#peers.size >= this.#connectionsMax) {
+        this.#evict(this.#clients, this.#peers, false, "client");
       }
       this.#adopt(tcp);
     }
@@ -289,7 +369,86 @@ export class TransportServer {
       heldDropped: 0,
     };
     this.#clients.add(client);
-    client.conn.closed.then(() => this.#clients.delete(client));
+    this.#live.add(client.conn);
+    client.conn.closed.then(() => {
+      this.#live.delete(client.conn);
+      this.#clients.delete(client);
+      this.#peers.delete(client);
+    });
+  }
+
+  /**
+   * Makes room in a full pool by closing its least recently active connection, preferring one
+   * that is owed no reply. `pool` holds the candidates (`peers` selects whether they are the
+   * members of `peerSet` or the others).
+   */
+  #evict(pool: Set<ClientState>, peerSet: Set<ClientState>, peers: boolean, what: string): void {
+    let victim: ClientState | null = null;
+    for (const c of pool) {
+      if (peerSet.has(c) !== peers || c.conn.isClosed) continue;
+      if (
+        victim === null ||
+        (c.requestsInFlight === 0) > (victim.requestsInFlight === 0) ||
+        ((c.requestsInFlight === 0) === (victim.requestsInFlight === 0) &&
+          c.conn.lastReceiveMs < victim.conn.lastReceiveMs)
+      ) victim = c;
+    }
+    if (victim === null) return;
+    this.#logger.warn(`${what} connection limit reached, closing the least recently active`, {
+      remote: victim.conn.remoteAddress,
+      limit: peers ? this.#peerConnectionsMax : this.#connectionsMax,
+    });
+    this.#forget(victim);
+  }
+
+  // Closes a connection and stops counting it at once (its loops end later).
+  #forget(client: ClientState): void {
+    this.#clients.delete(client);
+    this.#peers.delete(client);
+    client.conn.close();
+  }
+
+  /**
+   * Moves a connection from the client pool to the peer pool: it no longer competes with
+   * clients for slots, its bodies are not paced and the byte budget does not cut it off.
+   * (Today a connection is a peer's when its first body is a peer body; a handshake that
+   * authenticates peers is the place to call this once it exists.)
+   */
+  #admitPeer(client: ClientState): void {
+    if (this.#peers.has(client)) return;
+    if (client.requestsInFlight > 0) {
+      throw new ProtocolError("Peer bodies on a connection that sent requests");
+    }
+    if (this.#peers.size >= this.#peerConnectionsMax) {
+      this.#evict(this.#peers, this.#peers, true, "peer");
+    }
+    this.#peers.add(client);
+    client.conn.markPeer();
+  }
+
+  /** Closes idle connections and those whose frame did not arrive in time. */
+  #sweep(): void {
+    const now = performance.now();
+    for (const client of this.#clients) {
+      const conn = client.conn;
+      const since = conn.partialSinceMs;
+      if (since !== null && now - since > this.#frameTimeoutMs) {
+        this.#logger.warn("frame not completed in time, closing connection", {
+          remote: conn.remoteAddress,
+          timeoutMs: this.#frameTimeoutMs,
+        });
+        this.#forget(client);
+      } else if (
+        this.#idleTimeoutMs > 0 && client.requestsInFlight === 0 && conn.queuedBytes === 0 &&
+        now - conn.lastReceiveMs > this.#idleTimeoutMs
+      ) {
+        this.#logger.debug("idle connection closed", {
+          remote: conn.remoteAddress,
+          idleMs: Math.round(now - conn.lastReceiveMs),
+        });
+        this.#forget(client);
+      }
+    }
   }
 
   #dispatch(client: ClientState, body: DecodedBody): void {
@@ -326,6 +485,8 @@ export class TransportServer {
     // A node still starting has no handler yet: its peers retry the connection.
     const verdict = this.#handler?.onHello?.(group, hello, remote) ?? false;
     if (verdict === true) {
+      // Only an accepted hello takes a peer slot: a stranger's hello cannot push peers out.
+      this.#admitPeer(client);
       client.helloState = "accepted";
       return;
     }
@@ -338,6 +499,7 @@ export class TransportServer {
       (accepted) => {
         if (client.conn.isClosed) return;
         if (!accepted) return this.#refuse(client, "hello refused");
+        this.#admitPeer(client);
         client.helloState = "accepted";
         const held = client.held;
         client.held = [];

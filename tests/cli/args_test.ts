@@ -239,9 +239,27 @@ Deno.test("serve has the documented defaults", () => {
     snapshotRetainEntries: 5_000,
     logSegmentBytes: 4 * 1024 * 1024,
     bootstrapTimeoutSecs: 300,
+    idleTimeoutSecs: 300,
+    frameTimeoutSecs: 10,
     logLevel: "info",
     logFormat: "text",
   });
+});
+
+Deno.test("serve takes the connection timeouts, 0 turning the idle one off", () => {
+  const options = parseServeArgs([
+    ...SERVE_REQUIRED,
+    "--idle-timeout-secs",
+    "0",
+    "--frame-timeout-secs",
+    "2",
+  ]);
+  assert.equal(options.idleTimeoutSecs, 0);
+  assert.equal(options.frameTimeoutSecs, 2);
+  assertUsage(
+    () => parseServeArgs([...SERVE_REQUIRED, "--frame-timeout-secs", "0"]),
+    /--frame-timeout-secs/,
+  );
 });
 
 Deno.test("serve reads every option", () => {

@@ -148,6 +148,8 @@ const SERVE: ServeOptions = {
   snapshotRetainEntries: 5_000,
   logSegmentBytes: 4 * 1024 * 1024,
   bootstrapTimeoutSecs: 300,
+  idleTimeoutSecs: 300,
+  frameTimeoutSecs: 10,
   logLevel: "info",
   logFormat: "json",
 };
@@ -212,6 +214,8 @@ Deno.test("serve passes its options to the node and stops it on SIGTERM", async 
     snapshotRetainEntries: 5_000,
     logSegmentBytes: 4 * 1024 * 1024,
     bootstrapTimeoutSecs: 300,
+    idleTimeoutMs: 300_000,
+    frameTimeoutMs: 10_000,
     logger: undefined,
   });
   // The effective configuration, defaults included, is logged once before the node starts.

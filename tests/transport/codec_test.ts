@@ -80,13 +80,14 @@ function sampleMessages(): Message[] {
     makeMessage(MessageType.App, {
       from,
       to,
-      term: Number.MAX_SAFE_INTEGER,
+      // The largest terms and indexes the protocol carries are just below 2^48.
+      term: 2 ** 48 - 1,
       logTerm: 2 ** 32,
       index: 2 ** 32 - 1,
       commit: 2 ** 40,
-      rejectHint: 2 ** 53 - 2,
+      rejectHint: 2 ** 48 - 2,
       context: 2 ** 31,
-      entries: [{ term: 2 ** 33, index: Number.MAX_SAFE_INTEGER, type: 0, data: bytes(0) }],
+      entries: [{ term: 2 ** 33, index: 2 ** 48 - 1, type: 0, data: bytes(0) }],
     }),
   ];
 }

@@ -159,6 +159,16 @@ const CASES: GoldenCase[] = [
     },
   },
   {
+    name: "response_large_request_id",
+    description: "RESPONSE 2^32 + 5: a request id past 32 bits goes out as uint 64 (0xcf)",
+    body: {
+      kind: "response",
+      group: "counter",
+      requestId: 2 ** 32 + 5,
+      response: { ok: true, value: 1n },
+    },
+  },
+  {
     name: "snapshot_chunk",
     description: "SNAPSHOT_CHUNK: bytes 0..3 of a 4-byte snapshot at index 5000, term 3",
     body: {

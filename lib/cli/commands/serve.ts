@@ -110,6 +110,8 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       snapshotRetainEntries: options.snapshotRetainEntries,
       logSegmentBytes: options.logSegmentBytes,
       bootstrapTimeoutSecs: options.bootstrapTimeoutSecs,
+      idleTimeoutMs: options.idleTimeoutSecs * 1000,
+      frameTimeoutMs: options.frameTimeoutSecs * 1000,
       logger,
     };
     // Once, before anything else: what runs, and with which settings, defaults included.
