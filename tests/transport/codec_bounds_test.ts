@@ -35,6 +35,7 @@ function raftFields(overrides: Record<number, unknown>): unknown[] {
     0,
     0,
     null,
+    0, // electionTicks: 0 in every type but HeartbeatResp
   ];
   for (const [at, value] of Object.entries(overrides)) fields[Number(at)] = value;
   return fields;
@@ -130,8 +131,8 @@ Deno.test("the encoder refuses the same out-of-range terms and indexes", () => {
 
 /** A raw App body of `count` empty entries, built by hand (the encoder refuses too many). */
 function appOfEmptyEntries(count: number): Uint8Array {
-  // The body is written piece by piece around the entries array (the 7th payload field) so
-  // its header can announce `count`. Each empty entry is 94 01 01 00 c4 00 (term 1, index 1,
+  // The body is written piece by piece around the entries array (the 7th of the 13 payload
+  // fields) so its header can announce `count`. Each empty entry is 94 01 01 00 c4 00 (term 1, index 1,
   // Normal, empty bin).
   const entry = [0x94, 0x01, 0x01, 0x00, 0xc4, 0x00];
   const before = raw.encode([
@@ -142,9 +143,10 @@ function appOfEmptyEntries(count: number): Uint8Array {
     0,
     0,
   ]).subarray(1); // the fields without their array header
-  const after = raw.encode([0, false, 0, 0, null]).subarray(1);
+  const after = raw.encode([0, false, 0, 0, null, 0]).subarray(1);
   const envelope = raw.encode([1, "g", 0]).subarray(1);
-  const parts: number[] = [0x94, ...envelope, 0x9c, ...before];
+  // 0x9d: a fixarray of 13 elements.
+  const parts: number[] = [0x94, ...envelope, 0x9d, ...before];
   parts.push(0xdd, count >>> 24, (count >>> 16) & 0xff, (count >>> 8) & 0xff, count & 0xff);
   const out = new Uint8Array(parts.length + count * entry.length + after.length);
   out.set(parts);
