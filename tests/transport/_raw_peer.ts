@@ -1,14 +1,14 @@
 /**
  * A stranger with a plain TCP socket: what the attack tests of issue 10 use to talk to a node
- * without any of the project's client or peer code. Every raw peer frame goes through
- * {@linkcode rawPeerSocket}, so a handshake (HELLO, authentication) that peers must send first is
- * added in one place.
+ * without any of the project's client or peer code. Every raw peer connection is opened by
+ * {@linkcode rawPeerSocket}, which sends the HELLO that peers must send first (and would send any
+ * later handshake, such as authentication), so that is done in one place.
  *
  * @module
  */
 
 import { Encoder } from "@msgpack/msgpack";
-import { encodeRaft } from "../../lib/transport/codec.ts";
+import { encodeHello, encodeRaft } from "../../lib/transport/codec.ts";
 import { encodeFrame } from "../../lib/transport/frame.ts";
 import type { Message } from "../../lib/raft/types.ts";
 
@@ -77,9 +77,48 @@ export function raftFrame(group: string, message: Message): Uint8Array {
 }
 
 /**
- * Opens a connection to `address` that claims to come from peer `from`, ready for raw peer
- * frames. (Today a node takes RAFT frames on any connection; a handshake goes here.)
+ * The data dir incarnation a raw peer shows when it is given none: a made-up one. A node takes it
+ * from a member it has never heard from (and records it); one that recorded another incarnation
+ * for that id refuses it.
  */
-export async function rawPeerSocket(address: string, _from: string): Promise<Deno.TcpConn> {
-  return await connectTo(address);
+export const RAW_PEER_INCARNATION = "00000000deadbeef";
+
+/** Who a raw peer says it is in its HELLO; see {@linkcode rawPeerSocket}. */
+export interface RawHello {
+  /** The group the hello is for. */
+  group: string;
+  /** The node id it claims. */
+  from: string;
+  /** The data dir incarnation it shows. Default {@linkcode RAW_PEER_INCARNATION}. */
+  incarnation?: string;
+  /** The cluster id it shows; "" (the default) is accepted by any cluster. */
+  clusterId?: string;
+}
+
+/** A frame holding the HELLO a peer sends first on each connection. */
+export function helloFrame(hello: RawHello): Uint8Array {
+  return encodeFrame(encodeHello(hello.group, {
+    from: hello.from,
+    incarnation: hello.incarnation ?? RAW_PEER_INCARNATION,
+    clusterId: hello.clusterId ?? "",
+  }));
+}
+
+/**
+ * Opens a connection to `address` that claims to come from peer `hello.from`, ready for raw peer
+ * frames: it has sent the HELLO that a node needs before any RAFT or snapshot body. It does not
+ * wait for the verdict: a node holds the bodies that follow until it decides, and closes the
+ * connection if it refuses.
+ *
+ * Without `--cluster-token-file` nothing proves the claim: anyone who can reach the port can say
+ * hello as any member of the node's configuration, and is heard as that member if the node has
+ * not recorded another incarnation for it (or if the hello shows the recorded one, which travels
+ * in clear text in every HELLO that member sends).
+ */
+export async function rawPeerSocket(address: string, hello: RawHello): Promise<Deno.TcpConn> {
+  const conn = await connectTo(address);
+  if (!await writeAll(conn, helloFrame(hello))) {
+    throw new Error(`${address} closed the connection before the hello was sent`);
+  }
+  return conn;
 }

@@ -1,7 +1,8 @@
 /**
  * The listening side's limits against a stranger (issue 10, point 5): idle connections, frames
  * that never finish, memory held in half-sent frames, connection slots, and pacing of client
- * frames so peer traffic keeps its turn.
+ * frames so peer traffic keeps its turn. Peers say hello first (a node's handler judges the
+ * hello; here it accepts members 127.0.0.1:2 and 127.0.0.1:3 and nobody else).
  */
 
 import assert from "node:assert/strict";
@@ -15,14 +16,24 @@ import {
   type TransportServerOptions,
 } from "../../lib/transport/server.ts";
 import { captureLogger, waitFor } from "./_helpers.ts";
-import { closedWithin, connectTo, writeAll } from "./_raw_peer.ts";
+import { closedWithin, connectTo, rawPeerSocket, writeAll } from "./_raw_peer.ts";
 
 const LOCAL = { hostname: "127.0.0.1", port: 0 };
+const MEMBERS: ReadonlySet<string> = new Set(["127.0.0.1:2", "127.0.0.1:3"]);
+
+/** Accepts the hello of a member of group "g", like a node's peer gate, and no other. */
+const acceptMembers = (group: string, hello: { from: string }) =>
+  group === "g" && MEMBERS.has(hello.from);
+
+/** A peer connection from `from` that has said hello to the server at `address`. */
+const peerSocket = (address: string, from = "127.0.0.1:2") =>
+  rawPeerSocket(address, { group: "g", from });
 
 function server(options: TransportServerOptions = {}, onRequestDone?: () => void) {
   const raft: Message[] = [];
   let requests = 0;
   const handler: TransportHandler = {
+    onHello: acceptMembers,
     onRaftMessage: (_group, message) => raft.push(message),
     onRequest(_group, _request, reply) {
       requests++;
@@ -130,7 +141,7 @@ Deno.test("2,000 idle connections keep out neither a new client nor a peer", asy
     await waitFor(() => s.connectionCount <= 1024, 5000, "client slots to stay bounded");
     const client = await RpcClientConnection.connect(s.address);
     assert.equal((await client.call("g", { op: "get" }, 5000)).ok, true);
-    const peer = await connectTo(s.address);
+    const peer = await peerSocket(s.address);
     await writeAll(peer, heartbeat("127.0.0.1:2"));
     await waitFor(() => raft.length === 1, 5000, "the peer's message");
     assert.equal(s.peerConnectionCount, 1);
@@ -148,6 +159,37 @@ Deno.test("2,000 idle connections keep out neither a new client nor a peer", asy
         // Closed by the server.
       }
     }
+    await s.close();
+  }
+});
+
+Deno.test("only an accepted hello takes a peer slot: strangers cannot push peers out", async () => {
+  const { logger } = captureLogger();
+  const { server: s, raft } = server({ logger, peerConnectionsMax: 2 });
+  const strangers: Deno.TcpConn[] = [];
+  try {
+    const members = [await peerSocket(s.address), await peerSocket(s.address, "127.0.0.1:3")];
+    await writeAll(members[0], heartbeat("127.0.0.1:2"));
+    await writeAll(members[1], heartbeat("127.0.0.1:3"));
+    await waitFor(() => raft.length === 2, 5000, "both members' messages");
+    assert.equal(s.peerConnectionCount, 2);
+    // Ten hellos from a non-member, ten Raft bodies with no hello before them, ten hellos for
+    // another group: each is closed, none takes a peer slot or evicts a member.
+    for (let i = 0; i < 10; i++) {
+      strangers.push(await rawPeerSocket(s.address, { group: "g", from: "127.0.0.1:9" }));
+      const bare = await connectTo(s.address);
+      await writeAll(bare, heartbeat("127.0.0.1:2"));
+      strangers.push(bare);
+      strangers.push(await rawPeerSocket(s.address, { group: "h", from: "127.0.0.1:2" }));
+    }
+    for (const conn of strangers) assert.ok(await closedWithin(conn, 5000), "stranger closed");
+    assert.equal(s.peerConnectionCount, 2);
+    // The members' connections are still open and heard.
+    await writeAll(members[0], heartbeat("127.0.0.1:2"));
+    await writeAll(members[1], heartbeat("127.0.0.1:3"));
+    await waitFor(() => raft.length === 4, 5000, "both members' second messages");
+    for (const conn of members) conn.close();
+  } finally {
     await s.close();
   }
 });
@@ -177,6 +219,7 @@ async function longestStretchWithoutTimers(framesPerTurn: number): Promise<numbe
   let requests = 0;
   let peerSeen = false;
   const s = new TransportServer(LOCAL, {
+    onHello: acceptMembers,
     onRaftMessage() {
       peerSeen = true;
     },
@@ -195,7 +238,7 @@ async function longestStretchWithoutTimers(framesPerTurn: number): Promise<numbe
   };
   try {
     const client = await connectTo(s.address);
-    const peer = await connectTo(s.address);
+    const peer = await peerSocket(s.address);
     // Drain replies so the client is never cut off for not reading.
     const drain = closedWithin(client, 30_000);
     probe();
