@@ -2,14 +2,26 @@
  * A counter node in this process against a stranger with a raw socket (issue 10, point 4): no
  * message may crash it or get something into its log that it cannot apply, and a log that holds
  * such an entry anyway stops the node with the entry's index.
+ *
+ * The stranger says hello as B, a member of A's configuration that A has never heard from:
+ * without `--cluster-token-file` nothing proves that claim, so A records the stranger's
+ * incarnation for B and hears it as B. That is exactly what an attacker can do, and it is what
+ * these tests need: the messages reach A's Raft core, not just its codec.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { computeClusterId } from "../../lib/counter/bootstrap_check.ts";
 import { CounterNode, type NodeOptions } from "../../lib/counter/node.ts";
 import { freePorts } from "../../lib/cli/local_cluster.ts";
 import { Logger } from "../../lib/logging/logger.ts";
-import { encodeConfState, EntryType, makeMessage, MessageType } from "../../lib/raft/mod.ts";
+import {
+  bootstrapState,
+  encodeConfState,
+  EntryType,
+  makeMessage,
+  MessageType,
+} from "../../lib/raft/mod.ts";
 import { DataDir } from "../../lib/storage/mod.ts";
 import { RpcClientConnection } from "../../lib/transport/mod.ts";
 import {
@@ -57,8 +69,21 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
+ * Bootstraps `dataDir` for the group `conf` the way a node does, but without the bootstrap
+ * check: a node started on an empty dir would wait for every other member to answer first.
+ */
+async function bootstrapDir(dataDir: string, id: string, conf: string[]): Promise<void> {
+  const storage = await DataDir.open(dataDir, { nodeId: id, group: GROUP });
+  await storage.saveClusterId(await computeClusterId(GROUP, conf));
+  const initial = bootstrapState({ voters: [...conf].sort(), learners: [] });
+  await storage.append(initial.entries);
+  await storage.saveHardState(initial.hardState);
+  await storage.close();
+}
+
+/**
  * Node A of the group [A, B], with B never started: A cannot win an election, so it follows
- * whoever claims to lead with a higher term, which is what a stranger can do today.
+ * whoever claims to be B and to lead with a higher term, which a stranger can do (see above).
  */
 async function withLoneFollower(
   body: (a: CounterNode, b: string, lines: string[]) => Promise<void>,
@@ -66,6 +91,7 @@ async function withLoneFollower(
   const root = await Deno.makeTempDir({ prefix: "counter-hostile-" });
   const [a, b] = freePorts(2).map((port) => `127.0.0.1:${port}`);
   const { logger, lines } = logged();
+  await bootstrapDir(join(root, "a"), a, [a, b]);
   const node = await CounterNode.start(options(join(root, "a"), a, [a, b], logger));
   try {
     await body(node, b, lines);
@@ -78,7 +104,7 @@ async function withLoneFollower(
 Deno.test("a heartbeat with term 2^53-1 closes the connection and leaves the node serving", async () => {
   await withLoneFollower(async (node, b, lines) => {
     const before = await status(node.id);
-    const conn = await rawPeerSocket(node.id, b);
+    const conn = await rawPeerSocket(node.id, { group: GROUP, from: b });
     const payload = [
       MessageType.Heartbeat,
       b,
@@ -92,6 +118,7 @@ Deno.test("a heartbeat with term 2^53-1 closes the connection and leaves the nod
       0,
       0,
       null,
+      0,
     ];
     await writeAll(conn, rawRaftFrame(GROUP, payload));
     assert.ok(await closedWithin(conn, 5000), "the node closes the connection");
@@ -120,7 +147,7 @@ Deno.test("an append carrying a poison entry is dropped whole, with a warning", 
         commit: lastIndex + 1,
         entries: [{ term, index: lastIndex + 1, type: EntryType.Normal, data }],
       });
-    const conn = await rawPeerSocket(node.id, b);
+    const conn = await rawPeerSocket(node.id, { group: GROUP, from: b });
     try {
       await writeAll(conn, raftFrame(GROUP, append(new Uint8Array([0xff]))));
       await sleep(800);
