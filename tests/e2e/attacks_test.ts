@@ -5,6 +5,13 @@
  *
  * Without peer authentication a stranger can still forge a well-formed message from the leader
  * (docs/SECURITY.md); what is asserted here is what holds without it.
+ *
+ * A node hears Raft traffic only after a HELLO from a member of its configuration that shows the
+ * incarnation it recorded for that member. Without `--cluster-token-file` that proves nothing: a
+ * member's incarnation travels in clear text in every HELLO it sends, so whoever saw one on the
+ * wire can replay it. The attacker here does just that (it reads the incarnation from the
+ * member's log, standing in for the wire), so that its messages reach each node's Raft core and
+ * not only its codec.
  */
 
 import assert from "node:assert/strict";
@@ -13,11 +20,13 @@ import { EntryType, makeMessage, MessageType } from "../../lib/raft/mod.ts";
 import {
   dumpClusterLogs,
   ELECTION_TIMEOUT_MS,
+  fileSize,
   IncrementLoad,
   readLogFrom,
   sleep,
   statusOf,
   waitForConvergence,
+  waitForLog,
 } from "./_cluster_helpers.ts";
 import {
   closedWithin,
@@ -29,6 +38,28 @@ import {
 } from "../transport/_raw_peer.ts";
 
 const GROUP = "counter";
+
+/** The data dir incarnation node `id` logged at start (`recovered ... incarnation=...`). */
+async function incarnationOf(cluster: LocalCluster, id: string): Promise<string> {
+  const log = await waitForLog(cluster.logPath(id), /\brecovered\b.*\bincarnation=[0-9a-f]{16}/);
+  return log.match(/\brecovered\b.*\bincarnation=([0-9a-f]{16})/)![1];
+}
+
+/**
+ * Opens a raw peer connection to `target` that says hello as a member the target listens to:
+ * the leader, or for the leader itself another member (a node refuses a hello in its own name).
+ * Returns the claimed id with the connection.
+ */
+async function impersonate(
+  cluster: LocalCluster,
+  target: string,
+  leader: string,
+): Promise<{ conn: Deno.TcpConn; from: string }> {
+  const from = target === leader ? cluster.ids.find((id) => id !== leader)! : leader;
+  const incarnation = await incarnationOf(cluster, from);
+  const conn = await rawPeerSocket(target, { group: GROUP, from, incarnation });
+  return { conn, from };
+}
 
 Deno.test({
   name: "term 2^53-1 heartbeats and poison entries leave the group serving every increment",
@@ -48,10 +79,10 @@ Deno.test({
 
       // 1. The heartbeat with term 2^53-1 that used to crash-loop every node.
       for (const id of cluster.ids) {
-        const conn = await rawPeerSocket(id, leader);
+        const { conn, from } = await impersonate(cluster, id, leader);
         const payload = [
           MessageType.Heartbeat,
-          leader,
+          from,
           id,
           2 ** 53 - 1,
           0,
@@ -62,6 +93,7 @@ Deno.test({
           0,
           0,
           null,
+          0,
         ];
         await writeAll(conn, rawRaftFrame(GROUP, payload));
         assert.ok(await closedWithin(conn, 5000), `${id} closes the connection`);
@@ -73,13 +105,14 @@ Deno.test({
         const s = await statusOf(id);
         assert.ok(s !== null, `${id} answers`);
         const term = s.term + 5;
-        const conn = await rawPeerSocket(id, leader);
+        const logAt = await fileSize(cluster.logPath(id));
+        const { conn, from } = await impersonate(cluster, id, leader);
         await writeAll(
           conn,
           raftFrame(
             GROUP,
             makeMessage(MessageType.App, {
-              from: leader,
+              from,
               to: id,
               term,
               logTerm: s.term,
@@ -94,6 +127,8 @@ Deno.test({
             }),
           ),
         );
+        // Kept open until the node has judged the message: it was heard, not just decoded.
+        await waitForLog(cluster.logPath(id), /malformed entry/, logAt);
         conn.close();
       }
 
