@@ -28,7 +28,7 @@ import {
 
 /**
  * Default bound on open client connections (every connection counts as a client's until its
- * first peer body). At the bound, a new connection evicts the least recently active one.
+ * HELLO is accepted). At the bound, a new connection evicts the least recently active one.
  */
 export const CONNECTIONS_MAX_DEFAULT = 1024;
 
@@ -102,7 +102,7 @@ export interface TransportServerOptions extends ConnectionOptions {
    */
   connectionsMax?: number;
   /**
-   * Most peer connections (those whose first body was a peer body) open at once; a new one
+   * Most peer connections (those whose HELLO was accepted) open at once; a new one
    * beyond evicts the least recently active. Default {@linkcode PEER_CONNECTIONS_MAX_DEFAULT}.
    */
   peerConnectionsMax?: number;
@@ -296,7 +296,7 @@ export class TransportServer {
     return this.#connectionsAccepted;
   }
 
-  /** Connections currently open that sent a peer body first. */
+  /** Connections currently open whose HELLO was accepted. */
   get peerConnectionCount(): number {
     return this.#peers.size;
   }
@@ -411,8 +411,8 @@ export class TransportServer {
   /**
    * Moves a connection from the client pool to the peer pool: it no longer competes with
    * clients for slots, its bodies are not paced and the byte budget does not cut it off.
-   * (Today a connection is a peer's when its first body is a peer body; a handshake that
-   * authenticates peers is the place to call this once it exists.)
+   * Called only once the connection's HELLO is accepted: a stranger's hello or a bare peer body
+   * never takes a peer slot.
    */
   #admitPeer(client: ClientState): void {
     if (this.#peers.has(client)) return;
