@@ -46,7 +46,7 @@ import { CounterStateMachine } from "./state_machine.ts";
 import { encodeIncrement, readStampMs } from "./command.ts";
 import { ClusterClock } from "./cluster_clock.ts";
 import { PendingProposals } from "./pending_proposals.ts";
-import { confProblem, entryProblem, snapshotProblem } from "./entry_check.ts";
+import { entryProblem, snapshotProblem } from "./entry_check.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
 import { PeerGate } from "./peer_identity.ts";
