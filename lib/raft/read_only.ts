@@ -111,11 +111,14 @@ export class ReadOnlyQueue {
     if (promiseTicks < round.promiseTicksMin) round.promiseTicksMin = promiseTicks;
     if (!hasQuorum(round.acks)) return [];
     const done = this.#rounds.splice(0, pos + 1);
-    // A round acknowledged by voters alone (no follower ack counted: a one-voter group) has an
-    // infinite promise; such a leader needs no lease, since no one else can be elected.
-    const leaseTicks = Math.floor(round.promiseTicksMin * LEASE_FRACTION);
-    const end = round.startTick + leaseTicks;
-    if (end > this.#leaseEndTick) this.#leaseEndTick = end;
+    // A round no follower acknowledged (a one-voter group) carries no promise at all: such a
+    // leader serves reads without a lease while it is alone, and its lease must not outlive
+    // that. (An infinite lease here once let a leader that grew its group from one voter serve
+    // stale reads forever after a partition; the simulator found it.)
+    if (Number.isFinite(round.promiseTicksMin)) {
+      const end = round.startTick + Math.floor(round.promiseTicksMin * LEASE_FRACTION);
+      if (end > this.#leaseEndTick) this.#leaseEndTick = end;
+    }
     return done.flatMap((r) => r.reads);
   }
 

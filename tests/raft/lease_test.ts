@@ -90,3 +90,58 @@ Deno.test("lease: a heartbeat answer carries the follower's own election timeout
     [["n2", 25], ["n3", 35]],
   );
 });
+
+Deno.test("lease: a leader that grew its group from one voter holds no lease from that time", () => {
+  // As after `counter recover --force-new-cluster`: n1 leads alone, confirms read rounds with its
+  // own ack only, then adds n2 and n3. Once cut off, it must not serve lease reads while they
+  // elect a leader and commit.
+  const net = new Network();
+  net.add(newNode("n1", bootstrapState({ voters: ["n1"], learners: [] }), {}, 1));
+  for (const [i, id] of ["n2", "n3"].entries()) {
+    net.add(
+      newNode(id, { hardState: { term: 0, vote: "" }, snapshot: null, entries: [] }, {}, i + 2),
+    );
+  }
+  net.campaign("n1");
+  const n1 = net.node("n1");
+  assert.equal(n1.role, Role.Leader);
+  n1.readIndex(1, {}); // alone: served at once, after a round only n1 acknowledged
+  net.tick(["n1"], 2);
+  net.stabilize();
+  // As the operator adds members back: each as a learner first (whose heartbeat answers confirm
+  // rounds that n1's own ack already decided), then promoted.
+  for (const id of ["n2", "n3"]) {
+    for (const type of ["addLearner", "promote"] as const) {
+      assert.ok(n1.proposeConfChange({ type, node: id }).ok, `${type} ${id}`);
+      for (let i = 0; i < 5; i++) {
+        net.tick(["n1"], 1); // heartbeats find the new member and bring it up to date
+        net.stabilize();
+      }
+    }
+  }
+  assert.deepEqual(n1.conf.voters, ["n1", "n2", "n3"]);
+  const oldCommit = n1.commitIndex;
+  net.isolate("n1");
+  let newCommit = 0;
+  let reads = 1;
+  for (let tick = 1; tick <= 6 * ELECTION_TICKS && n1.role === Role.Leader; tick++) {
+    net.tick(["n1", "n2", "n3"], 1);
+    net.stabilize();
+    const leader = ["n2", "n3"].find((id) => net.node(id).role === Role.Leader);
+    if (leader !== undefined && newCommit === 0) {
+      const l = net.node(leader);
+      assert.equal(l.propose(commands("after")).ok, true);
+      net.stabilize();
+      newCommit = l.commitIndex;
+      assert.ok(newCommit > oldCommit);
+    }
+    n1.readIndex(++reads, { lease: true });
+    for (const rs of n1.ready().readStates) {
+      assert.ok(
+        newCommit === 0 || rs.index >= newCommit,
+        `tick ${tick}: n1 served a lease read at index ${rs.index}, but ${newCommit} is committed`,
+      );
+    }
+  }
+  assert.ok(newCommit > 0, "n2 or n3 was elected and committed a write");
+});

@@ -1341,3 +1341,60 @@ Deno.test("§5.2: a rejected candidate of a higher term does not restart the vot
   }
   assert.deepEqual(net.leaders(), ["b"], "the node whose log is up to date wins");
 });
+
+// ---------------------------------------------------------------- a node added back, empty
+
+/**
+ * a, b, c; b is cut off and removed, then c's disk dies: c is removed and added back empty under
+ * its old id (README's replacement). b never learned of any of it and still believes {a, b, c}.
+ * When b campaigns, the new c must not vote for it: an empty log is "up to date" against any
+ * candidate, and b's stale configuration still counts c as a voter.
+ */
+function staleVoterAndEmptyNode(cOptions: { voteFloor?: number }): Network {
+  const net = elected(["a", "b", "c"]);
+  const a = net.node("a");
+  net.isolate("b");
+  assert.ok(a.proposeConfChange({ type: "remove", node: "b" }).ok);
+  net.stabilize();
+  assert.deepEqual(a.conf.voters, ["a", "c"]);
+  a.propose(commands("committed without b"));
+  net.stabilize();
+  // c's disk dies; the operator removes it and adds it back empty.
+  net.isolate("c");
+  assert.ok(a.proposeConfChange({ type: "remove", node: "c" }).ok);
+  net.stabilize();
+  assert.deepEqual(a.conf.voters, ["a"]);
+  net.nodes.delete("c");
+  net.add(newNode("c", { hardState: { term: 0, vote: "" }, snapshot: null, entries: [] }, {
+    ...cOptions,
+  }, 7));
+  net.heal();
+  net.isolate("a"); // a is slow to reach c; b campaigns meanwhile
+  assert.ok(a.proposeConfChange({ type: "addLearner", node: "c" }).ok);
+  return net;
+}
+
+Deno.test("an empty node added back under an old id does not vote before it heard a leader", () => {
+  const net = staleVoterAndEmptyNode({ voteFloor: -1 });
+  const b = net.node("b");
+  for (let t = 0; t < 4 * ELECTION_TICKS && b.role !== Role.Leader; t++) {
+    net.tick(["b", "c"]);
+    net.stabilize();
+  }
+  assert.notEqual(b.role, Role.Leader, "b must not win with the new c's vote");
+  const votes = net.sent.filter((m) =>
+    m.from === "c" && m.to === "b" &&
+    (m.type === MessageType.VoteResp || m.type === MessageType.PreVoteResp)
+  );
+  assert.ok(votes.length > 0 && votes.every((m) => m.reject), "c refused every vote");
+});
+
+Deno.test("without a vote floor, that empty node elects the stale voter (what the floor stops)", () => {
+  const net = staleVoterAndEmptyNode({});
+  const b = net.node("b");
+  for (let t = 0; t < 4 * ELECTION_TICKS && b.role !== Role.Leader; t++) {
+    net.tick(["b", "c"]);
+    net.stabilize();
+  }
+  assert.equal(b.role, Role.Leader, "b won with c's vote although it lacks committed entries");
+});

@@ -520,7 +520,14 @@ const enum Kind {
 
 type SimEvent =
   | { kind: Kind.Tick; node: number; epoch: number }
-  | { kind: Kind.Deliver; msg: Message; incarnation: number; cluster: number }
+  | {
+    kind: Kind.Deliver;
+    msg: Message;
+    incarnation: number;
+    cluster: number;
+    /** The receiver's incarnation when it was sent: a wiped receiver's connections died. */
+    toIncarnation: number;
+  }
   | { kind: Kind.Disk; node: number; epoch: number }
   | { kind: Kind.Chaos }
   | { kind: Kind.Restart; node: number }
@@ -556,11 +563,6 @@ const ANSWERED_KEPT = 8;
 function isCountedAnswer(type: MessageType): boolean {
   return type === MessageType.VoteResp || type === MessageType.PreVoteResp ||
     type === MessageType.AppResp || type === MessageType.HeartbeatResp;
-}
-
-/** Messages only a leader sends: a node that joined takes its cluster from the first one. */
-function isLeaderMessage(type: MessageType): boolean {
-  return type === MessageType.App || type === MessageType.Snap || type === MessageType.Heartbeat;
 }
 
 /** Node id of the i-th node (0-based). */
@@ -951,7 +953,7 @@ export class Simulation {
         this.#onTick(ev.node, ev.epoch);
         break;
       case Kind.Deliver:
-        this.#onDeliver(ev.msg, ev.incarnation, ev.cluster);
+        this.#onDeliver(ev.msg, ev.incarnation, ev.cluster, ev.toIncarnation);
         break;
       case Kind.Disk:
         this.#onDiskDone(ev.node, ev.epoch);
@@ -1521,6 +1523,7 @@ export class Simulation {
     for (const id of [...node.disk.peerIncarnations.keys()]) {
       if (!conf.voters.includes(id) && !conf.learners.includes(id)) {
         node.disk.peerIncarnations.delete(id);
+        this.#note(() => `${node.id} forgets the incarnation of ${id}`);
       }
     }
   }
@@ -1635,6 +1638,7 @@ export class Simulation {
         msg: i === 0 ? copy : cloneMessage(m),
         incarnation: node.disk.incarnation,
         cluster: node.disk.clusterId,
+        toIncarnation: to.disk.incarnation,
       });
     }
   }
@@ -1673,6 +1677,7 @@ export class Simulation {
     const conf = to.raft!.conf;
     if (conf.voters.includes(from) || conf.learners.includes(from)) {
       to.disk.peerIncarnations.set(from, incarnation);
+      this.#note(() => `${to.id} records incarnation ${incarnation} of ${from}`);
     }
     return true;
   }
@@ -1703,7 +1708,7 @@ export class Simulation {
     this.#afterInput(node);
   }
 
-  #onDeliver(m: Message, incarnation: number, cluster: number): void {
+  #onDeliver(m: Message, incarnation: number, cluster: number, toIncarnation: number): void {
     const from = this.#byId.get(m.from)!;
     const to = this.#byId.get(m.to)!;
     this.#hash.num(m.type);
@@ -1717,9 +1722,10 @@ export class Simulation {
       this.#drop(m);
       return;
     }
-    if (from.disk.incarnation !== incarnation && this.#options.mutation !== "no-identity-check") {
-      // Sent by a process whose data dir has been wiped since: its connections died with it.
-      this.#note(() => `drop (sender's old incarnation) ${formatMessage(m)}`);
+    const stale = from.disk.incarnation !== incarnation || to.disk.incarnation !== toIncarnation;
+    if (stale && this.#options.mutation !== "no-identity-check") {
+      // Sender or receiver had its data dir wiped since: the connection died with the process.
+      this.#note(() => `drop (a wiped end's old connection) ${formatMessage(m)}`);
       this.#drop(m);
       return;
     }
@@ -1732,7 +1738,11 @@ export class Simulation {
       this.#drop(m);
       return;
     }
-    if (mine === 0 && cluster !== 0 && isLeaderMessage(m.type)) to.disk.clusterId = cluster;
+    // As node.ts: a node that joined takes the cluster id of the leader whose entries or
+    // snapshot it first takes (not of a heartbeat alone).
+    const givesState = (m.type === MessageType.App && m.entries.length > 0) ||
+      m.type === MessageType.Snap;
+    if (mine === 0 && cluster !== 0 && givesState) to.disk.clusterId = cluster;
     if (!this.#identityAccepts(to, m, incarnation)) {
       this.#note(() =>
         `drop (incarnation ${incarnation} of ${m.from} unknown) ${formatMessage(m)}`
