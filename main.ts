@@ -73,6 +73,26 @@ async function dispatch(invocation: Invocation): Promise<number> {
       const { runSnapshot } = await import("./lib/cli/commands/snapshot.ts");
       return await runSnapshot(invocation.options);
     }
+    case "health": {
+      const { runHealth } = await import("./lib/cli/commands/health.ts");
+      return await runHealth(invocation.options);
+    }
+    case "backup": {
+      const { runBackup } = await import("./lib/cli/commands/backup.ts");
+      return await runBackup(invocation.options);
+    }
+    case "restore": {
+      const { runRestore } = await import("./lib/cli/commands/restore.ts");
+      return await runRestore(invocation.options);
+    }
+    case "inspect": {
+      const { runInspect } = await import("./lib/cli/commands/inspect.ts");
+      return await runInspect(invocation.options);
+    }
+    case "recover": {
+      const { runRecover } = await import("./lib/cli/commands/recover.ts");
+      return await runRecover(invocation.options);
+    }
   }
 }
 

@@ -146,6 +146,8 @@ export interface ServeOptions {
   logLevel: LogLevel;
   /** Log line format (`--log-format`). */
   logFormat: LogFormat;
+  /** `--metrics-addr`: where to serve /metrics, /health and /status over HTTP; none if absent. */
+  metricsAddr?: string;
 }
 
 /** Options shared by the commands that talk to a running group. */
@@ -177,7 +179,7 @@ export interface GetOptions extends ClientOptions {
 }
 
 /** Subcommands of `counter peers`; `list` is the default. */
-export const PEERS_ACTIONS = ["list", "add", "remove", "promote", "reset"] as const;
+export const PEERS_ACTIONS = ["list", "add", "remove", "promote"] as const;
 
 /** What `counter peers` does, with the arguments of that subcommand. */
 export type PeersAction =
@@ -185,14 +187,9 @@ export type PeersAction =
   /** `learner`: stay a learner instead of being promoted once caught up (`--learner`). */
   | { action: "add"; node: string; learner: boolean }
   | { action: "remove"; node: string }
-  | { action: "promote"; node: string }
-  /**
-   * `voters`: the new membership, and the nodes the reset is sent to; `force`: `--force` was
-   * given (without it the command refuses to run).
-   */
-  | { action: "reset"; voters: string[]; force: boolean };
+  | { action: "promote"; node: string };
 
-/** Options of `counter peers`. For `reset`, `peers` is the `voters` list itself. */
+/** Options of `counter peers`. */
 export type PeersOptions = ClientOptions & PeersAction;
 
 /** Options of `counter leader`: name the leader, or move leadership to `node`. */
@@ -207,6 +204,51 @@ export type StatusOptions = ClientOptions;
 export interface SnapshotOptions extends ClientOptions {
   /** The node to take a snapshot on (`--peer`). */
   peer: string;
+}
+
+/** Options of `counter health`. */
+export type HealthOptions = ClientOptions;
+
+/** Options of `counter backup`. */
+export interface BackupOptions extends ClientOptions {
+  /** The file to write the snapshot to (`--out`). */
+  out: string;
+  /** Replace `out` when it exists (`--force`). */
+  force: boolean;
+}
+
+/** Options of `counter restore`. */
+export interface RestoreOptions {
+  /** The new node's data dir, absent or empty (`--data`). */
+  dataDir: string;
+  /** The backup file (`--from`). */
+  from: string;
+  /** The new node's id (`--id`). */
+  id: string;
+  /** The new group's members, `id` included (`--conf`). */
+  conf: string[];
+  /** Raft group name (`--group`). */
+  group: string;
+  /** Print one JSON object instead of plain text (`--json`). */
+  json: boolean;
+}
+
+/** Options of `counter inspect`. */
+export interface InspectOptions {
+  /** The data dir to read (`--data`). */
+  dataDir: string;
+  /** Print one JSON object instead of plain text (`--json`). */
+  json: boolean;
+}
+
+/** Options of `counter recover`. */
+export interface RecoverOptions {
+  /** The stopped node's data dir (`--data`). */
+  dataDir: string;
+  /** Run without asking for confirmation (`--yes`). */
+  yes: boolean;
+  /** Print one JSON object (`--json`). */
+  json: boolean;
 }
 
 /** Options of `counter demo`. */
@@ -255,7 +297,12 @@ export type Invocation =
   | { command: "status"; options: StatusOptions }
   | { command: "leader"; options: LeaderOptions }
   | { command: "peers"; options: PeersOptions }
-  | { command: "snapshot"; options: SnapshotOptions };
+  | { command: "snapshot"; options: SnapshotOptions }
+  | { command: "health"; options: HealthOptions }
+  | { command: "backup"; options: BackupOptions }
+  | { command: "restore"; options: RestoreOptions }
+  | { command: "inspect"; options: InspectOptions }
+  | { command: "recover"; options: RecoverOptions };
 
 /** Options for {@linkcode parseCommandLine}. */
 export interface ParseOptions {
@@ -414,9 +461,14 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     "log-segment-bytes": "string",
     "log-level": "string",
     "log-format": "string",
+    "metrics-addr": "string",
   });
   expectPositionals(scanned, 0);
   const dataDir = required(scanned, "data");
+  const metricsText = scanned.strings.get("metrics-addr");
+  const metricsAddr = metricsText === undefined
+    ? undefined
+    : parseHostPort(metricsText, "--metrics-addr");
   const id = parseHostPort(required(scanned, "id"), "--id");
   const joinText = scanned.strings.get("join");
   const confText = scanned.strings.get("conf");
@@ -490,6 +542,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     logFormat: logFormat === undefined
       ? "text"
       : parseChoice(logFormat, "--log-format", LOG_FORMATS),
+    ...(metricsAddr !== undefined ? { metricsAddr } : {}),
   };
 }
 
@@ -571,6 +624,13 @@ function directClientOptions(scanned: Scanned, peers: string[], why: string): Cl
 /** Parses the arguments of `counter peers` (after the word `peers`). */
 export function parsePeersArgs(argv: readonly string[], options: ParseOptions = {}): PeersOptions {
   const env = options.env ?? Deno.env.get;
+  if (argv[0] === "reset") {
+    // The old network reset made survivors diverge; it is gone, and says where it went.
+    throw new UsageError(
+      "'peers reset' was replaced by 'counter recover --data DIR --force-new-cluster', run on " +
+        "one stopped survivor's data dir (see 'counter recover --help')",
+    );
+  }
   const { name, rest } = subcommand(argv, PEERS_ACTIONS, "list");
   switch (name) {
     case "list": {
@@ -593,22 +653,6 @@ export function parsePeersArgs(argv: readonly string[], options: ParseOptions = 
       const scanned = scan(rest, CLIENT_SPEC);
       const node = nodeArgument(scanned, name);
       return { ...clientOptions(scanned, env), action: name, node };
-    }
-    case "reset": {
-      const scanned = scan(rest, { ...CLIENT_SPEC, force: "boolean" });
-      expectPositionals(scanned, 1);
-      const text = scanned.positionals[0];
-      if (text === undefined) {
-        throw new UsageError("missing HOST:PORT,..., the surviving nodes that form the new group");
-      }
-      const voters = parseAddressList(text, "the node list");
-      const why = "the reset is sent to each node of the HOST:PORT,... list";
-      return {
-        ...directClientOptions(scanned, voters, why),
-        action: name,
-        voters,
-        force: scanned.flags.has("force"),
-      };
     }
   }
 }
@@ -648,6 +692,76 @@ export function parseSnapshotArgs(argv: readonly string[]): SnapshotOptions {
   const peer = parseHostPort(required(scanned, "peer"), "--peer");
   const why = "--peer names the one node to take a snapshot on";
   return { ...directClientOptions(scanned, [peer], why), peer };
+}
+
+/** Parses the arguments of `counter health` (after the word `health`). */
+export function parseHealthArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): HealthOptions {
+  const scanned = scan(argv, CLIENT_SPEC);
+  expectPositionals(scanned, 0);
+  return clientOptions(scanned, options.env ?? Deno.env.get);
+}
+
+/** Parses the arguments of `counter backup` (after the word `backup`). */
+export function parseBackupArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): BackupOptions {
+  const scanned = scan(argv, { ...CLIENT_SPEC, out: "string", force: "boolean" });
+  expectPositionals(scanned, 0);
+  const out = required(scanned, "out");
+  return {
+    ...clientOptions(scanned, options.env ?? Deno.env.get),
+    out,
+    force: scanned.flags.has("force"),
+  };
+}
+
+/** Parses the arguments of `counter restore` (after the word `restore`). */
+export function parseRestoreArgs(argv: readonly string[]): RestoreOptions {
+  const scanned = scan(argv, {
+    data: "string",
+    from: "string",
+    id: "string",
+    conf: "string",
+    group: "string",
+    json: "boolean",
+  });
+  expectPositionals(scanned, 0);
+  const dataDir = required(scanned, "data");
+  const from = required(scanned, "from");
+  const id = parseHostPort(required(scanned, "id"), "--id");
+  const conf = parseAddressList(required(scanned, "conf"), "--conf");
+  if (!conf.includes(id)) throw new UsageError(`--conf must include this node's --id ${id}`);
+  return { dataDir, from, id, conf, group: groupOption(scanned), json: scanned.flags.has("json") };
+}
+
+/** Parses the arguments of `counter inspect` (after the word `inspect`). */
+export function parseInspectArgs(argv: readonly string[]): InspectOptions {
+  const scanned = scan(argv, { data: "string", json: "boolean" });
+  expectPositionals(scanned, 0);
+  return { dataDir: required(scanned, "data"), json: scanned.flags.has("json") };
+}
+
+/** Parses the arguments of `counter recover` (after the word `recover`). */
+export function parseRecoverArgs(argv: readonly string[]): RecoverOptions {
+  const scanned = scan(argv, {
+    data: "string",
+    "force-new-cluster": "boolean",
+    yes: "boolean",
+    json: "boolean",
+  });
+  expectPositionals(scanned, 0);
+  const dataDir = required(scanned, "data");
+  if (!scanned.flags.has("force-new-cluster")) {
+    // The one recovery there is; the flag makes the operator say what it does.
+    throw new UsageError(
+      "missing --force-new-cluster (recover forces this node into a new one-node group)",
+    );
+  }
+  return { dataDir, yes: scanned.flags.has("yes"), json: scanned.flags.has("json") };
 }
 
 /** Parses the arguments of `counter demo` (after the word `demo`). */
@@ -848,6 +962,16 @@ export function parseCommandLine(argv: readonly string[], options: ParseOptions 
         return { command: name, options: parsePeersArgs(rest, options) };
       case "snapshot":
         return { command: name, options: parseSnapshotArgs(rest) };
+      case "health":
+        return { command: name, options: parseHealthArgs(rest, options) };
+      case "backup":
+        return { command: name, options: parseBackupArgs(rest, options) };
+      case "restore":
+        return { command: name, options: parseRestoreArgs(rest) };
+      case "inspect":
+        return { command: name, options: parseInspectArgs(rest) };
+      case "recover":
+        return { command: name, options: parseRecoverArgs(rest) };
       case "help":
         return asksForHelp(rest) ? { command: "help", topic: "help" } : parseHelpArgs(rest);
     }

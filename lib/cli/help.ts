@@ -24,6 +24,7 @@ import {
   PEERS_ENV,
 } from "./args.ts";
 import type { CommandName } from "./usage_error.ts";
+import { HEALTH_APPLY_LAG_MAX } from "../counter/metrics.ts";
 
 const CLIENT_EXIT_CODES = `Exit codes:
   0  success
@@ -68,8 +69,13 @@ Commands:
 Admin commands:
   status    show each node's role, term, log indexes and value
   leader    name the leader, or move leadership to another node
-  peers     list, add, remove or promote members; reset a lost majority
+  peers     list, add, remove or promote members
   snapshot  make one node take a snapshot now
+  health    check that every node knows a leader and is caught up
+  backup    save a consistent snapshot of the group to a file
+  restore   seed a new node's data dir from a backup file
+  inspect   show a stopped node's data dir: meta, snapshot, log range
+  recover   force a stopped survivor of a lost majority into a new group
 
 Options:
   -h, --help    show this help
@@ -116,6 +122,8 @@ Options:
                               file (default: ${DEFAULT_LOG_SEGMENT_BYTES})
   --log-level LEVEL           debug, info, warn or error (default: info)
   --log-format FORMAT         text or json (default: text)
+  --metrics-addr HOST:PORT    serve /metrics (Prometheus), /health and
+                              /status over HTTP there (default: off)
   -h, --help                  show this help
 
 Example:
@@ -325,7 +333,6 @@ const PEERS = `Usage: counter peers [list] [OPTIONS]
        counter peers add HOST:PORT [--learner] [OPTIONS]
        counter peers remove HOST:PORT [OPTIONS]
        counter peers promote HOST:PORT [OPTIONS]
-       counter peers reset --force HOST:PORT,... [OPTIONS]
 
 Shows and changes the group's membership. Changes go to the leader, one
 at a time, are answered once the group has committed them, and print the
@@ -342,32 +349,26 @@ Subcommands:
             learner
   remove    remove a member, voter or learner
   promote   make a learner a voter
-  reset     the last resort for a group that has lost its majority for
-            good (SOFAJRaft's resetPeers). Sends the voters HOST:PORT,...
-            to each of them directly (not to --peers), and each adopts
-            them at once, without consensus: acknowledged increments that
-            only the lost nodes held may be lost. Run it on every
-            surviving node with the same list, and never restart a lost
-            node with its old data. Refuses to run without --force
+
+A group that has lost its majority for good is recovered with
+'counter recover', on one stopped survivor (see 'counter recover --help').
 
 Options:
   --learner           add: keep the new node a learner
-  --force             reset: run it despite the dangers above
 ${CLIENT_OPTIONS}
 
 Output: list prints a table; add, remove and promote the new
-configuration; reset one line per node. With --json, one JSON object.
+configuration. With --json, one JSON object.
 
 Examples:
   counter peers list
   counter peers add 127.0.0.1:8084
   counter peers remove 127.0.0.1:8083
-  counter peers reset --force 127.0.0.1:8081,127.0.0.1:8082
 
 Exit codes:
   0  success
   1  failed, and certainly not applied
-  2  usage error, or reset without --force
+  2  usage error
   3  outcome unknown: the change was sent but no answer came before the
      deadline; it may or may not have been applied
 `;
@@ -397,6 +398,159 @@ Exit codes:
      still write the snapshot
 `;
 
+const HEALTH = `Usage: counter health [OPTIONS]
+
+Asks every node of --peers directly for its state and prints one line per
+node: healthy when it knows a leader and has applied within
+${HEALTH_APPLY_LAG_MAX} entries of its commit index, else unhealthy with the reason.
+The same rule answers GET /health on a node's --metrics-addr.
+
+Options:
+${CLIENT_OPTIONS}
+
+Output: one line per node, "HOST:PORT is healthy: ..." or "HOST:PORT is
+unhealthy: ..."; with --json, one line {"endpoints": [...]} with
+{"node", "healthy", "reason", "tookMs"} per node.
+
+Example:
+  counter health --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
+
+Exit codes:
+  0  every node is healthy
+  1  at least one node is unhealthy or did not answer
+  2  usage error
+`;
+
+const BACKUP = `Usage: counter backup --out FILE [OPTIONS]
+
+Asks the leader for a consistent snapshot of the group and writes it to
+FILE. The leader confirms its leadership and waits until it has applied
+every increment acknowledged before the request, then sends its state
+(value, client sessions, configuration, index, term) in the snapshot file
+format, whose CRC-32C covers every byte. The file is checked whole, then
+written atomically (temp file, fsync, rename). Restore it with
+'counter restore'.
+
+Options:
+  --out FILE          the file to write (required)
+  --force             replace FILE if it exists
+${CLIENT_OPTIONS}
+
+Output: the snapshot's index, term, value and size, and the file's
+SHA-256; with --json, one line {"file", "node", "index", "term",
+"voters", "learners", "value", "sessions", "bytes", "sha256"}.
+
+Example:
+  counter backup --peers 127.0.0.1:8081,127.0.0.1:8082 --out counter.snap
+
+Exit codes:
+  0  FILE written
+  1  failed; FILE untouched
+  2  usage error
+  3  no answer before the deadline; FILE untouched
+`;
+
+const RESTORE = `Usage: counter restore --data DIR --from FILE --id HOST:PORT
+                       --conf HOST:PORT,... [OPTIONS]
+
+Seeds the empty (or missing) data dir DIR of a node of a NEW group from
+a backup file written by 'counter backup'. The file's checksum is checked
+first. DIR then holds the backup's snapshot (value, client sessions,
+index, term) with --conf as the group's configuration, and an empty log
+after it. Restore every member of --conf from the same FILE with the same
+--conf, then start each with 'counter serve': they elect a leader and
+carry on from the backup's value. Nodes added later join empty with
+'serve --join' and 'counter peers add'.
+
+Options:
+  --data DIR            the new node's data dir; must be empty (required)
+  --from FILE           the backup file (required)
+  --id HOST:PORT        the new node's id (required)
+  --conf HOST:PORT,...  every member of the new group, --id included
+                        (required)
+  --group NAME          Raft group name (default: ${DEFAULT_GROUP})
+  --json                print one JSON object instead of plain text
+  -h, --help            show this help
+
+Example:
+  counter restore --data /tmp/r1 --from counter.snap --id 127.0.0.1:9081
+    --conf 127.0.0.1:9081,127.0.0.1:9082,127.0.0.1:9083
+
+Exit codes:
+  0  restored
+  1  failed: bad file, DIR not empty, or a write error
+  2  usage error
+`;
+
+const INSPECT = `Usage: counter inspect --data DIR [--json]
+
+Prints what the data dir DIR holds, read offline: the meta file (node
+id, group, term, vote), the newest snapshot (index, term, configuration,
+value, client sessions) and the log (first and last index, segments).
+It takes no lock and writes nothing, so it also works on a running
+node's dir; it then says the dir is in use, as the figures may change
+while it reads. Damaged files are reported, not repaired.
+
+Options:
+  --data DIR    the data dir to read (required)
+  --json        print one JSON object instead of plain text
+  -h, --help    show this help
+
+Example:
+  counter inspect --data /tmp/server1
+
+Exit codes:
+  0  every file read back intact
+  1  no meta file, or a damaged file (the report says which)
+  2  usage error
+`;
+
+const RECOVER = `Usage: counter recover --data DIR --force-new-cluster [--yes] [--json]
+
+The last resort for a group that has lost its majority for good (etcd's
+--force-new-cluster). Run it on ONE surviving node, stopped: the one
+with the highest last log term, then the highest last index. It keeps
+every entry in DIR, appends a configuration naming only this node as a
+voter, in a new term, and gives DIR a new random cluster id. Restarted
+with 'counter serve', the node is a one-node group: it elects itself and
+serves everything it holds. Then, for every other machine: wipe its data
+dir, start it with 'counter serve --join', and add it with
+'counter peers add'. A member of the old group that was not wiped has
+the old cluster id and is refused.
+
+Increments that only the lost members held are gone for good, and
+entries the survivor held that the old group never committed are
+committed. It runs on the data dir alone, never over the network, and
+refuses a dir in use by a running node.
+
+Without --yes it prints what it will do and asks for confirmation on the
+terminal; it refuses to run when stdin is not a terminal.
+
+Options:
+  --data DIR            the stopped node's data directory (required)
+  --force-new-cluster   required: say what it does
+  --yes                 do not ask for confirmation
+  --json                print one JSON object once done
+
+Output: what was done and the next steps; with --json, one line
+{"node": "HOST:PORT", "index": N, "term": N, "clusterId": "...", ...}.
+
+Below, 127.0.0.1:8081 survives and 127.0.0.1:8082 comes back wiped.
+
+Examples:
+  counter recover --data /var/lib/counter/n1 --force-new-cluster
+  counter serve --data /var/lib/counter/n1 --id 127.0.0.1:8081 \\
+    --conf 127.0.0.1:8081          # --conf is not used: DIR is not empty
+  counter serve --data /var/lib/counter/n2 --id 127.0.0.1:8082 \\
+    --join 127.0.0.1:8081          # on the second machine, DIR wiped
+  counter peers add 127.0.0.1:8082 --peers 127.0.0.1:8081
+
+Exit codes:
+  0  recovered
+  1  failed, or not confirmed: nothing changed
+  2  usage error, or no --yes and stdin is not a terminal
+`;
+
 const HELP = `Usage: counter help [COMMAND]
 
 Shows the help of COMMAND, or of counter itself when COMMAND is
@@ -420,6 +574,11 @@ const TEXTS: Record<CommandName, string> = {
   leader: LEADER,
   peers: PEERS,
   snapshot: SNAPSHOT,
+  health: HEALTH,
+  backup: BACKUP,
+  restore: RESTORE,
+  inspect: INSPECT,
+  recover: RECOVER,
 };
 
 /**

@@ -19,6 +19,11 @@ export const COMMAND_NAMES = [
   "leader",
   "peers",
   "snapshot",
+  "health",
+  "backup",
+  "restore",
+  "inspect",
+  "recover",
 ] as const;
 
 /** A subcommand name. */

@@ -86,6 +86,7 @@ const FINAL_CODES = new Set([
   "UNKNOWN_GROUP",
   "UNKNOWN_OP",
   "STALE_REQUEST",
+  "WRONG_CLUSTER",
 ]);
 
 const BACKOFF_MS_MIN = 10;
@@ -109,6 +110,8 @@ export class CounterClient {
   #inflightHead = 0;
   #settled = new Set<number>();
   #closed = false;
+  /** The cluster id pinned from the first node that named one; "" until then. */
+  #clusterId = "";
 
   /** Creates a client; connections are opened on first use. */
   constructor(options: CounterClientOptions) {
@@ -120,6 +123,15 @@ export class CounterClient {
     this.#clientId = options.clientId ?? crypto.randomUUID();
     this.#log = options.logger ?? silentLogger;
     this.#nextPeer = Math.floor(Math.random() * this.#peers.length);
+  }
+
+  /**
+   * The cluster id this client pinned: the first node that answered with one named it, and
+   * every later request carries it, so that a node of another cluster (one force-recovered
+   * separately) refuses it rather than serve it. "" until a node has named one.
+   */
+  get clusterId(): string {
+    return this.#clusterId;
   }
 
   /** The leader this client last heard of, if any. */
@@ -169,7 +181,8 @@ export class CounterClient {
       let resp: ClientResponse;
       try {
         const conn = await this.#connection(target);
-        resp = await conn.call(this.#group, { op, args }, Math.max(1, deadline - Date.now()));
+        const req = this.#pinned({ op, args });
+        resp = await conn.call(this.#group, req, Math.max(1, deadline - Date.now()));
       } catch (err) {
         const sent = err instanceof RpcError ? err.sent : false;
         this.#dropConnection(target);
@@ -183,6 +196,7 @@ export class CounterClient {
         backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
         continue;
       }
+      this.#checkCluster(target, resp, "failed");
       if (resp.ok) return { data: resp.data ?? {}, leader: resp.leader ?? target };
       const code = resp.code ?? "UNKNOWN";
       lastError = resp.error ?? code;
@@ -230,11 +244,17 @@ export class CounterClient {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       const anyNode = req.consistency === "follower" || req.consistency === "stale";
-      const target = anyNode ? this.#rotatePeer() : this.#leader ?? this.#rotatePeer();
+      // Until a cluster id is pinned, concurrent increments all go to one node (not one each),
+      // so that they cannot land in two separately recovered groups before the pin exists.
+      const sticky = hasEffect && this.#clusterId === "";
+      const target = anyNode
+        ? this.#rotatePeer()
+        : this.#leader ?? (sticky ? this.#currentPeer() : this.#rotatePeer());
       let resp: ClientResponse;
       try {
         const conn = await this.#connection(target);
-        resp = await conn.call(this.#group, req, Math.min(remaining, this.#attemptTimeoutMs));
+        const attempt = this.#pinned(req);
+        resp = await conn.call(this.#group, attempt, Math.min(remaining, this.#attemptTimeoutMs));
       } catch (err) {
         const sent = err instanceof RpcError ? err.sent : false;
         if (sent && hasEffect) maybeApplied = true;
@@ -243,10 +263,12 @@ export class CounterClient {
         this.#log.debug("attempt failed", { target, error: lastError, sent });
         this.#dropConnection(target);
         if (this.#leader === target) this.#leader = null;
+        if (sticky) this.#passPeer(target);
         await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
         backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
         continue;
       }
+      this.#checkCluster(target, resp, hasEffect && resp.ok ? "unknown" : "failed");
       if (resp.ok) {
         if (resp.value === undefined) throw new CounterError("BAD_RESPONSE", "unknown", "no value");
         if (resp.leader) this.#leader = resp.leader;
@@ -273,6 +295,7 @@ export class CounterClient {
         continue;
       }
       this.#leader = null;
+      if (sticky) this.#passPeer(target);
       await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
       backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
     }
@@ -303,6 +326,43 @@ export class CounterClient {
       this.#inflight = this.#inflight.slice(this.#inflightHead);
       this.#inflightHead = 0;
     }
+  }
+
+  /** `req` with the pinned cluster id, once there is one. */
+  #pinned(req: ClientRequest): ClientRequest {
+    return this.#clusterId === "" ? req : { ...req, clusterId: this.#clusterId };
+  }
+
+  /**
+   * Pins the cluster id an answer names, or throws `WRONG_CLUSTER` when it names another one
+   * than the pinned id (or the node refused the pinned id): that node belongs to a group
+   * force-recovered separately, whose history must not mix with this one's. `outcome` is the
+   * error's outcome: "unknown" when the answer says the other group applied an increment.
+   */
+  #checkCluster(target: string, resp: ClientResponse, outcome: Outcome): void {
+    const theirs = resp.clusterId ?? "";
+    if (resp.code !== "WRONG_CLUSTER" && (theirs === "" || theirs === this.#clusterId)) return;
+    if (resp.code !== "WRONG_CLUSTER" && this.#clusterId === "") {
+      this.#clusterId = theirs;
+      this.#log.debug("pinned cluster id", { clusterId: theirs, node: target });
+      return;
+    }
+    throw new CounterError(
+      "WRONG_CLUSTER",
+      resp.code === "WRONG_CLUSTER" ? "failed" : outcome,
+      `node ${target} belongs to another cluster (id ${theirs || "unknown"}, this client's is ` +
+        `${this.#clusterId}): it was force-recovered separately`,
+    );
+  }
+
+  /** The peer that `#rotatePeer` would pick next, without moving on. */
+  #currentPeer(): string {
+    return this.#peers[this.#nextPeer % this.#peers.length];
+  }
+
+  /** Moves past `peer` if it is the current one (many calls failing there move on once). */
+  #passPeer(peer: string): void {
+    if (this.#currentPeer() === peer) this.#nextPeer++;
   }
 
   #rotatePeer(): string {

@@ -7,13 +7,15 @@
  * |-------:|-----:|----------------------------------------------------------------|
  * | 0      | 1    | op: 1 = increment                                              |
  * | 1      | 8    | delta, signed 64-bit                                           |
- * | 9      | 8    | leader's wall clock at proposal, ms since epoch (client expiry) |
+ * | 9      | 8    | cluster time at proposal, ms (client expiry; see cluster_clock) |
  * | 17     | 8    | client sequence number, 0 = no de-duplication                  |
  * | 25     | 8    | lowest sequence number the client still waits for              |
  * | 33     | n    | client id, UTF-8 (empty = anonymous)                           |
  *
  * @module
  */
+
+import type { ClusterClock } from "./cluster_clock.ts";
 
 /** Op code of an increment command. */
 export const OP_INCREMENT = 1;
@@ -22,7 +24,11 @@ export const OP_INCREMENT = 1;
 export interface IncrementCommand {
   /** Signed amount to add. */
   delta: bigint;
-  /** Proposing leader's clock (ms); only used to expire idle clients deterministically. */
+  /**
+   * Cluster time at proposal (ms), from the proposing leader's {@linkcode ClusterClock}, never a
+   * wall clock; only used to expire idle clients deterministically. (Entries written by older
+   * versions hold the leader's wall clock here; cluster time simply continues from them.)
+   */
   proposedAtMs: number;
   /** Client session id; "" for none. */
   clientId: string;
@@ -72,4 +78,14 @@ export function decodeIncrement(data: Uint8Array): IncrementCommand {
     ackedBelow: Number(view.getBigUint64(25)),
     clientId: decoder.decode(data.subarray(HEADER_BYTES)),
   };
+}
+
+/**
+ * The cluster-time stamp of entry data written by {@linkcode encodeIncrement}, or null when the
+ * data is not an increment. Cheaper than a full decode: nodes note every stamp they persist.
+ */
+export function readStampMs(data: Uint8Array): number | null {
+  if (data.length < HEADER_BYTES || data[0] !== OP_INCREMENT) return null;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  return Number(view.getBigUint64(9));
 }

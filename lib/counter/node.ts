@@ -27,6 +27,7 @@ import {
   Role,
 } from "../raft/mod.ts";
 import { DataDir } from "../storage/mod.ts";
+import { encodeSnapshot } from "../storage/snapshot_store.ts";
 import {
   type ClientRequest,
   type ClientResponse,
@@ -39,8 +40,11 @@ import {
 } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
-import { encodeIncrement } from "./command.ts";
+import { encodeIncrement, readStampMs } from "./command.ts";
+import { ClusterClock } from "./cluster_clock.ts";
+import { PendingProposals } from "./pending_proposals.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
+import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
 
 /** Settings of a node, as `counter serve` gives them. */
 export interface NodeOptions {
@@ -88,11 +92,16 @@ const EXPIRY_CHECK_TICKS = 10;
 
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 const TICK_MS = 10;
+/** How often the commit floor is saved when it moved (see DataDir.flushCommitFloor). */
+const COMMIT_FLOOR_FLUSH_MS = 1000;
 
-interface PendingProposal {
-  term: number;
-  reply: (resp: ClientResponse) => void;
-  deadlineMs: number;
+/** Bytes of a backup sent per `backup` answer (well under the 4 MiB frame limit). */
+export const BACKUP_CHUNK_BYTES = 512 * 1024;
+
+/** A backup being fetched: a snapshot file image, read out in chunks by `counter backup`. */
+interface PendingBackup {
+  id: number;
+  bytes: Uint8Array;
 }
 
 /** Learners within this many entries of the leader are promoted by `add_peer`. */
@@ -128,7 +137,9 @@ export class CounterNode {
   readonly #requestTimeoutMs: number;
   readonly #pendingRequestsMax: number;
   #applied: number;
-  #proposals = new Map<number, PendingProposal>();
+  /** Stamps increments with cluster time (never the wall clock); see cluster_clock.ts. */
+  readonly #clock = new ClusterClock();
+  #proposals = new PendingProposals();
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
@@ -150,10 +161,15 @@ export class CounterNode {
   #lastTerm: number;
   #lastLeader: string;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  #commitFloorTimer: ReturnType<typeof setInterval> | undefined;
   /** Index of the newest snapshot on disk (ours or the leader's). */
   #snapshotIndex: number;
   /** The snapshot being written, if any; one at a time. */
   #snapshotting: Promise<number> | null = null;
+  readonly #metrics: NodeMetrics;
+  /** The one backup being fetched, if any; a new one replaces it. */
+  #backup: PendingBackup | null = null;
+  #backupSeq = 0;
   #resolveClosed!: () => void;
   #rejectClosed!: (err: Error) => void;
   /** Settles when the node has stopped (rejects if it stopped because of a fatal error). */
@@ -177,6 +193,8 @@ export class CounterNode {
     this.#peers = peers;
     this.#applied = applied;
     this.#snapshotIndex = applied;
+    // Cluster time continues from the newest stamp this node holds.
+    this.#clock.observe(sm.newestActivityMs());
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#pendingRequestsMax = options.pendingRequestsMax ?? 100_000;
     this.#snapshotSender = new SnapshotSender({
@@ -194,6 +212,10 @@ export class CounterNode {
     this.#lastRole = raft.role;
     this.#lastTerm = raft.term;
     this.#lastLeader = raft.leader;
+    this.#metrics = new NodeMetrics(
+      { id: options.id, group: options.group },
+      () => this.#metricsSample(),
+    );
     this.closed = new Promise((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -270,9 +292,13 @@ export class CounterNode {
           if (node === null) reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
           else node.#onRequest(group, req, reply);
         },
+        onReplied: (op, resp, elapsedMs) => {
+          if (node !== null) node.#metrics.requestDone(op, resp.ok, resp.code, elapsedMs / 1000);
+        },
       }, { logger: log, requestsInFlightMax: 65536 });
       const peers = new PeerSender({ logger: log });
       node = new CounterNode(options, storage, raft, server, peers, sm, applied);
+      node.#observeStamps(recovered.entries);
       node.#startTimers();
       log.info("serving", { id: options.id, group: options.group });
       return node;
@@ -292,12 +318,29 @@ export class CounterNode {
     return this.#raft.role;
   }
 
+  /** The Prometheus text exposition of this node's metrics (`/metrics`). */
+  metricsText(): string {
+    return this.#metrics.expose();
+  }
+
+  /** Healthy with a known leader and applied close to commit (`/health`, `counter health`). */
+  health(): Health {
+    const s = this.#raft.status();
+    return judgeHealth({ ...s, applied: this.#applied });
+  }
+
+  /** What the `status` operation answers (`/status`, `counter status`). */
+  status(): Record<string, string | number | string[]> {
+    return this.#statusData();
+  }
+
   /** Stops serving: closes the port, fails waiting requests, syncs and unlocks the data dir. */
   async stop(): Promise<void> {
     if (this.#stopping) return this.closed;
     this.#stopping = true;
     clearInterval(this.#ticker);
     clearInterval(this.#snapshotTimer);
+    clearInterval(this.#commitFloorTimer);
     try {
       await this.#server.close();
       while (this.#loopRunning) await new Promise((r) => setTimeout(r, 1));
@@ -315,6 +358,10 @@ export class CounterNode {
 
   #startTimers(): void {
     this.#ticker = setInterval(() => this.#onTick(), TICK_MS);
+    this.#commitFloorTimer = setInterval(() => {
+      if (this.#stopping) return;
+      this.#storage.flushCommitFloor().catch((err) => this.#fatal(err));
+    }, COMMIT_FLOOR_FLUSH_MS);
     if (this.#options.snapshotIntervalSecs > 0) {
       this.#snapshotTimer = setInterval(
         () => this.#snapshot("interval").catch((err) => this.#fatal(err)),
@@ -348,6 +395,9 @@ export class CounterNode {
       const compactIndex = Math.max(0, index - retain);
       this.#raft.setSnapshot(snap, compactIndex);
       if (compactIndex > 0) await this.#storage.compactTo(compactIndex);
+      this.#metrics.snapshots.inc();
+      this.#metrics.snapshotBytes.set(snap.data.length);
+      this.#metrics.snapshotSeconds.observe((performance.now() - startMs) / 1000);
       this.#log.info("snapshot saved", {
         reason,
         index,
@@ -432,7 +482,13 @@ export class CounterNode {
     }
   }
 
-  #onRequest(group: string, req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+  #onRequest(group: string, req: ClientRequest, answer: (resp: ClientResponse) => void): void {
+    const clusterId = this.#storage.clusterId();
+    // A client that has not pinned a cluster yet learns this node's from the answer; one that
+    // has is refused here when it pinned another (a separately force-recovered group).
+    const reply = req.clusterId === undefined && clusterId !== ""
+      ? (resp: ClientResponse) => answer({ ...resp, clusterId })
+      : answer;
     if (this.#stopping) {
       reply({ ok: false, code: "SHUTTING_DOWN", error: "the node is shutting down" });
       return;
@@ -442,6 +498,19 @@ export class CounterNode {
         ok: false,
         code: "UNKNOWN_GROUP",
         error: `unknown group "${group}": this node serves group "${this.#options.group}"`,
+      });
+      return;
+    }
+    if (
+      req.clusterId !== undefined && req.clusterId !== "" && clusterId !== "" &&
+      req.clusterId !== clusterId
+    ) {
+      reply({
+        ok: false,
+        code: "WRONG_CLUSTER",
+        error: `node ${this.#options.id} belongs to another cluster (id ${clusterId}), not ` +
+          `${req.clusterId}: it was force-recovered separately`,
+        clusterId,
       });
       return;
     }
@@ -474,8 +543,8 @@ export class CounterNode {
       case "transfer_leader":
         this.#handleTransfer(req, reply);
         return;
-      case "reset_peers":
-        this.#handleResetPeers(req, reply);
+      case "backup":
+        this.#handleBackup(req, reply);
         return;
       default:
         reply({ ok: false, code: "UNKNOWN_OP", error: `unknown operation "${req.op}"` });
@@ -515,7 +584,9 @@ export class CounterNode {
     }
     const data = encodeIncrement({
       delta: req.delta,
-      proposedAtMs: Date.now(),
+      // Cluster time, not Date.now(): a wall clock that is ahead or steps would expire live
+      // client sessions, and a retry would then be applied twice.
+      proposedAtMs: this.#clock.stamp(this.#raft.term),
       clientId: req.clientId ?? "",
       seq: req.seq ?? 0,
       ackedBelow: req.ackedBelow ?? 0,
@@ -526,7 +597,7 @@ export class CounterNode {
       reply({ ok: false, code: "BUSY", error: `cannot take the increment now: ${result.reason}` });
       return;
     }
-    this.#proposals.set(result.firstIndex, {
+    this.#proposals.add(result.firstIndex, {
       term: result.term,
       reply,
       deadlineMs: Date.now() + this.#requestTimeoutMs,
@@ -614,6 +685,20 @@ export class CounterNode {
       return;
     }
     if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
+    if (req.op === "promote_peer") {
+      // As etcd does: a voter that cannot yet acknowledge what the others hold would only add to
+      // the quorum's size, and a lagging one can cost the group its availability.
+      const lag = this.#learnerLag(node);
+      if (lag !== null && !lag.caughtUp) {
+        reply({
+          ok: false,
+          code: "REFUSED",
+          error: `learner ${node} is ${lag.behind} entries behind; try again when it has ` +
+            `caught up (within ${PROMOTE_LAG_ENTRIES_MAX})`,
+        });
+        return;
+      }
+    }
     const learnerOnly = req.args?.learner === true;
     let change: ConfChange;
     if (req.op === "remove_peer") change = { type: "remove", node };
@@ -631,7 +716,7 @@ export class CounterNode {
       // adding a member never costs the group its availability.
       this.#promotions.push({ node, reply, deadlineMs });
     };
-    this.#proposals.set(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
+    this.#proposals.add(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
     this.#log.info("membership change proposed", {
       op: req.op,
       peer: node,
@@ -663,38 +748,75 @@ export class CounterNode {
     this.#kick();
   }
 
-  /** The forced recovery of `counter peers reset --force`; see `Raft.forceConf`. */
-  #handleResetPeers(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
-    const voters = req.args?.voters;
-    if (
-      !Array.isArray(voters) || voters.length === 0 ||
-      !voters.every((v) => typeof v === "string")
-    ) {
-      reply({ ok: false, code: "BAD_REQUEST", error: "reset_peers needs args.voters" });
+  /**
+   * `counter backup`: the first call (no `args.id`) confirms leadership and waits for the applied
+   * state to include every increment acknowledged before it (a linearizable read), then encodes
+   * that state as a snapshot file image and answers its first chunk with an id; later calls
+   * fetch `args.offset` of that image from this same node.
+   */
+  #handleBackup(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    const id = req.args?.id;
+    const offset = req.args?.offset ?? 0;
+    if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
+      reply({ ok: false, code: "BAD_REQUEST", error: "backup needs args.offset >= 0" });
       return;
     }
-    if (req.args?.force !== true) {
+    if (id === undefined) {
+      this.#handleGet({ op: "get", consistency: "linearizable" }, (resp) => {
+        if (!resp.ok) return reply(resp);
+        const index = this.#applied;
+        const term = this.#raft.termAt(index);
+        if (term === undefined) {
+          reply({ ok: false, code: "BUSY", error: "the applied state moved; retry the backup" });
+          return;
+        }
+        const bytes = encodeSnapshot({
+          index,
+          term,
+          conf: this.#raft.confAt(index),
+          data: this.#sm.snapshot(),
+        });
+        this.#backup = { id: ++this.#backupSeq, bytes };
+        this.#log.info("backup started", { index, term, bytes: bytes.length });
+        this.#sendBackupChunk(this.#backup, 0, reply);
+      });
+      return;
+    }
+    const backup = this.#backup;
+    if (backup === null || backup.id !== id) {
       reply({
         ok: false,
         code: "REFUSED",
-        error: "reset_peers changes the membership without consensus and can lose " +
-          "acknowledged increments; it needs args.force = true",
+        error: "that backup is gone from this node (another one replaced it); start again",
       });
       return;
     }
-    const list = [...new Set(voters as string[])].sort();
-    if (!list.includes(this.#options.id)) {
-      reply({
-        ok: false,
-        code: "BAD_REQUEST",
-        error: `the voters must include ${this.#options.id}`,
-      });
+    this.#sendBackupChunk(backup, offset, reply);
+  }
+
+  #sendBackupChunk(
+    backup: PendingBackup,
+    offset: number,
+    reply: (resp: ClientResponse) => void,
+  ): void {
+    if (offset > backup.bytes.length) {
+      reply({ ok: false, code: "BAD_REQUEST", error: `offset ${offset} is past the backup's end` });
       return;
     }
-    this.#log.warn("forced membership reset", { voters: list.join(",") });
-    this.#raft.forceConf({ voters: list, learners: [] });
-    this.#kick();
-    reply({ ok: true, data: { voters: list, learners: [] } });
+    const end = Math.min(backup.bytes.length, offset + BACKUP_CHUNK_BYTES);
+    // The last chunk frees the image: a backup is read once.
+    if (end === backup.bytes.length && this.#backup === backup) this.#backup = null;
+    reply({
+      ok: true,
+      leader: this.#raft.leader || undefined,
+      data: {
+        node: this.#options.id,
+        id: backup.id,
+        offset,
+        totalBytes: backup.bytes.length,
+        chunk: backup.bytes.subarray(offset, end),
+      },
+    });
   }
 
   /** Progresses promotions and transfers; called every tick. */
@@ -750,18 +872,30 @@ export class CounterNode {
       p.reply({ ok: true, data: { voters: s.conf.voters, learners: s.conf.learners } });
       return true;
     }
-    const match = s.peers.find((peer) => peer.id === p.node)?.match ?? 0;
-    if (s.lastIndex - match > PROMOTE_LAG_ENTRIES_MAX || match === 0) return false;
+    if (!(this.#learnerLag(p.node)?.caughtUp ?? false)) return false;
     const result = this.#raft.proposeConfChange({ type: "promote", node: p.node });
     if (!result.ok) return false; // Another change is still in flight; try on a later tick.
     this.#log.info("promoting caught-up learner", { peer: p.node, index: result.firstIndex });
-    this.#proposals.set(result.firstIndex, {
+    this.#proposals.add(result.firstIndex, {
       term: result.term,
       reply: p.reply,
       deadlineMs: p.deadlineMs,
     });
     this.#kick();
     return true;
+  }
+
+  /**
+   * How far the learner `node` is behind this leader's log, and whether that is close enough to
+   * promote it (it has acknowledged something and is within `PROMOTE_LAG_ENTRIES_MAX`). Null when
+   * `node` is not a learner.
+   */
+  #learnerLag(node: string): { behind: number; caughtUp: boolean } | null {
+    const s = this.#raft.status();
+    if (!s.conf.learners.includes(node)) return null;
+    const match = s.peers.find((peer) => peer.id === node)?.match ?? 0;
+    const behind = s.lastIndex - match;
+    return { behind, caughtUp: match > 0 && behind <= PROMOTE_LAG_ENTRIES_MAX };
   }
 
   #statusData(): Record<string, string | number | string[]> {
@@ -774,12 +908,33 @@ export class CounterNode {
       commit: s.commit,
       applied: this.#applied,
       lastIndex: s.lastIndex,
+      lastTerm: s.lastIndex === 0 ? 0 : this.#raft.termAt(s.lastIndex) ?? 0,
+      clusterId: this.#storage.clusterId(),
       snapshotIndex: this.#snapshotIndex,
       compactedIndex: s.snapshotIndex,
       value: this.#sm.value.toString(),
       voters: s.conf.voters,
       learners: s.conf.learners,
       ...memoryFields(),
+    };
+  }
+
+  #metricsSample(): NodeSample {
+    const s = this.#raft.status();
+    return {
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commit: s.commit,
+      applied: this.#applied,
+      lastIndex: s.lastIndex,
+      snapshotIndex: this.#snapshotIndex,
+      proposalsPending: this.#proposals.size,
+      readsPending: this.#reads.size,
+      followers: s.peers.filter((p) => p.id !== s.id),
+      peers: this.#peers.stats(),
+      connections: this.#server.connectionCount,
+      connectionsAccepted: this.#server.connectionsAccepted,
     };
   }
 
@@ -855,15 +1010,26 @@ export class CounterNode {
       this.#snapshotIndex = rd.snapshot.index;
     }
     const writes: Promise<void>[] = [];
+    this.#observeStamps(rd.entries);
     if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
     if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));
-    if (writes.length > 0) await Promise.all(writes);
+    // Memory only: the commit floor (what a restart must find on disk) is saved with the next
+    // meta write or by the floor timer, never on this path.
+    this.#storage.noteCommitIndex(this.#raft.commitIndex);
+    if (writes.length > 0) {
+      const writeStartMs = performance.now();
+      await Promise.all(writes);
+      this.#metrics.fsyncSeconds.observe((performance.now() - writeStartMs) / 1000);
+    }
     // Only now may votes and acknowledgements go out: they promise what was just made durable.
     this.#send(rd.messages);
     if (rd.snapshot !== null) {
       this.#sm.restore(rd.snapshot.data);
+      this.#clock.observe(this.#sm.newestActivityMs());
       this.#applied = rd.snapshot.index;
       this.#log.info("installed snapshot from leader", { index: rd.snapshot.index });
+      this.#metrics.snapshotsInstalled.inc();
+      this.#metrics.snapshotBytes.set(rd.snapshot.data.length);
       for (const [index, p] of this.#proposals) {
         if (index > rd.snapshot.index) continue;
         this.#proposals.delete(index);
@@ -907,8 +1073,10 @@ export class CounterNode {
       this.#proposals.delete(e.index);
       if (p.term === e.term && e.type === EntryType.Config) {
         const conf = decodeConfState(e.data);
+        this.#metrics.proposalsCommitted.inc();
         p.reply({ ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
       } else if (result === null || p.term !== e.term) {
+        this.#metrics.proposalsFailed.inc();
         p.reply({
           ok: false,
           code: "NOT_APPLIED",
@@ -916,10 +1084,21 @@ export class CounterNode {
           leader,
         });
       } else if (result.ok) {
+        this.#metrics.proposalsCommitted.inc();
         p.reply({ ok: true, value: result.value, leader });
       } else {
+        this.#metrics.proposalsFailed.inc();
         p.reply({ ok: false, code: result.code, error: result.error, leader });
       }
+    }
+  }
+
+  /** Notes the cluster-time stamps of entries this node holds: its stamps will not go below. */
+  #observeStamps(entries: Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== EntryType.Normal) continue;
+      const stampMs = readStampMs(e.data);
+      if (stampMs !== null) this.#clock.observe(stampMs);
     }
   }
 
@@ -995,6 +1174,7 @@ export class CounterNode {
     const term = this.#raft.term;
     const leader = this.#raft.leader;
     if (role === this.#lastRole && term === this.#lastTerm && leader === this.#lastLeader) return;
+    if (leader !== this.#lastLeader) this.#metrics.leaderChanges.inc();
     if (role !== this.#lastRole || term !== this.#lastTerm) {
       this.#log.info(`became ${role}`, { term, leader: leader || undefined });
     } else {
@@ -1010,6 +1190,7 @@ export class CounterNode {
     this.#stopping = true;
     clearInterval(this.#ticker);
     clearInterval(this.#snapshotTimer);
+    clearInterval(this.#commitFloorTimer);
     const finish = async () => {
       this.#failAll("SHUTTING_DOWN", "the node stopped after a fatal error");
       await this.#server.close().catch(() => {});

@@ -3,8 +3,9 @@
  * makes retried increments apply exactly once (Raft thesis §6.3).
  *
  * Everything here is deterministic: every node applying the same entries reaches the same state,
- * including which client sessions expire (expiry uses the proposing leader's clock as written in
- * the entry, never the local clock).
+ * including which client sessions expire (expiry uses the cluster-time stamp written in the entry
+ * by the proposing leader, see cluster_clock.ts, never a local clock). Stamps are monotonic along
+ * the log in practice; one that is lower than an earlier one only delays expiry.
  *
  * @module
  */
@@ -16,7 +17,7 @@ export const INT64_MAX = (1n << 63n) - 1n;
 /** Smallest value of a signed 64-bit integer. */
 export const INT64_MIN = -(1n << 63n);
 
-/** A client session idle this long is forgotten (1 hour, as measured by leaders' clocks). */
+/** A client session idle this long is forgotten (1 hour of cluster time, see cluster_clock.ts). */
 export const CLIENT_IDLE_EXPIRY_MS = 60 * 60 * 1000;
 /** At most this many client sessions are kept; the least recently active goes first. */
 export const CLIENT_SESSIONS_MAX = 100_000;
@@ -53,6 +54,16 @@ export class CounterStateMachine {
   /** Number of client sessions remembered. */
   get sessionCount(): number {
     return this.#sessions.size;
+  }
+
+  /**
+   * The newest activity stamp among the sessions (ms of cluster time), 0 if none: a node that
+   * loads a snapshot continues cluster time from at least there.
+   */
+  newestActivityMs(): number {
+    let newest = 0;
+    for (const s of this.#sessions.values()) if (s.lastActiveMs > newest) newest = s.lastActiveMs;
+    return newest;
   }
 
   /** Applies one increment entry's data and returns its outcome. */

@@ -16,5 +16,6 @@ export type {
 } from "./raft.ts";
 export { applyConfChange, decodeConfState, encodeConfState, sameConf } from "./conf.ts";
 export type { ConfChange } from "./conf.ts";
+export { type ForcedNewCluster, forceNewClusterState } from "./force_new_cluster.ts";
 export { InvariantError } from "./assert.ts";
 export { ProgressState } from "./progress.ts";

@@ -142,26 +142,20 @@ export class Progress {
   /**
    * Handles a rejected AppendEntries for `rejected` with the follower's hint that entries from
    * `matchHint + 1` are worth trying. Returns false when the rejection is stale.
+   *
+   * A rejection of an index at or below the match is stale: it answers an AppendEntries sent
+   * before the follower acknowledged the match (etcd's rule), so a duplicated or late one never
+   * lowers the match. A follower that really lost acknowledged entries says so in its heartbeat
+   * answers instead (see {@linkcode Progress.distrustMatch}).
    */
   maybeDecrTo(rejected: number, matchHint: number): boolean {
-    if (rejected <= this.match && matchHint < this.match) {
-      // The follower no longer holds what it acknowledged: its data dir was wiped and it came
-      // back under the same id. Lowering the match only makes the leader resend (or send a
-      // snapshot); commit decisions already taken are never revisited. A stale rejection that
-      // lands here costs one extra probe round.
-      this.match = matchHint;
-      this.next = matchHint + 1;
-      this.probeSent = false;
-      return true;
-    }
     if (this.state === ProgressState.Replicate) {
-      // A rejection of something already matched is a stale answer.
       if (rejected <= this.match) return false;
       this.next = Math.max(this.match + 1, Math.min(rejected, matchHint + 1));
       return true;
     }
     // In Probe only the answer to the latest probe (at next - 1) counts.
-    if (this.next - 1 !== rejected) return false;
+    if (rejected < this.match || this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1, 1);
     this.probeSent = false;
     return true;

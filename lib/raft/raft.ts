@@ -192,6 +192,12 @@ export class Raft {
   #timeoutNowSent = false;
   #readOnly = new ReadOnlyQueue();
   #readsAwaitingCommit: PendingRead[] = [];
+  /**
+   * Follower: reads forwarded to a leader and not answered yet, by request id, with the leader
+   * asked. They fail as soon as this node leaves that leader's term or role, instead of waiting
+   * for an answer a deposed leader will never send.
+   */
+  #forwardedReads = new Map<number, NodeId>();
   #msgs: Message[] = [];
   #readStates: ReadState[] = [];
   #failedReads: number[] = [];
@@ -445,7 +451,9 @@ export class Raft {
    * state machine has applied its index) or `Ready.failedReads` (retry elsewhere).
    */
   readIndex(requestId: number, options: { lease?: boolean } = {}): void {
-    if (this.#readOnly.size() + this.#readsAwaitingCommit.length >= this.#pendingReadsMax) {
+    const waiting = this.#readOnly.size() + this.#readsAwaitingCommit.length +
+      this.#forwardedReads.size;
+    if (waiting >= this.#pendingReadsMax) {
       this.#failedReads.push(requestId);
       return;
     }
@@ -456,6 +464,7 @@ export class Raft {
     if (this.#role === Role.Leader) {
       this.#addRead({ requestId, index: 0, from: "" });
     } else if (this.#leader !== "" && this.#leader !== this.#id) {
+      this.#forwardedReads.set(requestId, this.#leader);
       this.#send(MessageType.ReadIndex, this.#leader, { context: requestId });
     } else {
       this.#failedReads.push(requestId);
@@ -463,36 +472,18 @@ export class Raft {
   }
 
   /**
-   * Dangerous recovery for a group that lost its majority for good: this node moves to a new
-   * term and appends a configuration naming `conf`'s members, without consensus. Entries that
-   * only the lost members held are lost. Run it on every survivor with the same `conf`.
-   */
-  forceConf(conf: ConfState): void {
-    assert(conf.voters.length > 0, "a configuration needs a voter");
-    // A fresh term keeps the forced entry from sharing (index, term) with any existing entry.
-    this.#becomeFollower(this.#term + 1, "");
-    this.#log.append([{
-      term: this.#term,
-      index: this.#log.lastIndex() + 1,
-      type: EntryType.Config,
-      data: encodeConfState(conf),
-    }]);
-    this.#refreshConf();
-  }
-
-  /**
    * True while this leader may serve reads from its lease (no heartbeat round): a quorum
-   * acknowledged a heartbeat sent less than `leaseTicks` ago, so no other leader can have been
-   * elected since (voters ignore candidates for an election timeout after hearing from a leader,
-   * thanks to CheckQuorum). `leaseTicks` is the election timeout less a 10% allowance for clock
-   * drift between nodes. Never during a leadership transfer nor, once TimeoutNow went out, for
-   * the rest of the term; and only once an entry of this term is committed.
+   * acknowledged a heartbeat sent recently enough that no other leader can have been elected
+   * since. Each acknowledging voter ignores candidates for ITS OWN election timeout after hearing
+   * from a leader (thanks to CheckQuorum) and says how long that is in its answer, so the lease
+   * lasts 90% of the shortest such timeout in the quorum (the rest allows for clock drift),
+   * whatever this node's own timeout is. Never during a leadership transfer nor, once TimeoutNow
+   * went out, for the rest of the term; and only once an entry of this term is committed.
    */
   #inLease(): boolean {
     if (!this.#checkQuorum || this.#leadTransferee !== "" || this.#timeoutNowSent) return false;
     if (!this.#committedInTerm()) return false;
-    const leaseTicks = Math.floor(this.#electionTicks * 0.9);
-    return this.#ticks < this.#readOnly.confirmedTick() + leaseTicks;
+    return this.#ticks < this.#readOnly.leaseEndTick();
   }
 
   /** Tells the leader that sending a snapshot to `to` finished (`ok`) or failed. */
@@ -543,6 +534,14 @@ export class Raft {
         m.type === MessageType.Snap
       ) {
         this.#becomeFollower(m.term, m.from);
+      } else if (m.type === MessageType.Vote) {
+        // Raft §5.2: the election timer restarts on hearing from a leader or granting a vote
+        // (#handleVoteRequest), not on merely learning of a higher term. A candidate with a
+        // stale log and a shorter election timeout than the others would otherwise hold their
+        // timers back forever, and no node that could win would ever campaign.
+        const elapsed = this.#electionElapsed;
+        this.#becomeFollower(m.term, "");
+        this.#electionElapsed = elapsed;
       } else {
         this.#becomeFollower(m.term, "");
       }
@@ -552,6 +551,12 @@ export class Raft {
         this.#send(MessageType.AppResp, m.from, {});
       } else if (m.type === MessageType.PreVote) {
         this.#send(MessageType.PreVoteResp, m.from, { reject: true });
+      } else if (m.type === MessageType.Vote) {
+        // Raft §5.1: every answer carries the current term, so a candidate stuck in an older
+        // term learns the newer one and campaigns above it. A node that does not count the
+        // candidate as a voter (its configuration lags) never sends it anything else, and the
+        // two could otherwise race their terms forever.
+        this.#send(MessageType.VoteResp, m.from, { reject: true });
       }
       return;
     }
@@ -844,6 +849,10 @@ export class Raft {
         if (this.promotable) this.#becomeCandidate(true);
         return;
       case MessageType.ReadIndexResp:
+        // Only answers to reads still waiting, from the leader asked: a late or duplicated answer
+        // must not serve (or fail) a read twice.
+        if (this.#forwardedReads.get(m.context) !== m.from) return;
+        this.#forwardedReads.delete(m.context);
         if (m.reject) this.#failedReads.push(m.context);
         else this.#readStates.push({ requestId: m.context, index: m.index });
         return;
@@ -888,11 +897,18 @@ export class Raft {
         context: m.context,
         reject: true,
         index: last,
+        electionTicks: this.#electionTicks,
       });
       return;
     }
     this.#log.commitTo(m.commit);
-    this.#send(MessageType.HeartbeatResp, m.from, { context: m.context, index: last });
+    // The answer carries this node's promise: it ignores candidates for its election timeout
+    // from now on (see `step`), and the leader's lease must not outlast that.
+    this.#send(MessageType.HeartbeatResp, m.from, {
+      context: m.context,
+      index: last,
+      electionTicks: this.#electionTicks,
+    });
   }
 
   #handleSnapshot(m: Message): void {
@@ -950,7 +966,14 @@ export class Raft {
         if (pr.state === ProgressState.Replicate && pr.isPaused()) pr.freeFirstInflight();
         if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from, pr);
         if (m.context > 0) {
-          const released = this.#readOnly.ack(m.context, m.from, (acks) => this.#hasQuorum(acks));
+          // Only voters' promises bound the lease; a learner's ack never counts toward a quorum.
+          const promise = this.#conf.voters.includes(m.from) ? m.electionTicks : Infinity;
+          const released = this.#readOnly.ack(
+            m.context,
+            m.from,
+            (acks) => this.#hasQuorum(acks),
+            promise,
+          );
           for (const r of released) this.#serveRead(r);
         }
         return;
@@ -1069,6 +1092,10 @@ export class Raft {
   }
 
   #failAllReads(): void {
+    // Reads forwarded to the leader of a term this node is leaving: that leader may be deposed
+    // and never answer, so they fail now and the client retries with the new leader.
+    for (const requestId of this.#forwardedReads.keys()) this.#failedReads.push(requestId);
+    this.#forwardedReads.clear();
     const dropped = [...this.#readOnly.releaseAll(), ...this.#readsAwaitingCommit];
     this.#readsAwaitingCommit = [];
     for (const r of dropped) {

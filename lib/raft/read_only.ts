@@ -5,6 +5,12 @@
  * Reads that arrive together share one round: each round has a sequence number carried as the
  * heartbeat's context, and a quorum of acks for round N also confirms every round before it.
  *
+ * A confirmed round also renews the leader's lease: each voter that acknowledged it promised to
+ * ignore candidates for its own election timeout after the heartbeat, so no other leader can be
+ * elected before the shortest of those promises ends. The lease runs for
+ * {@linkcode LEASE_FRACTION} of that shortest promise from the round's start, whatever the
+ * leader's own election timeout is.
+ *
  * @module
  */
 
@@ -25,8 +31,16 @@ interface Round {
   /** Tick at which the round's heartbeats were sent: the start of the lease it confirms. */
   startTick: number;
   acks: Set<NodeId>;
+  /** Shortest promise (ticks) among the acks that count toward the quorum. */
+  promiseTicksMin: number;
   reads: PendingRead[];
 }
+
+/**
+ * Share of the acknowledging voters' shortest election timeout that the leader's lease lasts;
+ * the rest allows for clock drift between nodes and for tick rounding.
+ */
+export const LEASE_FRACTION = 0.9;
 
 /** Rounds kept waiting at most; the oldest is folded into the next when more start. */
 const ROUNDS_MAX = 64;
@@ -36,7 +50,7 @@ export class ReadOnlyQueue {
   #rounds: Round[] = [];
   #unsent: PendingRead[] = [];
   #seq = 0;
-  #confirmedTick = -Infinity;
+  #leaseEndTick = -Infinity;
 
   /** Number of reads waiting, sent or not. */
   size(): number {
@@ -67,32 +81,51 @@ export class ReadOnlyQueue {
       const oldest = this.#rounds.shift()!;
       this.#rounds[0].reads = oldest.reads.concat(this.#rounds[0].reads);
     }
-    this.#rounds.push({ seq, startTick: tick, acks: new Set([self]), reads: this.#unsent });
+    this.#rounds.push({
+      seq,
+      startTick: tick,
+      acks: new Set([self]),
+      promiseTicksMin: Infinity,
+      reads: this.#unsent,
+    });
     this.#unsent = [];
     return seq;
   }
 
   /**
-   * Records `from`'s ack of round `seq`. When `hasQuorum` says the acks of a round suffice,
-   * returns the reads of that round and of all earlier rounds, now safe to serve.
+   * Records `from`'s ack of round `seq`; `from` promised to ignore candidates for
+   * `promiseTicks` after the heartbeat (pass Infinity for acks that do not count toward a quorum,
+   * such as a learner's; the default 0 confirms the reads but no lease). When `hasQuorum` says the acks of a round suffice, returns the reads of
+   * that round and of all earlier rounds, now safe to serve, and extends the lease.
    */
-  ack(seq: number, from: NodeId, hasQuorum: (acks: Set<NodeId>) => boolean): PendingRead[] {
+  ack(
+    seq: number,
+    from: NodeId,
+    hasQuorum: (acks: Set<NodeId>) => boolean,
+    promiseTicks = 0,
+  ): PendingRead[] {
     const pos = this.#rounds.findIndex((r) => r.seq === seq);
     if (pos < 0) return [];
     const round = this.#rounds[pos];
     round.acks.add(from);
+    if (promiseTicks < round.promiseTicksMin) round.promiseTicksMin = promiseTicks;
     if (!hasQuorum(round.acks)) return [];
     const done = this.#rounds.splice(0, pos + 1);
-    if (round.startTick > this.#confirmedTick) this.#confirmedTick = round.startTick;
+    // A round acknowledged by voters alone (no follower ack counted: a one-voter group) has an
+    // infinite promise; such a leader needs no lease, since no one else can be elected.
+    const leaseTicks = Math.floor(round.promiseTicksMin * LEASE_FRACTION);
+    const end = round.startTick + leaseTicks;
+    if (end > this.#leaseEndTick) this.#leaseEndTick = end;
     return done.flatMap((r) => r.reads);
   }
 
   /**
-   * Start tick of the newest round a quorum acknowledged: at that tick this node was still the
-   * leader, and no other leader can be elected for an election timeout after it.
+   * First tick at which the lease confirmed so far has run out: before it, no other leader can
+   * have been elected, because every voter of some quorum that acknowledged this node's heartbeat
+   * still ignores candidates. -Infinity before any round is confirmed.
    */
-  confirmedTick(): number {
-    return this.#confirmedTick;
+  leaseEndTick(): number {
+    return this.#leaseEndTick;
   }
 
   /**

@@ -120,6 +120,12 @@ export interface Message {
   rejectHint: number;
   /** Heartbeat/HeartbeatResp/ReadIndex/ReadIndexResp: read context; 0 for none. */
   context: number;
+  /**
+   * HeartbeatResp: the sender's election timeout in ticks. Having heard from the leader, the
+   * sender neither votes for nor becomes another candidate for that many ticks, which bounds the
+   * leader's lease. 0 in every other kind.
+   */
+  electionTicks: number;
   /** Snap: the snapshot. */
   snapshot: Snapshot | null;
 }
@@ -157,6 +163,7 @@ export function makeMessage(
     reject: fields.reject ?? false,
     rejectHint: fields.rejectHint ?? 0,
     context: fields.context ?? 0,
+    electionTicks: fields.electionTicks ?? 0,
     snapshot: fields.snapshot ?? null,
   };
 }

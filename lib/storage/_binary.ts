@@ -80,8 +80,10 @@ export interface FramedFormat {
   kind: string;
   /** The 4 magic bytes the file starts with (ASCII, named in errors). */
   magic: Uint8Array;
-  /** The format version this build reads. */
+  /** The newest format version this build reads. */
   version: number;
+  /** The oldest format version this build still reads; `version` when omitted. */
+  versionMin?: number;
   /** The size of the smallest valid file, trailing checksum included. */
   bytesMin: number;
 }
@@ -94,6 +96,8 @@ export interface FramedBytes {
   view: DataView;
   /** Offset of the trailing checksum: the end of the payload. */
   crcOffset: number;
+  /** The file's format version (within the versions the caller reads). */
+  version: number;
   /** Makes the {@linkcode StorageCorruptionError} for this file. */
   corrupt: CorruptionFactory;
 }
@@ -109,6 +113,7 @@ const FRAMED_CRC_BYTES = 4;
  */
 export function checkFramed(bytes: Uint8Array, path: string, format: FramedFormat): FramedBytes {
   const { kind, magic, version: expected, bytesMin } = format;
+  const versionMin = format.versionMin ?? expected;
   const corrupt: CorruptionFactory = (why, offset) =>
     new StorageCorruptionError(
       `${kind} file ${path} is corrupt: ${why} at byte ${offset}`,
@@ -134,13 +139,16 @@ export function checkFramed(bytes: Uint8Array, path: string, format: FramedForma
     );
   }
   const version = view.getUint16(4, true);
-  if (version !== expected) {
+  if (version < versionMin || version > expected) {
+    const reads = versionMin === expected
+      ? `version ${expected}`
+      : `versions ${versionMin}..${expected}`;
     throw new UnsupportedFormatError(
-      `${kind} file ${path} has format version ${version}, this build reads version ${expected}`,
+      `${kind} file ${path} has format version ${version}, this build reads ${reads}`,
       path,
     );
   }
-  return { bytes, view, crcOffset, corrupt };
+  return { bytes, view, crcOffset, corrupt, version };
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -162,6 +162,19 @@ export interface LogStoreOptions {
   segmentBytesMax?: number;
   /** Where recovery warnings go. Default: dropped. */
   logger?: Logger;
+  /**
+   * Called, and awaited, once an append has made the first records of a new segment durable,
+   * with that segment's first index (the newest one when a batch starts several). Runs inside
+   * the log's write queue, before the append resolves. {@linkcode DataDir} records it as the
+   * log floor.
+   */
+  onSegmentDurable?: (firstIndex: number) => Promise<void>;
+  /**
+   * Called, and awaited, before the log durably drops entries above `keptIndex`: before a
+   * suffix is cut (`keptIndex` is the last entry kept) and before a reset (`keptIndex` is the
+   * index the caller's snapshot covers, `nextIndex - 1`). Runs inside the log's write queue.
+   */
+  beforeCut?: (keptIndex: number) => Promise<void>;
 }
 
 /** A segmented, checksummed, append-only Raft log; see the module doc. */
@@ -182,6 +195,8 @@ export class LogStore {
   /** Set by the first I/O error of a write: memory and disk may then disagree. */
   #failure: unknown = null;
   #closed = false;
+  #onSegmentDurable: (firstIndex: number) => Promise<void>;
+  #beforeCut: (keptIndex: number) => Promise<void>;
 
   private constructor(
     dir: string,
@@ -189,9 +204,12 @@ export class LogStore {
     logger: Logger,
     segments: Segment[],
     lastTerm: number,
+    options: LogStoreOptions,
   ) {
     this.#dir = dir;
     this.#segmentBytesMax = segmentBytesMax;
+    this.#onSegmentDurable = options.onSegmentDurable ?? (() => Promise.resolve());
+    this.#beforeCut = options.beforeCut ?? (() => Promise.resolve());
     this.#logger = logger;
     this.#segments = segments;
     this.#emptyNextIndex = 1;
@@ -206,10 +224,12 @@ export class LogStore {
    * is repaired; anything else throws {@linkcode StorageCorruptionError} naming the file and
    * byte offset, so no acknowledged entry is ever dropped silently:
    *
-   * - a torn or bad record at the tail of the last segment, with no valid record after it, is
-   *   cut off (the file is truncated before it, and a warning names file and offset);
+   * - a record at the tail of the last segment that a crash cut short (the file ends inside it,
+   *   or a sector of it is all zero) and with no valid record after it is cut off (the file is
+   *   truncated before it, and a warning names file and offset);
    * - a last segment whose header is torn and that holds no valid record is removed;
-   * - a bad record anywhere else, or one followed by a valid record, is an error.
+   * - a bad record anywhere else, one followed by a valid record, or a last record that is whole
+   *   but fails its checksum (bit rot, not a crash) is an error.
    */
   static async open(dir: string, options: LogStoreOptions = {}): Promise<LogStore> {
     const segmentBytesMax = options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
@@ -271,7 +291,7 @@ export class LogStore {
       segments.push(recovered.segment);
       if (recovered.segment.offsets.length > 0) lastTerm = recovered.lastTerm;
     }
-    return new LogStore(dir, segmentBytesMax, logger, segments, lastTerm);
+    return new LogStore(dir, segmentBytesMax, logger, segments, lastTerm, options);
   }
 
   /** The log directory. */
@@ -379,6 +399,7 @@ export class LogStore {
     return this.#mutex.run(async () => {
       this.#checkUsable();
       await this.#guard(async () => {
+        await this.#beforeCut(nextIndex - 1);
         await this.#deleteSegmentsAfter(-1);
         this.#emptyNextIndex = nextIndex;
         this.#lastTerm = 0;
@@ -392,6 +413,8 @@ export class LogStore {
         await writeAll(file, header);
         await file.syncData();
         await syncDir(this.#dir);
+        // The file holds its header: record offsets in it start after that.
+        segment.sizeBytes = SEGMENT_HEADER_BYTES;
         this.#segments.push(segment);
       });
     });
@@ -520,6 +543,7 @@ export class LogStore {
   /** Cuts the log so that it ends at `index - 1` (whose term is `previousTerm`). */
   async #truncateFrom(index: number, previousTerm: number): Promise<void> {
     const k = this.#segmentIndexOf(index);
+    await this.#beforeCut(index - 1);
     await this.#deleteSegmentsAfter(k);
     const segment = this.#segments[k];
     const offset = segment.offsets.get(index - segment.firstIndex);
@@ -651,6 +675,8 @@ export class LogStore {
         (chunk.created ? SEGMENT_HEADER_BYTES : 0);
     }
     this.#lastTerm = entries[entries.length - 1].term;
+    const newest = chunks.at(-1)!;
+    if (newest.created) await this.#onSegmentDurable(newest.segment.firstIndex);
   }
 
   #scratchFor(bytes: number): Uint8Array {
@@ -738,7 +764,7 @@ function encodeRecord(buffer: Uint8Array, view: DataView, position: number, entr
  * Checks the record at `offset` of a segment's bytes. Returns the offset just past it when its
  * length and CRC are good, or why not (a torn write or damage; the caller decides which).
  */
-function checkRecord(bytes: Uint8Array, view: DataView, offset: number): number | string {
+export function checkRecord(bytes: Uint8Array, view: DataView, offset: number): number | string {
   if (bytes.length - offset < RECORD_HEADER_BYTES) {
     return `incomplete record header (${bytes.length - offset} of ${RECORD_HEADER_BYTES} bytes)`;
   }
@@ -777,6 +803,48 @@ function hasValidRecordFrom(
     const index = getU64(view, offset + RECORD_HEADER_BYTES + 9);
     if (index < indexMin || !Number.isSafeInteger(index)) continue;
     if (typeof checkRecord(bytes, view, offset) === "number") return true;
+  }
+  return false;
+}
+
+/**
+ * The disk sector size assumed when telling a torn write from damage: a crash can leave each
+ * sector of an unflushed write either written or not (zero), but not half of one.
+ */
+export const SECTOR_BYTES = 512;
+
+/**
+ * True when the bad record at `offset` (the last one of the last segment) looks like an append
+ * that a crash cut short, rather than damage to a record once written whole:
+ *
+ * - the file ends inside its header, or its length is plausible but runs past the end of the
+ *   file (the rest of the write never reached the disk);
+ * - or a part of it within one sector is all zero: that sector of the write never reached the
+ *   disk (a file size update lands before the data). For a length out of range, the parts of
+ *   the record header are checked, since the record's end is unknown.
+ *
+ * Anything else (a whole record with a checksum mismatch and no zeroed sector, or a length out
+ * of range over non-zero bytes) is damage. This is the rule etcd's WAL uses for its last record.
+ */
+function looksUnfinished(bytes: Uint8Array, view: DataView, offset: number): boolean {
+  if (bytes.length - offset < RECORD_HEADER_BYTES) return true;
+  const payloadBytes = view.getUint32(offset, true);
+  const lengthOk = payloadBytes >= RECORD_PAYLOAD_FIXED_BYTES &&
+    payloadBytes <= RECORD_PAYLOAD_BYTES_MAX;
+  const recordEnd = offset + RECORD_HEADER_BYTES + payloadBytes;
+  if (lengthOk && recordEnd > bytes.length) return true;
+  return hasZeroedSectorPart(bytes, offset, lengthOk ? recordEnd : offset + RECORD_HEADER_BYTES);
+}
+
+/** True when `bytes[start..end)`, split at multiples of {@linkcode SECTOR_BYTES}, has an all-zero part. */
+function hasZeroedSectorPart(bytes: Uint8Array, start: number, end: number): boolean {
+  let partStart = start;
+  while (partStart < end) {
+    const partEnd = Math.min(end, (Math.floor(partStart / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    let zero = true;
+    for (let i = partStart; i < partEnd && zero; i++) zero = bytes[i] === 0;
+    if (zero) return true;
+    partStart = partEnd;
   }
   return false;
 }
@@ -839,11 +907,18 @@ async function recoverSegment(
     const end = checkRecord(bytes, view, offset);
     if (typeof end === "string") {
       if (!isLast) throw corrupt(end, offset);
+      if (!looksUnfinished(bytes, view, offset)) {
+        throw corrupt(
+          `${end}; the record is whole and has no zeroed sector, so this is damage, not a ` +
+            `write cut short by a crash`,
+          offset,
+        );
+      }
       if (hasValidRecordFrom(bytes, view, offset + 1, expectedIndex)) {
         throw corrupt(`${end}, and valid records follow it`, offset);
       }
-      // Nothing valid after it: the tail of a write that a crash interrupted before its
-      // fdatasync returned, so no entry in it was acknowledged.
+      // An unfinished write with nothing valid after it: the tail of an append that a crash
+      // interrupted before its fdatasync returned, so no entry in it was acknowledged.
       logger.warn("cutting a torn record off the end of the log", {
         file: path,
         offsetBytes: offset,
@@ -884,7 +959,7 @@ async function recoverSegment(
 }
 
 /** Returns why a segment header is bad, or null when it is good. */
-function checkSegmentHeader(bytes: Uint8Array, view: DataView): string | null {
+export function checkSegmentHeader(bytes: Uint8Array, view: DataView): string | null {
   if (bytes.length < SEGMENT_HEADER_BYTES) {
     return `incomplete segment header (${bytes.length} of ${SEGMENT_HEADER_BYTES} bytes)`;
   }

@@ -4,7 +4,8 @@
  * Layout of a data dir `DIR`:
  *
  * - `DIR/LOCK`: held with an exclusive `flock` while a process uses the dir.
- * - `DIR/raft_meta/meta`: node id, group, term and vote ({@linkcode MetaStore}).
+ * - `DIR/raft_meta/meta`: node id, group, term, vote, incarnation, cluster id, commit and log
+ *   floors, peer incarnations ({@linkcode MetaStore}).
  * - `DIR/log/*.log`: the log segments ({@linkcode LogStore}).
  * - `DIR/snapshot/*.snap`: the newest two snapshots ({@linkcode SnapshotStore}).
  *
@@ -29,7 +30,7 @@ import { type Logger, silentLogger } from "../logging/logger.ts";
 import { syncDir } from "./atomic_file.ts";
 import { DirLock } from "./dir_lock.ts";
 import { StorageCorruptionError } from "./errors.ts";
-import { LogStore } from "./log_store.ts";
+import { LogStore, segmentFileName } from "./log_store.ts";
 import { MetaStore } from "./meta_store.ts";
 import { SnapshotStore } from "./snapshot_store.ts";
 
@@ -43,7 +44,7 @@ export {
   UnsupportedFormatError,
 } from "./errors.ts";
 export { LogStore, type LogStoreOptions, SEGMENT_BYTES_MAX_DEFAULT } from "./log_store.ts";
-export { type Meta, MetaStore } from "./meta_store.ts";
+export { isId64, type Meta, MetaStore, PEER_INCARNATIONS_MAX, randomId64 } from "./meta_store.ts";
 export { SnapshotStore } from "./snapshot_store.ts";
 
 /** Name of the log subdirectory. */
@@ -87,6 +88,9 @@ export class DataDir {
   /** Index of the newest snapshot saved or recovered; 0 without one. */
   #snapshotIndex: number;
   #closed = false;
+  #closing: Promise<void> | null = null;
+  /** The highest commit index the node reported with {@linkcode DataDir.noteCommitIndex}. */
+  #commitNoted = 0;
 
   private constructor(
     dir: string,
@@ -117,7 +121,8 @@ export class DataDir {
    * snapshot (an entry at the snapshot's index with another term, or a log that ends before
    * the snapshot's index) is stale, left by a crash during {@linkcode DataDir.restoreSnapshot},
    * and is discarded. A log that starts after the entry following the snapshot is missing
-   * entries: {@linkcode StorageCorruptionError}.
+   * entries: {@linkcode StorageCorruptionError}. So is a log and snapshot that end below the
+   * meta file's log floor or commit floor: files the node wrote are gone (docs/STORAGE.md).
    */
   static async open(dir: string, options: DataDirOptions): Promise<DataDir> {
     const logger = options.logger ?? silentLogger;
@@ -144,9 +149,16 @@ export class DataDir {
       const snapshots = await SnapshotStore.open(join(root, SNAPSHOT_DIR_NAME), { logger });
       const snapshot = await snapshots.loadNewest();
       const hadSnapshotFiles = snapshot !== null || await snapshots.hasAny();
+      // Set once the DataDir exists; the log only calls back on writes, which come later.
+      let opened: DataDir | null = null;
       log = await LogStore.open(join(root, LOG_DIR_NAME), {
         segmentBytesMax: options.segmentBytesMax,
         logger,
+        onSegmentDurable: (firstIndex) =>
+          meta.saveLogFloor(firstIndex, opened === null ? 0 : opened.#commitFloorCandidate()),
+        beforeCut: async (keptIndex) => {
+          if (meta.logFloor() > keptIndex) await meta.saveLogFloor(keptIndex);
+        },
       });
       const hasLog = log.segmentInfo().length > 0;
       if (!meta.exists() && (hasLog || hadSnapshotFiles)) {
@@ -157,10 +169,12 @@ export class DataDir {
           0,
         );
       }
-      if (!meta.exists()) {
-        // Bind the dir to this node and group before anything else is written into it.
-        await meta.save({ term: 0, vote: "" });
+      if (meta.needsWrite()) {
+        // Bind the dir to this node and group before anything else is written into it, and make
+        // the incarnation permanent (a new dir, or one upgraded from meta format version 1).
+        await meta.save(meta.hardState());
       }
+      checkFloors(root, meta, log, snapshot);
       const entries = await reconcile(root, log, snapshot, logger);
       const recovered = { hardState: meta.hardState(), snapshot, entries };
       logger.info("data dir recovered", {
@@ -170,7 +184,8 @@ export class DataDir {
         firstIndex: log.firstIndex(),
         lastIndex: log.lastIndex(),
       });
-      return new DataDir(root, lock, meta, log, snapshots, logger, recovered);
+      opened = new DataDir(root, lock, meta, log, snapshots, logger, recovered);
+      return opened;
     } catch (error) {
       await log?.close();
       lock.release();
@@ -214,10 +229,84 @@ export class DataDir {
     await this.#log.append(entries);
   }
 
-  /** Durably saves the term and vote; see {@linkcode MetaStore.save}. */
+  /**
+   * Durably saves the term and vote; see {@linkcode MetaStore.save}. The same write raises the
+   * commit floor to what {@linkcode DataDir.noteCommitIndex} allows.
+   */
   async saveHardState(hardState: HardState): Promise<void> {
     this.#checkOpen();
-    await this.#meta.save(hardState);
+    await this.#meta.save(hardState, this.#commitFloorCandidate());
+  }
+
+  /**
+   * Tells the dir the node's commit index. Memory only, so it costs nothing on the write path:
+   * the commit floor is raised to min(`index`, the last index held here) with the next meta
+   * write (a hard state save, a new log segment) or {@linkcode DataDir.flushCommitFloor}.
+   */
+  noteCommitIndex(index: number): void {
+    if (index > this.#commitNoted) this.#commitNoted = index;
+  }
+
+  /**
+   * Durably raises the commit floor to what {@linkcode DataDir.noteCommitIndex} allows, when
+   * that moved; a node calls it from a timer (about once a second) and writes nothing when idle.
+   */
+  async flushCommitFloor(): Promise<void> {
+    this.#checkOpen();
+    const candidate = this.#commitFloorCandidate();
+    if (candidate > this.#meta.commitFloor()) await this.#meta.saveCommitFloor(candidate);
+  }
+
+  /** This data dir's incarnation (16 lowercase hex digits), fixed when the dir was created. */
+  incarnation(): string {
+    return this.#meta.incarnation();
+  }
+
+  /** The saved cluster id (16 lowercase hex digits), or "" until one is saved. */
+  clusterId(): string {
+    return this.#meta.clusterId();
+  }
+
+  /** Durably saves the cluster id; see {@linkcode MetaStore.saveClusterId}. */
+  async saveClusterId(id: string): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.saveClusterId(id);
+  }
+
+  /** An index known committed and durably held by this dir's log or snapshot; 0 if none. */
+  commitFloor(): number {
+    return this.#meta.commitFloor();
+  }
+
+  /**
+   * Durably raises the commit floor (never lowers it); see {@linkcode MetaStore.saveCommitFloor}.
+   * The caller passes an index that is both committed and durably in this dir's log or snapshot:
+   * the next open refuses a dir whose log and snapshot end below it.
+   */
+  async saveCommitFloor(index: number): Promise<void> {
+    this.#checkOpen();
+    const held = Math.max(this.#log.lastIndex(), this.#snapshotIndex);
+    if (index > held) {
+      throw new RangeError(`commit floor ${index} is past the last index held here, ${held}`);
+    }
+    await this.#meta.saveCommitFloor(index);
+  }
+
+  /** The saved incarnation of peer `id`, or undefined. */
+  peerIncarnation(id: NodeId): string | undefined {
+    return this.#meta.peerIncarnation(id);
+  }
+
+  /** Durably records a peer's incarnation; see {@linkcode MetaStore.savePeerIncarnation}. */
+  async savePeerIncarnation(id: NodeId, incarnation: string): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.savePeerIncarnation(id, incarnation);
+  }
+
+  /** Durably drops the incarnations of peers not in `keep`; no write when none is dropped. */
+  async forgetPeerIncarnations(keep: ReadonlySet<NodeId>): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.forgetPeerIncarnations(keep);
   }
 
   /**
@@ -254,6 +343,14 @@ export class DataDir {
   async restoreSnapshot(snapshot: Snapshot): Promise<void> {
     this.#checkOpen();
     this.#checkSnapshotIndex(snapshot);
+    if (snapshot.index < this.#meta.commitFloor()) {
+      // Raft installs a snapshot only above its commit index, which is at least the floor; one
+      // below it would discard committed entries this dir acknowledged.
+      throw new RangeError(
+        `cannot install a snapshot at index ${snapshot.index}: index ${this.#meta.commitFloor()} ` +
+          `is committed and held here`,
+      );
+    }
     await this.#snapshots.save(snapshot);
     this.#snapshotIndex = snapshot.index;
     await this.#log.reset(snapshot.index + 1);
@@ -293,15 +390,31 @@ export class DataDir {
    * Closes the log and releases the lock. Every write was durable when it resolved, so there
    * is nothing left to flush; pending writes finish first. Calling it again does nothing.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  close(): Promise<void> {
+    this.#closing ??= this.#closeOnce();
+    return this.#closing;
+  }
+
+  async #closeOnce(): Promise<void> {
+    try {
+      // A clean stop leaves the commit floor current; failing to must not keep the dir locked.
+      await this.flushCommitFloor().catch((error) => {
+        this.#logger.warn("could not save the commit floor at close", { error });
+      });
+    } finally {
+      this.#closed = true;
+    }
     try {
       await this.#log.close();
     } finally {
       this.#lock.release();
       this.#logger.debug("data dir closed", { dir: this.#dir });
     }
+  }
+
+  /** The commit index noted, capped by what this dir durably holds. */
+  #commitFloorCandidate(): number {
+    return Math.min(this.#commitNoted, Math.max(this.#log.lastIndex(), this.#snapshotIndex));
   }
 
   #checkOpen(): void {
@@ -332,6 +445,50 @@ async function ensureDir(path: string, options: Deno.MkdirOptions = {}): Promise
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) return false;
     throw error;
+  }
+}
+
+/**
+ * Refuses a log and snapshot that end below what the node once durably held: the commit floor
+ * (committed and acknowledged) or the log floor (the newest segment's first index). Either means
+ * files were lost after the node wrote them: a deleted or truncated newest segment, a deleted
+ * log, a restored old backup.
+ */
+function checkFloors(
+  root: string,
+  meta: MetaStore,
+  log: LogStore,
+  snapshot: Snapshot | null,
+): void {
+  const logDir = join(root, LOG_DIR_NAME);
+  const snapshotIndex = snapshot?.index ?? 0;
+  const held = Math.max(log.lastIndex(), snapshotIndex);
+  const newest = log.segmentInfo().at(-1);
+  const holds = `the log in ${logDir} ends at index ${log.lastIndex()}` +
+    (newest === undefined ? " (no segment)" : ` (newest segment ${newest.name})`) +
+    ` and the snapshot at ${snapshotIndex}`;
+  const replace = "log files were deleted or truncated; this node must be replaced (see " +
+    `docs/STORAGE.md, "A node that refuses to start")`;
+  const logFloor = meta.logFloor();
+  if (held < logFloor) {
+    const missing = join(logDir, segmentFileName(logFloor));
+    throw new StorageCorruptionError(
+      `data dir ${root} lost log entries: log segment ${missing} is missing, but the node ` +
+        `wrote entry ${logFloor} into it (log floor in ${meta.path}); ${holds}; ${replace}`,
+      missing,
+      0,
+    );
+  }
+  const commitFloor = meta.commitFloor();
+  if (held < commitFloor) {
+    const missing = join(logDir, segmentFileName(held + 1));
+    throw new StorageCorruptionError(
+      `data dir ${root} lost committed log entries: entries ${held + 1}..${commitFloor} are ` +
+        `committed and were durable here (commit floor in ${meta.path}), but ${holds}; no ` +
+        `segment such as ${missing} holds them; ${replace}`,
+      logDir,
+      0,
+    );
   }
 }
 

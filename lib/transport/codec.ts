@@ -51,6 +51,7 @@ export type ErrorCode =
   | "NOT_APPLIED"
   | "STALE_REQUEST"
   | "REFUSED"
+  | "WRONG_CLUSTER"
   | "INTERNAL";
 
 /** Every {@linkcode ErrorCode}, in documentation order. */
@@ -67,6 +68,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "NOT_APPLIED",
   "STALE_REQUEST",
   "REFUSED",
+  "WRONG_CLUSTER",
   "INTERNAL",
 ];
 
@@ -105,6 +107,11 @@ export interface ClientRequest {
   consistency?: string;
   /** Arguments of admin ops. */
   args?: WireMap;
+  /**
+   * The cluster id the client pinned: a node of another cluster refuses the request with
+   * `WRONG_CLUSTER` instead of serving it.
+   */
+  clusterId?: string;
 }
 
 /** A node's answer to a {@linkcode ClientRequest}. */
@@ -121,6 +128,8 @@ export interface ClientResponse {
   leader?: string;
   /** Results of status and admin ops. */
   data?: WireMap;
+  /** The answering node's cluster id; sent when the request carried none, and with refusals. */
+  clusterId?: string;
 }
 
 /** A decoded Raft body. */
@@ -263,6 +272,7 @@ const REQUEST_KEYS: ReadonlySet<string> = new Set([
   "ackedBelow",
   "consistency",
   "args",
+  "clusterId",
 ]);
 const RESPONSE_KEYS: ReadonlySet<string> = new Set([
   "ok",
@@ -271,6 +281,7 @@ const RESPONSE_KEYS: ReadonlySet<string> = new Set([
   "code",
   "leader",
   "data",
+  "clusterId",
 ]);
 const MESSAGE_TYPES: ReadonlySet<unknown> = new Set(
   Object.values(MessageType).filter((v) => typeof v === "number"),
@@ -278,7 +289,12 @@ const MESSAGE_TYPES: ReadonlySet<unknown> = new Set(
 const ENTRY_TYPES: ReadonlySet<unknown> = new Set(
   Object.values(EntryType).filter((v) => typeof v === "number"),
 );
-const RAFT_FIELDS = 12;
+const RAFT_FIELDS = 13;
+/**
+ * Largest election timeout (ticks) a HeartbeatResp may carry: well above the 60,000 ticks of the
+ * longest `--election-timeout-ms`, far below anything that could overflow a tick count.
+ */
+const ELECTION_TICKS_WIRE_MAX = 1_000_000;
 const ENTRY_FIELDS = 4;
 const SNAPSHOT_FIELDS = 5;
 
@@ -328,6 +344,7 @@ export function encodeRaft(group: string, message: Message): Uint8Array {
     uint(m.rejectHint, "rejectHint"),
     uint(m.context, "context"),
     m.snapshot === null ? null : snapshotToWire(m.snapshot),
+    electionTicks(m),
   ];
   return encoder.encode([BodyKind.Raft, group, 0, payload]);
 }
@@ -383,6 +400,7 @@ export function encodeRequest(
   if (r.ackedBelow !== undefined) payload.ackedBelow = uint(r.ackedBelow, "ackedBelow");
   if (r.consistency !== undefined) payload.consistency = str(r.consistency, "consistency");
   if (r.args !== undefined) payload.args = wireMap(r.args, "args");
+  if (r.clusterId !== undefined) payload.clusterId = str(r.clusterId, "clusterId");
   assertKnownKeys(r, REQUEST_KEYS, "Request");
   return encoder.encode([BodyKind.Request, group, requestId, payload]);
 }
@@ -405,6 +423,7 @@ export function encodeResponse(
   }
   if (r.leader !== undefined) payload.leader = str(r.leader, "leader");
   if (r.data !== undefined) payload.data = wireMap(r.data, "data");
+  if (r.clusterId !== undefined) payload.clusterId = str(r.clusterId, "clusterId");
   assertKnownKeys(r, RESPONSE_KEYS, "Response");
   if (r.ok === (r.code !== undefined)) {
     throw new TypeError("Response must carry a code exactly when ok is false");
@@ -454,6 +473,16 @@ function assertKnownKeys(value: object, known: ReadonlySet<string>, what: string
 // numbers go out as bigints, which it writes as 64-bit integers.
 function wireUint(n: number): number | bigint {
   return n < UINT32_LIMIT ? n : BigInt(n);
+}
+
+/** The `electionTicks` field on the way out, under the rules {@linkcode readElectionTicks} checks. */
+function electionTicks(m: Message): number {
+  const n = m.electionTicks;
+  const ok = m.type === MessageType.HeartbeatResp
+    ? Number.isSafeInteger(n) && n >= 1 && n <= ELECTION_TICKS_WIRE_MAX
+    : n === 0;
+  if (!ok) throw new RangeError(`Field electionTicks ${n} is invalid for message type ${m.type}`);
+  return n;
 }
 
 function uint(n: number, field: string): number | bigint {
@@ -652,8 +681,27 @@ function decodeMessage(p: unknown): Message {
     reject: readBool(p[8], "reject"),
     rejectHint: readUint(p[9], "rejectHint"),
     context: readUint(p[10], "context"),
+    electionTicks: readElectionTicks(type as MessageType, p[12]),
     snapshot: p[11] === null ? null : readSnapshot(p[11]),
   };
+}
+
+/**
+ * The `electionTicks` field: a HeartbeatResp carries its sender's election timeout (it bounds
+ * the leader's lease, so a missing or absurd one is refused); every other kind carries 0.
+ */
+function readElectionTicks(type: MessageType, v: unknown): number {
+  const n = readUint(v, "electionTicks");
+  if (type === MessageType.HeartbeatResp) {
+    if (n < 1 || n > ELECTION_TICKS_WIRE_MAX) {
+      throw new ProtocolError(
+        `HeartbeatResp electionTicks ${n} is outside 1..${ELECTION_TICKS_WIRE_MAX}`,
+      );
+    }
+  } else if (n !== 0) {
+    throw new ProtocolError(`Field electionTicks is ${n} in a message other than HeartbeatResp`);
+  }
+  return n;
 }
 
 function readEntries(v: unknown): Entry[] {
@@ -717,6 +765,7 @@ function decodeRequest(p: unknown): ClientRequest {
   if (p.ackedBelow !== undefined) request.ackedBelow = readUint(p.ackedBelow, "ackedBelow");
   if (p.consistency !== undefined) request.consistency = readStr(p.consistency, "consistency");
   if (p.args !== undefined) request.args = readMap(p.args, "args");
+  if (p.clusterId !== undefined) request.clusterId = readStr(p.clusterId, "clusterId");
   return request;
 }
 
@@ -734,6 +783,7 @@ function decodeResponse(p: unknown): ClientResponse {
   }
   if (p.leader !== undefined) response.leader = readStr(p.leader, "leader");
   if (p.data !== undefined) response.data = readMap(p.data, "data");
+  if (p.clusterId !== undefined) response.clusterId = readStr(p.clusterId, "clusterId");
   if (response.ok === (response.code !== undefined)) {
     throw new ProtocolError("Response carries a code when ok is true or none when ok is false");
   }

@@ -47,6 +47,11 @@ export interface TransportHandler {
   onSnapshotChunk?(group: string, chunk: SnapshotChunk): void;
   /** A follower acknowledged a snapshot chunk. Without a handler it is dropped. */
   onSnapshotAck?(group: string, ack: SnapshotAck): void;
+  /**
+   * A request was answered `elapsedMs` after it arrived (for metrics). It must not throw; it is
+   * called before the response is sent.
+   */
+  onReplied?(op: string, response: ClientResponse, elapsedMs: number): void;
 }
 
 /** Options for {@linkcode TransportServer}. */
@@ -94,6 +99,7 @@ export class TransportServer {
   #clients = new Set<ClientState>();
   #address: HostPort;
   #closing = false;
+  #connectionsAccepted = 0;
   #acceptLoop: Promise<void>;
   #closed: Promise<void> | null = null;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -133,6 +139,11 @@ export class TransportServer {
     return this.#clients.size;
   }
 
+  /** Connections accepted since the server started (including those refused at the limit). */
+  get connectionsAccepted(): number {
+    return this.#connectionsAccepted;
+  }
+
   /**
    * Stops listening and closes every connection. Idempotent; resolves when all loops have ended.
    */
@@ -169,6 +180,7 @@ export class TransportServer {
         tcp.close();
         return;
       }
+      this.#connectionsAccepted++;
       if (this.#clients.size >= this.#connectionsMax) {
         this.#logger.warn("connection limit reached, closing new connection", {
           remote: formatAddress(tcp.remoteAddr),
@@ -225,12 +237,15 @@ export class TransportServer {
 
   #replier(client: ClientState, body: DecodedBody & { kind: "request" }): ReplyFn {
     const { group, requestId } = body;
+    const op = body.request.op;
+    const arrivedMs = performance.now();
     let replied = false;
     return (response) => {
       if (replied) throw new Error(`Request ${requestId} was already answered`);
       // Encoded before anything else so a bad response throws to the caller and changes nothing.
       const bytes = encodeResponse(group, requestId, response);
       replied = true;
+      this.#handler.onReplied?.(op, response, performance.now() - arrivedMs);
       client.requestsInFlight--;
       const conn = client.conn;
       if (conn.isClosed) return;

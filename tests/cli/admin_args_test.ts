@@ -70,35 +70,17 @@ Deno.test("an unknown peers subcommand is a usage error that lists the right one
   assertUsage(() => peers("List"), /unknown subcommand "List"/);
 });
 
-Deno.test("peers reset parses the voters and sends to them, with or without --force", () => {
-  assert.deepEqual(peers("reset", "--force", `${A},${B}`), {
-    ...DEFAULTS,
-    peers: [A, B],
-    action: "reset",
-    voters: [A, B],
-    force: true,
-  });
-  // Without --force it parses; the command itself refuses, with its reasons.
-  assert.deepEqual(peers("reset", A), {
-    ...DEFAULTS,
-    peers: [A],
-    action: "reset",
-    voters: [A],
-    force: false,
-  });
-  assertUsage(() => peers("reset", "--force"), /missing HOST:PORT,\.\.\., the surviving nodes/);
-  assertUsage(() => peers("reset", "--force", `${A},${A}`), /duplicate address/);
-  assertUsage(() => peers("reset", "--force", `${A},`), /empty address/);
-  assertUsage(() => peers("reset", "--force", A, B), /unexpected argument/);
-  assertUsage(
-    () => peers("reset", "--force", A, "--peers", B),
-    /--peers is not used here: the reset is sent to each node of the HOST:PORT,\.\.\. list/,
-  );
+Deno.test("peers reset is gone: a usage error that names 'counter recover'", () => {
+  for (const argv of [["reset"], ["reset", "--force", `${A},${B}`], ["reset", "--help"]]) {
+    assertUsage(
+      () => peers(...argv),
+      /'peers reset' was replaced by 'counter recover --data DIR --force-new-cluster'/,
+    );
+  }
+  assertUsage(() => peers("join", NEW), /\(expected list, add, remove or promote\)/);
 });
 
-Deno.test("peers reset ignores COUNTER_PEERS, even a malformed one", () => {
-  const options = parsePeersArgs(["reset", "--force", A], { env: () => "not an address" });
-  assert.deepEqual(options.peers, [A]);
+Deno.test("peers list reads COUNTER_PEERS and rejects a malformed one", () => {
   assertUsage(
     () => parsePeersArgs(["list"], { env: () => "not an address" }),
     /invalid address "not an address" in COUNTER_PEERS/,

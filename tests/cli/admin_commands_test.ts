@@ -15,7 +15,7 @@ import {
   formatTable,
 } from "../../lib/cli/commands/_admin.ts";
 import { runLeader } from "../../lib/cli/commands/leader.ts";
-import { RESET_REFUSAL, runPeers } from "../../lib/cli/commands/peers.ts";
+import { runPeers } from "../../lib/cli/commands/peers.ts";
 import { runSnapshot } from "../../lib/cli/commands/snapshot.ts";
 import { runStatus } from "../../lib/cli/commands/status.ts";
 import { helpText } from "../../lib/cli/help.ts";
@@ -140,7 +140,14 @@ Deno.test("status asks each node directly and shows unreachable ones", async () 
 
 Deno.test("status --json: one line, large values as strings, failures with their reason", async () => {
   const h = harness(({ peer }) => {
-    if (peer === A) return status(A, { value: "-9223372036854775808", lastIndex: 2n ** 40n });
+    if (peer === A) {
+      return status(A, {
+        value: "-9223372036854775808",
+        lastIndex: 2n ** 40n,
+        lastTerm: 3,
+        clusterId: "0123456789abcdef",
+      });
+    }
     if (peer === B) return new FakeCounterError("unknown group", "UNKNOWN_GROUP", "failed");
     return unreachable(C);
   });
@@ -151,6 +158,8 @@ Deno.test("status --json: one line, large values as strings, failures with their
   assert.equal(nodes[0].value, "-9223372036854775808");
   assert.equal(nodes[0].lastIndex, 2 ** 40);
   assert.equal(nodes[0].role, "leader");
+  assert.equal(nodes[0].lastTerm, 3);
+  assert.equal(nodes[0].clusterId, "0123456789abcdef");
   assert.deepEqual(nodes[1], { node: B, ok: false, reachable: true, error: "unknown group" });
   assert.deepEqual(nodes[2], {
     node: C,
@@ -344,76 +353,6 @@ Deno.test("a membership change exits 1 when refused and 3 when the outcome is un
   ]);
 });
 
-Deno.test("peers reset without --force refuses, says why, and contacts no node", async () => {
-  let connected = false;
-  const err: string[] = [];
-  const deps = {
-    connect: () => {
-      connected = true;
-      return new FakeAdminClient(() => new Error("unreachable"));
-    },
-    out: () => assert.fail("nothing goes to stdout"),
-    err: (line: string) => err.push(line),
-  };
-  const options = peersOptions({ action: "reset", peers: [A], voters: [A], force: false });
-  assert.equal(await runPeers(options, deps), 2);
-  assert.equal(connected, false);
-  assert.deepEqual(err, RESET_REFUSAL);
-  const text = err.join("\n");
-  assert.match(err[0], /^counter peers reset: refusing to run without --force/);
-  for (
-    const reason of [
-      /without consensus/,
-      /acknowledged increments .* may be lost/,
-      /majority is gone for good/,
-      /every surviving node with the same/,
-    ]
-  ) assert.match(text, reason);
-});
-
-Deno.test("peers reset --force tells each node directly and reports each", async () => {
-  const voters = [A, B];
-  const h = harness(({ peer }) => ({ leader: peer!, data: { voters, learners: [] } }));
-  const options = peersOptions({ action: "reset", peers: voters, voters, force: true });
-  assert.equal(await runPeers(options, h.deps), 0);
-  assert.deepEqual(h.client.calls, [
-    { op: "reset_peers", args: { voters, force: true }, peer: A },
-    { op: "reset_peers", args: { voters, force: true }, peer: B },
-  ]);
-  assert.deepEqual(h.out, [
-    `127.0.0.1:8081  reset  voters: ${A},${B}`,
-    `127.0.0.1:8082  reset  voters: ${A},${B}`,
-  ]);
-  assert.deepEqual(h.connected(), { peers: voters, group: "counter", timeoutMs: 5000 });
-});
-
-Deno.test("peers reset --force exits 1 if a node failed, 3 if an outcome is unknown", async () => {
-  const voters = [A, B, C];
-  const options = peersOptions({ action: "reset", peers: voters, voters, force: true });
-  const failed = harness(({ peer }) =>
-    peer === B ? unreachable(B) : { leader: peer!, data: { voters, learners: [] } }
-  );
-  assert.equal(await runPeers(options, failed.deps), 1);
-  assert.equal(failed.out[1], "127.0.0.1:8082  failed  connection refused");
-
-  const unknown = harness(({ peer }) =>
-    peer === A
-      ? unreachable(A)
-      : peer === B
-      ? new FakeCounterError("no answer", "TIMEOUT", "unknown")
-      : { leader: C, data: { voters, learners: [] } }
-  );
-  assert.equal(await runPeers({ ...options, json: true }, unknown.deps), 3);
-  assert.deepEqual(JSON.parse(unknown.out[0]), {
-    voters,
-    nodes: [
-      { node: A, ok: false, outcome: "failed", error: "connection refused" },
-      { node: B, ok: false, outcome: "unknown", error: "no answer" },
-      { node: C, ok: true, voters },
-    ],
-  });
-});
-
 Deno.test("snapshot asks the one node and prints the index", async () => {
   const options: SnapshotOptions = { ...CLIENT, peers: [B], peer: B };
   const h = harness(() => ({ leader: B, data: { snapshotIndex: 4_294_967_296n } }));
@@ -439,15 +378,20 @@ Deno.test("snapshot exits 1 on failure and 3 on an unknown outcome", async () =>
 
 Deno.test("the admin help texts list their subcommands, examples and exit codes", () => {
   const top = helpText();
-  for (const name of ["status", "leader", "peers", "snapshot"] as const) {
+  for (const name of ["status", "leader", "peers", "snapshot", "recover"] as const) {
     assert.match(top, new RegExp(`\n {2}${name} +\\S`));
     const text = helpText(name);
     assert.match(text, new RegExp(`^Usage: counter ${name}`));
     assert.match(text, /\nExit codes:\n {2}0 {2}/);
   }
-  for (const sub of ["list", "add", "remove", "promote", "reset"]) {
+  for (const sub of ["list", "add", "remove", "promote"]) {
     assert.match(helpText("peers"), new RegExp(`\n {2}${sub} +\\S`));
   }
-  assert.match(helpText("peers"), /counter peers reset --force/);
+  assert.doesNotMatch(helpText("peers"), /peers reset/);
+  assert.match(helpText("peers"), /'counter recover'/);
+  assert.match(
+    helpText("recover"),
+    /counter recover --data \/var\/lib\/counter\/n1 --force-new-cluster/,
+  );
   assert.match(helpText("leader"), /counter leader transfer 127\.0\.0\.1:8082/);
 });

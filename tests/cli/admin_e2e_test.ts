@@ -134,12 +134,11 @@ Deno.test("admin commands: status, leader, transfer, add and remove a node, snap
     assert.equal(snapshot.node, target);
     assert.ok((snapshot.snapshotIndex as number) > 0, JSON.stringify(snapshot));
 
-    // peers reset without --force: refused, with the reasons, and nothing sent.
-    const reset: RunResult = await runMain(["peers", "reset", cluster.ids.join(",")]);
+    // peers reset is gone: a usage error naming its replacement, and nothing sent.
+    const reset: RunResult = await runMain(["peers", "reset", "--force", cluster.ids.join(",")]);
     assert.equal(reset.code, 2);
     assert.equal(reset.stdout, "");
-    assert.match(reset.stderr, /refusing to run without --force/);
-    assert.match(reset.stderr, /without consensus/);
+    assert.match(reset.stderr, /replaced by 'counter recover --data DIR --force-new-cluster'/);
     const after = await cliJson(["status", ...peers]);
     for (const node of after.nodes as { ok: boolean; voters: string[] }[]) {
       assert.ok(node.ok);

@@ -412,3 +412,122 @@ Deno.test("a status call goes to the node asked, without redirects", async () =>
     },
   );
 });
+
+/**
+ * A fake node of cluster `id`, as `CounterNode` answers: its id goes with every answer to a
+ * request that carries none, and a request pinned to another id is refused with WRONG_CLUSTER.
+ */
+function ofCluster(id: string, script: Script): Script {
+  return (r, n, node) => {
+    if (r.clusterId !== undefined && r.clusterId !== id) {
+      return { ok: false, code: "WRONG_CLUSTER", error: "scripted", clusterId: id };
+    }
+    const answer = script(r, n, node);
+    if (answer === "silent" || r.clusterId !== undefined) return answer;
+    return { ...answer, clusterId: id };
+  };
+}
+
+const CLUSTER_X = "00000000000000aa";
+const CLUSTER_Y = "00000000000000bb";
+
+Deno.test("the client pins the first cluster id it hears and sends it with every request", async () => {
+  let counter = 0n;
+  await withNodes(
+    [ofCluster(CLUSTER_X, (r) => value(counter += r.delta ?? 0n))],
+    {},
+    async (client, [node]) => {
+      assert.equal(client.clusterId, "");
+      await client.incrementAndGet(1n);
+      assert.equal(client.clusterId, CLUSTER_X);
+      await client.get();
+      await client.admin("peers");
+      assert.deepEqual(node.requests.map((r) => r.clusterId), [undefined, CLUSTER_X, CLUSTER_X]);
+    },
+  );
+});
+
+Deno.test("a node of another cluster is an error, not a redirect to follow", async (t) => {
+  await t.step("its refusal of the pinned id is final", async () => {
+    await withNodes(
+      [ofCluster(CLUSTER_X, () => value(1n)), ofCluster(CLUSTER_Y, () => value(100n))],
+      {},
+      async (client, [x, y]) => {
+        await client.admin("status", {}, { peer: x.address });
+        assert.equal(client.clusterId, CLUSTER_X);
+        const err = await assertCounterError(
+          client.admin("add_peer", { node: "n" }, { peer: y.address }),
+          "WRONG_CLUSTER",
+          "failed",
+        );
+        assert.match(
+          err.message,
+          new RegExp(`node ${y.address} belongs to another cluster \\(id ${CLUSTER_Y}`),
+        );
+        assert.match(err.message, /force-recovered separately/);
+      },
+    );
+  });
+  await t.step("a redirect named by a node of another cluster is not followed", async () => {
+    // Z (of cluster Y, ignoring the pin as an older node would) redirects to Y.
+    await withNodes(
+      [ofCluster(CLUSTER_X, () => value(1n)), ofCluster(CLUSTER_Y, () => value(7n))],
+      {},
+      async (_client, [x, y]) => {
+        const z = new FakeNode(() => ({
+          ok: false,
+          code: "NOT_LEADER",
+          error: "scripted",
+          leader: y.address,
+          clusterId: CLUSTER_Y,
+        }));
+        const client = new CounterClient({ peers: [z.address], timeoutMs: 1000 });
+        try {
+          await client.admin("status", {}, { peer: x.address });
+          await assertCounterError(client.incrementAndGet(1n), "WRONG_CLUSTER", "failed");
+          assert.equal(z.requests.length, 1);
+          assert.equal(y.requests.length, 0, "the redirect to Y was not followed");
+        } finally {
+          await client.close();
+          await z.close();
+        }
+      },
+    );
+  });
+});
+
+Deno.test("a value answered by a node of another cluster is never returned", async () => {
+  await withNodes(
+    [ofCluster(CLUSTER_X, () => value(1n)), (_r) => ({ ...value(99n), clusterId: CLUSTER_Y })],
+    {},
+    async (client, [x, y]) => {
+      await client.admin("status", {}, { peer: x.address });
+      // Y ignores the pin (an older node would): its answer still shows its own cluster id.
+      for (let i = 0; i < 4; i++) {
+        const read = client.get({ consistency: "stale" }).then((r) => r.value, (e) => e);
+        const got = await read;
+        if (got instanceof CounterError) assert.equal(got.code, "WRONG_CLUSTER");
+        else assert.equal(got, 1n);
+      }
+      assert.ok(y.requests.length > 0);
+    },
+  );
+});
+
+Deno.test("unpinned concurrent increments all go to one node, so two groups never both apply", async () => {
+  // Three nodes force-recovered separately, each the leader of its own one-node group.
+  const counters = [0n, 0n, 0n];
+  const scripts = [CLUSTER_X, CLUSTER_Y, "00000000000000cc"].map((id, i) =>
+    ofCluster(id, (r) => value(counters[i] += r.delta!))
+  );
+  await withNodes(scripts, {}, async (client, nodes) => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, () => client.incrementAndGet(1n)),
+    );
+    const served = nodes.filter((n) => n.requests.length > 0);
+    assert.equal(served.length, 1, "one node got every increment");
+    assert.equal(counters.filter((c) => c > 0n).length, 1);
+    assert.ok(results.every((r) => r.status === "fulfilled"));
+    assert.notEqual(client.clusterId, "");
+  });
+});

@@ -157,6 +157,61 @@ Deno.test("an overflowing increment is refused with OVERFLOW by the node", async
   }
 });
 
+Deno.test("a leader's wall clock jumping 2 h ahead does not expire a live session", async () => {
+  // Before cluster time, the leader stamped entries with Date.now(): the retry below carried a
+  // stamp 2 h after the first attempt, the session expired, and the retry was applied twice.
+  const group = await startGroup(1);
+  const realNow = Date.now;
+  try {
+    await waitForLeader(group.nodes);
+    const id = group.ids[0];
+    const incr = { op: "incr", delta: 5n, clientId: "clock-test", seq: 1, ackedBelow: 1 } as const;
+    assert.equal((await callNode(id, GROUP, incr)).value, 5n);
+    const stepMs = 2 * 60 * 60 * 1000;
+    Date.now = () => realNow() + stepMs;
+    const retry = await callNode(id, GROUP, incr);
+    assert.equal(retry.ok, true, retry.error);
+    assert.equal(retry.value, 5n, "the retry gets the first answer");
+    assert.equal((await callNode(id, GROUP, { op: "get" })).value, 5n, "applied once");
+  } finally {
+    Date.now = realNow;
+    await group.stop();
+  }
+});
+
+Deno.test("promoting a learner that has not caught up is refused, naming its lag", async () => {
+  // Before, the promotion went ahead: a one-voter group promoting a dead learner needed the dead
+  // node to commit anything ever again.
+  const group = await startGroup(1);
+  try {
+    await waitForLeader(group.nodes);
+    const id = group.ids[0];
+    const [port] = freePorts(1);
+    const learner = `127.0.0.1:${port}`; // nothing listens there: it never catches up
+    // The leader takes membership changes once it has committed an entry of its term.
+    await waitFor(
+      async () => (await callNode(id, GROUP, { op: "incr", delta: 0n })).ok || undefined,
+      "a first commit",
+    );
+    const added = await callNode(id, GROUP, {
+      op: "add_peer",
+      args: { node: learner, learner: true },
+    });
+    assert.equal(added.ok, true, added.error);
+    const promoted = await callNode(id, GROUP, { op: "promote_peer", args: { node: learner } });
+    assert.equal(promoted.ok, false);
+    assert.equal(promoted.code, "REFUSED");
+    assert.match(
+      promoted.error ?? "",
+      new RegExp(`^learner ${learner} is \\d+ entries behind; try again when it has caught up`),
+    );
+    // The group still commits on its own.
+    assert.equal((await callNode(id, GROUP, { op: "incr", delta: 1n })).value, 1n);
+  } finally {
+    await group.stop();
+  }
+});
+
 Deno.test("a three-node group: redirects, error codes and stale reads", async (t) => {
   const group = await startGroup(3);
   const client = new CounterClient({ peers: group.ids, timeoutMs: WAIT_MS });

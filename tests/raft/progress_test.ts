@@ -127,14 +127,32 @@ Deno.test("maybeDecrTo in Replicate: a rejection of an already matched index is 
   assert.ok(pr.next >= 6 && pr.next <= 7, `next ${pr.next} within (match, hint + 1]`);
 });
 
-Deno.test("maybeDecrTo: a follower that lost what it acknowledged is probed again from its hint", () => {
-  // A node whose data dir was wiped comes back under the same id with a one-entry log.
+Deno.test("maybeDecrTo: a stale duplicated rejection never lowers the match", () => {
+  // The follower rejected a probe at 10 while it held 5 entries; it has since caught up to 50.
+  // Copies of that old rejection arrive late, in each replication state.
   const pr = new Progress(1, 4);
   pr.maybeUpdate(50);
   pr.becomeReplicate();
-  assert.equal(pr.maybeDecrTo(50, 1), true);
-  assert.equal(pr.match, 1);
-  assert.equal(pr.next, 2);
+  pr.sentEntries(60, 10);
+  assert.equal(pr.maybeDecrTo(10, 5), false, "Replicate");
+  assert.equal(pr.match, 50);
+  assert.equal(pr.next, 61);
+  pr.becomeProbe();
+  pr.sentEntries(50, 0);
+  assert.equal(pr.maybeDecrTo(10, 5), false, "Probe");
+  assert.equal(pr.match, 50);
+  assert.equal(pr.next, 51);
+  pr.becomeSnapshot(80);
+  assert.equal(pr.maybeDecrTo(10, 5), false, "Snapshot");
+  assert.equal(pr.match, 50);
+  // Nor does one of the match itself: only a heartbeat answer can lower it (distrustMatch).
+  pr.becomeReplicate();
+  assert.equal(pr.maybeDecrTo(50, 5), false, "Replicate, at the match");
+  pr.becomeProbe();
+  pr.sentEntries(50, 0);
+  pr.maybeDecrTo(50, 5);
+  assert.equal(pr.match, 50, "Probe, at the match");
+  assert.equal(pr.next, 51);
 });
 
 Deno.test("maybeDecrTo in Probe: only the answer to the latest probe counts", () => {

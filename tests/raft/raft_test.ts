@@ -235,7 +235,11 @@ Deno.test("§5.1 a request with a stale term is refused, and the sender learns t
   assert.equal(answer.term, 2);
   b.step(makeMessage(MessageType.Vote, { from: "c", to: "b", term: 1, index: 9, logTerm: 9 }));
   net.processReady(["b"]);
-  assert.deepEqual(net.take(isMsg(MessageType.VoteResp, "b")), [], "stale votes are dropped");
+  // A stale candidate is refused with the current term too, so it stops campaigning below it
+  // (a voter whose configuration lags may send it nothing else).
+  const [refusal] = net.take(isMsg(MessageType.VoteResp, "b", "c"));
+  assert.equal(refusal?.reject, true);
+  assert.equal(refusal?.term, 2);
 });
 
 // -------------------------------------------------------------------- §5.4.1 election restriction
@@ -813,6 +817,64 @@ Deno.test("§6.4 ReadIndex: pending reads, local and forwarded, fail when the le
   assert.deepEqual(net.record("b").readStates, []);
 });
 
+Deno.test("§6.4 ReadIndex: a follower's forwarded reads fail as soon as it learns of a new term", () => {
+  // The leader a is cut off with b's ReadIndex request in flight; it will never answer.
+  const net = elected(["a", "b", "c"]);
+  net.isolate("a");
+  net.node("b").readIndex(7);
+  net.stabilize();
+  assert.deepEqual(net.record("b").failedReads, []);
+  // c is elected in term 3; b fails the read when it hears of the new term, not at a timeout.
+  net.tick(["b"], ELECTION_TICKS); // b's lease on a runs out (b itself does not campaign yet)
+  assert.equal(net.node("b").role, Role.Follower);
+  net.node("c").campaign();
+  net.stabilize();
+  assert.deepEqual(net.leaders().sort(), ["a", "c"]);
+  assert.deepEqual(net.record("b").failedReads, [7]);
+  assert.deepEqual(net.record("b").readStates, []);
+  // A late answer from the deposed leader serves nothing.
+  net.send(
+    makeMessage(MessageType.ReadIndexResp, { from: "a", to: "b", term: 3, context: 7, index: 2 }),
+  );
+  net.processReady(["b"]);
+  assert.deepEqual(net.record("b").readStates, []);
+});
+
+Deno.test("§6.4 ReadIndex: a duplicated answer to a forwarded read is ignored", () => {
+  const net = elected(["a", "b", "c"]);
+  net.dropWhere(isMsg(MessageType.ReadIndexResp, "a", "b"));
+  net.node("b").readIndex(7);
+  net.stabilize();
+  const answer = net.sentSince(0, isMsg(MessageType.ReadIndexResp, "a", "b"));
+  assert.equal(answer.length, 1);
+  net.send(answer[0]);
+  net.send(answer[0]);
+  net.processReady(["b"]);
+  assert.deepEqual(net.record("b").readStates, [{ requestId: 7, index: answer[0].index }]);
+});
+
+Deno.test("§5.3 a stale duplicated AppendEntries rejection does not lower a follower's match", () => {
+  const net = elected(["a", "b", "c"]);
+  const a = net.node("a");
+  a.propose(commands("x", "y", "z"));
+  net.stabilize();
+  const matchOf = (id: NodeId) => a.status().peers.find((p) => p.id === id)!.match;
+  const last = a.lastIndex;
+  assert.equal(matchOf("b"), last);
+  // A copy of a rejection b sent long ago, when it held only the bootstrap entry.
+  a.step(makeMessage(MessageType.AppResp, {
+    from: "b",
+    to: "a",
+    term: 2,
+    index: last - 2,
+    reject: true,
+    rejectHint: 1,
+    logTerm: 1,
+  }));
+  assert.equal(matchOf("b"), last);
+  assert.equal(a.status().peers.find((p) => p.id === "b")!.state, ProgressState.Replicate);
+});
+
 Deno.test("§6.4 ReadIndex: reads are refused beyond pendingReadsMax", () => {
   const net = elected(["a", "b", "c"], { pendingReadsMax: 2 });
   net.isolate("a");
@@ -1262,4 +1324,20 @@ Deno.test("a leader stops counting a follower that reports less than it acknowle
   // A repeated (duplicated) rejection changes nothing more.
   a.step(resp!);
   assert.equal(matchOf("b"), 1);
+});
+
+Deno.test("§5.2: a rejected candidate of a higher term does not restart the voters' timers", () => {
+  // c's log is stale and its election timeout is a third of b's. Without PreVote it campaigns
+  // again and again; b must still time out and win, or the group never has a leader again.
+  const c3 = conf(["a", "b", "c"]);
+  const net = new Network();
+  net.add(newNode("a", stateWithLog(c3, [2, 2], 2), { preVote: false }, 1));
+  net.add(newNode("b", stateWithLog(c3, [2, 2], 2), { preVote: false, electionTicks: 30 }, 2));
+  net.add(newNode("c", stateWithLog(c3, [2], 2), { preVote: false, electionTicks: 10 }, 3));
+  net.isolate("a"); // the old leader is gone for good
+  for (let t = 0; t < 600 && net.leaders().length === 0; t++) {
+    net.tick(["b", "c"]);
+    net.stabilize();
+  }
+  assert.deepEqual(net.leaders(), ["b"], "the node whose log is up to date wins");
 });

@@ -9,7 +9,8 @@
  * Options: `--seed N`, `--seeds A..B`, `--nodes 3|5`, `--events N` (fault-phase events),
  * `--no-snapshots`, `--membership` / `--no-membership`, `--lease-reads` / `--no-lease-reads`,
  * `--pump` / `--no-pump` (node.ts's pumping shell or the plain one), `--disk-faults` /
- * `--no-disk-faults` (wiped dirs, detected data loss, long pauses), `--mutation NAME` (a
+ * `--no-disk-faults` (wiped dirs, detected data loss, long pauses), `--forced-reset` /
+ * `--no-forced-reset` (a majority lost, one survivor forced into a new group), `--mutation NAME` (a
  * deliberately broken shell, to see a check fire), `--verbose` (print every trace line),
  * `--stats` (print counters).
  * Exits with status 1 when any run fails.
@@ -21,6 +22,7 @@ import { type Mutation, type SimOptions, simulate } from "./sim/simulation.ts";
 
 const MUTATIONS: readonly Mutation[] = [
   "no-identity-check",
+  "wall-clock-stamps",
   "send-before-persist",
   "forget-vote-on-crash",
   "corrupt-apply",
@@ -44,6 +46,7 @@ function usage(message: string): never {
     "usage: deno run -A tests/raft/simulate.ts (--seed N | --seeds A..B) [--nodes 3|5] " +
       "[--events N] [--no-snapshots] [--membership|--no-membership] " +
       "[--lease-reads|--no-lease-reads] [--pump|--no-pump] [--disk-faults|--no-disk-faults] " +
+      "[--forced-reset|--no-forced-reset] " +
       "[--mutation NAME] [--verbose] " +
       "[--stats]",
   );
@@ -115,6 +118,12 @@ function parseArgs(argv: string[]): CliArgs {
       case "--no-disk-faults":
         out.base.diskFaults = false;
         break;
+      case "--forced-reset":
+        out.base.forcedReset = true;
+        break;
+      case "--no-forced-reset":
+        out.base.forcedReset = false;
+        break;
       case "--verbose":
         out.verbose = true;
         break;
@@ -143,7 +152,9 @@ function main(): void {
     const status = result.failure === null ? "ok" : `FAILED (${result.failure.check})`;
     console.log(
       `seed ${seed} nodes ${result.nodes}${result.params.membership ? " +membership" : ""}` +
-        `${result.params.pump ? " +pump" : ""}${result.params.diskFaults ? " +disk" : ""}: ` +
+        `${result.params.pump ? " +pump" : ""}${result.params.diskFaults ? " +disk" : ""}${
+          result.params.forcedReset ? " +reset" : ""
+        }: ` +
         `${status}; ${s.events} events, ${result.simMs.toFixed(0)} ms simulated, ` +
         `${s.elections} elections, final index ${s.finalIndex}, trace ${result.traceHash}`,
     );

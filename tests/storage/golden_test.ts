@@ -1,5 +1,6 @@
 /**
- * Golden on-disk fixtures: the bytes of a segment, a meta file and a snapshot for fixed values,
+ * Golden on-disk fixtures: the bytes of a segment, a meta file (and a version 1 meta file,
+ * kept to prove it still reads) and a snapshot for fixed values,
  * committed under snapshots/storage/. A change to the format, deliberate or not, fails here.
  *
  * After a deliberate format change (which also needs a new version number), regenerate with:
@@ -31,6 +32,14 @@ const META: Meta = {
   nodeId: "127.0.0.1:7001",
   group: "main",
   hardState: { term: 2, vote: "127.0.0.1:7002" },
+  incarnation: "0123456789abcdef",
+  clusterId: "fedcba9876543210",
+  commitFloor: 3,
+  logFloor: 2,
+  peerIncarnations: new Map([["127.0.0.1:7002", "00000000000000ff"], [
+    "127.0.0.1:7003",
+    "a5a5a5a5a5a5a5a5",
+  ]]),
 };
 
 const SNAPSHOT: Snapshot = {
@@ -70,8 +79,23 @@ Deno.test("golden: a log segment of three known entries", async () => {
 });
 
 Deno.test("golden: a meta file", async () => {
-  const golden = await checkGolden("meta_v1", encodeMeta(META));
-  assert.deepEqual(decodeMeta(golden, "meta_v1"), META);
+  const golden = await checkGolden("meta_v2", encodeMeta(META));
+  assert.deepEqual(decodeMeta(golden, "meta_v2"), META);
+});
+
+Deno.test("golden: a version 1 meta file still reads, with the new fields at their defaults", async () => {
+  // Written by the previous build; never regenerated.
+  const golden = await Deno.readFile(new URL("meta_v1", GOLDEN_DIR));
+  assert.deepEqual(decodeMeta(golden, "meta_v1"), {
+    nodeId: "127.0.0.1:7001",
+    group: "main",
+    hardState: { term: 2, vote: "127.0.0.1:7002" },
+    incarnation: "",
+    clusterId: "",
+    commitFloor: 0,
+    logFloor: 0,
+    peerIncarnations: new Map(),
+  });
 });
 
 Deno.test("golden: a snapshot file", async () => {

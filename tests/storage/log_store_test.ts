@@ -210,6 +210,43 @@ Deno.test("reset discards the log and moves its start, durably", async () => {
   await reopened.close();
 });
 
+Deno.test("regression: appends after reset keep true offsets (issue 9, point 1)", async () => {
+  // reset() wrote a segment header but recorded the segment as 0 bytes long, so every offset
+  // in it was 20 bytes short: reading back failed with "invalid payload length", and segments
+  // rolled 20 bytes late.
+  await using dir = await tempDir();
+  const segmentBytesMax = SEGMENT_HEADER_BYTES + 4 * RECORD_BYTES_16;
+  const log = await LogStore.open(dir.path, { segmentBytesMax });
+  await log.append(makeEntries(1, 10));
+  await log.reset(101);
+  const entries = makeEntries(101, 10, 2);
+  await log.append(entries.slice(0, 1));
+  await log.append(entries.slice(1, 3));
+  assert.deepEqual(await readAll(log), plain(entries.slice(0, 3)));
+  assert.equal(await log.termAt(102), 2);
+  await log.append(entries.slice(3));
+  assert.deepEqual(await readAll(log), plain(entries));
+  for (const segment of log.segmentInfo()) {
+    const size = (await Deno.stat(join(dir.path, segment.name))).size;
+    assert.equal(segment.sizeBytes, size, segment.name);
+    assert.ok(size <= segmentBytesMax, `${segment.name} is ${size} bytes`);
+  }
+  assert.deepEqual(
+    log.segmentInfo().map((segment) => segment.firstIndex),
+    [101, 105, 109],
+  );
+  // Truncating inside the reset segment and appending again lands at the right byte too.
+  await log.append(makeEntries(103, 1, 3));
+  assert.deepEqual(await readAll(log), plain([...entries.slice(0, 2), ...makeEntries(103, 1, 3)]));
+  await log.close();
+  const reopened = await LogStore.open(dir.path, { segmentBytesMax });
+  assert.deepEqual(
+    await readAll(reopened),
+    plain([...entries.slice(0, 2), ...makeEntries(103, 1, 3)]),
+  );
+  await reopened.close();
+});
+
 /**
  * Writes a log of `count` entries (several segments), then for every length `cut` of its last
  * segment file, from empty to whole, recovers a copy cut there and checks it holds exactly the
@@ -313,19 +350,92 @@ Deno.test("a flipped byte in a record followed by valid records is an error nami
   }
 });
 
-Deno.test("a flipped byte in the last record of the last segment is cut as a torn tail", async () => {
+Deno.test("a flipped byte in the last record of the last segment is an error, not a torn tail", async () => {
+  // Issue 9, point 4: a whole last record that fails its checksum is bit rot, not a crash. Only
+  // a flip in its length field that makes it run past the end of the file reads as a write cut
+  // short (no way to tell those apart), and is cut.
   await using dir = await tempDir();
   const { path, offsets, bytes } = await fourRecordLog(dir.path);
   const start = offsets[3];
+  let refused = 0;
   for (let i = start; i < bytes.length; i++) {
     const bad = bytes.slice();
     bad[i] ^= 0x10;
     await Deno.writeFile(path, bad);
-    const log = await LogStore.open(dir.path);
-    assert.equal(log.lastIndex(), 3, `byte ${i}`);
-    assert.equal((await Deno.stat(path)).size, start);
-    await log.close();
+    const length = new DataView(bad.buffer).getUint32(start, true);
+    const runsPastEnd = i < start + 4 && length <= RECORD_PAYLOAD_FIXED_BYTES + 64 * 1024 * 1024 &&
+      start + RECORD_HEADER_BYTES + length > bad.length;
+    if (runsPastEnd) {
+      const log = await LogStore.open(dir.path);
+      assert.equal(log.lastIndex(), 3, `byte ${i}`);
+      assert.equal((await Deno.stat(path)).size, start);
+      await log.close();
+      continue;
+    }
+    await assert.rejects(LogStore.open(dir.path), (error: Error) => {
+      assert.ok(error instanceof StorageCorruptionError, `byte ${i}: ${error}`);
+      assert.equal(error.path, path);
+      assert.equal(error.offset, start);
+      assert.ok(error.message.includes(`${path} is corrupt at byte ${start}`), error.message);
+      return true;
+    });
+    assert.equal((await Deno.stat(path)).size, bytes.length, `byte ${i}: nothing was cut`);
+    refused++;
   }
+  assert.ok(refused >= RECORD_BYTES_16 - 4, `${refused} refusals`);
+});
+
+Deno.test("non-zero garbage after the last record is an error; zeros are a torn tail", async () => {
+  await using dir = await tempDir();
+  const { path, bytes } = await fourRecordLog(dir.path);
+  for (const tail of [[0xff], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], new Array(100).fill(7)]) {
+    const bad = new Uint8Array(bytes.length + tail.length);
+    bad.set(bytes);
+    bad.set(tail, bytes.length);
+    await Deno.writeFile(path, bad);
+    if (tail.length < RECORD_HEADER_BYTES) {
+      // Shorter than a record header: the file ends inside one, a cut-short write.
+      const log = await LogStore.open(dir.path);
+      assert.equal(log.lastIndex(), 4);
+      await log.close();
+      continue;
+    }
+    await assert.rejects(LogStore.open(dir.path), (error: Error) => {
+      assert.ok(error instanceof StorageCorruptionError, String(error));
+      assert.equal(error.offset, bytes.length);
+      assert.match(error.message, /invalid payload length/);
+      return true;
+    });
+  }
+});
+
+Deno.test("a last record with a zeroed sector is a torn tail and is cut", async () => {
+  // A crash during an append can leave some sectors of the write on disk and others zero (the
+  // size update landed, the data did not).
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  await log.append(makeEntries(1, 2, 1, 16));
+  await log.append(makeEntries(3, 1, 1, 2000));
+  await log.close();
+  const path = join(dir.path, segmentFileName(1));
+  const bytes = await Deno.readFile(path);
+  const start = SEGMENT_HEADER_BYTES + 2 * RECORD_BYTES_16;
+  for (const sector of [1, 2, 3]) {
+    const bad = bytes.slice();
+    bad.fill(0, sector * 512, Math.min(bad.length, (sector + 1) * 512));
+    await Deno.writeFile(path, bad);
+    const { logger, lines } = captureLogger();
+    const recovered = await LogStore.open(dir.path, { logger });
+    assert.equal(recovered.lastIndex(), 2, `sector ${sector}`);
+    assert.equal((await Deno.stat(path)).size, start);
+    assert.ok(lines.some((line) => line.includes("torn record")));
+    await recovered.close();
+  }
+  // The same record with a flipped bit and no zeroed sector is damage.
+  const bad = bytes.slice();
+  bad[start + 700] ^= 0x01;
+  await Deno.writeFile(path, bad);
+  await assert.rejects(LogStore.open(dir.path), /is corrupt at byte 102: record checksum/);
 });
 
 Deno.test("damage in a segment that is not the last is an error, even at its tail", async () => {

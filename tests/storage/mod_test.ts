@@ -287,3 +287,44 @@ Deno.test("a lost meta file with a log present is a loud error, not a fresh star
   const meta = await MetaStore.open(join(scratch.path, "raft_meta"), options);
   assert.equal(meta.exists(), false);
 });
+
+Deno.test("DataDir forwards the version 2 meta fields and keeps them across a reopen", async () => {
+  await using scratch = await tempDir();
+  const dir = await DataDir.open(scratch.path, options);
+  const incarnation = dir.incarnation();
+  assert.match(incarnation, /^[0-9a-f]{16}$/);
+  assert.equal(dir.clusterId(), "");
+  assert.equal(dir.commitFloor(), 0);
+  await dir.saveClusterId("0123456789abcdef");
+  await dir.append(makeEntries(1, 3, 1));
+  await dir.saveCommitFloor(2);
+  await dir.savePeerIncarnation("h:2", "0000000000000002");
+  await dir.savePeerIncarnation("h:3", "0000000000000003");
+  await dir.forgetPeerIncarnations(new Set(["h:3"]));
+  await dir.close();
+  const again = await DataDir.open(scratch.path, options);
+  assert.equal(again.incarnation(), incarnation);
+  assert.equal(again.clusterId(), "0123456789abcdef");
+  assert.equal(again.commitFloor(), 2);
+  assert.equal(again.peerIncarnation("h:2"), undefined);
+  assert.equal(again.peerIncarnation("h:3"), "0000000000000003");
+  await again.close();
+  await assert.rejects(again.saveCommitFloor(3), /is closed/);
+});
+
+Deno.test("a dir with a version 1 meta file gets a permanent incarnation at open", async () => {
+  await using scratch = await tempDir();
+  const golden = await Deno.readFile(new URL("../../snapshots/storage/meta_v1", import.meta.url));
+  const identity = { nodeId: "127.0.0.1:7001", group: "main" };
+  await Deno.mkdir(join(scratch.path, "raft_meta"));
+  await Deno.writeFile(join(scratch.path, "raft_meta", "meta"), golden);
+  const dir = await DataDir.open(scratch.path, identity);
+  assert.deepEqual(dir.recovered().hardState, { term: 2, vote: "127.0.0.1:7002" });
+  const incarnation = dir.incarnation();
+  await dir.close();
+  const bytes = await Deno.readFile(join(scratch.path, "raft_meta", "meta"));
+  assert.equal(new DataView(bytes.buffer).getUint16(4, true), 2);
+  const again = await DataDir.open(scratch.path, identity);
+  assert.equal(again.incarnation(), incarnation);
+  await again.close();
+});

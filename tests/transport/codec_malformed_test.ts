@@ -54,6 +54,7 @@ const RAFT_FIELDS: unknown[] = [
   0, // rejectHint
   0, // context
   null, // snapshot
+  0, // electionTicks
 ];
 
 function raftBody(payload: unknown, overrides: { kind?: unknown; requestId?: unknown } = {}) {
@@ -157,10 +158,10 @@ Deno.test("the body must be an array of exactly four with a known kind and a gro
   assertRejected(raw.encode([3, "counter", 0, { ok: true }]), "response id 0", /request id/);
 });
 
-Deno.test("a Raft payload must have exactly twelve fields of the right types", () => {
-  assertRejected(raftBody(RAFT_FIELDS.slice(0, 11)), "eleven fields", /12 fields/);
-  assertRejected(raftBody([...RAFT_FIELDS, 0]), "thirteen fields", /12 fields/);
-  assertRejected(raftBody({ type: 1 }), "map payload", /12 fields/);
+Deno.test("a Raft payload must have exactly thirteen fields of the right types", () => {
+  assertRejected(raftBody(RAFT_FIELDS.slice(0, 12)), "twelve fields", /13 fields/);
+  assertRejected(raftBody([...RAFT_FIELDS, 0]), "fourteen fields", /13 fields/);
+  assertRejected(raftBody({ type: 1 }), "map payload", /13 fields/);
   // A wrong value for each field in turn.
   const wrong: unknown[][] = [
     [0, 13, 99, -1, "App", null],
@@ -186,14 +187,34 @@ Deno.test("a Raft payload must have exactly twelve fields of the right types", (
       [],
       bytes(),
     ]],
+    // electionTicks: only a HeartbeatResp carries one (tested below).
+    [-1, 1, 1.5, "0", null],
   ];
-  for (let field = 0; field < 12; field++) {
+  for (let field = 0; field < 13; field++) {
     for (const value of wrong[field]) {
       const payload = RAFT_FIELDS.slice();
       payload[field] = value;
       assertRejected(raftBody(payload), `field ${field} = ${String(value)}`);
     }
   }
+});
+
+Deno.test("electionTicks: required (1..1,000,000) in a HeartbeatResp, 0 in every other kind", () => {
+  const heartbeatResp = (ticks: unknown) => {
+    const payload = RAFT_FIELDS.slice();
+    payload[0] = MessageType.HeartbeatResp;
+    payload[6] = [];
+    payload[12] = ticks;
+    return raftBody(payload);
+  };
+  assert.equal(outcome(heartbeatResp(1), "1 tick"), "ok");
+  assert.equal(outcome(heartbeatResp(1_000_000), "1,000,000 ticks"), "ok");
+  assertRejected(heartbeatResp(0), "no promise", /electionTicks 0 is outside/);
+  assertRejected(heartbeatResp(1_000_001), "too long", /electionTicks 1000001 is outside/);
+  assertRejected(heartbeatResp(2 ** 40), "absurd", /electionTicks/);
+  const app = RAFT_FIELDS.slice();
+  app[12] = 5;
+  assertRejected(raftBody(app), "App with electionTicks", /other than HeartbeatResp/);
 });
 
 Deno.test("unknown Raft message types are rejected by number", () => {

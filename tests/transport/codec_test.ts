@@ -65,7 +65,7 @@ function sampleMessages(): Message[] {
     makeMessage(MessageType.PreVote, { from, to, term: 9, logTerm: 7, index: 44 }),
     makeMessage(MessageType.PreVoteResp, { from, to, term: 9 }),
     makeMessage(MessageType.Heartbeat, { from, to, term: 7, commit: 44, context: 12 }),
-    makeMessage(MessageType.HeartbeatResp, { from, to, term: 7, context: 12 }),
+    makeMessage(MessageType.HeartbeatResp, { from, to, term: 7, context: 12, electionTicks: 30 }),
     makeMessage(MessageType.Snap, { from, to, term: 7, index: 900, snapshot: SNAPSHOT }),
     makeMessage(MessageType.Snap, {
       from,
@@ -128,6 +128,7 @@ Deno.test("a Raft payload is the documented field array", () => {
       0,
       0,
       null,
+      0,
     ],
   ]);
   const snap = sampleMessages()[10];

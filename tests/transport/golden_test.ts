@@ -65,6 +65,21 @@ const CASES: GoldenCase[] = [
     },
   },
   {
+    name: "raft_heartbeat_resp",
+    description: "RAFT HeartbeatResp echoing read context 12, sender's election timeout 100 ticks",
+    body: {
+      kind: "raft",
+      group: "counter",
+      message: makeMessage(MessageType.HeartbeatResp, {
+        from: "10.0.0.3:4000",
+        to: "10.0.0.1:4000",
+        term: 2 ** 40,
+        context: 12,
+        electionTicks: 100,
+      }),
+    },
+  },
+  {
     name: "raft_snapshot",
     description: "RAFT Snap carrying a snapshot at index 900, term 7, 3 voters, 1 learner",
     body: {

@@ -1,13 +1,12 @@
 /**
- * `counter peers`: lists the group's members, adds, removes and promotes one, and, as a last
- * resort, resets the membership of a group that lost its majority for good.
+ * `counter peers`: lists the group's members, adds, removes and promotes one. (A group that
+ * lost its majority for good is recovered with `counter recover`, on a stopped node's data dir.)
  *
  * @module
  */
 
 import type { WireMap } from "../../transport/codec.ts";
 import type { PeersOptions } from "../args.ts";
-import { errorLine } from "../output.ts";
 import {
   type AdminCommandDeps,
   answerAsMap,
@@ -15,21 +14,11 @@ import {
   answerIndex,
   answerString,
   BadAnswerError,
-  type Configuration,
   formatConfiguration,
   formatTable,
-  resolveAdminDeps,
   runAdmin,
 } from "./_admin.ts";
-import {
-  connectOptions,
-  EXIT_FAILED,
-  EXIT_OK,
-  EXIT_UNKNOWN,
-  EXIT_USAGE,
-  type Outcome,
-  outcomeOf,
-} from "./_client.ts";
+import { connectOptions, EXIT_OK } from "./_client.ts";
 
 /** One member, as the leader sees it. */
 export interface Member {
@@ -94,82 +83,12 @@ export function formatMemberTable(list: MemberList): string[] {
   ]);
 }
 
-/** What a forced reset did on one node. */
-export type ResetReport =
-  | { node: string; ok: true; conf: Configuration }
-  | { node: string; ok: false; outcome: Outcome; error: string };
-
-/** Why `counter peers reset` refuses to run without `--force`; printed on stderr. */
-export const RESET_REFUSAL: readonly string[] = [
-  "counter peers reset: refusing to run without --force, because:",
-  "  - it replaces each listed node's membership without consensus;",
-  "  - acknowledged increments that only the lost nodes held may be lost;",
-  "  - it is only for a group whose majority is gone for good: while a majority",
-  "    is up, or can be brought back, use 'counter peers remove' instead;",
-  "  - run it on every surviving node with the same HOST:PORT,... list, and never",
-  "    restart a lost node with its old data.",
-];
-
-/** The text of `counter peers reset`: one row per node. */
-export function formatResetText(reports: readonly ResetReport[]): string[] {
-  return formatTable(
-    reports.map((report) =>
-      report.ok
-        ? [report.node, "reset", `voters: ${report.conf.voters.join(",")}`]
-        : [report.node, report.outcome === "unknown" ? "unknown" : "failed", report.error]
-    ),
-  );
-}
-
-/** The one JSON line of `counter peers reset --json`. */
-export function formatResetJson(
-  voters: readonly string[],
-  reports: readonly ResetReport[],
-): string {
-  const nodes = reports.map((report) =>
-    report.ok
-      ? { node: report.node, ok: true, voters: report.conf.voters }
-      : { node: report.node, ok: false, outcome: report.outcome, error: report.error }
-  );
-  return JSON.stringify({ voters, nodes });
-}
-
-async function runReset(
-  options: PeersOptions & { action: "reset" },
-  deps: AdminCommandDeps,
-): Promise<number> {
-  if (!options.force) {
-    const { err } = resolveAdminDeps(deps);
-    for (const line of RESET_REFUSAL) err(line);
-    return EXIT_USAGE;
-  }
-  return await runAdmin("peers reset", connectOptions(options), deps, async (client, io) => {
-    const args = { voters: options.voters, force: true };
-    // Each node is told on its own: without a majority there is no leader to go through.
-    const reports = await Promise.all(options.voters.map(async (node): Promise<ResetReport> => {
-      try {
-        // ---- Call into the service: one node, no redirects. ----
-        const { data } = await client.admin("reset_peers", args, { peer: node });
-        return { node, ok: true, conf: answerConfiguration(data, node) };
-      } catch (error) {
-        let message = errorLine(error);
-        if (message.startsWith(`${node}: `)) message = message.slice(node.length + 2);
-        return { node, ok: false, outcome: outcomeOf(error), error: message };
-      }
-    }));
-    if (options.json) io.out(formatResetJson(options.voters, reports));
-    else for (const line of formatResetText(reports)) io.out(line);
-    if (reports.some((report) => !report.ok && report.outcome === "unknown")) return EXIT_UNKNOWN;
-    return reports.every((report) => report.ok) ? EXIT_OK : EXIT_FAILED;
-  });
-}
-
 /** Admin operation of each membership change. */
 const CHANGE_OPS = { add: "add_peer", remove: "remove_peer", promote: "promote_peer" } as const;
 
 /**
- * Runs `counter peers` and returns the exit status: 0 success, 1 failed, 2 a reset without
- * `--force`, 3 outcome unknown (a change that may still be applied).
+ * Runs `counter peers` and returns the exit status: 0 success, 1 failed, 3 outcome unknown (a
+ * change that may still be applied).
  *
  * @example Usage
  * ```ts
@@ -214,7 +133,5 @@ export async function runPeers(
         "outcome unknown: the change may or may not have been applied; see 'counter peers list'",
       );
     }
-    case "reset":
-      return await runReset(options, deps);
   }
 }

@@ -7,6 +7,9 @@
 import { type CounterNode, type NodeOptions, startNode } from "../../counter/node.ts";
 import { Logger } from "../../logging/logger.ts";
 import type { ServeOptions } from "../args.ts";
+import { type MetricsServer, type MetricsTarget, startMetricsServer } from "../../metrics/http.ts";
+import { parseAddress } from "../../transport/address.ts";
+import { jsonSafeInteger } from "./_admin.ts";
 
 /** The signals that stop a node gracefully. */
 export const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
@@ -79,7 +82,19 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
     return { signal, handler };
   });
 
+  let metrics: MetricsServer | undefined;
   try {
+    if (options.metricsAddr !== undefined) {
+      // Bound before the node starts: a busy port must fail the start before the data dir is
+      // touched.
+      const { hostname, port } = parseAddress(options.metricsAddr);
+      metrics = startMetricsServer(hostname, port);
+      logger.info("serving metrics", {
+        url: `http://${options.metricsAddr}/metrics`,
+        health: "/health",
+        status: "/status",
+      });
+    }
     const nodeOptions: NodeOptions = {
       dataDir: options.dataDir,
       id: options.id,
@@ -96,13 +111,34 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
     };
     // ---- Call into the service: the node (lib/counter/node.ts). ----
     node = await (deps.startNode ?? startNode)(nodeOptions);
+    if (metrics !== undefined && isMetricsTarget(node)) {
+      const target = node;
+      metrics.setTarget({
+        metricsText: () => target.metricsText(),
+        health: () => target.health(),
+        // As `counter status --json` prints it: the value as a number when JSON holds it exactly.
+        status: () => {
+          const status = target.status();
+          const value = BigInt(String(status.value));
+          return { ...status, value: jsonSafeInteger(value) };
+        },
+      });
+    }
     if (signalled !== undefined) stop();
     await node.closed;
     await stopping;
   } finally {
     for (const { signal, handler } of handlers) removeSignalListener(signal, handler);
+    await metrics?.close();
   }
   if (signalled === undefined) throw new Error("the node stopped without being asked to");
   logger.info("stopped");
   return 0;
+}
+
+/** True when `node` can feed the metrics endpoint (a real node; test fakes may not). */
+function isMetricsTarget(node: NodeHandle): node is NodeHandle & MetricsTarget {
+  const candidate = node as Partial<MetricsTarget>;
+  return typeof candidate.metricsText === "function" && typeof candidate.health === "function" &&
+    typeof candidate.status === "function";
 }

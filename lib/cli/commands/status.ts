@@ -37,6 +37,10 @@ export interface NodeStatus {
   applied: number;
   /** Index of the last entry in the node's log. */
   lastIndex: number;
+  /** Term of that entry (0 when the node does not say). */
+  lastTerm: number;
+  /** The cluster id of the node's data dir, or "" (none yet, or the node does not say). */
+  clusterId: string;
   /** Index of the node's newest snapshot (0: none). */
   snapshotIndex: number;
   /** The counter as this node has applied it: a stale read. */
@@ -65,6 +69,8 @@ export function parseNodeStatus(data: WireMap, source: string): NodeStatus {
     commit: answerIndex(data, "commit", source),
     applied: answerIndex(data, "applied", source),
     lastIndex: answerIndex(data, "lastIndex", source),
+    lastTerm: data.lastTerm === undefined ? 0 : answerIndex(data, "lastTerm", source),
+    clusterId: data.clusterId === undefined ? "" : answerString(data, "clusterId", source, true),
     snapshotIndex: answerIndex(data, "snapshotIndex", source),
     value: answerInt64(data, "value", source),
     voters: answerStringList(data, "voters", source),
@@ -166,8 +172,10 @@ export function formatStatusJson(reports: readonly NodeReport[]): string {
       commit: s.commit,
       applied: s.applied,
       lastIndex: s.lastIndex,
+      lastTerm: s.lastTerm,
       snapshotIndex: s.snapshotIndex,
       value: jsonSafeInteger(s.value),
+      clusterId: s.clusterId,
       voters: s.voters,
       learners: s.learners,
     };

@@ -231,6 +231,34 @@ export class Checker {
     records.push({ term: e.term, entry: e, prevTerm });
   }
 
+  /**
+   * The group lost its majority for good and one survivor was forced into a new one-voter
+   * group (`counter recover --force-new-cluster`) with its log committed up to `keptIndex`, in
+   * `forcedTerm` (above every term the survivor had seen). Entries the lost majority committed
+   * above `keptIndex` are lost by design, and so are terms from `forcedTerm` on that only the
+   * lost (or fenced-off) nodes reached: the checks go on from the survivor's history.
+   */
+  forcedReset(keptIndex: number, forcedTerm: number): void {
+    this.#committed.length = Math.min(this.#committed.length, keptIndex + 1);
+    this.#valueAt.length = Math.min(this.#valueAt.length, keptIndex + 1);
+    this.#committedMax = Math.min(this.#committedMax, keptIndex);
+    this.#ackedIndexMax = Math.min(this.#ackedIndexMax, keptIndex);
+    for (const term of [...this.#leaderByTerm.keys()]) {
+      if (term >= forcedTerm) this.#leaderByTerm.delete(term);
+    }
+    for (const term of [...this.#leaderLog.keys()]) {
+      if (term >= forcedTerm) this.#leaderLog.delete(term);
+    }
+    for (let i = 0; i < this.#log.length; i++) {
+      const records = this.#log[i];
+      if (records !== undefined) this.#log[i] = records.filter((r) => r.term < forcedTerm);
+    }
+    for (const [id, index] of this.#proposalIndex) {
+      if (index > keptIndex) this.#proposalIndex.delete(id);
+    }
+    this.#applied.clear();
+  }
+
   // ------------------------------------------------------------ applying
 
   /**

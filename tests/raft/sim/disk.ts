@@ -70,10 +70,21 @@ export class SimDisk {
     this.incarnation = incarnation;
   }
 
-  /** True when the disk holds nothing: what a new or wiped data dir looks like. */
+  /**
+   * A node has started on this disk: the real data dir then has its meta file (node id,
+   * incarnation), so a later start is a restart, not a start on an empty dir.
+   */
+  bound = false;
+  /**
+   * The group this data dir belongs to (the real meta's cluster id): 1 for the run's group, a
+   * new number for a group forced from a survivor, 0 until a node that joined hears from one.
+   */
+  clusterId = 0;
+
+  /** True when no node has started on the disk yet: what a new or wiped data dir looks like. */
   isFresh(): boolean {
-    return this.snapshot === null && this.entries.length === 0 && this.hardState.term === 0 &&
-      this.hardState.vote === "";
+    return !this.bound && this.snapshot === null && this.entries.length === 0 &&
+      this.hardState.term === 0 && this.hardState.vote === "";
   }
 
   /** Index covered by the snapshot, 0 without one. */

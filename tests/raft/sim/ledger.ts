@@ -83,19 +83,19 @@ export interface LedgerStats {
 
 /** The reference state machine and the exactly-once checks against it. */
 export class Ledger {
-  readonly #sm = new CounterStateMachine();
-  readonly #records: (IndexRecord | undefined)[] = [];
-  readonly #first = new Map<string, FirstApplication>();
+  #sm = new CounterStateMachine();
+  #records: (IndexRecord | undefined)[] = [];
+  #first = new Map<string, FirstApplication>();
   /** Highest ackedBelow each client sent in the log so far. */
-  readonly #ackedBelowMax = new Map<string, number>();
+  #ackedBelowMax = new Map<string, number>();
   /**
    * Model of the session table's expiry: client id -> last active wall clock (ms), least
    * recently applied first. Sessions idle for longer than the expiry by the clock of the entry
    * being applied are forgotten, oldest first, stopping at the first one still fresh.
    */
-  readonly #sessions = new Map<string, number>();
+  #sessions = new Map<string, number>();
   /** Reference snapshot bytes at sampled indexes. */
-  readonly #bytes = new Map<number, Uint8Array>();
+  #bytes = new Map<number, Uint8Array>();
   readonly #sampleEvery: number;
   #applied = 0;
   #expected = 0n;
@@ -115,6 +115,28 @@ export class Ledger {
   /** Highest index the reference applied. */
   get applied(): number {
     return this.#applied;
+  }
+
+  /**
+   * Forgets every index above `index`, as if the reference had applied only up to there: the
+   * group was forced into a new one from a survivor holding the log to `index`, and entries the
+   * lost majority committed above it are gone by design (see `Checker.forcedReset`).
+   */
+  truncate(index: number): void {
+    if (index >= this.#applied) return;
+    const kept: Entry[] = [];
+    for (let i = 1; i <= index; i++) kept.push(this.#records[i]!.entry);
+    const stats = { ...this.stats };
+    this.#sm = new CounterStateMachine();
+    this.#records = [];
+    this.#first = new Map();
+    this.#ackedBelowMax = new Map();
+    this.#sessions = new Map();
+    this.#bytes = new Map();
+    this.#applied = 0;
+    this.#expected = 0n;
+    for (const e of kept) this.#apply(e);
+    Object.assign(this.stats, stats);
   }
 
   /** The expected counter after the highest applied index. */

@@ -37,6 +37,7 @@ import {
   decodeConfState,
   type Entry,
   EntryType,
+  forceNewClusterState,
   InvariantError,
   type Message,
   MessageType,
@@ -48,7 +49,8 @@ import {
   Role,
   type Snapshot,
 } from "../../../lib/raft/mod.ts";
-import { decodeIncrement, encodeIncrement } from "../../../lib/counter/command.ts";
+import { decodeIncrement, encodeIncrement, readStampMs } from "../../../lib/counter/command.ts";
+import { ClusterClock } from "../../../lib/counter/cluster_clock.ts";
 import {
   type ApplyResult,
   CLIENT_IDLE_EXPIRY_MS,
@@ -85,6 +87,11 @@ export type Mutation =
   | "lose-sessions"
   /** Node n2 expires client sessions by its own clock instead of the proposing leader's. */
   | "local-clock-expiry"
+  /**
+   * Leaders stamp increments with their wall clocks (which jump in disk-fault seeds) instead of
+   * cluster time: the state before lib/counter/cluster_clock.ts.
+   */
+  | "wall-clock-stamps"
   /** The pump applies committed entries while a Ready installing a snapshot is in flight. */
   | "pump-during-snapshot"
   /** The pumping shell applies a Ready's committed entries after its write, not before. */
@@ -124,6 +131,12 @@ export interface SimOptions {
    * timeout. Default: on for 40% of the seeds.
    */
   diskFaults?: boolean;
+  /**
+   * Once in the run, the group loses a majority for good and the operator forces one survivor
+   * into a new group (`counter recover --force-new-cluster`), then wipes and adds back every
+   * other node. Default: a quarter of the disk-fault seeds.
+   */
+  forcedReset?: boolean;
 }
 
 /** Parameters of one run, all drawn from its seed. */
@@ -223,6 +236,13 @@ export interface SimParams {
   diskWeights: Record<DiskChaosAction, number>;
   /** Longest process pause, in election timeouts. */
   pauseElectionsMax: number;
+  /** The run includes a majority loss and a forced new cluster (see `SimOptions.forcedReset`). */
+  forcedReset: boolean;
+  /**
+   * Election timeout of each node (ticks): `electionTicks` times a factor of 1 to 3 in a third of
+   * the seeds, since nothing makes operators give every node the same `--election-timeout-ms`.
+   */
+  electionTicksOf: number[];
 }
 
 type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" | "transfer";
@@ -232,9 +252,10 @@ type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" 
  * replaced, `rm -rf`), after which it restarts with the same id and `--conf`; `loss` makes a
  * node's disk lose its newest data in a way the storage detects (a deleted newest segment, a bit
  * flip in the last record), so it refuses to start; `pause` stops a process (SIGSTOP, a long GC)
- * for longer than an election timeout.
+ * for longer than an election timeout; `clockJump` steps a node's wall clock by up to two session
+ * expiry periods, forward or back (which cluster time must not notice).
  */
-type DiskChaosAction = "wipe" | "loss" | "pause";
+type DiskChaosAction = "wipe" | "loss" | "pause" | "clockJump" | "majorityLoss";
 
 /** Counts of what happened in a run. */
 export interface SimStats {
@@ -323,6 +344,12 @@ export interface SimStats {
   replacements: number;
   /** Messages dropped because the sender's incarnation is not the one the receiver knows. */
   identityDrops: number;
+  /** Wall-clock steps of a node. */
+  clockJumps: number;
+  /** Majorities lost for good and groups forced from a survivor. */
+  forcedResets: number;
+  /** Messages dropped because sender and receiver belong to different clusters. */
+  clusterDrops: number;
 }
 
 /** The outcome of one simulated run. */
@@ -428,6 +455,8 @@ interface SimNode {
   raft: Raft | null;
   /** The real counter state machine. */
   sm: CounterStateMachine;
+  /** Cluster time for the increments it proposes (node.ts's ClusterClock), this life. */
+  clock: ClusterClock;
   applied: number;
   /** Index of the snapshot the state machine was last restored from (this life), 0 for none. */
   restoredAt: number;
@@ -486,7 +515,7 @@ const enum Kind {
 
 type SimEvent =
   | { kind: Kind.Tick; node: number; epoch: number }
-  | { kind: Kind.Deliver; msg: Message; incarnation: number }
+  | { kind: Kind.Deliver; msg: Message; incarnation: number; cluster: number }
   | { kind: Kind.Disk; node: number; epoch: number }
   | { kind: Kind.Chaos }
   | { kind: Kind.Restart; node: number }
@@ -517,6 +546,17 @@ const BACKOFF_US_MIN = 1_000;
 const BACKOFF_US_MAX = 50_000;
 /** Answered requests a client keeps as candidates for deliberate duplicates. */
 const ANSWERED_KEPT = 8;
+
+/** Answers whose sender a node counts: a vote, an acknowledgement, a heartbeat's echo. */
+function isCountedAnswer(type: MessageType): boolean {
+  return type === MessageType.VoteResp || type === MessageType.PreVoteResp ||
+    type === MessageType.AppResp || type === MessageType.HeartbeatResp;
+}
+
+/** Messages only a leader sends: a node that joined takes its cluster from the first one. */
+function isLeaderMessage(type: MessageType): boolean {
+  return type === MessageType.App || type === MessageType.Snap || type === MessageType.Heartbeat;
+}
 
 /** Node id of the i-th node (0-based). */
 export function nodeId(i: number): NodeId {
@@ -596,6 +636,11 @@ export function simParams(options: SimOptions): SimParams {
   const diskFaultsDrawn = r.chance(0.4);
   const diskWeights = { wipe: r.pick([1, 2]), loss: r.pick([0, 1]), pause: r.pick([0, 1, 2]) };
   const pauseElectionsMax = r.pick([2, 5]);
+  const mixedTimeouts = r.chance(1 / 3);
+  const timeoutFactors: number[] = [];
+  for (let i = 0; i < 5; i++) timeoutFactors.push(mixedTimeouts ? r.pick([1, 1, 1.5, 2, 3]) : 1);
+  const clockJumpWeight = r.pick([0, 1]);
+  const forcedResetDrawn = r.chance(0.25);
   // Sessions idle for CLIENT_IDLE_EXPIRY_MS of the leaders' wall clock expire. That hour lasts
   // 0.3 s, 1 s or 3 s of simulated time in most seeds (so sessions expire during a run), or an
   // hour (real time) in the rest.
@@ -628,8 +673,11 @@ export function simParams(options: SimOptions): SimParams {
     wallOffsetMs: wallOffsetMs.slice(0, pool),
     sampleEvery: r.pick([4, 16, 64]),
     diskFaults: options.diskFaults ?? diskFaultsDrawn,
-    diskWeights,
+    diskWeights: { ...diskWeights, clockJump: clockJumpWeight, majorityLoss: 1 },
     pauseElectionsMax,
+    forcedReset: options.forcedReset ??
+      (forcedResetDrawn && (options.diskFaults ?? diskFaultsDrawn)),
+    electionTicksOf: timeoutFactors.slice(0, pool).map((f) => Math.round(base.electionTicks * f)),
   };
 }
 
@@ -649,6 +697,9 @@ export function replayCommand(options: SimOptions, params: SimParams): string {
   if (options.pump !== undefined) parts.push(options.pump ? "--pump" : "--no-pump");
   if (options.diskFaults !== undefined) {
     parts.push(options.diskFaults ? "--disk-faults" : "--no-disk-faults");
+  }
+  if (options.forcedReset !== undefined) {
+    parts.push(options.forcedReset ? "--forced-reset" : "--no-forced-reset");
   }
   parts.push("--verbose");
   return parts.join(" ");
@@ -714,6 +765,9 @@ export class Simulation {
     bootstrapsAfterWipe: 0,
     replacements: 0,
     identityDrops: 0,
+    clockJumps: 0,
+    forcedResets: 0,
+    clusterDrops: 0,
   };
   /** `#blocked[from][to]`: messages on that link are dropped. */
   #blocked: boolean[][] = [];
@@ -724,10 +778,16 @@ export class Simulation {
   #netDup: number;
   #netFifo: boolean;
   #faults = true;
+  /** Offset of each node's wall clock (ms): the drawn skew, moved by clock jumps. */
+  readonly #wallOffsetMs: number[];
+  /** Cluster ids handed out so far (the run's group is 1). */
+  #clusterSeq = 1;
   /** Incarnations handed out so far: every disk, wiped ones included, gets a new one. */
   #incarnationSeq = 0;
   /** Nodes the operator is replacing now. */
   readonly #replacing = new Set<number>();
+  /** The same nodes, in the order the operator handles them (one at a time). */
+  readonly #replaceQueue: number[] = [];
   #proposalSeq = 0;
   #readSeq = 0;
   /** Active clients. */
@@ -740,6 +800,7 @@ export class Simulation {
   constructor(options: SimOptions) {
     this.#options = options;
     this.#params = simParams(options);
+    this.#wallOffsetMs = this.#params.wallOffsetMs.slice();
     this.#rng = new Prng(options.seed);
     const ledger = new Ledger(this.#params.sampleEvery);
     this.#ledger = ledger;
@@ -771,6 +832,7 @@ export class Simulation {
         epoch: 0,
         raft: null,
         sm: new CounterStateMachine(),
+        clock: new ClusterClock(),
         applied: 0,
         restoredAt: 0,
         write: null,
@@ -790,6 +852,7 @@ export class Simulation {
         wiped: false,
         formerDisks: [],
       };
+      if (i < p.voters) node.disk.clusterId = 1;
       this.#nodes.push(node);
       this.#byId.set(node.id, node);
       this.#blocked.push(new Array(p.pool).fill(false));
@@ -883,7 +946,7 @@ export class Simulation {
         this.#onTick(ev.node, ev.epoch);
         break;
       case Kind.Deliver:
-        this.#onDeliver(ev.msg, ev.incarnation);
+        this.#onDeliver(ev.msg, ev.incarnation, ev.cluster);
         break;
       case Kind.Disk:
         this.#onDiskDone(ev.node, ev.epoch);
@@ -985,10 +1048,11 @@ export class Simulation {
   #start(node: SimNode): void {
     if (node.refused) return;
     if (node.disk.isFresh() && node.formerDisks.length > 0 && !this.#probe(node)) return;
+    node.disk.bound = true;
     const p = this.#params;
     const options: RaftOptions = {
       id: node.id,
-      electionTicks: p.electionTicks,
+      electionTicks: p.electionTicksOf[node.index],
       heartbeatTicks: p.heartbeatTicks,
       random: () => node.prng.float(),
       preVote: p.preVote,
@@ -1004,7 +1068,11 @@ export class Simulation {
     node.up = true;
     node.sm = new CounterStateMachine();
     node.restoredAt = 0;
+    // node.ts's clock runs on the process's monotonic clock; sessions expire in simulated
+    // seconds here, so it runs at the speed of the leaders' model clock (`wallMsPerUs`).
+    node.clock = new ClusterClock(() => this.#now * p.wallMsPerUs);
     if (initial.snapshot !== null) this.#restoreStateMachine(node, initial.snapshot);
+    this.#observeStamps(node, initial.entries);
     node.applied = initial.snapshot === null ? 0 : initial.snapshot.index;
     node.write = null;
     node.leaderTerm = 0;
@@ -1294,6 +1362,15 @@ export class Simulation {
     };
   }
 
+  /** node.ts's `#observeStamps`: cluster time never goes below a stamp the node holds. */
+  #observeStamps(node: SimNode, entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== EntryType.Normal) continue;
+      const stampMs = readStampMs(e.data);
+      if (stampMs !== null) node.clock.observe(stampMs);
+    }
+  }
+
   /** A Ready was just taken: check it, note its reads, send what may go before the write. */
   #onReady(node: SimNode, rd: Ready): void {
     const r = node.raft!;
@@ -1310,6 +1387,7 @@ export class Simulation {
     if (rd.entries.length > 0) {
       const first = rd.entries[0].index;
       this.#checker.entriesAppended(node.id, first - 1, r.termAt(first - 1), rd.entries);
+      this.#observeStamps(node, rd.entries);
     }
     this.#checkCommitExposed(node);
     // The plain shell notes read indexes at once; node.ts handles them after the write.
@@ -1392,6 +1470,7 @@ export class Simulation {
     }
     node.sm = sm;
     node.restoredAt = s.index;
+    node.clock.observe(sm.newestActivityMs());
     this.#compareBytes(node, s.index, s.data, "snapshot");
   }
 
@@ -1541,6 +1620,7 @@ export class Simulation {
         kind: Kind.Deliver,
         msg: i === 0 ? copy : cloneMessage(m),
         incarnation: node.disk.incarnation,
+        cluster: node.disk.clusterId,
       });
     }
   }
@@ -1564,10 +1644,16 @@ export class Simulation {
    * peer that comes back with a wiped dir is thus never heard again under its old id until the
    * configuration no longer names it.
    */
-  #identityAccepts(to: SimNode, from: NodeId, incarnation: number): boolean {
+  #identityAccepts(to: SimNode, m: Message, incarnation: number): boolean {
     if (this.#options.mutation === "no-identity-check") return true;
+    const from = m.from;
     const known = to.disk.peerIncarnations.get(from);
-    if (known !== undefined) return known === incarnation;
+    // Only answers are counted (votes granted, entries acknowledged, heartbeats confirming a
+    // lease or a read): those of an unknown incarnation are dropped. Requests, and a leader's
+    // appends, are safe from anyone: a node that missed a member's replacement must still follow
+    // the new incarnation when it leads, or it could never learn of the replacement.
+    if (known !== undefined && known !== incarnation) return !isCountedAnswer(m.type);
+    if (known !== undefined) return true;
     // Only members are recorded (and forgotten once a committed configuration drops them);
     // a message from an id this node does not count (yet) cannot have been counted by it.
     const conf = to.raft!.conf;
@@ -1603,7 +1689,7 @@ export class Simulation {
     this.#afterInput(node);
   }
 
-  #onDeliver(m: Message, incarnation: number): void {
+  #onDeliver(m: Message, incarnation: number, cluster: number): void {
     const from = this.#byId.get(m.from)!;
     const to = this.#byId.get(m.to)!;
     this.#hash.num(m.type);
@@ -1623,7 +1709,17 @@ export class Simulation {
       this.#drop(m);
       return;
     }
-    if (!this.#identityAccepts(to, m.from, incarnation)) {
+    const mine = to.disk.clusterId;
+    if (cluster !== 0 && mine !== 0 && cluster !== mine) {
+      // The HELLO of another cluster's node is refused: a group forced from a survivor never
+      // hears the old group's nodes, and they never hear it.
+      this.#note(() => `drop (cluster ${cluster}, not ${mine}) ${formatMessage(m)}`);
+      this.#stats.clusterDrops++;
+      this.#drop(m);
+      return;
+    }
+    if (mine === 0 && cluster !== 0 && isLeaderMessage(m.type)) to.disk.clusterId = cluster;
+    if (!this.#identityAccepts(to, m, incarnation)) {
       this.#note(() =>
         `drop (incarnation ${incarnation} of ${m.from} unknown) ${formatMessage(m)}`
       );
@@ -1665,8 +1761,14 @@ export class Simulation {
     ];
     if (this.#params.diskFaults) {
       const dw = this.#params.diskWeights;
-      actions.push("wipe", "loss", "pause");
-      weights.push(dw.wipe, dw.loss, dw.pause);
+      actions.push("wipe", "loss", "pause", "clockJump", "majorityLoss");
+      weights.push(
+        dw.wipe,
+        dw.loss,
+        dw.pause,
+        dw.clockJump,
+        this.#params.forcedReset && this.#stats.forcedResets === 0 ? dw.majorityLoss : 0,
+      );
     }
     const i = this.#rng.weighted(weights);
     if (i >= 0) {
@@ -1698,6 +1800,12 @@ export class Simulation {
           break;
         case "pause":
           this.#chaosPause();
+          break;
+        case "clockJump":
+          this.#chaosClockJump();
+          break;
+        case "majorityLoss":
+          this.#chaosMajorityLoss();
           break;
       }
     }
@@ -1791,12 +1899,93 @@ export class Simulation {
     this.#note(() => `${node.id} PAUSED for ${pauseUs / 1000} ms`);
   }
 
+  /** A node's wall clock steps (NTP, an operator, a VM restore): cluster time must not care. */
+  #chaosClockJump(): void {
+    const node = this.#rng.pick(this.#nodes);
+    const jumpMs = Math.round(CLIENT_IDLE_EXPIRY_MS * this.#rng.range(-2, 2));
+    this.#wallOffsetMs[node.index] += jumpMs;
+    this.#stats.clockJumps++;
+    this.#note(() => `${node.id} WALL CLOCK JUMPS by ${jumpMs} ms`);
+  }
+
+  /**
+   * A majority of the voters is lost for good (their disks with it). The operator runs
+   * `counter recover --force-new-cluster` on one survivor, as README says: it keeps its log,
+   * becomes a one-voter group in a new term with a new cluster id, and every other node is
+   * wiped and added back. Increments only the lost majority held are lost by design; the checks
+   * go on from the survivor's history.
+   */
+  #chaosMajorityLoss(): void {
+    if (this.#repairing()) return;
+    const leaders = this.#leaders();
+    if (leaders.length !== 1) return;
+    const r = leaders[0].raft!;
+    const voters = r.confAt(r.commitIndex).voters;
+    if (voters.length < 3 || r.conf.voters.length !== voters.length) return;
+    // The operator forces a survivor that holds something (recover refuses an empty dir).
+    const up = voters.map((id) => this.#byId.get(id)!).filter((n) =>
+      n.up && n.disk.lastIndex() > 0
+    );
+    if (up.length === 0) return;
+    const forced = this.#rng.pick(up);
+    const survivorsMax = Math.floor((voters.length - 1) / 2);
+    const survivors = new Set<SimNode>([forced]);
+    while (survivors.size < Math.min(survivorsMax, this.#rng.int(1, survivorsMax))) {
+      survivors.add(this.#rng.pick(voters.map((id) => this.#byId.get(id)!)));
+    }
+    const commit = forced.raft!.commitIndex;
+    const oldCluster = forced.disk.clusterId;
+    for (const n of this.#nodes) if (n.up) this.#crash(n);
+    const keptIndex = Math.min(commit, forced.disk.lastIndex());
+    const state = forceNewClusterState(forced.disk.recover(), forced.id);
+    // Same data dir (incarnation), new cluster id, the other members' incarnations forgotten.
+    const disk = new SimDisk(state.state, forced.disk.incarnation);
+    disk.bound = true;
+    disk.clusterId = ++this.#clusterSeq;
+    forced.disk = disk;
+    this.#checker.forcedReset(keptIndex, state.entry.term);
+    this.#ledger.truncate(keptIndex);
+    // Answers whose only application the lost majority held are lost with it: the survivor's
+    // group may apply a retry or a duplicate of such a request afresh, with another answer.
+    const kept: Request[] = [];
+    for (const req of this.#answered) {
+      if (this.#ledger.firstApplication(req.client.id, req.seq) !== undefined) kept.push(req);
+      else req.answer = null;
+    }
+    this.#answered.length = 0;
+    this.#answered.push(...kept);
+    this.#stats.forcedResets++;
+    this.#note(() =>
+      `MAJORITY LOST: survivors ${[...survivors].map((n) => n.id)}; ${forced.id} forced into ` +
+      `cluster ${disk.clusterId} at ${state.entry.index}/t${state.entry.term}, kept index ` +
+      `${keptIndex}`
+    );
+    this.#schedule(this.#rng.int(1_000, 50_000), { kind: Kind.Restart, node: forced.index });
+    for (const n of this.#nodes) {
+      if (n === forced) continue;
+      if (survivors.has(n)) {
+        // A survivor that was not forced stays stopped (README: run recover on one survivor
+        // only) until the operator wipes it and adds it back. Started as it is, its cluster id
+        // fences it off; tests/e2e/recover_test.ts checks that with real processes.
+        n.refused = true;
+        this.#beginReplace(n);
+      } else if (n.disk.clusterId === oldCluster || voters.includes(n.id)) {
+        n.refused = true;
+        this.#beginReplace(n);
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- the operator
 
-  /** The operator replaces `node` as README says: remove it, wipe it, `--join`, add, promote. */
+  /**
+   * The operator replaces `node` as README says: remove it, wipe it, `--join`, add, promote;
+   * one node at a time, each caught up and promoted before the next is added.
+   */
   #beginReplace(node: SimNode): void {
     this.#replacing.add(node.index);
-    this.#note(() => `${node.id} REFUSED to start; the operator replaces it`);
+    this.#replaceQueue.push(node.index);
+    this.#note(() => `${node.id} cannot serve; the operator replaces it`);
     this.#schedule(this.#rng.int(10_000, 100_000), {
       kind: Kind.Operator,
       node: node.index,
@@ -1812,6 +2001,11 @@ export class Simulation {
         node: index,
         step: next,
       });
+    // README's procedure adds dead nodes back one at a time: a node added back with the id of a
+    // former voter may hold an old configuration naming it a voter until it has caught up, and
+    // two such nodes at once could elect each other under it (the id is reused; etcd gives a
+    // replaced member a new member id instead).
+    if (this.#replaceQueue[0] !== index) return again(step);
     const leaders = this.#leaders();
     if (leaders.length === 0) return again(step);
     const leader = this.#rng.pick(leaders);
@@ -1837,6 +2031,7 @@ export class Simulation {
         }
         if (isMember(committed)) return again("remove");
         // The removal is committed: wipe the dir and start the node with --join.
+        if (node.up) this.#crash(node);
         this.#replaceDisk(node);
         node.wiped = false;
         node.refused = false;
@@ -1853,6 +2048,7 @@ export class Simulation {
         if (committed.voters.includes(node.id) || !isMember(committed)) {
           // A voter again (or a membership change removed it meanwhile: a spare now).
           this.#replacing.delete(index);
+          this.#replaceQueue.shift();
           this.#stats.replacements++;
           this.#note(() => `OPERATOR done replacing ${node.id}`);
           return;
@@ -2009,7 +2205,8 @@ export class Simulation {
   /** Wall clock of `node` (ms), as node.ts writes it into the entries it proposes. */
   #wallMs(node: SimNode): number {
     const p = this.#params;
-    return WALL_BASE_MS + p.wallOffsetMs[node.index] + Math.floor(this.#now * p.wallMsPerUs);
+    return WALL_BASE_MS + this.#wallOffsetMs[node.index] +
+      Math.floor(this.#now * p.wallMsPerUs);
   }
 
   #newClient(): Client {
@@ -2216,7 +2413,11 @@ export class Simulation {
     // A stopped process answers nothing; the client times out and tries elsewhere.
     if (node.pausedUntilUs > this.#now) return null;
     const r = node.raft!;
-    const wallMs = this.#wallMs(node);
+    // As node.ts: only a leader stamps (a follower refuses before encoding the command; here
+    // the core refuses it below).
+    let stampMs = 0;
+    if (this.#options.mutation === "wall-clock-stamps") stampMs = this.#wallMs(node);
+    else if (r.role === Role.Leader) stampMs = node.clock.stamp(r.term);
     const made: Proposal[] = commands.map(({ request, duplicate, delta }) => ({
       id: ++this.#proposalSeq,
       request,
@@ -2228,7 +2429,7 @@ export class Simulation {
       term: 0,
       data: encodeIncrement({
         delta,
-        proposedAtMs: wallMs,
+        proposedAtMs: stampMs,
         clientId: request?.client.id ?? "",
         seq: request?.seq ?? 0,
         ackedBelow: request?.ackedBelow ?? 0,
