@@ -18,6 +18,7 @@
 
 import type { ClientRequest, ClientResponse, WireMap } from "../transport/codec.ts";
 import { RpcClientConnection, RpcError } from "../transport/client_conn.ts";
+import type { ClientTls } from "../transport/tls.ts";
 import { type Logger, silentLogger } from "../logging/logger.ts";
 
 /** Options of {@linkcode CounterClient}. */
@@ -34,6 +35,8 @@ export interface CounterClientOptions {
   clientId?: string;
   /** Where to log retries (debug). Default: nowhere. */
   logger?: Logger;
+  /** Connect with TLS, trusting these CAs (see `loadClientTls`); plain TCP without. */
+  tls?: ClientTls;
 }
 
 /** Result of a successful call: the counter's value and the server that answered. */
@@ -89,6 +92,16 @@ const FINAL_CODES = new Set([
   "WRONG_CLUSTER",
 ]);
 
+/**
+ * A TLS mismatch (wrong CA, a node with or without TLS unlike this client) is a configuration
+ * error that no retry fixes: it ends the call at once, as `TLS`.
+ */
+function throwIfTls(err: unknown): void {
+  if (err instanceof RpcError && err.reason === "tls") {
+    throw new CounterError("TLS", "failed", err.message);
+  }
+}
+
 const BACKOFF_MS_MIN = 10;
 const BACKOFF_MS_MAX = 500;
 
@@ -100,6 +113,7 @@ export class CounterClient {
   readonly #attemptTimeoutMs: number;
   readonly #clientId: string;
   readonly #log: Logger;
+  readonly #tls: ClientTls | undefined;
   #conns = new Map<string, RpcClientConnection>();
   #connecting = new Map<string, Promise<RpcClientConnection>>();
   #leader: string | null = null;
@@ -122,6 +136,7 @@ export class CounterClient {
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 1000;
     this.#clientId = options.clientId ?? crypto.randomUUID();
     this.#log = options.logger ?? silentLogger;
+    this.#tls = options.tls;
     this.#nextPeer = Math.floor(Math.random() * this.#peers.length);
   }
 
@@ -186,6 +201,7 @@ export class CounterClient {
       } catch (err) {
         const sent = err instanceof RpcError ? err.sent : false;
         this.#dropConnection(target);
+        throwIfTls(err);
         if (sent) {
           throw new CounterError("TIMEOUT", "unknown", `${target}: ${(err as Error).message}`);
         }
@@ -257,6 +273,7 @@ export class CounterClient {
         resp = await conn.call(this.#group, attempt, Math.min(remaining, this.#attemptTimeoutMs));
       } catch (err) {
         const sent = err instanceof RpcError ? err.sent : false;
+        if (!maybeApplied) throwIfTls(err);
         if (sent && hasEffect) maybeApplied = true;
         lastError = `${target}: ${(err as Error).message}`;
         lastCode = sent ? "TIMEOUT" : "UNAVAILABLE";
@@ -376,7 +393,10 @@ export class CounterClient {
     if (existing !== undefined && !existing.isClosed) return existing;
     let pending = this.#connecting.get(peer);
     if (pending === undefined) {
-      pending = RpcClientConnection.connect(peer, { connectTimeoutMs: this.#attemptTimeoutMs });
+      pending = RpcClientConnection.connect(peer, {
+        connectTimeoutMs: this.#attemptTimeoutMs,
+        tls: this.#tls,
+      });
       this.#connecting.set(peer, pending);
     }
     try {

@@ -22,6 +22,7 @@ import {
   FrameError,
   writeFrame,
 } from "./frame.ts";
+import { looksLikeTls, tuneSocket } from "./tls.ts";
 
 /** Default bound on bytes queued for sending on one connection: 8 MiB, two full frames. */
 export const QUEUE_BYTES_MAX_DEFAULT: number = 8 * 1024 * 1024;
@@ -86,7 +87,7 @@ export type BodyHandler = (body: DecodedBody) => void;
  * ```
  */
 export class Connection {
-  #conn: Deno.TcpConn;
+  #conn: Deno.Conn;
   #onBody: BodyHandler;
   #logger: Logger;
   #remoteAddress: string;
@@ -105,26 +106,25 @@ export class Connection {
 
   #closing = false;
   #resourceClosed = false;
+  #firstChunk = true;
+  #tlsSeen = false;
   #reader: Promise<void>;
   #closed: Promise<void>;
 
   /**
-   * Takes over `conn` (sets no-delay and keep-alive) and starts reading. `onBody` is called for
-   * every decoded body.
+   * Takes over `conn` (a TCP or TLS connection; sets no-delay and keep-alive where it can) and
+   * starts reading. `onBody` is called for every decoded body.
    */
-  constructor(conn: Deno.TcpConn, onBody: BodyHandler, options: ConnectionOptions = {}) {
+  constructor(conn: Deno.Conn, onBody: BodyHandler, options: ConnectionOptions = {}) {
     this.#conn = conn;
     this.#onBody = onBody;
     const limits = connectionLimits(options);
     this.#frameBytesMax = limits.frameBytesMax;
     this.#queueBytesMax = limits.queueBytesMax;
-    this.#remoteAddress = formatAddress(conn.remoteAddr);
+    this.#remoteAddress = formatAddress(conn.remoteAddr as Deno.NetAddr);
     this.#logger = options.logger ?? silentLogger;
     this.#frames = new FrameDecoder({ frameBytesMax: this.#frameBytesMax });
-    // Small frames must not wait for Nagle's algorithm; batching is done here instead.
-    conn.setNoDelay(true);
-    // Lets the OS eventually reap a connection whose peer vanished without a FIN.
-    conn.setKeepAlive(true);
+    tuneSocket(conn);
     this.#reader = this.#readLoop();
     this.#closed = this.#reader.then(() => this.#writer ?? undefined);
   }
@@ -145,6 +145,14 @@ export class Connection {
    */
   get sentSeq(): number {
     return this.#sentSeq;
+  }
+
+  /**
+   * True when the connection closed because the other side spoke TLS on this plain connection
+   * (a TLS node answering a plain client, or a TLS client at a plain node).
+   */
+  get peerSpokeTls(): boolean {
+    return this.#tlsSeen;
   }
 
   /** True once the connection is closing or closed: nothing more is sent or delivered. */
@@ -225,6 +233,16 @@ export class Connection {
 
   // Decodes and hands on every complete body in `chunk`; false when the connection must close.
   #deliver(chunk: Uint8Array): boolean {
+    if (this.#firstChunk) {
+      this.#firstChunk = false;
+      if (looksLikeTls(chunk)) {
+        this.#tlsSeen = true;
+        this.#logger.warn("the other side speaks TLS on a plain connection, closing it", {
+          remote: this.#remoteAddress,
+        });
+        return false;
+      }
+    }
     try {
       for (const bytes of this.#frames.push(chunk)) {
         this.#onBody(decodeBody(bytes));

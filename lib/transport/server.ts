@@ -11,12 +11,25 @@ import {
   type ClientRequest,
   type ClientResponse,
   type DecodedBody,
+  encodePeerAuth,
   encodeResponse,
+  type PeerAuth,
   ProtocolError,
   type SnapshotAck,
   type SnapshotChunk,
 } from "./codec.ts";
 import { Connection, connectionLimits, type ConnectionOptions } from "./connection.ts";
+import { listen as listenMaybeTls, type ServerTls } from "./tls.ts";
+import {
+  type ClientAuthenticator,
+  type ClientSession,
+  newSession,
+} from "../security/client_auth.ts";
+import {
+  type AcceptorHandshake,
+  type PeerAuthenticator,
+  PeerAuthError,
+} from "../security/peer_auth.ts";
 
 /** Default bound on open connections per server. */
 export const CONNECTIONS_MAX_DEFAULT = 1024;
@@ -63,11 +76,29 @@ export interface TransportServerOptions extends ConnectionOptions {
    * misbehaving. Default {@linkcode REQUESTS_IN_FLIGHT_MAX_DEFAULT}.
    */
   requestsInFlightMax?: number;
+  /** Serve TLS with this certificate and key; plain TCP without. */
+  tls?: ServerTls;
+  /**
+   * Client roles: requests a connection's proved role does not cover are refused before the
+   * handler sees them, and the `auth` op is answered here. Without it every request goes on.
+   */
+  clientAuth?: ClientAuthenticator;
+  /**
+   * Peer authentication: peer bodies (RAFT, SNAPSHOT_CHUNK, SNAPSHOT_ACK) are taken only on a
+   * connection whose dialer completed the handshake, and only from the id it proved. Without
+   * it peer bodies are taken from anyone.
+   */
+  peerAuth?: PeerAuthenticator;
 }
 
 interface ClientState {
   conn: Connection;
   requestsInFlight: number;
+  session: ClientSession;
+  // Peer handshake: none yet, challenge being computed or sent, or done with the dialer's id.
+  peerAuth: "none" | "challenging" | "challenged" | "authenticated";
+  peerHandshake: AcceptorHandshake | null;
+  peerId: string;
 }
 
 /**
@@ -90,12 +121,14 @@ interface ClientState {
  * ```
  */
 export class TransportServer {
-  #listener: Deno.TcpListener;
+  #listener: Deno.Listener;
   #handler: TransportHandler;
   #logger: Logger;
   #connectionOptions: ConnectionOptions;
   #connectionsMax: number;
   #requestsInFlightMax: number;
+  #clientAuth: ClientAuthenticator | undefined;
+  #peerAuth: PeerAuthenticator | undefined;
   #clients = new Set<ClientState>();
   #address: HostPort;
   #closing = false;
@@ -116,10 +149,12 @@ export class TransportServer {
     this.#connectionOptions = { ...connectionLimits(options), logger: this.#logger };
     this.#connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
     this.#requestsInFlightMax = options.requestsInFlightMax ?? REQUESTS_IN_FLIGHT_MAX_DEFAULT;
+    this.#clientAuth = options.clientAuth;
+    this.#peerAuth = options.peerAuth;
     assertPositiveInteger("Connection limit", this.#connectionsMax);
     assertPositiveInteger("Requests in flight limit", this.#requestsInFlightMax);
-    this.#listener = Deno.listen({ hostname: listen.hostname, port: listen.port });
-    const addr = this.#listener.addr;
+    this.#listener = listenMaybeTls(listen.hostname, listen.port, options.tls);
+    const addr = this.#listener.addr as Deno.NetAddr;
     this.#address = { hostname: addr.hostname, port: addr.port };
     this.#acceptLoop = this.#accept();
   }
@@ -167,7 +202,7 @@ export class TransportServer {
 
   async #accept(): Promise<void> {
     while (!this.#closing) {
-      let tcp: Deno.TcpConn;
+      let tcp: Deno.Conn;
       try {
         tcp = await this.#listener.accept();
       } catch (err) {
@@ -183,7 +218,7 @@ export class TransportServer {
       this.#connectionsAccepted++;
       if (this.#clients.size >= this.#connectionsMax) {
         this.#logger.warn("connection limit reached, closing new connection", {
-          remote: formatAddress(tcp.remoteAddr),
+          remote: formatAddress(tcp.remoteAddr as Deno.NetAddr),
           limit: this.#connectionsMax,
         });
         tcp.close();
@@ -200,10 +235,14 @@ export class TransportServer {
     });
   }
 
-  #adopt(tcp: Deno.TcpConn): void {
+  #adopt(tcp: Deno.Conn): void {
     const client: ClientState = {
       conn: new Connection(tcp, (body) => this.#dispatch(client, body), this.#connectionOptions),
       requestsInFlight: 0,
+      session: newSession(),
+      peerAuth: "none",
+      peerHandshake: null,
+      peerId: "",
     };
     this.#clients.add(client);
     client.conn.closed.then(() => this.#clients.delete(client));
@@ -212,6 +251,7 @@ export class TransportServer {
   #dispatch(client: ClientState, body: DecodedBody): void {
     switch (body.kind) {
       case "raft":
+        this.#checkPeer(client, body.kind, body.message.from);
         this.#handler.onRaftMessage(body.group, body.message);
         return;
       case "request": {
@@ -221,18 +261,87 @@ export class TransportServer {
           );
         }
         client.requestsInFlight++;
-        this.#handler.onRequest(body.group, body.request, this.#replier(client, body));
+        const reply = this.#replier(client, body);
+        const auth = this.#clientAuth;
+        if (auth === undefined) {
+          this.#handler.onRequest(body.group, body.request, reply);
+        } else if (body.request.op === "auth") {
+          auth.answerAuth(client.session, body.group, body.request).then(reply, (err) => {
+            this.#logger.error("auth failed", { reason: err });
+            reply({ ok: false, code: "INTERNAL", error: "auth failed" });
+          });
+        } else {
+          const refusal = auth.check(client.session, body.request);
+          if (refusal === null) this.#handler.onRequest(body.group, body.request, reply);
+          else reply(refusal);
+        }
         return;
       }
       case "snapshot_chunk":
+        this.#checkPeer(client, body.kind, body.chunk.from);
         this.#handler.onSnapshotChunk?.(body.group, body.chunk);
         return;
       case "snapshot_ack":
+        this.#checkPeer(client, body.kind, body.ack.from);
         this.#handler.onSnapshotAck?.(body.group, body.ack);
+        return;
+      case "peer_auth":
+        this.#onPeerAuth(client, body.group, body.auth);
         return;
       case "response":
         throw new ProtocolError("A node does not accept responses");
     }
+  }
+
+  /**
+   * With peer authentication on, refuses (closes the connection) a peer body on a connection
+   * whose dialer has not completed the handshake, or one from another id than it proved.
+   */
+  #checkPeer(client: ClientState, kind: string, from: string): void {
+    if (this.#peerAuth === undefined) return;
+    if (client.peerAuth !== "authenticated") {
+      throw new ProtocolError(`A ${kind} body on an unauthenticated connection, refused`);
+    }
+    if (from !== client.peerId) {
+      throw new ProtocolError(`A ${kind} body from ${from} on ${client.peerId}'s connection`);
+    }
+  }
+
+  #onPeerAuth(client: ClientState, group: string, step: PeerAuth): void {
+    const auth = this.#peerAuth;
+    if (auth === undefined) {
+      throw new ProtocolError("Peer authentication asked for, but this node has no cluster token");
+    }
+    if (step.step === 1 && client.peerAuth === "none") {
+      client.peerAuth = "challenging";
+      auth.acceptorChallenge(group, step).then(({ step: challenge, state }) => {
+        if (client.conn.isClosed) return;
+        client.peerHandshake = state;
+        client.peerAuth = "challenged";
+        client.conn.send(encodePeerAuth(group, challenge));
+      }, (err) => {
+        const reason = err instanceof PeerAuthError ? err.message : String(err);
+        this.#logger.warn("peer handshake refused", {
+          remote: client.conn.remoteAddress,
+          reason,
+        });
+        client.conn.close();
+      });
+      return;
+    }
+    if (step.step === 3 && client.peerAuth === "challenged" && client.peerHandshake !== null) {
+      const state = client.peerHandshake;
+      client.peerHandshake = null;
+      if (!auth.acceptorVerify(state, group, step)) {
+        throw new ProtocolError(
+          `Peer ${state.dialer} failed the handshake (another cluster token or group)`,
+        );
+      }
+      client.peerAuth = "authenticated";
+      client.peerId = state.dialer;
+      return;
+    }
+    throw new ProtocolError(`Peer handshake step ${step.step} out of order`);
   }
 
   #replier(client: ClientState, body: DecodedBody & { kind: "request" }): ReplyFn {
