@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import { NODE_V8_FLAGS, selfCommand } from "./self_command.ts";
 import { CounterClient } from "../client/client.ts";
+import type { ClientTls } from "../transport/tls.ts";
 
 /** Options of {@linkcode LocalCluster.start}. */
 export interface LocalClusterOptions {
@@ -25,6 +26,10 @@ export interface LocalClusterOptions {
   serveArgs?: string[];
   /** Node log level. Default "info". */
   logLevel?: string;
+  /** TLS for the cluster's own status calls, when `serveArgs` make the nodes serve TLS. */
+  clientTls?: ClientTls;
+  /** Token for the cluster's own status calls, when `serveArgs` ask for tokens. */
+  clientToken?: Uint8Array;
 }
 
 interface NodeProcess {
@@ -80,6 +85,8 @@ export class LocalCluster {
   readonly #serveArgs: string[];
   readonly #ownsRoot: boolean;
   readonly #logLevel: string;
+  readonly #clientTls: ClientTls | undefined;
+  readonly #clientToken: Uint8Array | undefined;
 
   private constructor(
     ids: string[],
@@ -93,6 +100,8 @@ export class LocalCluster {
     this.#group = options.group ?? "counter";
     this.#serveArgs = options.serveArgs ?? [];
     this.#logLevel = options.logLevel ?? "info";
+    this.#clientTls = options.clientTls;
+    this.#clientToken = options.clientToken;
     this.#nodes = new Map(ids.map((id, k) => [id, {
       id,
       dataDir: join(dataRoot, `node${k + 1}`),
@@ -201,7 +210,13 @@ export class LocalCluster {
         out.set(id, null);
         return;
       }
-      const client = new CounterClient({ peers: [id], group: this.#group, timeoutMs });
+      const client = new CounterClient({
+        peers: [id],
+        group: this.#group,
+        timeoutMs,
+        tls: this.#clientTls,
+        token: this.#clientToken,
+      });
       try {
         const resp = await client.status(id);
         out.set(id, resp.ok && resp.data ? resp.data as Record<string, unknown> : null);

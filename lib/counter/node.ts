@@ -40,11 +40,26 @@ import {
 } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
+import type { ClientTls, ServerTls } from "../transport/tls.ts";
+import { PeerAuthenticator } from "../security/peer_auth.ts";
+import { ClientAuthenticator } from "../security/client_auth.ts";
 import { encodeIncrement, readStampMs } from "./command.ts";
 import { ClusterClock } from "./cluster_clock.ts";
 import { PendingProposals } from "./pending_proposals.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
+
+/** A node's TLS and tokens (`serve --tls-* --*-token-file`); each part is optional. */
+export interface NodeSecurity {
+  /** Serve TLS with `server`; dial peers with TLS trusting `client`'s CAs. */
+  tls?: { server: ServerTls; client: ClientTls };
+  /** The secret peers prove to one another (peer handshake); none: peers unauthenticated. */
+  clusterToken?: Uint8Array;
+  /** The token clients prove for data and read ops. */
+  clientToken?: Uint8Array;
+  /** The token clients prove for admin ops. */
+  adminToken?: Uint8Array;
+}
 
 /** Settings of a node, as `counter serve` gives them. */
 export interface NodeOptions {
@@ -76,6 +91,8 @@ export interface NodeOptions {
   requestTimeoutMs?: number;
   /** Requests waiting at once before new ones are refused with BUSY. Default 100,000. */
   pendingRequestsMax?: number;
+  /** TLS and tokens. Default: none (plain TCP, anyone may connect). */
+  security?: NodeSecurity;
 }
 
 /** Longest client id accepted (its UTF-8 form must fit the snapshot's 16-bit length field). */
@@ -276,6 +293,14 @@ export class CounterNode {
       });
       const addr = parseAddress(options.id);
       let node: CounterNode | null = null;
+      const security = options.security ?? {};
+      const peerAuth = security.clusterToken === undefined
+        ? undefined
+        : await PeerAuthenticator.create(security.clusterToken, options.group, options.id);
+      const clientAuth = await ClientAuthenticator.create(options.group, {
+        client: security.clientToken,
+        admin: security.adminToken,
+      });
       const server = new TransportServer(addr, {
         onRaftMessage: (group, msg) => {
           if (node !== null) node.#onRaftMessage(group, msg);
@@ -295,8 +320,14 @@ export class CounterNode {
         onReplied: (op, resp, elapsedMs) => {
           if (node !== null) node.#metrics.requestDone(op, resp.ok, resp.code, elapsedMs / 1000);
         },
-      }, { logger: log, requestsInFlightMax: 65536 });
-      const peers = new PeerSender({ logger: log });
+      }, {
+        logger: log,
+        requestsInFlightMax: 65536,
+        tls: security.tls?.server,
+        peerAuth,
+        clientAuth,
+      });
+      const peers = new PeerSender({ logger: log, tls: security.tls?.client, peerAuth });
       node = new CounterNode(options, storage, raft, server, peers, sm, applied);
       node.#observeStamps(recovered.entries);
       node.#startTimers();

@@ -211,7 +211,13 @@ Deno.test("serve passes its options to the node and stops it on SIGTERM", async 
     snapshotRetainEntries: 5_000,
     logSegmentBytes: 4 * 1024 * 1024,
     logger: undefined,
+    security: {},
   });
+  // Without tokens, one warning for clients and one for peers.
+  const warnings = h.logs.map((line) => JSON.parse(line)).filter((l) => l.level === "warn");
+  assert.equal(warnings.length, 2);
+  assert.match(warnings[0].msg, /port is open to anyone/);
+  assert.match(warnings[1].msg, /peers are unauthenticated/);
   options.logger.info("hello");
   assert.equal(JSON.parse(h.logs[0]).node, "127.0.0.1:8081");
   h.signal("SIGTERM");
@@ -231,6 +237,8 @@ Deno.test("serve exits at once on a second signal", async () => {
   };
   const running = runServe(SERVE, h.deps);
   await h.started;
+  // Let runServe take the started node in hand (the files it reads first make it asynchronous).
+  await new Promise((resolve) => setTimeout(resolve, 0));
   h.signal("SIGINT");
   assert.deepEqual(h.exits, []);
   h.signal("SIGINT");

@@ -10,6 +10,7 @@ import { EntryType, makeMessage, MessageType } from "../../lib/raft/types.ts";
 import {
   decodeBody,
   type DecodedBody,
+  encodePeerAuth,
   encodeRaft,
   encodeRequest,
   encodeResponse,
@@ -186,6 +187,21 @@ const CASES: GoldenCase[] = [
       ack: { from: "10.0.0.2:4000", to: "10.0.0.1:4000", index: 5000, offset: 4, ok: true },
     },
   },
+  {
+    name: "peer_auth",
+    description: "PEER_AUTH step 2: the acceptor's nonce (0x11 x 32) and MAC (0x22 x 32)",
+    body: {
+      kind: "peer_auth",
+      group: "counter",
+      auth: {
+        step: 2,
+        from: "10.0.0.2:4000",
+        to: "10.0.0.1:4000",
+        nonce: new Uint8Array(32).fill(0x11),
+        mac: new Uint8Array(32).fill(0x22),
+      },
+    },
+  },
 ];
 
 function encodeBody(body: DecodedBody): Uint8Array {
@@ -200,6 +216,8 @@ function encodeBody(body: DecodedBody): Uint8Array {
       return encodeSnapshotChunk(body.group, body.chunk);
     case "snapshot_ack":
       return encodeSnapshotAck(body.group, body.ack);
+    case "peer_auth":
+      return encodePeerAuth(body.group, body.auth);
   }
 }
 

@@ -8,6 +8,8 @@
 import { type Consistency, CounterClient } from "../../client/client.ts";
 import { silentLogger } from "../../logging/logger.ts";
 import type { ClientOptions } from "../args.ts";
+import { type ClientTls, loadClientTlsSync } from "../../transport/tls.ts";
+import { readTokenFileSync } from "../../security/tokens.ts";
 import { errorLine, printErrorLine, printLine, type ValueResult } from "../output.ts";
 
 /** Exit status: success. */
@@ -37,6 +39,10 @@ export interface ConnectOptions {
   group: string;
   /** Deadline of one request, retries included. */
   timeoutMs: number;
+  /** Connect with TLS, trusting these CAs. */
+  tls?: ClientTls;
+  /** Token to prove on each connection. */
+  token?: Uint8Array;
 }
 
 /** Replaceable effects of a client command; every field defaults to the real thing. */
@@ -82,9 +88,20 @@ export function exitCodeFor(error: unknown): number {
   return outcomeOf(error) === "unknown" ? EXIT_UNKNOWN : EXIT_FAILED;
 }
 
-/** Builds the connect options of a client command from its parsed options. */
+/**
+ * Builds the connect options of a client command from its parsed options, reading the CA and
+ * token files they name. Throws one clear line when a file cannot be read or is malformed.
+ */
 export function connectOptions(options: ClientOptions): ConnectOptions {
-  return { peers: [...options.peers], group: options.group, timeoutMs: options.timeoutMs };
+  return {
+    peers: [...options.peers],
+    group: options.group,
+    timeoutMs: options.timeoutMs,
+    ...(options.tlsCa !== undefined ? { tls: loadClientTlsSync(options.tlsCa) } : {}),
+    ...(options.tokenFile !== undefined
+      ? { token: readTokenFileSync(options.tokenFile, "token") }
+      : {}),
+  };
 }
 
 /**
