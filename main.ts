@@ -16,7 +16,13 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import { formatUsageError, type Invocation, parseCommandLine, UsageError } from "./lib/cli/args.ts";
 import { helpText } from "./lib/cli/help.ts";
-import { errorLine, printErrorLine, printLine } from "./lib/cli/output.ts";
+import {
+  errorCode,
+  errorLine,
+  formatErrorJson,
+  printErrorLine,
+  printLine,
+} from "./lib/cli/output.ts";
 
 /** The program's version, from `deno.json`. */
 export const VERSION: string = denoConfig.version;
@@ -100,6 +106,12 @@ async function dispatch(invocation: Invocation): Promise<number> {
   }
 }
 
+/** True when `--json` is among `args` (before any `--`): errors are then JSON too. */
+function wantsJson(args: readonly string[]): boolean {
+  const end = args.indexOf("--");
+  return (end < 0 ? args : args.slice(0, end)).includes("--json");
+}
+
 /**
  * Runs the program with `args` (without the program name) and resolves with its exit status.
  *
@@ -116,14 +128,22 @@ export async function main(args: readonly string[]): Promise<number> {
     invocation = parseCommandLine(args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    printErrorLine(formatUsageError(error));
+    printErrorLine(
+      wantsJson(args)
+        ? formatErrorJson(error.command ?? "", formatUsageError(error), EXIT_USAGE, "USAGE")
+        : formatUsageError(error),
+    );
     return EXIT_USAGE;
   }
   try {
     return await dispatch(invocation);
   } catch (error) {
     const prefix = invocation.command === "version" ? "counter" : `counter ${invocation.command}`;
-    printErrorLine(`${prefix}: ${errorLine(error)}`);
+    printErrorLine(
+      wantsJson(args)
+        ? formatErrorJson(invocation.command, errorLine(error), EXIT_ERROR, errorCode(error))
+        : `${prefix}: ${errorLine(error)}`,
+    );
     return EXIT_ERROR;
   }
 }

@@ -52,6 +52,9 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 100;
 /** Default interval between snapshots. */
 export const DEFAULT_SNAPSHOT_INTERVAL_SECS = 3600;
 
+/** Default limit on how long a new node waits for the other initial members before bootstrapping. */
+export const DEFAULT_BOOTSTRAP_TIMEOUT_SECS = 300;
+
 /**
  * Default number of log entries since the last snapshot that triggers a new one. The counter's
  * snapshot is a few KiB, so snapshotting often is cheap (at 20,000 increments/s, one small atomic
@@ -106,6 +109,8 @@ export const LIMITS = {
   heartbeatIntervalMs: { min: 1, max: 60_000 },
   // 0 turns periodic snapshots off.
   snapshotIntervalSecs: { min: 0, max: 31_536_000 },
+  // 0 waits forever.
+  bootstrapTimeoutSecs: { min: 0, max: 31_536_000 },
   // 0 turns log-size snapshots off.
   snapshotLogEntries: { min: 0, max: 1_000_000_000 },
   snapshotRetainEntries: { min: 0, max: 1_000_000_000 },
@@ -129,8 +134,10 @@ export const LIMITS = {
 export interface ServeOptions {
   /** Directory holding this node's log, metadata and snapshots (`--data`). */
   dataDir: string;
-  /** This node's `HOST:PORT`: its id and the address it listens on (`--id`). */
+  /** This node's `HOST:PORT`: its id, the address peers and clients reach it at (`--id`). */
   id: string;
+  /** The address to listen on when it is not `id` (`--listen`), such as `0.0.0.0:8081`. */
+  listen?: string;
   /** Every member of the group, including `id` (`--conf`). */
   conf: string[];
   /** Raft group name (`--group`). */
@@ -149,6 +156,11 @@ export interface ServeOptions {
   snapshotRetainEntries: number;
   /** Log segment file size (`--log-segment-bytes`). */
   logSegmentBytes: number;
+  /**
+   * How long an empty node started with `--conf` waits for every other initial member to say
+   * it never heard of this id (`--bootstrap-timeout-secs`); 0 means forever.
+   */
+  bootstrapTimeoutSecs: number;
   /** Lowest level logged (`--log-level`). */
   logLevel: LogLevel;
   /** Log line format (`--log-format`). */
@@ -219,10 +231,10 @@ export type LeaderOptions =
 /** Options of `counter status`. */
 export type StatusOptions = ClientOptions;
 
-/** Options of `counter snapshot`. `peers` is `[peer]`. */
+/** Options of `counter snapshot`. With `peer`, `peers` is `[peer]`. */
 export interface SnapshotOptions extends ClientOptions {
-  /** The node to take a snapshot on (`--peer`). */
-  peer: string;
+  /** The one node to take a snapshot on (`--peer`); undefined: every node of `peers`. */
+  peer: string | undefined;
 }
 
 /** Options of `counter health`. */
@@ -519,6 +531,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
   const scanned = scan(argv, {
     data: "string",
     id: "string",
+    listen: "string",
     conf: "string",
     group: "string",
     "election-timeout-ms": "string",
@@ -528,6 +541,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     join: "string",
     "snapshot-retain-entries": "string",
     "log-segment-bytes": "string",
+    "bootstrap-timeout-secs": "string",
     "log-level": "string",
     "log-format": "string",
     "metrics-addr": "string",
@@ -561,6 +575,8 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     ? undefined
     : parseHostPort(metricsText, "--metrics-addr");
   const id = parseHostPort(required(scanned, "id"), "--id");
+  const listenText = scanned.strings.get("listen");
+  const listen = listenText === undefined ? undefined : parseHostPort(listenText, "--listen");
   const joinText = scanned.strings.get("join");
   const confText = scanned.strings.get("conf");
   if (joinText !== undefined && confText !== undefined) {
@@ -600,6 +616,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
   return {
     dataDir,
     id,
+    ...(listen !== undefined ? { listen } : {}),
     conf,
     ...(join !== undefined ? { join } : {}),
     group: groupOption(scanned),
@@ -628,6 +645,12 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
       "log-segment-bytes",
       DEFAULT_LOG_SEGMENT_BYTES,
       LIMITS.logSegmentBytes,
+    ),
+    bootstrapTimeoutSecs: integerOption(
+      scanned,
+      "bootstrap-timeout-secs",
+      DEFAULT_BOOTSTRAP_TIMEOUT_SECS,
+      LIMITS.bootstrapTimeoutSecs,
     ),
     logLevel: logLevel === undefined ? "info" : parseChoice(logLevel, "--log-level", LOG_LEVELS),
     logFormat: logFormat === undefined
@@ -793,7 +816,11 @@ export function parseSnapshotArgs(
 ): SnapshotOptions {
   const scanned = scan(argv, { ...CLIENT_SPEC, peer: "string" });
   expectPositionals(scanned, 0);
-  const peer = parseHostPort(required(scanned, "peer"), "--peer");
+  const peerText = scanned.strings.get("peer");
+  if (peerText === undefined) {
+    return { ...clientOptions(scanned, options.env ?? Deno.env.get), peer: undefined };
+  }
+  const peer = parseHostPort(peerText, "--peer");
   const why = "--peer names the one node to take a snapshot on";
   return { ...directClientOptions(scanned, [peer], why, options.env ?? Deno.env.get), peer };
 }
@@ -1034,16 +1061,20 @@ function parseHelpArgs(argv: readonly string[]): Invocation {
   return { command: "help", topic };
 }
 
+/** What asks for the version: `--version`, `-V` and `version`. */
+const VERSION_WORDS: ReadonlySet<string> = new Set(["--version", "-V", "version"]);
+
 function parseTopLevel(argv: readonly string[]): Invocation {
-  if (argv.length === 0) throw new UsageError("missing command");
+  // Plain `counter` prints the usage, like `counter --help`.
+  if (argv.length === 0) return { command: "help", topic: undefined };
   const first = argv[0];
-  if (argv.length === 1 && first === "--version") return { command: "version" };
+  if (argv.length === 1 && VERSION_WORDS.has(first)) return { command: "version" };
   if (argv.length === 1 && (first === "--help" || first === "-h")) {
     return { command: "help", topic: undefined };
   }
   if (first.startsWith("-")) {
     throw new UsageError(
-      first === "--version" || first === "--help" || first === "-h"
+      VERSION_WORDS.has(first) || first === "--help" || first === "-h"
         ? `unexpected argument ${JSON.stringify(argv[1])}`
         : `unknown option ${first.split("=")[0]}`,
     );

@@ -12,6 +12,7 @@ import {
   CERTS_DAYS_DEFAULT,
   DEFAULT_BASE_PORT,
   DEFAULT_BENCH_OPS,
+  DEFAULT_BOOTSTRAP_TIMEOUT_SECS,
   DEFAULT_ELECTION_TIMEOUT_MS,
   DEFAULT_GROUP,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -59,7 +60,7 @@ Usage:
   counter COMMAND [OPTIONS]
   counter help [COMMAND]
   counter --help
-  counter --version
+  counter --version       (or -V, or 'counter version')
 
 A group of servers keeps one signed 64-bit counter and agrees on every
 change with the Raft consensus algorithm, so every acknowledged increment
@@ -89,7 +90,7 @@ Admin commands:
 
 Options:
   -h, --help    show this help
-  --version     print the version
+  -V, --version print the version
 
 Example:
   counter demo
@@ -102,14 +103,18 @@ const SERVE = `Usage: counter serve --data DIR --id HOST:PORT --conf HOST:PORT,.
        counter serve --data DIR --id HOST:PORT --join HOST:PORT,... [OPTIONS]
 
 Runs one node of a counter group until SIGINT or SIGTERM. The node
-listens on its --id address, keeps its log, vote and snapshots under
---data, and takes part in elections with the other members listed in
+listens on its --id address (or on --listen), binding it before it
+writes anything under --data; keeps its log, vote and snapshots under
+--data; and takes part in elections with the other members listed in
 --conf. Start one such process for every member of --conf; the group
 serves requests once a majority of them is up.
 
 Options:
   --data DIR                  this node's data directory (required)
-  --id HOST:PORT              this node's id and listening address (required)
+  --id HOST:PORT              this node's id: the address peers and clients
+                              use to reach it (required)
+  --listen HOST:PORT          the address to listen on, when it is not --id
+                              (e.g. 0.0.0.0:8081, or behind a port mapping)
   --conf HOST:PORT,...        every member of a new group, --id included
                               (used only when DIR is empty)
   --join HOST:PORT,...        instead of --conf: members of an existing group;
@@ -130,6 +135,12 @@ Options:
                               (default: ${DEFAULT_SNAPSHOT_RETAIN_ENTRIES})
   --log-segment-bytes N       size at which the log starts a new segment
                               file (default: ${DEFAULT_LOG_SEGMENT_BYTES})
+  --bootstrap-timeout-secs N  an empty node started with --conf first asks
+                              every other member whether it ever heard of
+                              --id, and refuses to start if one did (the
+                              node lost its data: replace it); it waits at
+                              most N s for all to answer, 0 for ever
+                              (default: ${DEFAULT_BOOTSTRAP_TIMEOUT_SECS})
   --log-level LEVEL           debug, info, warn or error (default: info)
   --log-format FORMAT         text or json (default: text)
   --metrics-addr HOST:PORT    serve /metrics (Prometheus), /health and
@@ -161,7 +172,8 @@ Examples:
 
 Exit codes:
   0  stopped by SIGINT or SIGTERM
-  1  failed (for example: the data directory is locked or corrupt)
+  1  failed (for example: the port is in use, or the data directory is
+     locked or corrupt); a port that cannot be bound leaves DIR untouched
   2  usage error
 `;
 
@@ -177,7 +189,7 @@ Options:
 ${CLIENT_OPTIONS}
 
 Output: the new value on one line; with --json, one line
-{"value": N, "leader": "HOST:PORT"}, where N is a JSON number when its
+{"value":N,"leader":"HOST:PORT"}, where N is a JSON number when its
 magnitude is at most 2^53-1 and a string otherwise.
 
 Example:
@@ -206,7 +218,7 @@ Options:
 ${CLIENT_OPTIONS}
 
 Output: the value on one line (followed by "(stale, from HOST:PORT)" for
-stale reads); with --json, one line {"value": N, "leader": "HOST:PORT"},
+stale reads); with --json, one line {"value":N,"leader":"HOST:PORT"},
 plus "stale": true and "node" for stale reads, where N is a JSON number
 when its magnitude is at most 2^53-1 and a string otherwise.
 
@@ -222,7 +234,10 @@ const DEMO = `Usage: counter demo [OPTIONS]
 Starts a local 3-node cluster on 127.0.0.1, with the nodes as child
 processes listening on three consecutive ports, runs the demo workload
 against it (the 1000 increments of SOFAJRaft's counter example, all in
-flight at once), checks the total, and stops the nodes.
+flight at once), checks the total, and stops the nodes. Nothing is sent
+until each node listens and answers as the child just started: when a
+port is taken (say, by a cluster already running there) the demo refuses
+and names it; pick other ports with --base-port.
 
 Options:
   --data DIR       parent directory of the nodes' data directories and
@@ -299,35 +314,31 @@ Exit codes:
 `;
 
 // Admin commands that ask one node at a time name their nodes themselves, so no --peers.
-const NODE_CLIENT_OPTIONS = `  --group NAME        Raft group name (default: ${DEFAULT_GROUP})
-  --json              print one JSON object instead of plain text
-  --timeout-ms N      give up after N ms (default: ${DEFAULT_TIMEOUT_MS})
-${SECURITY_OPTIONS}
-  -h, --help          show this help`;
-
 const STATUS = `Usage: counter status [OPTIONS]
 
-Asks every node of --peers directly for its state, and prints one row per
-node: its id, Raft role, term, commit index, applied index, last log
-index, snapshot index and counter value. The value is the node's own
-applied state, read without asking the leader, so it may be stale. A node
-that does not answer is shown as unreachable.
+Asks every node of --peers directly for its state. Prints a summary line
+(leader, voters up against the quorum, health), then one row per node:
+its id, Raft role, term, commit index, applied index, last log index,
+snapshot index and counter value. The value is the node's own applied
+state: current on the leader, marked (behind) on a node whose applied
+index is behind the leader's commit index. A node that does not answer is
+shown as down.
 
 Options:
 ${CLIENT_OPTIONS}
 
-Output: an aligned table; with --json, one line {"nodes": [...]} with one
-object per node of --peers, either {"node", "ok": true, "id", "role",
-"term", "leader", "commit", "applied", "lastIndex", "snapshotIndex",
-"value", "voters", "learners"} or {"node", "ok": false, "reachable",
-"error"}.
+Output: a summary line and an aligned table; with --json, one line
+{"leader","term","votersUp","voters","quorum","healthy","nodes":[...]}
+with one object per node of --peers, either {"node","ok":true,"id",
+"role","term","leader","commit","applied","lastIndex","snapshotIndex",
+"value","voters","learners"} or {"node","ok":false,"reachable","error"}.
 
 Example:
   counter status --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
 
 Exit codes:
-  0  at least one node answered
-  1  no node answered
+  0  a leader answers and a quorum of voters is up
+  1  no leader, or no quorum; the reason is on stderr
   2  usage error
 `;
 
@@ -407,21 +418,25 @@ Exit codes:
 `;
 
 const SNAPSHOT = `Usage: counter snapshot --peer HOST:PORT [OPTIONS]
+       counter snapshot [--peers HOST:PORT,...] [OPTIONS]
 
-Makes the node HOST:PORT write a snapshot of its applied state now, and
-compact its log below it (keeping the tail its --snapshot-retain-entries
-asks for). Prints the snapshot's log index: when nothing was applied
-since the node's last snapshot, the index of that one.
+Makes the node HOST:PORT (or every node of --peers) write a snapshot of
+its applied state now, and compact its log below it (keeping the tail its
+--snapshot-retain-entries asks for). Prints the snapshot's log index:
+when nothing was applied since the node's last snapshot, the index of
+that one.
 
 Options:
-  --peer HOST:PORT    the node to take a snapshot on (required)
-${NODE_CLIENT_OPTIONS}
+  --peer HOST:PORT    the one node to take a snapshot on
+${CLIENT_OPTIONS}
 
-Output: the snapshot's index; with --json, one line
-{"node": "HOST:PORT", "snapshotIndex": N}.
+Output: with --peer, the snapshot's index; else one row per node, NODE
+and INDEX (or the error). With --json, one line {"node","snapshotIndex"}
+with --peer, else {"nodes":[{"node","snapshotIndex"} or {"node","error"}]}.
 
-Example:
+Examples:
   counter snapshot --peer 127.0.0.1:8081
+  counter snapshot --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
 
 Exit codes:
   0  success

@@ -11,6 +11,47 @@ import { join } from "node:path";
 import { NODE_V8_FLAGS, selfCommand } from "./self_command.ts";
 import { CounterClient } from "../client/client.ts";
 import type { ClientTls } from "../transport/tls.ts";
+import { authenticate } from "../security/client_auth.ts";
+import { hmacKey } from "../security/tokens.ts";
+import { RpcClientConnection } from "../transport/client_conn.ts";
+
+/** How long {@linkcode LocalCluster.startNode} waits for a child to listen and answer. */
+export const NODE_READY_TIMEOUT_MS = 30_000;
+
+/**
+ * A port of a local cluster that something else holds: a process listening there already, or
+ * a node that is not the child just started (a cluster already running on those ports). Nothing
+ * was sent to it.
+ */
+export class PortBusyError extends Error {
+  /** The busy port. */
+  readonly port: number;
+
+  /** `reason` says who holds the port, or what the operating system said. */
+  constructor(port: number, reason: string) {
+    super(`port ${port} is already in use (${reason})`);
+    this.name = "PortBusyError";
+    this.port = port;
+  }
+}
+
+/**
+ * Throws {@linkcode PortBusyError} for the first of `ports` that cannot be bound on 127.0.0.1
+ * now. Only a quick first check: a port can still be taken between this and a child's bind,
+ * which the start of each child checks again.
+ */
+export function assertPortsFree(ports: readonly number[]): void {
+  for (const port of ports) {
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ hostname: "127.0.0.1", port });
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) throw new PortBusyError(port, err.message);
+      throw err;
+    }
+    listener.close();
+  }
+}
 
 /** Options of {@linkcode LocalCluster.start}. */
 export interface LocalClusterOptions {
@@ -74,6 +115,60 @@ export function freePorts(count: number): number[] {
   return ports;
 }
 
+/** What one status request to a starting node gave. */
+type StatusAnswer =
+  | { kind: "ready"; pid: number | undefined; members: string[] }
+  | { kind: "foreign"; reason: string }
+  | { kind: "waiting"; reason: string };
+
+/** Asks `id` for its status once, briefly. */
+async function statusOnce(
+  id: string,
+  group: string,
+  access: { tls?: ClientTls; token?: Uint8Array },
+): Promise<StatusAnswer> {
+  let conn: RpcClientConnection;
+  try {
+    conn = await RpcClientConnection.connect(id, { connectTimeoutMs: 500, tls: access.tls });
+  } catch (err) {
+    return { kind: "waiting", reason: (err as Error).message };
+  }
+  try {
+    if (access.token !== undefined) {
+      const key = await hmacKey(access.token);
+      await authenticate((req) => conn.call(group, req, 1000), group, key);
+    }
+    const resp = await conn.call(group, { op: "status" }, 1000);
+    if (resp.ok && resp.data !== undefined) {
+      const data = resp.data as Record<string, unknown>;
+      const pid = typeof data.pid === "number" ? data.pid : undefined;
+      const members = [data.voters, data.learners].flatMap((list) =>
+        Array.isArray(list) ? list.filter((m): m is string => typeof m === "string") : []
+      );
+      return { kind: "ready", pid, members };
+    }
+    // Our own child answers "node is starting" until it has opened its data dir.
+    if (resp.code === "SHUTTING_DOWN") return { kind: "waiting", reason: resp.error ?? "" };
+    return { kind: "foreign", reason: `a node there answers ${resp.code}: ${resp.error}` };
+  } catch (err) {
+    // Something that accepts connections but does not speak the protocol.
+    return { kind: "waiting", reason: (err as Error).message };
+  } finally {
+    await conn.close();
+  }
+}
+
+function portOf(id: string): number {
+  return Number(id.slice(id.lastIndexOf(":") + 1));
+}
+
+/** The last non-empty line of the file at `path`, or a note that there is none. */
+async function lastLogLine(path: string): Promise<string> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  return lines.at(-1) ?? "no output";
+}
+
 /** A running local cluster. */
 export class LocalCluster {
   /** The nodes' ids (HOST:PORT), in start order. */
@@ -111,17 +206,33 @@ export class LocalCluster {
     }]));
   }
 
-  /** Starts every node (it does not wait for a leader; see `waitForLeader`). */
+  /**
+   * Starts every node, and resolves once each one is listening and answers as the child just
+   * started, a member of this cluster (it does not wait for a leader; see `waitForLeader`).
+   * Before anything is sent to any of them: a busy port throws {@linkcode PortBusyError}, a
+   * child that cannot start throws with its reason, and every child started is stopped again.
+   */
   static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
     const n = options.nodes ?? 3;
     const ports = options.basePort !== undefined
       ? Array.from({ length: n }, (_, k) => options.basePort! + k)
       : freePorts(n);
+    assertPortsFree(ports);
     const ids = ports.map((p) => `127.0.0.1:${p}`);
     const ownsRoot = options.dataRoot === undefined;
     const root = options.dataRoot ?? await Deno.makeTempDir({ prefix: "counter-cluster-" });
     const cluster = new LocalCluster(ids, root, ownsRoot, options);
-    for (const id of ids) await cluster.startNode(id);
+    try {
+      for (const id of ids) await cluster.#spawn(id);
+      const ready = await Promise.allSettled(ids.map((id) => cluster.#waitReady(id, true)));
+      // A busy port explains the others' failures (they cannot find a quorum's members); first.
+      const failures = ready.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+      const busy = failures.find((f) => f instanceof PortBusyError);
+      if (failures.length > 0) throw busy ?? failures[0];
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
     return cluster;
   }
 
@@ -145,8 +256,21 @@ export class LocalCluster {
     return this.#node(id).child !== null;
   }
 
-  /** Starts (or restarts) node `id`'s process. */
+  /**
+   * Starts (or restarts) node `id`'s process, and resolves once it listens and answers as this
+   * very child; throws (and leaves it stopped) when it exits first or another process answers.
+   */
   async startNode(id: string): Promise<void> {
+    await this.#spawn(id);
+    try {
+      await this.#waitReady(id, false);
+    } catch (err) {
+      await this.kill(id);
+      throw err;
+    }
+  }
+
+  async #spawn(id: string): Promise<void> {
     const node = this.#node(id);
     if (node.child !== null) throw new Error(`node ${id} is already running`);
     await Deno.mkdir(node.dataDir, { recursive: true });
@@ -191,6 +315,61 @@ export class LocalCluster {
   /** Kills node `id` with SIGKILL (a crash) and waits for it to be gone. */
   kill(id: string): Promise<void> {
     return this.signal(id, "SIGKILL");
+  }
+
+  /**
+   * Waits until node `id`'s child answers a status request that names its own process id and,
+   * when the cluster is `fresh`, this cluster's members. The port may answer before the child has bound it only if another
+   * process holds it: that is a {@linkcode PortBusyError}, found before anything else is sent.
+   */
+  async #waitReady(
+    id: string,
+    fresh: boolean,
+    timeoutMs = NODE_READY_TIMEOUT_MS,
+  ): Promise<void> {
+    const node = this.#node(id);
+    const child = node.child;
+    if (child === null) throw new Error(`node ${id} is not running`);
+    let exited = false;
+    child.status.then(() => exited = true, () => exited = true);
+    const deadline = Date.now() + timeoutMs;
+    let last = "no answer";
+    while (Date.now() < deadline) {
+      if (exited) {
+        await this.#reap(node);
+        const reason = await lastLogLine(node.logPath);
+        if (/cannot listen on .*in use/i.test(reason)) {
+          throw new PortBusyError(portOf(id), reason.replace(/^.*cannot listen on /, ""));
+        }
+        throw new Error(`node ${id} exited at start: ${reason} (see ${node.logPath})`);
+      }
+      const answer = await statusOnce(id, this.#group, {
+        tls: this.#clientTls,
+        token: this.#clientToken,
+      });
+      if (answer.kind === "ready") {
+        if (answer.pid !== child.pid) {
+          throw new PortBusyError(
+            portOf(id),
+            `another counter node answers there${answer.pid ? ` (pid ${answer.pid})` : ""}`,
+          );
+        }
+        // A new cluster's members are its nodes; a restarted node's group may have changed
+        // since (membership changes, recovery), and the process id is what identifies it then.
+        const voters = new Set(answer.members);
+        if (fresh && (voters.size !== this.ids.length || !this.ids.every((m) => voters.has(m)))) {
+          throw new Error(
+            `node ${id} is not a member of this cluster: its members are ` +
+              `${answer.members.join(",")}, not ${this.ids.join(",")} (see ${node.dataDir})`,
+          );
+        }
+        return;
+      }
+      if (answer.kind === "foreign") throw new PortBusyError(portOf(id), answer.reason);
+      last = answer.reason;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`node ${id} did not answer within ${timeoutMs} ms (${last})`);
   }
 
   async #reap(node: NodeProcess): Promise<void> {

@@ -32,19 +32,52 @@ export function jsonInteger(value: bigint): string {
  * import { formatValueLine } from "./output.ts";
  *
  * formatValueLine({ value: 7n, leader: "127.0.0.1:8081" }, true);
- * // '{"value": 7, "leader": "127.0.0.1:8081"}'
+ * // '{"value":7,"leader":"127.0.0.1:8081"}'
  * ```
  */
 export function formatValueLine(result: ValueResult, json: boolean): string {
   if (!json) return result.value.toString();
-  return `{"value": ${jsonInteger(result.value)}, "leader": ${JSON.stringify(result.leader)}}`;
+  return `{"value":${jsonInteger(result.value)},"leader":${JSON.stringify(result.leader)}}`;
 }
 
-/** The first line of an error's message, so that an error is always reported on one line. */
+/**
+ * The error line of `counter COMMAND` under `--json`: one JSON object (on stderr, like the text
+ * form), in the one spacing style of every JSON line this program prints (none).
+ */
+export function formatErrorJson(
+  command: string,
+  message: string,
+  exitCode: number,
+  code?: string,
+): string {
+  return JSON.stringify({ command, error: message, ...(code ? { code } : {}), exitCode });
+}
+
+/** The machine-readable code an error carries (`CounterError.code`), if any. */
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/**
+ * The first line of an error's message, so that an error is always reported on one line. An
+ * address prefix (`HOST:PORT: `) that the line already carries is not repeated inside it, as in
+ * `127.0.0.1:1: Node could not be reached (127.0.0.1:1: Connection refused)`.
+ */
 export function errorLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  const line = text.split("\n", 1)[0].trim();
+  const line = withoutRepeatedAddresses(text.split("\n", 1)[0].trim());
   return line === "" ? (error instanceof Error ? error.name : "unknown error") : line;
+}
+
+/** `line` with every `HOST:PORT: ` prefix after the first of the same address removed. */
+function withoutRepeatedAddresses(line: string): string {
+  const seen = new Set<string>();
+  return line.replace(/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5}): /g, (match) => {
+    if (seen.has(match)) return "";
+    seen.add(match);
+    return match;
+  });
 }
 
 const encoder = new TextEncoder();

@@ -15,8 +15,6 @@
  * @module
  */
 
-import type { ClusterClock } from "./cluster_clock.ts";
-
 /** Op code of an increment command. */
 export const OP_INCREMENT = 1;
 
@@ -25,8 +23,8 @@ export interface IncrementCommand {
   /** Signed amount to add. */
   delta: bigint;
   /**
-   * Cluster time at proposal (ms), from the proposing leader's {@linkcode ClusterClock}, never a
-   * wall clock; only used to expire idle clients deterministically. (Entries written by older
+   * Cluster time at proposal (ms), from the proposing leader's `ClusterClock`
+   * (cluster_clock.ts), never a wall clock; only used to expire idle clients deterministically. (Entries written by older
    * versions hold the leader's wall clock here; cluster time simply continues from them.)
    */
   proposedAtMs: number;

@@ -31,10 +31,13 @@ import { encodeSnapshot } from "../storage/snapshot_store.ts";
 import {
   type ClientRequest,
   type ClientResponse,
+  encodeHello,
   encodeSnapshotAck,
   encodeSnapshotChunk,
+  IDENTITY_HEX_PATTERN,
   parseAddress,
   PeerSender,
+  RpcClientConnection,
   type SnapshotChunk,
   TransportServer,
 } from "../transport/mod.ts";
@@ -48,6 +51,13 @@ import { ClusterClock } from "./cluster_clock.ts";
 import { PendingProposals } from "./pending_proposals.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
+import { PeerGate } from "./peer_identity.ts";
+import {
+  computeClusterId,
+  type IdentityAnswer,
+  parseIdentityAnswer,
+  runBootstrapCheck,
+} from "./bootstrap_check.ts";
 
 /** A node's TLS and tokens (`serve --tls-* --*-token-file`); each part is optional. */
 export interface NodeSecurity {
@@ -65,8 +75,10 @@ export interface NodeSecurity {
 export interface NodeOptions {
   /** The data dir (holds log/, raft_meta/, snapshot/). */
   dataDir: string;
-  /** This node's HOST:PORT; it listens there. */
+  /** This node's HOST:PORT: its id, the address its peers and clients use. */
   id: string;
+  /** The address to listen on, when not `id` (for example 0.0.0.0:8081, or behind a port map). */
+  listen?: string;
   /** The initial members (used only when the data dir is new). */
   conf: string[];
   /** Members of an existing group to join: an empty data dir is not bootstrapped. */
@@ -93,7 +105,40 @@ export interface NodeOptions {
   pendingRequestsMax?: number;
   /** TLS and tokens. Default: none (plain TCP, anyone may connect). */
   security?: NodeSecurity;
+  /** How often the "no leader" warning repeats while the group has none. Default 60 s. */
+  leaderlessWarnIntervalMs?: number;
+  /**
+   * How long an empty node started with `conf` waits for every other initial member to answer
+   * the identity check before it gives up; 0 waits forever. Default 300 s.
+   */
+  bootstrapTimeoutSecs?: number;
 }
+
+/** How often a node without a leader warns again. */
+const LEADERLESS_WARN_INTERVAL_MS = 60_000;
+
+/**
+ * Warns when `--conf` names other members than the data dir's group has: it only seeds a new
+ * group, so on a restart it is ignored, and the operator must not believe it took effect.
+ */
+function warnIfConfIgnored(
+  options: NodeOptions,
+  fresh: boolean,
+  voters: readonly string[],
+  learners: readonly string[],
+): void {
+  if (fresh || options.conf.length === 0) return;
+  const given = [...new Set(options.conf)].sort().join(",");
+  if (given === [...voters].sort().join(",")) return;
+  options.logger.warn(
+    "--conf is ignored: the data dir already holds a group; change members with " +
+      "'counter peers add/remove'",
+    { conf: given, voters: voters.join(","), learners: learners.join(",") || undefined },
+  );
+}
+
+/** How long one identity probe of the bootstrap check may take, connection included. */
+const IDENTITY_PROBE_TIMEOUT_MS = 1000;
 
 /** Longest client id accepted (its UTF-8 form must fit the snapshot's 16-bit length field). */
 const CLIENT_ID_CHARS_MAX = 256;
@@ -170,7 +215,12 @@ export class CounterNode {
   #knownPeers = new Set<string>();
   readonly #snapshotSender: SnapshotSender;
   readonly #snapshotReceiver = new SnapshotReceiver();
+  readonly #gate: PeerGate;
   #transfers: PendingTransfer[] = [];
+  #leaderlessSinceMs: number | null = null;
+  #leaderlessWarnedAtMs: number | null = null;
+  /** (peer, group) pairs already warned about; bounded, the network may be hostile. */
+  #foreignGroupsWarned = new Set<string>();
   #loopRunning = false;
   #stopping = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -226,6 +276,13 @@ export class CounterNode {
       },
       ackTimeoutMs: SNAPSHOT_ACK_TIMEOUT_MS,
     });
+    this.#gate = new PeerGate({
+      self: options.id,
+      group: options.group,
+      store: storage,
+      members: () => this.#members(),
+      logger: options.logger,
+    });
     this.#lastRole = raft.role;
     this.#lastTerm = raft.term;
     this.#lastLeader = raft.leader;
@@ -241,25 +298,83 @@ export class CounterNode {
     this.closed.catch(() => {});
   }
 
-  /** Opens the data dir, recovers, starts listening and begins ticking. */
+  /**
+   * Binds the port, then opens the data dir, recovers and begins ticking. The port comes first:
+   * a busy or foreign address fails with {@linkcode ListenError} before anything is written, so
+   * a corrected retry finds the data dir as it was.
+   */
   static async start(options: NodeOptions): Promise<CounterNode> {
     const log = options.logger;
-    const storage = await DataDir.open(options.dataDir, {
-      nodeId: options.id,
-      group: options.group,
-      logger: log,
-      segmentBytesMax: options.logSegmentBytes,
+    const security = options.security ?? {};
+    const peerAuth = security.clusterToken === undefined
+      ? undefined
+      : await PeerAuthenticator.create(security.clusterToken, options.group, options.id);
+    const clientAuth = await ClientAuthenticator.create(options.group, {
+      client: security.clientToken,
+      admin: security.adminToken,
     });
+    // Bound before the data dir is touched: a busy or foreign address fails without writing
+    // anything. Answers "node is starting" until a handler is set below.
+    const server = new TransportServer(parseAddress(options.listen ?? options.id), null, {
+      logger: log,
+      requestsInFlightMax: 65536,
+      tls: security.tls?.server,
+      peerAuth,
+      clientAuth,
+    });
+    let storage: DataDir;
+    try {
+      storage = await DataDir.open(options.dataDir, {
+        nodeId: options.id,
+        group: options.group,
+        logger: log,
+        segmentBytesMax: options.logSegmentBytes,
+      });
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
     try {
       let recovered = storage.recovered();
-      if (storage.isFresh() && options.join !== undefined) {
+      let node: CounterNode | null = null;
+      // While an empty node checks whether it may bootstrap, the other initial members run the
+      // same check and must get its answer: identity probes are answered from here on.
+      server.setHandler({
+        onHello: (group, hello) => node === null ? false : node.#gate.onHello(group, hello),
+        onRaftMessage: (group, msg) => {
+          if (node !== null) node.#onRaftMessage(group, msg);
+        },
+        onSnapshotChunk: (group, chunk) => {
+          if (node !== null) node.#onSnapshotChunk(group, chunk);
+        },
+        onSnapshotAck: (group, ack) => {
+          if (node !== null && group === options.group && !node.#stopping) {
+            node.#snapshotSender.onAck(ack, Date.now());
+          }
+        },
+        onRequest: (group, req, reply) => {
+          if (node !== null) node.#onRequest(group, req, reply);
+          else if (req.op === "identity" && group === options.group) {
+            reply(identityReply(req, storage, null));
+          } else reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
+        },
+        onReplied: (op, resp, elapsedMs) => {
+          if (node !== null) node.#metrics.requestDone(op, resp.ok, resp.code, elapsedMs / 1000);
+        },
+      });
+      const fresh = storage.isFresh();
+      if (fresh && options.join !== undefined) {
         log.info("empty node waiting to be added to the group", {
           hint: `counter peers add ${options.id} --peers ${options.join.join(",")}`,
         });
-      } else if (storage.isFresh()) {
+      } else if (fresh) {
         if (!options.conf.includes(options.id)) {
           throw new Error(`--conf must include this node's --id ${options.id}`);
         }
+        const clusterId = await computeClusterId(options.group, options.conf);
+        await checkBeforeBootstrap(options, storage, clusterId);
+        // Saved first: a crash before the entries leaves an empty dir, checked again next time.
+        await storage.saveClusterId(clusterId);
         const initial = bootstrapState({ voters: [...options.conf].sort(), learners: [] });
         await storage.append(initial.entries);
         await storage.saveHardState(initial.hardState);
@@ -267,6 +382,7 @@ export class CounterNode {
         log.info("bootstrapped a new group", {
           group: options.group,
           conf: options.conf.join(","),
+          clusterId,
         });
       }
       const electionTicks = Math.max(2, Math.round(options.electionTimeoutMs / TICK_MS));
@@ -290,50 +406,29 @@ export class CounterNode {
         snapshotIndex: recovered.snapshot?.index ?? 0,
         lastIndex: raft.lastIndex,
         voters: raft.conf.voters.join(","),
+        incarnation: storage.incarnation(),
+        clusterId: storage.clusterId() || undefined,
       });
-      const addr = parseAddress(options.id);
-      let node: CounterNode | null = null;
-      const security = options.security ?? {};
-      const peerAuth = security.clusterToken === undefined
-        ? undefined
-        : await PeerAuthenticator.create(security.clusterToken, options.group, options.id);
-      const clientAuth = await ClientAuthenticator.create(options.group, {
-        client: security.clientToken,
-        admin: security.adminToken,
-      });
-      const server = new TransportServer(addr, {
-        onRaftMessage: (group, msg) => {
-          if (node !== null) node.#onRaftMessage(group, msg);
-        },
-        onSnapshotChunk: (group, chunk) => {
-          if (node !== null) node.#onSnapshotChunk(group, chunk);
-        },
-        onSnapshotAck: (group, ack) => {
-          if (node !== null && group === options.group && !node.#stopping) {
-            node.#snapshotSender.onAck(ack, Date.now());
-          }
-        },
-        onRequest: (group, req, reply) => {
-          if (node === null) reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
-          else node.#onRequest(group, req, reply);
-        },
-        onReplied: (op, resp, elapsedMs) => {
-          if (node !== null) node.#metrics.requestDone(op, resp.ok, resp.code, elapsedMs / 1000);
-        },
-      }, {
+      warnIfConfIgnored(options, fresh, raft.conf.voters, raft.conf.learners);
+      const peers = new PeerSender({
         logger: log,
-        requestsInFlightMax: 65536,
-        tls: security.tls?.server,
+        tls: security.tls?.client,
         peerAuth,
-        clientAuth,
+        // Asked per connection: a joining node learns its cluster id after it started.
+        hello: () =>
+          encodeHello(options.group, {
+            from: options.id,
+            incarnation: storage.incarnation(),
+            clusterId: storage.clusterId(),
+          }),
       });
-      const peers = new PeerSender({ logger: log, tls: security.tls?.client, peerAuth });
       node = new CounterNode(options, storage, raft, server, peers, sm, applied);
       node.#observeStamps(recovered.entries);
       node.#startTimers();
-      log.info("serving", { id: options.id, group: options.group });
+      log.info("serving", { id: options.id, listen: server.address, group: options.group });
       return node;
     } catch (err) {
+      await server.close();
       await storage.close();
       throw err;
     }
@@ -385,6 +480,23 @@ export class CounterNode {
       this.#rejectClosed(err as Error);
     }
     return this.closed;
+  }
+
+  /**
+   * The nodes this node takes peer traffic from: the members of the latest configuration and of
+   * the committed one (a node whose removal is not yet committed may still have to campaign).
+   * Null while the node has no configuration (started with `--join`, not yet reached).
+   */
+  #members(): ReadonlySet<string> | null {
+    const latest = this.#raft.conf;
+    if (latest.voters.length === 0 && latest.learners.length === 0) return null;
+    const committed = this.#raft.confAt(this.#raft.commitIndex);
+    return new Set([
+      ...latest.voters,
+      ...latest.learners,
+      ...committed.voters,
+      ...committed.learners,
+    ]);
   }
 
   #startTimers(): void {
@@ -473,13 +585,56 @@ export class CounterNode {
     this.#checkAdminWaits();
     if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
     else this.#snapshotSender.expire(Date.now());
+    this.#checkLeaderless();
     this.#kick();
+  }
+
+  /**
+   * Warns once the group has had no leader for two election timeouts (a quorum of voters is
+   * unreachable, or elections keep failing), again every `leaderlessWarnIntervalMs` while it
+   * lasts, and says when a leader is back.
+   */
+  #checkLeaderless(): void {
+    const voters = this.#raft.conf.voters;
+    if (this.#raft.leader !== "" || !voters.includes(this.#options.id)) {
+      if (this.#leaderlessWarnedAtMs !== null) {
+        this.#log.info("the group has a leader again", { leader: this.#raft.leader || undefined });
+      }
+      this.#leaderlessSinceMs = null;
+      this.#leaderlessWarnedAtMs = null;
+      return;
+    }
+    const nowMs = performance.now();
+    this.#leaderlessSinceMs ??= nowMs;
+    const leaderlessMs = nowMs - this.#leaderlessSinceMs;
+    if (leaderlessMs < 2 * this.#options.electionTimeoutMs) return;
+    const intervalMs = this.#options.leaderlessWarnIntervalMs ?? LEADERLESS_WARN_INTERVAL_MS;
+    if (this.#leaderlessWarnedAtMs !== null && nowMs - this.#leaderlessWarnedAtMs < intervalMs) {
+      return;
+    }
+    this.#leaderlessWarnedAtMs = nowMs;
+    const quorum = Math.floor(voters.length / 2) + 1;
+    this.#log.warn(
+      `no leader for ${Math.round(leaderlessMs / 1000)} s: the group needs ${quorum} of ` +
+        `${voters.length} voters to elect one; check that they are up and reachable`,
+      { term: this.#raft.term, voters: voters.join(",") },
+    );
   }
 
   #onRaftMessage(group: string, msg: Message): void {
     if (this.#stopping) return;
     if (group !== this.#options.group) {
-      this.#log.debug("dropped a raft message for another group", { group, from: msg.from });
+      // Once per peer and group: a node of another cluster, or one started with another --group,
+      // is a configuration mistake an operator must see, but not once per heartbeat.
+      const key = `${msg.from}\u0000${group}`;
+      if (!this.#foreignGroupsWarned.has(key) && this.#foreignGroupsWarned.size < 1024) {
+        this.#foreignGroupsWarned.add(key);
+        this.#log.warn("dropping raft messages for another group; check --group and --conf", {
+          group,
+          from: msg.from,
+          ours: this.#options.group,
+        });
+      }
       return;
     }
     if (msg.to !== this.#options.id) {
@@ -576,6 +731,9 @@ export class CounterNode {
         return;
       case "backup":
         this.#handleBackup(req, reply);
+        return;
+      case "identity":
+        reply(identityReply(req, this.#storage, this.#raft));
         return;
       default:
         reply({ ok: false, code: "UNKNOWN_OP", error: `unknown operation "${req.op}"` });
@@ -946,6 +1104,7 @@ export class CounterNode {
       value: this.#sm.value.toString(),
       voters: s.conf.voters,
       learners: s.conf.learners,
+      pid: Deno.pid,
       ...memoryFields(),
     };
   }
@@ -1052,6 +1211,7 @@ export class CounterNode {
       await Promise.all(writes);
       this.#metrics.fsyncSeconds.observe((performance.now() - writeStartMs) / 1000);
     }
+    if (rd.entries.length > 0 || rd.snapshot !== null) await this.#adoptClusterId();
     // Only now may votes and acknowledgements go out: they promise what was just made durable.
     this.#send(rd.messages);
     if (rd.snapshot !== null) {
@@ -1074,6 +1234,20 @@ export class CounterNode {
     if (rd.snapshot !== null) this.#apply(rd.committedEntries);
     this.#snapshotInFlight = false;
     this.#handleReads(rd.readStates, rd.failedReads);
+  }
+
+  /**
+   * A node without a cluster id (started with `--join`, or a data dir from before cluster ids)
+   * takes its leader's, announced in the leader's hello, once it holds entries from it.
+   */
+  async #adoptClusterId(): Promise<void> {
+    if (this.#storage.clusterId() !== "") return;
+    const leader = this.#raft.leader;
+    if (leader === "" || leader === this.#options.id) return;
+    const clusterId = this.#gate.clusterIdOf(leader);
+    if (clusterId === undefined) return;
+    await this.#storage.saveClusterId(clusterId);
+    this.#log.info("adopted the leader's cluster id", { leader, clusterId });
   }
 
   #handleReads(readStates: ReadState[], failedReads: number[]): void {
@@ -1141,6 +1315,9 @@ export class CounterNode {
       learners: conf.learners.join(",") || undefined,
     });
     const members = new Set([...conf.voters, ...conf.learners]);
+    // A removed node's incarnation is forgotten, so that the id can be added back with a new
+    // data dir; until then nothing from it is accepted.
+    this.#storage.forgetPeerIncarnations(members).catch((err) => this.#fatal(err));
     for (const peer of this.#knownPeers) {
       if (!members.has(peer)) this.#peers.removePeer(peer).catch(() => {});
     }
@@ -1230,6 +1407,78 @@ export class CounterNode {
     };
     finish().finally(() => this.#rejectClosed(err as Error));
   }
+}
+
+/**
+ * Answers the bootstrap check's `identity` request (args `id`, `incarnation`): whether this node
+ * has recorded an incarnation for `id`, i.e. ever took Raft traffic from it. `raft` is null
+ * while the node is starting (and perhaps running the same check itself).
+ */
+function identityReply(req: ClientRequest, storage: DataDir, raft: Raft | null): ClientResponse {
+  const id = req.args?.id;
+  const incarnation = req.args?.incarnation;
+  if (
+    typeof id !== "string" || id === "" || typeof incarnation !== "string" ||
+    !IDENTITY_HEX_PATTERN.test(incarnation)
+  ) {
+    return {
+      ok: false,
+      code: "BAD_REQUEST",
+      error: "identity needs args.id (HOST:PORT) and args.incarnation (16 hex digits)",
+    };
+  }
+  const answer: IdentityAnswer = {
+    heardOf: storage.peerIncarnation(id) !== undefined,
+    clusterId: storage.clusterId(),
+    term: raft?.term ?? storage.recovered().hardState.term,
+    lastIndex: raft?.lastIndex ?? storage.lastIndex(),
+    fresh: raft === null ? storage.isFresh() : raft.lastIndex <= 1,
+  };
+  return { ok: true, data: { ...answer } };
+}
+
+/**
+ * Runs the bootstrap check (see `bootstrap_check.ts`) against the other `--conf` members; throws
+ * with a one-line message when this node must not bootstrap.
+ */
+async function checkBeforeBootstrap(
+  options: NodeOptions,
+  storage: DataDir,
+  clusterId: string,
+): Promise<void> {
+  const others = options.conf.filter((m) => m !== options.id);
+  if (others.length === 0) return;
+  const request: ClientRequest = {
+    op: "identity",
+    args: { id: options.id, incarnation: storage.incarnation() },
+  };
+  options.logger.info("checking with the other initial members before bootstrapping", {
+    members: others.join(","),
+  });
+  const decision = await runBootstrapCheck({
+    self: options.id,
+    members: options.conf,
+    clusterId,
+    timeoutMs: (options.bootstrapTimeoutSecs ?? 300) * 1000,
+    dataDir: storage.path,
+    logger: options.logger,
+    ask: async (member) => {
+      let conn: RpcClientConnection | null = null;
+      try {
+        conn = await RpcClientConnection.connect(member, {
+          connectTimeoutMs: IDENTITY_PROBE_TIMEOUT_MS,
+          tls: options.security?.tls?.client,
+        });
+        const response = await conn.call(options.group, request, IDENTITY_PROBE_TIMEOUT_MS);
+        return parseIdentityAnswer(response);
+      } catch {
+        return null;
+      } finally {
+        await conn?.close();
+      }
+    },
+  });
+  if (decision.action !== "bootstrap") throw new Error(decision.message);
 }
 
 /** The process's memory use, in bytes, for `status`. */

@@ -66,6 +66,16 @@ export interface RaftOptions {
    * Default false (tests that campaign at tick 0 rely on that); the node shell turns it on.
    */
   respectLeaseOnStart?: boolean;
+  /**
+   * This node neither votes nor campaigns until its log reaches this index (default 0: no
+   * floor); -1 means "until a leader has been heard from", and the first AppendEntries or
+   * snapshot from a leader then sets the floor to the index it reaches. A node that joins with
+   * an empty data dir, under an id the group may have used before, starts with -1: until its log
+   * passes the entry that added it back, the configurations it replays are those of the id's
+   * earlier life, which may name it a voter, and voting or campaigning under them could elect a
+   * second leader. The shell persists the floor (`voteFloor`) and passes it back on restart.
+   */
+  voteFloor?: number;
 }
 
 /** What a node starts from: the persisted hard state, snapshot and log. */
@@ -206,6 +216,8 @@ export class Raft {
   #persistedHardState: HardState;
   /** A Ready carrying a term/vote change is being persisted. */
   #hardStateInFlight = false;
+  /** See `RaftOptions.voteFloor`. */
+  #voteFloor: number;
 
   /** Creates a node from its persisted state. It starts as a follower. */
   constructor(options: RaftOptions, initial: RaftInitialState) {
@@ -228,6 +240,11 @@ export class Raft {
     this.#vote = initial.hardState.vote;
     this.#persistedHardState = { ...initial.hardState };
     if (options.respectLeaseOnStart === true) this.#startLeaseTicks = this.#electionTicks;
+    this.#voteFloor = options.voteFloor ?? 0;
+    assert(
+      Number.isSafeInteger(this.#voteFloor) && this.#voteFloor >= -1,
+      "voteFloor must be an index or -1",
+    );
     this.#refreshConf();
     this.#becomeFollower(this.#term, "");
   }
@@ -277,9 +294,24 @@ export class Raft {
    * not campaign, no one could win and the group would stall.
    */
   get promotable(): boolean {
+    if (!this.#pastVoteFloor()) return false;
     if (this.#conf.voters.includes(this.#id)) return true;
     const latest = this.#log.latestConfIndex();
     return latest > this.#log.committed && this.confAt(latest - 1).voters.includes(this.#id);
+  }
+
+  /** The vote floor in force: 0 for none, -1 until a leader is heard (`RaftOptions.voteFloor`). */
+  get voteFloor(): number {
+    return this.#voteFloor;
+  }
+
+  #pastVoteFloor(): boolean {
+    return this.#voteFloor >= 0 && this.#log.lastIndex() >= this.#voteFloor;
+  }
+
+  /** The first message from a leader after an empty join fixes the vote floor. */
+  #fixVoteFloor(index: number): void {
+    if (this.#voteFloor === -1) this.#voteFloor = index;
   }
 
   /** Configuration at `index`, for the shell to store in a snapshot. */
@@ -772,7 +804,8 @@ export class Raft {
     const canVote = this.#vote === m.from ||
       (this.#vote === "" && this.#leader === "") ||
       (isPre && m.term > this.#term);
-    if (canVote && this.#log.isUpToDate(m.index, m.logTerm)) {
+    // Below its vote floor the node's configurations may be an earlier life's of its id.
+    if (canVote && this.#pastVoteFloor() && this.#log.isUpToDate(m.index, m.logTerm)) {
       // A granted PreVote answers in the term asked about, so the candidate counts it.
       this.#send(respType, m.from, { term: m.term });
       if (!isPre) {
@@ -832,6 +865,7 @@ export class Raft {
       case MessageType.App:
         this.#electionElapsed = 0;
         this.#leader = m.from;
+        this.#fixVoteFloor(m.index + m.entries.length);
         this.#handleAppend(m);
         return;
       case MessageType.Heartbeat:
@@ -842,6 +876,7 @@ export class Raft {
       case MessageType.Snap:
         this.#electionElapsed = 0;
         this.#leader = m.from;
+        if (m.snapshot !== null) this.#fixVoteFloor(m.snapshot.index);
         this.#handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:

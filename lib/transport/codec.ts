@@ -35,6 +35,8 @@ export enum BodyKind {
   SnapshotChunk = 4,
   /** A follower's acknowledgement of a snapshot chunk, one-way. */
   SnapshotAck = 5,
+  /** A node's identity, the first body on each of its outbound peer connections, one-way. */
+  Hello = 6,
   /**
    * One step of the peer authentication handshake (a cluster token's challenge and response),
    * the first bodies on a peer connection when the group has a cluster token. Kind 6 is the
@@ -215,7 +217,31 @@ export type DecodedBody =
   | ResponseBody
   | SnapshotChunkBody
   | SnapshotAckBody
-  | PeerAuthBody;
+  | PeerAuthBody
+  | HelloBody;
+
+/**
+ * Who is talking: the first body a node sends on each connection it opens to a peer. The
+ * receiver accepts Raft and snapshot bodies on that connection only once it accepted this.
+ */
+export interface Hello {
+  /** The sending node's id (`HOST:PORT`); every later body on the connection is from it. */
+  from: string;
+  /** The sender's data dir incarnation: 16 lowercase hex digits, random per data dir. */
+  incarnation: string;
+  /** The sender's cluster id (16 lowercase hex digits), or "" when it has none yet. */
+  clusterId: string;
+}
+
+/** A decoded hello body. */
+export interface HelloBody {
+  /** Discriminant. */
+  kind: "hello";
+  /** The Raft group id. */
+  group: string;
+  /** The hello. */
+  hello: Hello;
+}
 
 /**
  * One piece of a snapshot sent to a follower. A snapshot travels as chunks of at most a frame,
@@ -435,6 +461,27 @@ export function encodePeerAuth(group: string, a: PeerAuth): Uint8Array {
   }
   const payload = [a.step, id(a.from, "from"), id(a.to, "to"), a.nonce, a.mac];
   return encoder.encode([BodyKind.PeerAuth, group, 0, payload]);
+}
+
+/** Pattern of an incarnation and of a non-empty cluster id: 16 lowercase hex digits. */
+export const IDENTITY_HEX_PATTERN: RegExp = /^[0-9a-f]{16}$/;
+
+/** Encodes a hello for `group` as a body; see {@linkcode Hello}. */
+export function encodeHello(group: string, h: Hello): Uint8Array {
+  assertGroup(group);
+  if (typeof h.incarnation !== "string" || !IDENTITY_HEX_PATTERN.test(h.incarnation)) {
+    throw new TypeError(`Field incarnation must be 16 lowercase hex digits, got ${h.incarnation}`);
+  }
+  if (
+    typeof h.clusterId !== "string" ||
+    (h.clusterId !== "" && !IDENTITY_HEX_PATTERN.test(h.clusterId))
+  ) {
+    throw new TypeError(
+      `Field clusterId must be "" or 16 lowercase hex digits, got ${h.clusterId}`,
+    );
+  }
+  const payload = [id(h.from, "from"), h.incarnation, h.clusterId];
+  return encoder.encode([BodyKind.Hello, group, 0, payload]);
 }
 
 /** Encodes a client request for `group` with `requestId` (at least 1) as a body. */
@@ -669,6 +716,9 @@ export function decodeBody(bytes: Uint8Array): DecodedBody {
     case BodyKind.SnapshotAck:
       if (requestId !== 0) throw new ProtocolError("Snapshot body has a request id other than 0");
       return { kind: "snapshot_ack", group, ack: decodeSnapshotAck(payload) };
+    case BodyKind.Hello:
+      if (requestId !== 0) throw new ProtocolError("Hello body has a request id other than 0");
+      return { kind: "hello", group, hello: decodeHello(payload) };
     default:
       throw new ProtocolError(`Unknown body kind ${describe(kind)}`);
   }
@@ -727,6 +777,26 @@ function decodePeerAuth(p: unknown): PeerAuth {
     throw new ProtocolError(`Peer auth step ${step} has a nonce or MAC of the wrong size`);
   }
   return { step, from: readId(p[1], "from"), to: readId(p[2], "to"), nonce, mac };
+}
+
+const HELLO_FIELDS = 3;
+
+function decodeHello(p: unknown): Hello {
+  if (!Array.isArray(p) || p.length !== HELLO_FIELDS) {
+    throw new ProtocolError(`Hello is not an array of ${HELLO_FIELDS} fields`);
+  }
+  const from = readId(p[0], "from");
+  const incarnation = p[1];
+  if (typeof incarnation !== "string" || !IDENTITY_HEX_PATTERN.test(incarnation)) {
+    throw new ProtocolError("Hello field incarnation is not 16 lowercase hex digits");
+  }
+  const clusterId = p[2];
+  if (
+    typeof clusterId !== "string" || (clusterId !== "" && !IDENTITY_HEX_PATTERN.test(clusterId))
+  ) {
+    throw new ProtocolError("Hello field clusterId is neither empty nor 16 lowercase hex digits");
+  }
+  return { from, incarnation, clusterId };
 }
 
 function decodeRequestId(v: unknown): number {

@@ -19,6 +19,7 @@ export {
   CODEC_LIMITS,
   decodeBody,
   type DecodedBody,
+  encodeHello,
   encodePeerAuth,
   encodeRaft,
   encodeRequest,
@@ -27,6 +28,9 @@ export {
   encodeSnapshotChunk,
   ERROR_CODES,
   type ErrorCode,
+  type Hello,
+  type HelloBody,
+  IDENTITY_HEX_PATTERN,
   PEER_AUTH_BYTES,
   type PeerAuth,
   type PeerAuthBody,
@@ -77,6 +81,9 @@ export {
 } from "./client_conn.ts";
 export {
   CONNECTIONS_MAX_DEFAULT,
+  HELD_BODIES_MAX,
+  type HelloVerdict,
+  ListenError,
   type ReplyFn,
   REQUESTS_IN_FLIGHT_MAX_DEFAULT,
   type TransportHandler,

@@ -53,6 +53,12 @@ export interface PeerSenderOptions {
    * message goes out; a peer that fails it is treated as unreachable. Without it, none.
    */
   peerAuth?: PeerAuthenticator;
+  /**
+   * The HELLO body (see `encodeHello`) sent as the first frame of every connection, asked for
+   * anew each time so it carries the node's current cluster id. Without it no hello is sent, and
+   * a node's server delivers none of this sender's messages.
+   */
+  hello?: () => Uint8Array;
 }
 
 /** Counters for one peer. */
@@ -94,7 +100,8 @@ interface Peer {
  * messages wait in a bounded queue. When the peer cannot be reached or the connection breaks,
  * messages are dropped during a backoff delay (50 ms, doubling to 1 s, with jitter); the next
  * message after the delay opens a new connection. A full queue drops the newest message: Raft
- * resends what matters, and the queued order stays intact.
+ * resends what matters, and the queued order stays intact. Every connection starts with the
+ * sender's HELLO (see {@linkcode PeerSenderOptions.hello}).
  *
  * @example
  * ```ts ignore
@@ -119,6 +126,7 @@ export class PeerSender {
   #now: () => number;
   #tls: ClientTls | undefined;
   #peerAuth: PeerAuthenticator | undefined;
+  #hello: (() => Uint8Array) | null;
   #closing = false;
   #closed: Promise<void> | null = null;
 
@@ -138,6 +146,7 @@ export class PeerSender {
     this.#now = options.now ?? Date.now;
     this.#tls = options.tls;
     this.#peerAuth = options.peerAuth;
+    this.#hello = options.hello ?? null;
   }
 
   /**
@@ -305,6 +314,16 @@ export class PeerSender {
       tcp.close();
       return;
     }
+    let hello: Uint8Array | null = null;
+    try {
+      hello = this.#hello?.() ?? null;
+    } catch (err) {
+      // A bug on this side; without its hello the connection would carry nothing.
+      this.#logger.error("could not encode the hello", { peer: peer.id, reason: err });
+      tcp.close();
+      this.#down(peer, err);
+      return;
+    }
     // The only body a peer may send back is the handshake's challenge, once.
     let onChallenge: ((body: DecodedBody) => void) | null = null;
     const conn = new Connection(tcp, (body) => {
@@ -336,6 +355,8 @@ export class PeerSender {
       peer.reported = "up";
       this.#logger.info("peer up", { peer: peer.id });
     }
+    // First after the handshake: the peer takes no other body from us before it.
+    if (hello !== null) conn.send(hello);
     const pending = peer.pending;
     peer.pending = [];
     peer.pendingBytes = 0;

@@ -13,6 +13,7 @@ import {
   type DecodedBody,
   encodePeerAuth,
   encodeResponse,
+  type Hello,
   type PeerAuth,
   ProtocolError,
   type SnapshotAck,
@@ -40,6 +41,12 @@ export const CONNECTIONS_MAX_DEFAULT = 1024;
  */
 export const REQUESTS_IN_FLIGHT_MAX_DEFAULT = 1024;
 
+/**
+ * Most peer bodies held on one connection while its hello is being decided; later ones are
+ * dropped (Raft resends what matters).
+ */
+export const HELD_BODIES_MAX = 1024;
+
 // How long the accept loop rests after an accept error (such as too many open files), so it
 // does not spin while the condition lasts.
 const ACCEPT_RETRY_MS = 100;
@@ -47,8 +54,25 @@ const ACCEPT_RETRY_MS = 100;
 /** Sends the response to one request; call it exactly once. */
 export type ReplyFn = (response: ClientResponse) => void;
 
-/** What the server does with what it receives. */
+/**
+ * The answer to a hello: true accepts the connection's peer bodies, false closes it. A promise
+ * holds the connection's later peer bodies until it settles (a rejection closes it).
+ */
+export type HelloVerdict = boolean | Promise<boolean>;
+
+/**
+ * What the server does with what it receives.
+ *
+ * Peer bodies (RAFT, SNAPSHOT_CHUNK, SNAPSHOT_ACK) are delivered only from a connection whose
+ * HELLO `onHello` accepted, and only when they come from the node that hello named and are for
+ * its group. A peer body before any hello closes the connection.
+ */
 export interface TransportHandler {
+  /**
+   * A peer opened a connection and said who it is (`remote` is the socket's address). Without a
+   * handler every hello is refused, so no peer body is ever delivered.
+   */
+  onHello?(group: string, hello: Hello, remote: string): HelloVerdict;
   /** A Raft message for `group` arrived from a peer. */
   onRaftMessage(group: string, message: Message): void;
   /**
@@ -84,21 +108,57 @@ export interface TransportServerOptions extends ConnectionOptions {
    */
   clientAuth?: ClientAuthenticator;
   /**
-   * Peer authentication: peer bodies (RAFT, SNAPSHOT_CHUNK, SNAPSHOT_ACK) are taken only on a
-   * connection whose dialer completed the handshake, and only from the id it proved. Without
-   * it peer bodies are taken from anyone.
+   * Peer authentication: a HELLO (and so any peer body) is taken only on a connection whose
+   * dialer completed the handshake, and only naming the id it proved. Without it, from anyone.
    */
   peerAuth?: PeerAuthenticator;
 }
 
+/**
+ * The address a {@linkcode TransportServer} could not listen on, and why. Its message is
+ * `cannot listen on HOST:PORT: REASON`.
+ */
+export class ListenError extends Error {
+  /** The address, `HOST:PORT`. */
+  readonly address: string;
+
+  /** Wraps `cause`, the error of `Deno.listen` for `address`. */
+  constructor(address: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`cannot listen on ${address}: ${reason}`, { cause });
+    this.name = "ListenError";
+    this.address = address;
+  }
+}
+
+/** What answers while a server has no handler yet: the node behind it is still starting. */
+const STARTING_HANDLER: TransportHandler = {
+  onRaftMessage() {},
+  onRequest(_group, _request, reply) {
+    reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
+  },
+};
+
+type PeerBody = DecodedBody & { kind: "raft" | "snapshot_chunk" | "snapshot_ack" };
+
 interface ClientState {
   conn: Connection;
   requestsInFlight: number;
+  /** The client handshake's state: the role this connection proved. */
   session: ClientSession;
-  // Peer handshake: none yet, challenge being computed or sent, or done with the dialer's id.
+  /** Peer handshake: none yet, challenge being computed or sent, or done. */
   peerAuth: "none" | "challenging" | "challenged" | "authenticated";
   peerHandshake: AcceptorHandshake | null;
+  /** The id the dialer proved in the peer handshake. */
+  authPeerId: string;
+  /** Where the connection's hello stands: none yet, being decided, or accepted. */
+  helloState: "none" | "pending" | "accepted";
+  /** The accepted (or pending) hello's group and sender. */
+  peerGroup: string;
   peerId: string;
+  /** Peer bodies that arrived while the hello was pending. */
+  held: PeerBody[];
+  heldDropped: number;
 }
 
 /**
@@ -122,7 +182,7 @@ interface ClientState {
  */
 export class TransportServer {
   #listener: Deno.Listener;
-  #handler: TransportHandler;
+  #handler: TransportHandler | null;
   #logger: Logger;
   #connectionOptions: ConnectionOptions;
   #connectionsMax: number;
@@ -140,9 +200,18 @@ export class TransportServer {
 
   /**
    * Listens on `listen` (port 0 picks a free port; see {@linkcode address}) and starts
-   * accepting. Throws if the address cannot be bound.
+   * accepting. Throws {@linkcode ListenError} if the address cannot be bound.
+   *
+   * With `handler` null the server is up before the node behind it: Raft messages are dropped
+   * and requests are answered `SHUTTING_DOWN` ("node is starting") until
+   * {@linkcode setHandler} wires the node in. A node binds its port this way before it touches
+   * its data dir, so a busy or wrong address fails before anything is written.
    */
-  constructor(listen: HostPort, handler: TransportHandler, options: TransportServerOptions = {}) {
+  constructor(
+    listen: HostPort,
+    handler: TransportHandler | null,
+    options: TransportServerOptions = {},
+  ) {
     this.#handler = handler;
     this.#logger = options.logger ?? silentLogger;
     // Checked now: a bad limit found while accepting would only surface as a dropped client.
@@ -153,10 +222,20 @@ export class TransportServer {
     this.#peerAuth = options.peerAuth;
     assertPositiveInteger("Connection limit", this.#connectionsMax);
     assertPositiveInteger("Requests in flight limit", this.#requestsInFlightMax);
-    this.#listener = listenMaybeTls(listen.hostname, listen.port, options.tls);
+    try {
+      this.#listener = listenMaybeTls(listen.hostname, listen.port, options.tls);
+    } catch (err) {
+      throw new ListenError(formatAddress(listen), err);
+    }
     const addr = this.#listener.addr as Deno.NetAddr;
     this.#address = { hostname: addr.hostname, port: addr.port };
     this.#acceptLoop = this.#accept();
+  }
+
+  /** Wires in what handles the traffic, once; see the constructor. */
+  setHandler(handler: TransportHandler): void {
+    if (this.#handler !== null) throw new Error("the server already has a handler");
+    this.#handler = handler;
   }
 
   /** The bound address as `HOST:PORT`, with the real port when 0 was asked for. */
@@ -239,20 +318,30 @@ export class TransportServer {
     const client: ClientState = {
       conn: new Connection(tcp, (body) => this.#dispatch(client, body), this.#connectionOptions),
       requestsInFlight: 0,
+      helloState: "none",
+      peerGroup: "",
+      peerId: "",
+      held: [],
+      heldDropped: 0,
       session: newSession(),
       peerAuth: "none",
       peerHandshake: null,
-      peerId: "",
+      authPeerId: "",
     };
     this.#clients.add(client);
     client.conn.closed.then(() => this.#clients.delete(client));
   }
 
   #dispatch(client: ClientState, body: DecodedBody): void {
+    const handler = this.#handler ?? STARTING_HANDLER;
     switch (body.kind) {
+      case "hello":
+        this.#onHello(client, body.group, body.hello);
+        return;
       case "raft":
-        this.#checkPeer(client, body.kind, body.message.from);
-        this.#handler.onRaftMessage(body.group, body.message);
+      case "snapshot_chunk":
+      case "snapshot_ack":
+        this.#onPeerBody(client, body);
         return;
       case "request": {
         if (client.requestsInFlight >= this.#requestsInFlightMax) {
@@ -264,7 +353,7 @@ export class TransportServer {
         const reply = this.#replier(client, body);
         const auth = this.#clientAuth;
         if (auth === undefined) {
-          this.#handler.onRequest(body.group, body.request, reply);
+          handler.onRequest(body.group, body.request, reply);
         } else if (body.request.op === "auth") {
           auth.answerAuth(client.session, body.group, body.request).then(reply, (err) => {
             this.#logger.error("auth failed", { reason: err });
@@ -272,19 +361,11 @@ export class TransportServer {
           });
         } else {
           const refusal = auth.check(client.session, body.request);
-          if (refusal === null) this.#handler.onRequest(body.group, body.request, reply);
+          if (refusal === null) handler.onRequest(body.group, body.request, reply);
           else reply(refusal);
         }
         return;
       }
-      case "snapshot_chunk":
-        this.#checkPeer(client, body.kind, body.chunk.from);
-        this.#handler.onSnapshotChunk?.(body.group, body.chunk);
-        return;
-      case "snapshot_ack":
-        this.#checkPeer(client, body.kind, body.ack.from);
-        this.#handler.onSnapshotAck?.(body.group, body.ack);
-        return;
       case "peer_auth":
         this.#onPeerAuth(client, body.group, body.auth);
         return;
@@ -294,25 +375,15 @@ export class TransportServer {
   }
 
   /**
-   * With peer authentication on, refuses (closes the connection) a peer body on a connection
-   * whose dialer has not completed the handshake, or one from another id than it proved.
+   * The acceptor's side of the peer handshake (see `lib/security/peer_auth.ts`). Any step out
+   * of order, for a node without a cluster token, or with a wrong proof closes the connection.
    */
-  #checkPeer(client: ClientState, kind: string, from: string): void {
-    if (this.#peerAuth === undefined) return;
-    if (client.peerAuth !== "authenticated") {
-      throw new ProtocolError(`A ${kind} body on an unauthenticated connection, refused`);
-    }
-    if (from !== client.peerId) {
-      throw new ProtocolError(`A ${kind} body from ${from} on ${client.peerId}'s connection`);
-    }
-  }
-
   #onPeerAuth(client: ClientState, group: string, step: PeerAuth): void {
     const auth = this.#peerAuth;
     if (auth === undefined) {
       throw new ProtocolError("Peer authentication asked for, but this node has no cluster token");
     }
-    if (step.step === 1 && client.peerAuth === "none") {
+    if (step.step === 1 && client.peerAuth === "none" && client.helloState === "none") {
       client.peerAuth = "challenging";
       auth.acceptorChallenge(group, step).then(({ step: challenge, state }) => {
         if (client.conn.isClosed) return;
@@ -321,10 +392,7 @@ export class TransportServer {
         client.conn.send(encodePeerAuth(group, challenge));
       }, (err) => {
         const reason = err instanceof PeerAuthError ? err.message : String(err);
-        this.#logger.warn("peer handshake refused", {
-          remote: client.conn.remoteAddress,
-          reason,
-        });
+        this.#logger.warn("peer handshake refused", { remote: client.conn.remoteAddress, reason });
         client.conn.close();
       });
       return;
@@ -338,10 +406,121 @@ export class TransportServer {
         );
       }
       client.peerAuth = "authenticated";
-      client.peerId = state.dialer;
+      client.authPeerId = state.dialer;
       return;
     }
     throw new ProtocolError(`Peer handshake step ${step.step} out of order`);
+  }
+
+  #onHello(client: ClientState, group: string, hello: Hello): void {
+    if (client.helloState !== "none") throw new ProtocolError("A second hello on one connection");
+    if (this.#peerAuth !== undefined) {
+      // With a cluster token, who is talking is what the handshake proved, nothing else.
+      if (client.peerAuth !== "authenticated") {
+        throw new ProtocolError("A hello on an unauthenticated connection, refused");
+      }
+      if (hello.from !== client.authPeerId) {
+        throw new ProtocolError(
+          `A hello from ${hello.from} after ${client.authPeerId}'s handshake`,
+        );
+      }
+    }
+    const remote = client.conn.remoteAddress;
+    client.peerGroup = group;
+    client.peerId = hello.from;
+    // A node still starting has no handler yet: its peers retry the connection.
+    const verdict = this.#handler?.onHello?.(group, hello, remote) ?? false;
+    if (verdict === true) {
+      client.helloState = "accepted";
+      return;
+    }
+    if (verdict === false) {
+      this.#refuse(client, "hello refused");
+      return;
+    }
+    client.helloState = "pending";
+    verdict.then(
+      (accepted) => {
+        if (client.conn.isClosed) return;
+        if (!accepted) return this.#refuse(client, "hello refused");
+        client.helloState = "accepted";
+        const held = client.held;
+        client.held = [];
+        if (client.heldDropped > 0) {
+          this.#logger.debug("dropped peer bodies that arrived while the hello was decided", {
+            peer: client.peerId,
+            dropped: client.heldDropped,
+          });
+        }
+        try {
+          for (const body of held) {
+            if (client.conn.isClosed) return;
+            this.#deliverPeerBody(client, body);
+          }
+        } catch (err) {
+          this.#refuse(client, err instanceof Error ? err.message : String(err));
+        }
+      },
+      (err) => {
+        this.#logger.error("deciding a hello failed, closing connection", {
+          peer: client.peerId,
+          remote,
+          reason: err,
+        });
+        client.conn.close();
+      },
+    );
+  }
+
+  #refuse(client: ClientState, reason: string): void {
+    this.#logger.debug("closing peer connection", {
+      peer: client.peerId,
+      remote: client.conn.remoteAddress,
+      reason,
+    });
+    client.held = [];
+    client.conn.close();
+  }
+
+  #onPeerBody(client: ClientState, body: PeerBody): void {
+    switch (client.helloState) {
+      case "none":
+        throw new ProtocolError(`A ${body.kind} body before any hello`);
+      case "pending":
+        // Nothing reaches the handler before the hello is accepted: held, bounded.
+        if (client.held.length < HELD_BODIES_MAX) client.held.push(body);
+        else client.heldDropped++;
+        return;
+      case "accepted":
+        this.#deliverPeerBody(client, body);
+        return;
+    }
+  }
+
+  #deliverPeerBody(client: ClientState, body: PeerBody): void {
+    if (body.group !== client.peerGroup) {
+      throw new ProtocolError(`A ${body.kind} body for another group than the hello's`);
+    }
+    const from = body.kind === "raft"
+      ? body.message.from
+      : body.kind === "snapshot_chunk"
+      ? body.chunk.from
+      : body.ack.from;
+    if (from !== client.peerId) {
+      throw new ProtocolError(`A ${body.kind} body from ${from} on ${client.peerId}'s connection`);
+    }
+    const handler = this.#handler ?? STARTING_HANDLER;
+    switch (body.kind) {
+      case "raft":
+        handler.onRaftMessage(body.group, body.message);
+        return;
+      case "snapshot_chunk":
+        handler.onSnapshotChunk?.(body.group, body.chunk);
+        return;
+      case "snapshot_ack":
+        handler.onSnapshotAck?.(body.group, body.ack);
+        return;
+    }
   }
 
   #replier(client: ClientState, body: DecodedBody & { kind: "request" }): ReplyFn {
@@ -354,7 +533,7 @@ export class TransportServer {
       // Encoded before anything else so a bad response throws to the caller and changes nothing.
       const bytes = encodeResponse(group, requestId, response);
       replied = true;
-      this.#handler.onReplied?.(op, response, performance.now() - arrivedMs);
+      this.#handler?.onReplied?.(op, response, performance.now() - arrivedMs);
       client.requestsInFlight--;
       const conn = client.conn;
       if (conn.isClosed) return;

@@ -106,14 +106,16 @@ Deno.test("status takes the client options and nothing else", () => {
   assertUsage(() => parseStatusArgs(["--timeout-ms", "0"], noEnv), /invalid --timeout-ms "0"/);
 });
 
-Deno.test("snapshot needs --peer and refuses --peers", () => {
+Deno.test("snapshot takes --peer, or else --peers like the other commands", () => {
   assert.deepEqual(parseSnapshotArgs(["--peer", B, "--json"]), {
     ...DEFAULTS,
     peers: [B],
     json: true,
     peer: B,
   });
-  assertUsage(() => parseSnapshotArgs([]), /missing required option --peer/);
+  assert.deepEqual(parseSnapshotArgs([], noEnv), { ...DEFAULTS, peer: undefined });
+  assert.deepEqual(parseSnapshotArgs(["--peers", `${A},${B}`], noEnv).peers, [A, B]);
+  assert.deepEqual(parseSnapshotArgs([], { env: () => B }).peers, [B]);
   assertUsage(() => parseSnapshotArgs(["--peer", "x"]), /invalid address "x" in --peer/);
   assertUsage(() => parseSnapshotArgs(["--peer", B, A]), /unexpected argument/);
   assertUsage(

@@ -128,10 +128,11 @@ Deno.test("status asks each node directly and shows unreachable ones", async () 
     { op: "status", args: {}, peer: C },
   ]);
   assert.deepEqual(h.out, [
-    "NODE            ROLE      TERM  COMMIT  APPLIED  LAST  SNAPSHOT  VALUE",
-    "127.0.0.1:8081  leader    3     120     118      121   100       1000 (stale)",
-    "127.0.0.1:8082  follower  3     120     118      121   100       1000 (stale)",
-    "127.0.0.1:8083  unreachable (connection refused)",
+    "leader 127.0.0.1:8081, term 3; 2/3 voters up (need 2); degraded: 1 down",
+    "NODE            ROLE      TERM  COMMIT  APPLIED  LAST  SNAP  VALUE",
+    "127.0.0.1:8081  leader    3     120     118      121   100   1000",
+    "127.0.0.1:8082  follower  3     120     118      121   100   1000 (behind)",
+    "127.0.0.1:8083  down      (connection refused)",
   ]);
   assert.deepEqual(h.err, []);
   assert.ok(h.client.closed);
@@ -151,9 +152,19 @@ Deno.test("status --json: one line, large values as strings, failures with their
     if (peer === B) return new FakeCounterError("unknown group", "UNKNOWN_GROUP", "failed");
     return unreachable(C);
   });
-  assert.equal(await runStatus({ ...CLIENT, json: true }, h.deps), 0);
+  // One voter of three up: no quorum, so the group is not healthy.
+  assert.equal(await runStatus({ ...CLIENT, json: true }, h.deps), 1);
   assert.equal(h.out.length, 1);
-  const { nodes } = JSON.parse(h.out[0]);
+  assert.deepEqual(h.err, [], "--json: the JSON says it all");
+  const { nodes, ...summary } = JSON.parse(h.out[0]);
+  assert.deepEqual(summary, {
+    leader: A,
+    term: 3,
+    votersUp: 1,
+    voters: 3,
+    quorum: 2,
+    healthy: false,
+  });
   assert.equal(nodes.length, 3);
   assert.equal(nodes[0].value, "-9223372036854775808");
   assert.equal(nodes[0].lastIndex, 2 ** 40);
@@ -172,18 +183,30 @@ Deno.test("status --json: one line, large values as strings, failures with their
 Deno.test("status shows a malformed answer as a failed node", async () => {
   const h = harness(({ peer }) => status(peer!, peer === B ? { term: "three" } : {}));
   assert.equal(await runStatus(CLIENT, h.deps), 0);
-  assert.equal(
-    h.out[2],
-    "127.0.0.1:8082  failed (unexpected answer from 127.0.0.1:8082: term is not a non-negative" +
-      " integer)",
-  );
+  assert.equal(h.out[3], "127.0.0.1:8082  failed    (unexpected answer from 127.0.0.1:8082...)");
 });
 
 Deno.test("status exits 1 when no node answers", async () => {
   const h = harness(({ peer }) => unreachable(peer!));
   assert.equal(await runStatus(CLIENT, h.deps), 1);
-  assert.equal(h.out.length, 4);
-  assert.deepEqual(h.err, ["counter status: none of the 3 nodes answered"]);
+  assert.equal(h.out.length, 5);
+  assert.equal(h.out[0], "leader none, term 0; 0/3 voters up (need 2); unavailable: no quorum");
+  assert.deepEqual(h.err, [
+    "counter status: no counter node reachable at 127.0.0.1:8081, 127.0.0.1:8082, " +
+    "127.0.0.1:8083 (connection refused); is the cluster running? Name its nodes with --peers " +
+    "or COUNTER_PEERS",
+  ]);
+});
+
+Deno.test("status with 1 of 3 voters up prints the summary first and exits 1", async () => {
+  const h = harness(({ peer }) =>
+    peer === B ? status(B, { leader: "", role: "candidate", term: 5 }) : unreachable(peer!)
+  );
+  assert.equal(await runStatus(CLIENT, h.deps), 1);
+  assert.equal(h.out[0], "leader none, term 5; 1/3 voters up (need 2); unavailable: no quorum");
+  assert.equal(h.out[4], "127.0.0.1:8083  down       (connection refused)");
+  assert.deepEqual(h.err, ["counter status: no leader: 1 of 3 voters reachable (need 2)"]);
+  for (const line of h.out) assert.ok(line.length <= 80, line);
 });
 
 function leaderOptions(fields: Partial<LeaderOptions> = {}): LeaderOptions {
@@ -219,11 +242,19 @@ Deno.test("leader exits 1 when no leader is known by the deadline, or no node an
   assert.equal(await runLeader(leaderOptions({ timeoutMs: 50 }), h.deps), 1);
   assert.deepEqual(h.out, []);
   assert.deepEqual(h.err, [
-    "counter leader: no leader known within 50 ms (an election may be under way)",
+    "counter leader: no leader known within 50 ms: 3 of 3 voters reachable (need 2); an " +
+    "election may be under way",
   ]);
   const d = harness(({ peer }) => unreachable(peer!));
   assert.equal(await runLeader(leaderOptions(), d.deps), 1);
-  assert.match(d.err[0], /^counter leader: no node answered \(127\.0\.0\.1:8081: connection/);
+  assert.match(d.err[0], /^counter leader: no counter node reachable at 127\.0\.0\.1:8081, /);
+  assert.match(d.err[0], /--peers or COUNTER_PEERS$/);
+  // One voter of three: no election can succeed, and the message does not say one may.
+  const one = harness(({ peer }) =>
+    peer === A ? status(A, { leader: "", role: "candidate" }) : unreachable(peer!)
+  );
+  assert.equal(await runLeader(leaderOptions({ timeoutMs: 50 }), one.deps), 1);
+  assert.deepEqual(one.err, ["counter leader: no leader: 1 of 3 voters reachable (need 2)"]);
 });
 
 Deno.test("leader fails loudly when two nodes name different leaders in one term", async () => {
@@ -280,14 +311,21 @@ const MEMBERS: AdminAnswer = {
 };
 
 Deno.test("peers list prints the leader's view as a table, or as JSON", async () => {
-  const h = harness(() => MEMBERS);
+  const h = harness(({ op, peer }) =>
+    op === "peers" ? MEMBERS : peer === C ? unreachable(C) : status(peer!)
+  );
   assert.equal(await runPeers(peersOptions({ action: "list" }), h.deps), 0);
-  assert.deepEqual(h.client.calls, [{ op: "peers", args: {}, peer: undefined }]);
+  assert.deepEqual(h.client.calls, [
+    { op: "peers", args: {}, peer: undefined },
+    { op: "status", args: {}, peer: B },
+    { op: "status", args: {}, peer: C },
+    { op: "status", args: {}, peer: NEW },
+  ]);
   assert.deepEqual(h.out, [
     "ID              ROLE      MATCH  LAG  STATE",
     "127.0.0.1:8081  leader    121    0    -",
     "127.0.0.1:8082  follower  121    0    replicate",
-    "127.0.0.1:8083  follower  90     31   probe",
+    "127.0.0.1:8083  follower  90     31   down",
     "127.0.0.1:8084  learner   5      116  snapshot",
   ]);
   const j = harness(() => MEMBERS);
@@ -313,39 +351,97 @@ Deno.test("peers list fails on a malformed answer", async () => {
 
 const CONF_AFTER_ADD: AdminAnswer = { leader: A, data: { voters: [A, B, C, NEW], learners: [] } };
 
+/** The `peers` answer with members `ids` (voters) and `learners`. */
+function membersAnswer(ids: string[], learners: string[] = []): AdminAnswer {
+  const member = (id: string, role: string) => ({ id, role, match: 1, lag: 0, state: "self" });
+  return {
+    leader: A,
+    data: {
+      leader: A,
+      term: 3,
+      members: [
+        ...ids.map((id) => member(id, id === A ? "leader" : "follower")),
+        ...learners.map((id) => member(id, "learner")),
+      ],
+    },
+  };
+}
+
+/** A handler that answers `peers` with `members` and any other op with `answer`. */
+function withMembers(members: AdminAnswer, answer: AdminAnswer | Error): Handler {
+  return ({ op }) => op === "peers" ? members : answer;
+}
+
+const PEERS_CALL = { op: "peers", args: {}, peer: undefined };
+
 Deno.test("peers add sends add_peer, with learner only when asked, and prints the conf", async () => {
-  const h = harness(() => CONF_AFTER_ADD);
+  const h = harness(withMembers(membersAnswer([A, B, C]), CONF_AFTER_ADD));
   assert.equal(
     await runPeers(peersOptions({ action: "add", node: NEW, learner: false }), h.deps),
     0,
   );
-  assert.deepEqual(h.client.calls, [{ op: "add_peer", args: { node: NEW }, peer: undefined }]);
+  assert.deepEqual(h.client.calls, [
+    PEERS_CALL,
+    { op: "add_peer", args: { node: NEW }, peer: undefined },
+  ]);
   assert.deepEqual(h.out, [`voters: ${A},${B},${C},${NEW}`, "learners: (none)"]);
 
-  const l = harness(() => ({ leader: A, data: { voters: [A, B, C], learners: [NEW] } }));
+  const l = harness(
+    withMembers(membersAnswer([A, B, C]), {
+      leader: A,
+      data: { voters: [A, B, C], learners: [NEW] },
+    }),
+  );
   const learner = peersOptions({ action: "add", node: NEW, learner: true, json: true });
   assert.equal(await runPeers(learner, l.deps), 0);
-  assert.deepEqual(l.client.calls[0].args, { node: NEW, learner: true });
+  assert.deepEqual(l.client.calls[1].args, { node: NEW, learner: true });
   assert.deepEqual(JSON.parse(l.out[0]), { voters: [A, B, C], learners: [NEW], leader: A });
 });
 
 Deno.test("peers remove and promote send their ops", async () => {
   for (const [action, op] of [["remove", "remove_peer"], ["promote", "promote_peer"]]) {
-    const h = harness(() => CONF_AFTER_ADD);
+    const h = harness(withMembers(membersAnswer([A, B, C], [NEW]), CONF_AFTER_ADD));
     assert.equal(await runPeers(peersOptions({ action, node: NEW }), h.deps), 0);
-    assert.deepEqual(h.client.calls, [{ op, args: { node: NEW }, peer: undefined }]);
+    assert.deepEqual(h.client.calls, [PEERS_CALL, { op, args: { node: NEW }, peer: undefined }]);
     assert.equal(h.out.length, 2);
+  }
+});
+
+Deno.test("a repeated add, remove or promote succeeds with 'already ...' and changes nothing", async () => {
+  const cases: [Record<string, unknown>, AdminAnswer, string][] = [
+    [{ action: "add", node: NEW, learner: false }, membersAnswer([A, B, C, NEW]), "a voter"],
+    [{ action: "add", node: NEW, learner: true }, membersAnswer([A, B, C], [NEW]), "a learner"],
+    [{ action: "promote", node: NEW }, membersAnswer([A, B, C, NEW]), "a voter"],
+    [{ action: "remove", node: NEW }, membersAnswer([A, B, C]), "not a member"],
+  ];
+  for (const [fields, members, already] of cases) {
+    const h = harness(withMembers(members, new Error("no change may be sent")));
+    assert.equal(await runPeers(peersOptions(fields), h.deps), 0, h.err.join("\n"));
+    assert.deepEqual(h.client.calls, [PEERS_CALL], "only the list was asked for");
+    assert.equal(h.out[0], `${NEW} is already ${already}`);
+    assert.match(h.out[1], /^voters: /);
+    const j = harness(withMembers(members, new Error("no change may be sent")));
+    assert.equal(await runPeers(peersOptions({ ...fields, json: true }), j.deps), 0);
+    assert.equal(JSON.parse(j.out[0]).already, already);
   }
 });
 
 Deno.test("a membership change exits 1 when refused and 3 when the outcome is unknown", async () => {
   const remove = peersOptions({ action: "remove", node: NEW });
-  const refused = harness(() =>
-    new FakeCounterError(`${NEW} is not a member`, "REFUSED", "failed")
+  const refused = harness(
+    withMembers(
+      membersAnswer([A, B, C, NEW]),
+      new FakeCounterError(`${NEW} cannot be removed now`, "REFUSED", "failed"),
+    ),
   );
   assert.equal(await runPeers(remove, refused.deps), 1);
-  assert.deepEqual(refused.err, [`counter peers remove: ${NEW} is not a member`]);
-  const unknown = harness(() => new FakeCounterError("no answer", "TIMEOUT", "unknown"));
+  assert.deepEqual(refused.err, [`counter peers remove: ${NEW} cannot be removed now`]);
+  const unknown = harness(
+    withMembers(
+      membersAnswer([A, B, C, NEW]),
+      new FakeCounterError("no answer", "TIMEOUT", "unknown"),
+    ),
+  );
   assert.equal(await runPeers(remove, unknown.deps), 3);
   assert.deepEqual(unknown.err, [
     "counter peers remove: no answer (outcome unknown: the change may or may not have been" +
@@ -394,4 +490,31 @@ Deno.test("the admin help texts list their subcommands, examples and exit codes"
     /counter recover --data \/var\/lib\/counter\/n1 --force-new-cluster/,
   );
   assert.match(helpText("leader"), /counter leader transfer 127\.0\.0\.1:8082/);
+});
+
+Deno.test("snapshot without --peer asks every node of --peers, one row each", async () => {
+  const h = harness(({ peer }) =>
+    peer === B ? unreachable(B) : { leader: A, data: { snapshotIndex: peer === A ? 120 : 90 } }
+  );
+  assert.equal(await runSnapshot({ ...CLIENT, peer: undefined }, h.deps), 1);
+  assert.deepEqual(h.client.calls.map((c) => [c.op, c.peer]), [
+    ["snapshot", A],
+    ["snapshot", B],
+    ["snapshot", C],
+  ]);
+  assert.deepEqual(h.out, [
+    "NODE            INDEX",
+    "127.0.0.1:8081  120",
+    "127.0.0.1:8082  failed (connection refused)",
+    "127.0.0.1:8083  90",
+  ]);
+  const j = harness(({ peer }) => ({ leader: A, data: { snapshotIndex: peer === A ? 120 : 90 } }));
+  assert.equal(await runSnapshot({ ...CLIENT, json: true, peer: undefined }, j.deps), 0);
+  assert.deepEqual(JSON.parse(j.out[0]), {
+    nodes: [
+      { node: A, snapshotIndex: 120 },
+      { node: B, snapshotIndex: 90 },
+      { node: C, snapshotIndex: 90 },
+    ],
+  });
 });

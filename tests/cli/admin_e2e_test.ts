@@ -71,8 +71,14 @@ Deno.test("admin commands: status, leader, transfer, add and remove a node, snap
     assert.ok(nodes.every((n) => n.ok), JSON.stringify(nodes));
     assert.equal(nodes.filter((n) => n.role === "leader").length, 1);
     const text = await cliOk(["status", ...peers]);
-    assert.equal(text.trimEnd().split("\n").length, 4, "a header and three rows");
-    assert.match(text, /\(stale\)/);
+    const lines = text.trimEnd().split("\n");
+    assert.equal(lines.length, 5, "a summary, a header and three rows");
+    assert.match(
+      lines[0],
+      new RegExp(`^leader ${firstLeader}, term \\d+; 3/3 voters up .*; healthy$`),
+    );
+    assert.doesNotMatch(text, /\(stale\)/);
+    for (const line of lines) assert.ok(line.length <= 80, line);
 
     // leader and peers list agree on the leader.
     assert.equal(await cliOk(["leader", ...peers]), `${firstLeader}\n`);
@@ -124,8 +130,12 @@ Deno.test("admin commands: status, leader, transfer, add and remove a node, snap
     const newMember = (withNew.members as Member[]).find((m) => m.id === newId);
     assert.equal(newMember?.role, "follower");
 
+    // A repeat is not an error: it says the change is already in place.
+    assert.equal((await cliJson(["peers", "add", newId, ...peers])).already, "a voter");
+
     const removed = await cliJson(["peers", "remove", newId, ...peers]);
     assert.deepEqual((removed.voters as string[]).sort(), [...cluster.ids].sort());
+    assert.equal((await cliJson(["peers", "remove", newId, ...peers])).already, "not a member");
     const afterRemove = await cliJson(["peers", "list", ...peers]);
     assert.equal((afterRemove.members as Member[]).length, 3);
 

@@ -238,6 +238,7 @@ Deno.test("serve has the documented defaults", () => {
     snapshotLogEntries: 10_000,
     snapshotRetainEntries: 5_000,
     logSegmentBytes: 4 * 1024 * 1024,
+    bootstrapTimeoutSecs: 300,
     logLevel: "info",
     logFormat: "text",
   });
@@ -264,8 +265,28 @@ Deno.test("serve reads every option", () => {
   assert.equal(options.snapshotIntervalSecs, 60);
   assert.equal(options.logLevel, "debug");
   assert.equal(options.logFormat, "json");
+  assert.equal(
+    parseServeArgs([...SERVE_REQUIRED, "--listen", "0.0.0.0:9000"]).listen,
+    "0.0.0.0:9000",
+  );
+  assertUsage(() => parseServeArgs([...SERVE_REQUIRED, "--listen", "nowhere"]), /--listen/);
   const never = parseServeArgs([...SERVE_REQUIRED, "--snapshot-interval-secs", "0"]);
   assert.equal(never.snapshotIntervalSecs, 0, "0 turns periodic snapshots off");
+});
+
+Deno.test("serve takes --bootstrap-timeout-secs, 0 meaning forever", () => {
+  assert.equal(
+    parseServeArgs([...SERVE_REQUIRED, "--bootstrap-timeout-secs", "20"]).bootstrapTimeoutSecs,
+    20,
+  );
+  assert.equal(
+    parseServeArgs([...SERVE_REQUIRED, "--bootstrap-timeout-secs", "0"]).bootstrapTimeoutSecs,
+    0,
+  );
+  assertUsage(
+    () => parseServeArgs([...SERVE_REQUIRED, "--bootstrap-timeout-secs", "-1"]),
+    /bootstrap-timeout-secs/,
+  );
 });
 
 Deno.test("serve wants an election timeout greater than the heartbeat interval", () => {
@@ -339,9 +360,16 @@ Deno.test("help is asked for in every documented way", () => {
   assertUsage(() => parseCommandLine(["incr", "--", "--help"], noEnv), /invalid DELTA "--help"/);
 });
 
+Deno.test("plain 'counter' asks for the usage; -V and 'version' for the version", () => {
+  assert.deepEqual(parseCommandLine([], noEnv), { command: "help", topic: undefined });
+  for (const word of ["--version", "-V", "version"]) {
+    assert.deepEqual(parseCommandLine([word], noEnv), { command: "version" });
+  }
+});
+
 Deno.test("top-level mistakes are usage errors without a subcommand", () => {
   const cases: [string[], RegExp][] = [
-    [[], /^missing command$/],
+    [["-V", "x"], /^unexpected argument "x"$/],
     [["frobnicate"], /^unknown command "frobnicate"$/],
     [["--foo"], /^unknown option --foo$/],
     [["--foo=1"], /^unknown option --foo$/],

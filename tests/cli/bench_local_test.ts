@@ -28,6 +28,10 @@ Deno.test("'counter bench --local --ops 2000 --concurrency 64 --json' verifies t
   assert.ok(report.opsPerSec > 0);
   assert.ok(report.latencyMs.p50 > 0 && report.latencyMs.p50 <= report.latencyMs.max);
   assert.equal(report.nodes.length, 3);
+  // The temporary data dir is named, and gone afterwards.
+  const removed = result.stderr.match(/stopped the local cluster and removed (\S+)/);
+  assert.ok(removed !== null, result.stderr);
+  await assert.rejects(Deno.stat(removed[1]), Deno.errors.NotFound);
   for (const node of report.nodes) {
     assert.match(node.id, /^127\.0\.0\.1:\d+$/);
     if (Deno.build.os === "linux") assert.ok(node.rssBytes > 0);

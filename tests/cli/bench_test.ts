@@ -364,6 +364,7 @@ function fakeCluster(leaderError?: Error) {
   const events: string[] = [];
   const cluster: BenchCluster = {
     ids: ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"],
+    dataRoot: "/tmp/counter-cluster-fake",
     waitForLeader: () => {
       events.push("waitForLeader");
       return leaderError === undefined
@@ -383,7 +384,7 @@ Deno.test("bench --local runs against a cluster it starts, reports memory, and s
   const client = new FakeClient();
   const { cluster, events } = fakeCluster();
   const groups: string[] = [];
-  const { out, deps } = harness(client, {
+  const { out, err, deps } = harness(client, {
     startCluster: (group) => {
       groups.push(group);
       return Promise.resolve(cluster);
@@ -393,6 +394,11 @@ Deno.test("bench --local runs against a cluster it starts, reports memory, and s
   assert.equal(await runBench({ ...BURST, ops: 10, local: true, json: true }, deps), 0);
   assert.deepEqual(groups, ["counter"]);
   assert.deepEqual(events, ["waitForLeader", "stop"]);
+  assert.equal(out.length, 1, "--json: stdout is the one JSON object");
+  assert.deepEqual(err, [
+    "local cluster data and node logs in /tmp/counter-cluster-fake (removed at the end)",
+    "stopped the local cluster and removed /tmp/counter-cluster-fake",
+  ]);
   assert.deepEqual((client.connectOptions as { peers: string[] }).peers, cluster.ids);
   assert.deepEqual(JSON.parse(out[0]).nodes, [
     { id: "127.0.0.1:9001", rssBytes: 100 * 1024 * 1024 },
@@ -405,9 +411,11 @@ Deno.test("bench --local runs against a cluster it starts, reports memory, and s
     residentBytes: (pid) => Promise.resolve(pid * 1024 * 1024),
   });
   assert.equal(await runBench({ ...BURST, ops: 10, local: true }, text.deps), 0);
-  assert.match(text.out[0], /^local cluster of 3 nodes: .*; leader 127\.0\.0\.1:9002$/);
+  assert.match(text.out[0], /^local cluster data and node logs in \/tmp\/counter-cluster-fake /);
+  assert.match(text.out[1], /^local cluster of 3 nodes: .*; leader 127\.0\.0\.1:9002$/);
+  assert.equal(text.out.at(-1), "stopped the local cluster and removed /tmp/counter-cluster-fake");
   assert.equal(
-    text.out.at(-1),
+    text.out.at(-2),
     "resident memory: 127.0.0.1:9001 100.0 MiB, 127.0.0.1:9002 200.0 MiB, 127.0.0.1:9003 n/a",
   );
 });
@@ -525,4 +533,42 @@ Deno.test("progress renders a duration goal", () => {
     formatProgressBar({ ops: 10 }, { done: 20, errors: 0 }, 1000, 1),
     "[########################] 100% 20/10 ops, 1.0 s, 1 ops/s, 0 errors",
   );
+});
+
+Deno.test("Ctrl-C during a closed loop stops sending and prints the partial summary", async () => {
+  const client = new FakeClient();
+  client.delayMs = 1;
+  let ctrlC: (() => void) | null = null;
+  let unregistered = false;
+  // The 50th request presses Ctrl-C.
+  client.failWith = (call) => {
+    if (call === 50) ctrlC?.();
+    return undefined;
+  };
+  const { out, err, deps } = harness(client, {
+    interrupts: (handler) => {
+      ctrlC = handler;
+      return () => unregistered = true;
+    },
+  });
+  const options = closedLoop({ ops: null, durationSecs: 3600, concurrency: 4 });
+  assert.equal(await runBench(options, deps), 0);
+  assert.ok(unregistered, "the Ctrl-C handler is removed");
+  assert.match(err[0], /^counter bench: interrupted; waiting for the requests in flight/);
+  assert.equal(out[0], "interrupted by Ctrl-C: a partial run, summed up below");
+  const sent = client.workload.length;
+  assert.ok(sent >= 50 && sent < 60, `${sent} requests: sending stopped at Ctrl-C`);
+  assert.match(out[1], new RegExp(`^${sent} ops, cost: \\d+ ms$`));
+  assert.ok(out.some((line) => /verified/.test(line)), out.join("\n"));
+
+  const j = harness(new FakeClient(), {
+    interrupts: (handler) => {
+      handler();
+      return () => {};
+    },
+  });
+  assert.equal(await runBench({ ...options, json: true }, j.deps), 0);
+  const report = JSON.parse(j.out[0]);
+  assert.equal(report.interrupted, true);
+  assert.equal(report.ops, 0);
 });

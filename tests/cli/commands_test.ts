@@ -91,8 +91,8 @@ Deno.test("incr --json prints one JSON line, with a string beyond 2^53-1", async
   assert.equal(await runIncr(incrOptions(5n, true), deps), 0);
   assert.equal(await runIncr(incrOptions(2n ** 62n, true), deps), 0);
   assert.deepEqual(out, [
-    '{"value": 5, "leader": "127.0.0.1:8082"}',
-    '{"value": "4611686018427387909", "leader": "127.0.0.1:8082"}',
+    '{"value":5,"leader":"127.0.0.1:8082"}',
+    '{"value":"4611686018427387909","leader":"127.0.0.1:8082"}',
   ]);
 });
 
@@ -130,7 +130,7 @@ Deno.test("get prints the value, and exits 3 on an unknown outcome", async () =>
   client.value = -42n;
   const { out, err, deps } = harness(client);
   assert.equal(await runGet({ ...CLIENT, json: true, consistency: "linearizable" }, deps), 0);
-  assert.deepEqual(out, ['{"value": -42, "leader": "127.0.0.1:8082"}']);
+  assert.deepEqual(out, ['{"value":-42,"leader":"127.0.0.1:8082"}']);
   client.failWith = () => new FakeCounterError("no answer", "unknown");
   assert.equal(await runGet({ ...CLIENT, consistency: "linearizable" }, deps), 3);
   assert.deepEqual(err, ["counter get: no answer"]);
@@ -147,6 +147,7 @@ const SERVE: ServeOptions = {
   snapshotLogEntries: 10_000,
   snapshotRetainEntries: 5_000,
   logSegmentBytes: 4 * 1024 * 1024,
+  bootstrapTimeoutSecs: 300,
   logLevel: "info",
   logFormat: "json",
 };
@@ -210,16 +211,25 @@ Deno.test("serve passes its options to the node and stops it on SIGTERM", async 
     snapshotLogEntries: 10_000,
     snapshotRetainEntries: 5_000,
     logSegmentBytes: 4 * 1024 * 1024,
+    bootstrapTimeoutSecs: 300,
     logger: undefined,
     security: {},
   });
-  // Without tokens, one warning for clients and one for peers.
+  // The effective configuration, defaults included, is logged once before the node starts, and
+  // without tokens one warning for clients and one for peers.
+  assert.equal(h.logs.length, 3);
+  const start = JSON.parse(h.logs[0]);
   const warnings = h.logs.map((line) => JSON.parse(line)).filter((l) => l.level === "warn");
   assert.equal(warnings.length, 2);
   assert.match(warnings[0].msg, /port is open to anyone/);
   assert.match(warnings[1].msg, /peers are unauthenticated/);
+  assert.match(start.msg ?? start.message, /^starting counter \d+\.\d+\.\d+$/);
+  assert.equal(start.node, "127.0.0.1:8081");
+  assert.equal(start.electionTimeoutMs, 1000);
+  assert.equal(start.snapshotLogEntries, 10_000);
+  assert.equal(start.conf, "127.0.0.1:8081");
   options.logger.info("hello");
-  assert.equal(JSON.parse(h.logs[0]).node, "127.0.0.1:8081");
+  assert.equal(JSON.parse(h.logs[3]).node, "127.0.0.1:8081");
   h.signal("SIGTERM");
   assert.equal(await running, 0);
   assert.equal(h.node.stops, 1);

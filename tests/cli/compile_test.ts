@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { compileArgs } from "../../lib/cli/compile.ts";
 import { goldenPath, ROOT, runProgram } from "./_run.ts";
 
 const denortBin = Deno.env.get("DENORT_BIN");
@@ -26,13 +27,11 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "counter-compile-" });
     try {
       const binary = join(dir, Deno.build.os === "windows" ? "counter.exe" : "counter");
-      const compiled = await runProgram(Deno.execPath(), [
-        "compile",
-        "-A",
-        "--output",
-        binary,
-        join(ROOT, "main.ts"),
-      ]);
+      // The arguments of `deno task compile`, V8 flags included.
+      const compiled = await runProgram(
+        Deno.execPath(),
+        compileArgs(binary, join(ROOT, "main.ts")),
+      );
       assert.equal(compiled.code, 0, `deno compile failed:\n${compiled.stderr}`);
 
       for (

@@ -12,7 +12,7 @@ Deno.test("plain output is the value alone", () => {
 Deno.test("JSON output is one line with the value and the leader", () => {
   assert.equal(
     formatValueLine({ value: -7n, leader }, true),
-    '{"value": -7, "leader": "127.0.0.1:8081"}',
+    '{"value":-7,"leader":"127.0.0.1:8081"}',
   );
   const parsed = JSON.parse(formatValueLine({ value: 5n, leader }, true));
   assert.deepEqual(parsed, { value: 5, leader });
@@ -32,5 +32,17 @@ Deno.test("JSON values are numbers up to 2^53-1 in magnitude and strings beyond"
 Deno.test("errors are reported by their first line", () => {
   assert.equal(errorLine(new Error("first\nsecond")), "first");
   assert.equal(errorLine("text"), "text");
+  assert.equal(
+    errorLine(
+      new Error(
+        "failed within 300 ms: 127.0.0.1:1: Node could not be reached (127.0.0.1:1: " +
+          "Connection refused (os error 111)); the request was not sent",
+      ),
+    ),
+    "failed within 300 ms: 127.0.0.1:1: Node could not be reached (Connection refused " +
+      "(os error 111)); the request was not sent",
+    "an address is named once",
+  );
+  assert.equal(errorLine("a:1: x; b:2: y"), "a:1: x; b:2: y", "different addresses stay");
   assert.equal(errorLine(new TypeError("")), "TypeError");
 });

@@ -10,7 +10,10 @@ import { CounterClient } from "../../lib/client/client.ts";
 import { freePorts } from "../../lib/cli/local_cluster.ts";
 import { Logger, silentLogger } from "../../lib/logging/logger.ts";
 import { Role } from "../../lib/raft/mod.ts";
-import { type ClientResponse, RpcClientConnection } from "../../lib/transport/mod.ts";
+import { makeMessage, MessageType } from "../../lib/raft/types.ts";
+import { encodeRaft } from "../../lib/transport/codec.ts";
+import { encodeFrame } from "../../lib/transport/frame.ts";
+import { type ClientResponse, ListenError, RpcClientConnection } from "../../lib/transport/mod.ts";
 import { DataDirLockedError } from "../../lib/storage/mod.ts";
 
 const GROUP = "counter";
@@ -97,9 +100,12 @@ async function startGroup(n: number) {
     await remove();
   };
   try {
-    for (const [k, id] of ids.entries()) {
-      nodes.push(await CounterNode.start(nodeOptions(join(root, `n${k}`), id, ids)));
-    }
+    // Together: an empty node waits for the other initial members before it bootstraps.
+    const started = await Promise.allSettled(
+      ids.map((id, k) => CounterNode.start(nodeOptions(join(root, `n${k}`), id, ids))),
+    );
+    for (const result of started) if (result.status === "fulfilled") nodes.push(result.value);
+    for (const result of started) if (result.status === "rejected") throw result.reason;
   } catch (err) {
     await stop();
     throw err;
@@ -410,8 +416,10 @@ Deno.test("a second node on the same data dir refuses to start", async () => {
   let node: CounterNode | null = null;
   try {
     node = await CounterNode.start(nodeOptions(dir, idA, [idA]));
+    // The same id: its port is taken, and that is found first.
+    await assert.rejects(CounterNode.start(nodeOptions(dir, idA, [idA])), ListenError);
     await assert.rejects(
-      CounterNode.start(nodeOptions(dir, idA, [idA])),
+      CounterNode.start({ ...nodeOptions(dir, idA, [idA]), listen: idB }),
       (err: unknown) => {
         assert.ok(err instanceof DataDirLockedError, String(err));
         assert.match(err.message, /in use/);
@@ -447,6 +455,131 @@ Deno.test("a fresh node whose --conf lacks its --id refuses to start and unlocks
     await waitForLeader([node]);
   } finally {
     await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("a busy port fails the start before the data dir is touched; the retry works", async () => {
+  const { root, remove } = await tempRoot();
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const busyId = `127.0.0.1:${(busy.addr as Deno.NetAddr).port}`;
+  const [port] = freePorts(1);
+  const id = `127.0.0.1:${port}`;
+  const dir = join(root, "n");
+  let node: CounterNode | null = null;
+  try {
+    await assert.rejects(
+      CounterNode.start(nodeOptions(dir, busyId, [busyId])),
+      (err: unknown) => {
+        assert.ok(err instanceof ListenError, String(err));
+        assert.match(err.message, new RegExp(`^cannot listen on ${busyId}: .*in use`, "i"));
+        return true;
+      },
+    );
+    await assert.rejects(Deno.stat(dir), Deno.errors.NotFound, "nothing written");
+    // The corrected retry, on the same dir under another id, is not refused.
+    node = await CounterNode.start(nodeOptions(dir, id, [id]));
+    await waitForLeader([node]);
+  } finally {
+    busy.close();
+    await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("--listen: the node binds there and keeps --id as its identity", async () => {
+  const { root, remove } = await tempRoot();
+  // As behind a port mapping: peers and clients would use `id`; the process binds `listen`.
+  const [idPort, listenPort] = freePorts(2);
+  const id = `127.0.0.1:${idPort}`;
+  const listen = `127.0.0.1:${listenPort}`;
+  let node: CounterNode | null = null;
+  try {
+    node = await CounterNode.start({ ...nodeOptions(join(root, "n"), id, [id]), listen });
+    await waitForLeader([node]);
+    assert.equal((await callNode(listen, GROUP, { op: "incr", delta: 2n })).value, 2n);
+    const status = await callNode(listen, GROUP, { op: "status" });
+    assert.equal((status.data as Record<string, unknown>).id, id);
+    await assert.rejects(RpcClientConnection.connect(id, { connectTimeoutMs: 500 }));
+  } finally {
+    await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("a restart with another --conf warns that it is ignored", async () => {
+  const { root, remove } = await tempRoot();
+  const [port, other] = freePorts(2);
+  const id = `127.0.0.1:${port}`;
+  const dir = join(root, "n");
+  let node: CounterNode | null = null;
+  try {
+    node = await CounterNode.start(nodeOptions(dir, id, [id]));
+    await node.stop();
+    const same = arrayLogger();
+    node = await CounterNode.start(nodeOptions(dir, id, [id], same.logger));
+    await node.stop();
+    assert.ok(!same.lines.some((l) => l.includes("--conf is ignored")), same.lines.join("\n"));
+    const changed = arrayLogger();
+    node = await CounterNode.start(
+      nodeOptions(dir, id, [id, `127.0.0.1:${other}`], changed.logger),
+    );
+    const warned = changed.lines.filter((l) => l.includes("--conf is ignored"));
+    assert.equal(warned.length, 1, changed.lines.join("\n"));
+    assert.match(warned[0], /WARN/);
+  } finally {
+    await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("a node without a quorum warns, again while it lasts, and says when a leader is back", async () => {
+  const { root, remove } = await tempRoot();
+  const [port, absent] = freePorts(2);
+  const id = `127.0.0.1:${port}`;
+  const { logger, lines } = arrayLogger();
+  let node: CounterNode | null = null;
+  try {
+    // Two voters, one of them never started: no election can succeed.
+    node = await CounterNode.start({
+      ...nodeOptions(join(root, "n"), id, [id, `127.0.0.1:${absent}`], logger),
+      leaderlessWarnIntervalMs: 300,
+    });
+    const warnings = () => lines.filter((l) => /WARN +no leader for \d+ s/.test(l));
+    await waitFor(() => warnings().length >= 2 ? true : undefined, "two no-leader warnings");
+    assert.match(warnings()[0], /needs 2 of 2 voters/);
+    // Far fewer warnings than ticks: the warning is rate-limited.
+    assert.ok(warnings().length < 20, `${warnings().length} warnings`);
+  } finally {
+    await node?.stop();
+    await remove();
+  }
+});
+
+Deno.test("raft messages for another group are warned about once per peer", async () => {
+  const { root, remove } = await tempRoot();
+  const [port] = freePorts(1);
+  const id = `127.0.0.1:${port}`;
+  const { logger, lines } = arrayLogger();
+  let node: CounterNode | null = null;
+  const conn = await (async () => {
+    node = await CounterNode.start(nodeOptions(join(root, "n"), id, [id], logger));
+    return await Deno.connect({ hostname: "127.0.0.1", port });
+  })();
+  try {
+    const heartbeat = makeMessage(MessageType.Heartbeat, { from: "127.0.0.1:1", to: id, term: 1 });
+    for (let i = 0; i < 5; i++) await conn.write(encodeFrame(encodeRaft("other", heartbeat)));
+    await waitFor(
+      () => lines.some((l) => l.includes("another group")) ? true : undefined,
+      "the warning",
+    );
+    await sleep(100);
+    const warned = lines.filter((l) => l.includes("another group"));
+    assert.equal(warned.length, 1, lines.join("\n"));
+    assert.match(warned[0], /WARN .*group=other .*from=127\.0\.0\.1:1/);
+  } finally {
+    conn.close();
+    await node!.stop();
     await remove();
   }
 });

@@ -127,7 +127,7 @@ Deno.test("a three-node cluster through the CLI and the client, with crashes and
       leader = await cluster.waitForLeader(LEADER_WAIT_MS);
       expected += 1n;
       const line = await cliOk(["incr", "1", "--json", ...peers]);
-      assert.equal(line, `{"value": ${expected}, "leader": "${leader}"}`);
+      assert.equal(line, `{"value":${expected},"leader":"${leader}"}`);
       const parsed = JSON.parse(line);
       assert.deepEqual(Object.keys(parsed), ["value", "leader"]);
       assert.equal(typeof parsed.value, "number");

@@ -23,6 +23,7 @@ import { type Mutation, type SimOptions, simulate } from "./sim/simulation.ts";
 const MUTATIONS: readonly Mutation[] = [
   "no-identity-check",
   "wall-clock-stamps",
+  "no-vote-floor",
   "send-before-persist",
   "forget-vote-on-crash",
   "corrupt-apply",

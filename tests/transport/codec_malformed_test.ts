@@ -3,6 +3,7 @@ import { Encoder } from "@msgpack/msgpack";
 import { makeMessage, MessageType } from "../../lib/raft/types.ts";
 import {
   decodeBody,
+  encodeHello,
   encodeRaft,
   encodeRequest,
   encodeResponse,
@@ -89,6 +90,7 @@ function validBodies(): Uint8Array[] {
     encodeRequest("counter", 8, { op: "admin", args: { x: [1, { y: "z" }] } }),
     encodeResponse("counter", 7, { ok: false, code: "NOT_LEADER", leader: "b:1", error: "No" }),
     encodeResponse("counter", 9, { ok: true, value: 2n ** 62n, data: { a: 1 } }),
+    encodeHello("counter", { from: "a:1", incarnation: "0123456789abcdef", clusterId: "" }),
   ];
 }
 
@@ -146,7 +148,8 @@ Deno.test("the body must be an array of exactly four with a known kind and a gro
   assertRejected(raw.encode([1, "counter", 0]), "three elements", /array of 4/);
   assertRejected(raw.encode([1, "counter", 0, RAFT_FIELDS, 0]), "five elements", /array of 4/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: 0 }), "kind 0", /Unknown body kind 0/);
-  assertRejected(raftBody(RAFT_FIELDS, { kind: 6 }), "kind 6", /Unknown body kind 6/);
+  assertRejected(raftBody(RAFT_FIELDS, { kind: 8 }), "kind 8", /Unknown body kind 8/);
+  assertRejected(raftBody(RAFT_FIELDS, { kind: 6 }), "raft payload as a hello", /Hello/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: 4 }), "raft payload as a chunk", /Snapshot chunk/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: "raft" }), "string kind", /Unknown body kind/);
   assertRejected(raw.encode([1, "", 0, RAFT_FIELDS]), "empty group", /group/);
@@ -329,4 +332,37 @@ Deno.test("strings must be valid UTF-8; valid non-ASCII text round-trips", () =>
     requestId: 1,
     request: { op: text, clientId: text },
   });
+});
+
+Deno.test("a hello must be exactly three fields: an id and two 16-hex-digit identities", () => {
+  const INC = "0123456789abcdef";
+  const hello = (payload: unknown, requestId: unknown = 0) =>
+    raw.encode([6, "counter", requestId, payload]);
+  assert.deepEqual(decodeBody(hello(["a:1", INC, ""])), {
+    kind: "hello",
+    group: "counter",
+    hello: { from: "a:1", incarnation: INC, clusterId: "" },
+  });
+  assert.equal(outcome(hello(["a:1", INC, "fedcba9876543210"]), "cluster id"), "ok");
+  assertRejected(hello(["a:1", INC, ""], 1), "hello with an id", /request id/);
+  assertRejected(hello(["a:1", INC]), "two fields", /array of 3/);
+  assertRejected(hello(["a:1", INC, "", ""]), "four fields", /array of 3/);
+  assertRejected(hello({ from: "a:1" }), "map payload", /array of 3/);
+  assertRejected(hello(["", INC, ""]), "empty from", /from/);
+  assertRejected(hello([1, INC, ""]), "numeric from", /from/);
+  assertRejected(hello(["a:1", "0123456789ABCDEF", ""]), "upper-case hex", /incarnation/);
+  assertRejected(hello(["a:1", "0123456789abcde", ""]), "15 digits", /incarnation/);
+  assertRejected(hello(["a:1", "", ""]), "empty incarnation", /incarnation/);
+  assertRejected(hello(["a:1", 12345, ""]), "numeric incarnation", /incarnation/);
+  assertRejected(hello(["a:1", INC, "xyz"]), "bad cluster id", /clusterId/);
+  assertRejected(hello(["a:1", INC, null]), "nil cluster id", /clusterId/);
+  assert.throws(
+    () => encodeHello("counter", { from: "a:1", incarnation: "nothex", clusterId: "" }),
+    TypeError,
+  );
+  assert.throws(
+    () => encodeHello("counter", { from: "a:1", incarnation: INC, clusterId: "short" }),
+    TypeError,
+  );
+  assert.throws(() => encodeHello("counter", { from: "", incarnation: INC, clusterId: "" }));
 });

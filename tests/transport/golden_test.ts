@@ -10,6 +10,7 @@ import { EntryType, makeMessage, MessageType } from "../../lib/raft/types.ts";
 import {
   decodeBody,
   type DecodedBody,
+  encodeHello,
   encodePeerAuth,
   encodeRaft,
   encodeRequest,
@@ -202,6 +203,28 @@ const CASES: GoldenCase[] = [
       },
     },
   },
+  {
+    name: "hello",
+    description: "HELLO from 10.0.0.1:4000: its incarnation and cluster id",
+    body: {
+      kind: "hello",
+      group: "counter",
+      hello: {
+        from: "10.0.0.1:4000",
+        incarnation: "8f3a5c0e91d2b746",
+        clusterId: "2c6ee24b09816a6f",
+      },
+    },
+  },
+  {
+    name: "hello_no_cluster",
+    description: "HELLO from a node that has no cluster id yet (joining, or an upgraded data dir)",
+    body: {
+      kind: "hello",
+      group: "counter",
+      hello: { from: "10.0.0.4:4000", incarnation: "00ff00ff00ff00ff", clusterId: "" },
+    },
+  },
 ];
 
 function encodeBody(body: DecodedBody): Uint8Array {
@@ -218,6 +241,8 @@ function encodeBody(body: DecodedBody): Uint8Array {
       return encodeSnapshotAck(body.group, body.ack);
     case "peer_auth":
       return encodePeerAuth(body.group, body.auth);
+    case "hello":
+      return encodeHello(body.group, body.hello);
   }
 }
 

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { makeMessage, type Message, MessageType } from "../../lib/raft/types.ts";
+import { encodeHello } from "../../lib/transport/codec.ts";
 import { PeerSender } from "../../lib/transport/peers.ts";
 import { TransportServer } from "../../lib/transport/server.ts";
 import { captureLogger, freePort, sleep, waitFor } from "./_helpers.ts";
 
 const SELF = "127.0.0.1:1";
+const HELLO = () =>
+  encodeHello("counter", { from: SELF, incarnation: "0123456789abcdef", clusterId: "" });
 
 function heartbeat(to: string, term: number): Message {
   return makeMessage(MessageType.Heartbeat, { from: SELF, to, term, commit: term });
@@ -14,6 +17,7 @@ function heartbeat(to: string, term: number): Message {
 function raftServer(port = 0): { server: TransportServer; received: Message[] } {
   const received: Message[] = [];
   const server = new TransportServer({ hostname: "127.0.0.1", port }, {
+    onHello: () => true,
     onRaftMessage: (_group, message) => received.push(message),
     onRequest: (_group, _request, reply) => reply({ ok: false, code: "UNKNOWN_OP" }),
   });
@@ -29,7 +33,7 @@ function transitions(lines: Record<string, unknown>[]): string[] {
 Deno.test("messages sent before the connection is open are delivered once it is", async () => {
   const { logger, lines } = captureLogger();
   const { server, received } = raftServer();
-  const peers = new PeerSender({ logger });
+  const peers = new PeerSender({ hello: HELLO, logger });
   for (let term = 1; term <= 5; term++) {
     assert.equal(peers.send(server.address, "counter", heartbeat(server.address, term)), true);
   }
@@ -47,7 +51,7 @@ Deno.test("messages sent before the connection is open are delivered once it is"
 Deno.test("an unreachable peer costs dropped messages and one log line, not an error", async () => {
   const { logger, lines } = captureLogger();
   const address = `127.0.0.1:${freePort()}`;
-  const peers = new PeerSender({ logger, backoffMsInitial: 20, backoffMsMax: 40 });
+  const peers = new PeerSender({ hello: HELLO, logger, backoffMsInitial: 20, backoffMsMax: 40 });
   peers.send(address, "counter", heartbeat(address, 1));
   await waitFor(() => transitions(lines).length === 1, 2000, "peer down");
   // Keep sending through several failed reconnects.
@@ -71,7 +75,7 @@ Deno.test("the sender reconnects after the peer's server restarts", async () => 
   let { server, received } = raftServer();
   const address = server.address;
   const port = server.hostPort.port;
-  const peers = new PeerSender({ logger, backoffMsInitial: 10, backoffMsMax: 100 });
+  const peers = new PeerSender({ hello: HELLO, logger, backoffMsInitial: 10, backoffMsMax: 100 });
   peers.send(address, "counter", heartbeat(address, 1));
   await waitFor(() => received.length === 1, 2000, "the first message");
 
@@ -103,6 +107,7 @@ Deno.test("backoff doubles with jitter from the injected source, up to the maxim
   let draws = 0;
   // Jitter 0 gives half of each delay: 40, 80, 160, 160 (capped) ms give 20, 40, 80, 80 ms.
   const peers = new PeerSender({
+    hello: HELLO,
     backoffMsInitial: 40,
     backoffMsMax: 160,
     random: () => {
@@ -134,7 +139,11 @@ Deno.test("backoff doubles with jitter from the injected source, up to the maxim
 Deno.test("the queue while connecting is bounded; overflow is dropped and counted", async () => {
   const { server, received } = raftServer();
   const frameBytesMax = 1024;
-  const peers = new PeerSender({ frameBytesMax, queueBytesMax: 4 * (frameBytesMax + 4) });
+  const peers = new PeerSender({
+    hello: HELLO,
+    frameBytesMax,
+    queueBytesMax: 4 * (frameBytesMax + 4),
+  });
   const entries = [{ term: 1, index: 1, type: 0, data: new Uint8Array(900) }];
   const big = makeMessage(MessageType.App, { from: SELF, to: server.address, term: 1, entries });
   let queued = 0;
@@ -149,7 +158,7 @@ Deno.test("the queue while connecting is bounded; overflow is dropped and counte
 
 Deno.test("a message larger than a frame is dropped with a warning", async () => {
   const { logger, lines } = captureLogger();
-  const peers = new PeerSender({ logger, frameBytesMax: 256, queueBytesMax: 1024 });
+  const peers = new PeerSender({ hello: HELLO, logger, frameBytesMax: 256, queueBytesMax: 1024 });
   const address = `127.0.0.1:${freePort()}`;
   const entries = [{ term: 1, index: 1, type: 0, data: new Uint8Array(300) }];
   const big = makeMessage(MessageType.App, { from: SELF, to: address, term: 1, entries });
@@ -163,7 +172,7 @@ Deno.test("a message larger than a frame is dropped with a warning", async () =>
 
 Deno.test("removePeer closes that peer's connection; close() stops everything", async () => {
   const { server, received } = raftServer();
-  const peers = new PeerSender();
+  const peers = new PeerSender({ hello: HELLO });
   peers.send(server.address, "counter", heartbeat(server.address, 1));
   await waitFor(() => received.length === 1, 2000, "a message");
   await waitFor(() => server.connectionCount === 1, 2000, "one connection");
@@ -177,7 +186,7 @@ Deno.test("removePeer closes that peer's connection; close() stops everything", 
 
 Deno.test("close() during a connection attempt waits for it and leaves nothing open", async () => {
   const { server } = raftServer();
-  const peers = new PeerSender();
+  const peers = new PeerSender({ hello: HELLO });
   peers.send(server.address, "counter", heartbeat(server.address, 1));
   await peers.close();
   await server.close();

@@ -4,12 +4,14 @@ import { RpcClientConnection } from "../../lib/transport/client_conn.ts";
 import {
   type ClientRequest,
   decodeBody,
+  encodeHello,
   encodeRaft,
   encodeRequest,
   encodeResponse,
 } from "../../lib/transport/codec.ts";
 import { encodeFrame, FrameDecoder } from "../../lib/transport/frame.ts";
 import {
+  ListenError,
   type ReplyFn,
   type TransportHandler,
   TransportServer,
@@ -24,6 +26,7 @@ function counterServer(options: TransportServerOptions = {}) {
   let value = 0n;
   const raft: { group: string; message: Message }[] = [];
   const handler: TransportHandler = {
+    onHello: () => true,
     onRaftMessage: (group, message) => raft.push({ group, message }),
     onRequest(_group, request, reply) {
       if (request.op === "incr") value += request.delta ?? 0n;
@@ -125,6 +128,12 @@ Deno.test("Raft messages reach onRaftMessage, whatever their chunking", async ()
       entries: [{ term: 4, index: 10, type: 0, data: new Uint8Array([7]) }],
     }),
   ];
+  const hello = encodeHello("counter", {
+    from: "a:1",
+    incarnation: "00112233445566ff",
+    clusterId: "",
+  });
+  await writeAll(conn, encodeFrame(hello));
   const stream = [...messages.map((m) => encodeFrame(encodeRaft("counter", m)))];
   // The first frame in pieces, the second in one go.
   const first = stream[0];
@@ -225,5 +234,44 @@ Deno.test("close() closes every open connection and awaits them", async () => {
   for (const client of clients) {
     await withDeadline(client.closed, 2000, "client sees the close");
     await client.close();
+  }
+});
+
+Deno.test("a busy address fails with the address and the reason", () => {
+  const busy = Deno.listen(LOCAL);
+  const address = `127.0.0.1:${(busy.addr as Deno.NetAddr).port}`;
+  try {
+    assert.throws(
+      () => new TransportServer({ ...LOCAL, port: (busy.addr as Deno.NetAddr).port }, null),
+      (err: unknown) => {
+        assert.ok(err instanceof ListenError);
+        assert.equal(err.address, address);
+        assert.match(err.message, new RegExp(`^cannot listen on ${address}: \\S`));
+        return true;
+      },
+    );
+  } finally {
+    busy.close();
+  }
+});
+
+Deno.test("without a handler the server answers 'starting' until one is set", async () => {
+  const server = new TransportServer(LOCAL, null);
+  const conn = await RpcClientConnection.connect(server.address);
+  try {
+    const early = await conn.call("counter", { op: "get" }, 2000);
+    assert.deepEqual(
+      { ok: early.ok, code: early.code, error: early.error },
+      { ok: false, code: "SHUTTING_DOWN", error: "node is starting" },
+    );
+    server.setHandler({
+      onRaftMessage() {},
+      onRequest: (_group, _request, reply) => reply({ ok: true, value: 7n }),
+    });
+    assert.equal((await conn.call("counter", { op: "get" }, 2000)).value, 7n);
+    assert.throws(() => server.setHandler({ onRaftMessage() {}, onRequest() {} }));
+  } finally {
+    await conn.close();
+    await server.close();
   }
 });

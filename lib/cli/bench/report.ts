@@ -99,6 +99,8 @@ export interface BenchReport extends Verification {
   leader: string | null;
   /** Resident memory of the nodes, with `--local`; null otherwise. */
   nodes: NodeMemory[] | null;
+  /** True when Ctrl-C cut the run short; absent otherwise. */
+  interrupted?: true;
 }
 
 /** Decides {@linkcode Verification.verified}. */

@@ -194,6 +194,8 @@ export interface ClosedLoopOptions {
   consistency: ReadConsistency;
   /** The clock latencies and the deadline are measured with. Default `performance.now`. */
   now?: Clock;
+  /** Once aborted (Ctrl-C), workers send nothing more; requests in flight are waited for. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -217,7 +219,7 @@ export async function runClosedLoop(
   let sent = 0;
 
   async function worker(): Promise<void> {
-    while (sent < opsMax && now() < endMs) {
+    while (sent < opsMax && now() < endMs && options.signal?.aborted !== true) {
       const kind = opKindAt(sent++, mix);
       if (kind === "incr") {
         await timed(tally, kind, 1n, now, () => client.incrementAndGet(1n));

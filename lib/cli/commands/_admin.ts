@@ -12,7 +12,14 @@
 import { CounterClient } from "../../client/client.ts";
 import { silentLogger } from "../../logging/logger.ts";
 import type { WireMap, WireValue } from "../../transport/codec.ts";
-import { errorLine, JSON_SAFE_INTEGER_MAX, printErrorLine, printLine } from "../output.ts";
+import {
+  errorCode,
+  errorLine,
+  formatErrorJson,
+  JSON_SAFE_INTEGER_MAX,
+  printErrorLine,
+  printLine,
+} from "../output.ts";
 import { INT64_MAX, INT64_MIN } from "../values.ts";
 import { type ConnectOptions, exitCodeFor, outcomeOf } from "./_client.ts";
 
@@ -63,7 +70,8 @@ export function resolveAdminDeps(deps: AdminCommandDeps = {}): ResolvedAdminDeps
 /**
  * Runs `body` with a new client and closes the client afterwards. An error `body` throws is
  * printed as one line, `counter COMMAND: message`, followed by `unknownHint` in parentheses when
- * its outcome is unknown; the exit status is then 1 (failed) or 3 (outcome unknown).
+ * its outcome is unknown (with `json`, as one JSON object instead); the exit status is then 1
+ * (failed) or 3 (outcome unknown).
  */
 export async function runAdmin(
   command: string,
@@ -71,16 +79,22 @@ export async function runAdmin(
   deps: AdminCommandDeps,
   body: (client: AdminClientLike, io: ResolvedAdminDeps) => Promise<number>,
   unknownHint?: string,
+  json = false,
 ): Promise<number> {
   const io = resolveAdminDeps(deps);
   const client = io.connect(connect);
   try {
     return await body(client, io);
   } catch (error) {
-    let line = `counter ${command}: ${errorLine(error)}`;
-    if (unknownHint !== undefined && outcomeOf(error) === "unknown") line += ` (${unknownHint})`;
-    io.err(line);
-    return exitCodeFor(error);
+    let reason = errorLine(error);
+    if (unknownHint !== undefined && outcomeOf(error) === "unknown") reason += ` (${unknownHint})`;
+    const exit = exitCodeFor(error);
+    io.err(
+      json
+        ? formatErrorJson(command, reason, exit, errorCode(error))
+        : `counter ${command}: ${reason}`,
+    );
+    return exit;
   } finally {
     await client.close();
   }

@@ -10,7 +10,23 @@ import { silentLogger } from "../../logging/logger.ts";
 import type { ClientOptions } from "../args.ts";
 import { type ClientTls, loadClientTlsSync } from "../../transport/tls.ts";
 import { readTokenFileSync } from "../../security/tokens.ts";
-import { errorLine, printErrorLine, printLine, type ValueResult } from "../output.ts";
+import {
+  errorCode,
+  errorLine,
+  formatErrorJson,
+  printErrorLine,
+  printLine,
+  type ValueResult,
+} from "../output.ts";
+import {
+  blockingProblem,
+  type GroupView,
+  noLeaderText,
+  PROBE_TIMEOUT_MS,
+  type ProbeAccess,
+  probeNodes,
+  viewGroup,
+} from "./_diagnosis.ts";
 
 /** Exit status: success. */
 export const EXIT_OK = 0;
@@ -53,10 +69,23 @@ export interface ClientCommandDeps {
   out?: (line: string) => void;
   /** Prints one line of error. */
   err?: (line: string) => void;
+  /**
+   * Probes the group, to explain a failure or to fail fast when no address is a counter node.
+   * Default: real probes when `connect` is the real client too, else none.
+   */
+  diagnose?:
+    | ((peers: readonly string[], group: string, access: ProbeAccess) => Promise<GroupView>)
+    | null;
 }
 
 /** {@linkcode ClientCommandDeps} with every field filled in. */
 export type ResolvedDeps = Required<ClientCommandDeps>;
+
+/** Pause between probes of a group none of whose nodes answers yet. */
+const PROBE_RETRY_MS = 200;
+
+/** Codes after which a request found no leader to take it, so a diagnosis can say why. */
+const LEADERLESS_CODES = new Set(["UNAVAILABLE", "TIMEOUT", "NO_LEADER", "NOT_LEADER", "CLOSED"]);
 
 /** Fills in the defaults of `deps`. */
 export function resolveDeps(deps: ClientCommandDeps = {}): ResolvedDeps {
@@ -67,6 +96,12 @@ export function resolveDeps(deps: ClientCommandDeps = {}): ResolvedDeps {
       ((options) => new CounterClient({ ...options, logger: silentLogger })),
     out: deps.out ?? printLine,
     err: deps.err ?? printErrorLine,
+    diagnose: deps.diagnose !== undefined
+      ? deps.diagnose
+      : deps.connect === undefined
+      ? async (peers, group, access) =>
+        viewGroup(await probeNodes(peers, group, PROBE_TIMEOUT_MS, access))
+      : null,
   };
 }
 
@@ -115,20 +150,58 @@ export async function runRequest(
   request: (client: CounterClientLike) => Promise<ValueResult>,
   render: (result: ValueResult) => string,
 ): Promise<number> {
-  const { connect, out, err } = resolveDeps(deps);
-  const client = connect(connectOptions(options));
+  const { connect, out, err, diagnose } = resolveDeps(deps);
+  const connectWith = connectOptions(options);
+  const access: ProbeAccess = { tls: connectWith.tls, token: connectWith.token };
+  const client = connect(connectWith);
+  // Alongside the request: when no address is a counter node that answers, there is nothing to
+  // wait for, so the command fails now instead of retrying until its deadline.
+  // A node that is only starting gets about a second to bind its port.
+  let early: string | null = null;
+  let settled = false;
+  const probing = (async () => {
+    if (diagnose === null) return;
+    const giveUpAtMs = Date.now() + PROBE_TIMEOUT_MS;
+    for (;;) {
+      const view = await diagnose(options.peers, options.group, access);
+      if (settled || view.probes.some((p) => p.kind === "up")) return;
+      const problem = blockingProblem(view);
+      if (problem === null) return;
+      if (Date.now() >= giveUpAtMs) {
+        early = problem;
+        return await client.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, PROBE_RETRY_MS));
+    }
+  })().catch(() => {});
   try {
     const result = await request(client);
+    settled = true;
     out(render(result));
     return EXIT_OK;
   } catch (error) {
-    let line = `counter ${command}: ${errorLine(error)}`;
-    if (command === "incr" && outcomeOf(error) === "unknown") {
-      line += " (outcome unknown: the increment may or may not have been applied)";
+    settled = true;
+    await probing;
+    let reason = early ?? errorLine(error);
+    const code = (error as { code?: unknown } | null)?.code;
+    if (early === null && diagnose !== null && LEADERLESS_CODES.has(String(code))) {
+      // Say why no leader took the request: too few voters up, nothing there at all, or an
+      // election under way; not the last node's connection error.
+      const view = await diagnose(options.peers, options.group, access).catch(() => null);
+      if (view !== null && view.leader === null) reason = noLeaderText(view);
     }
-    err(line);
-    return exitCodeFor(error);
+    if (command === "incr" && outcomeOf(error) === "unknown") {
+      reason += " (outcome unknown: the increment may or may not have been applied)";
+    }
+    const exit = exitCodeFor(error);
+    err(
+      options.json
+        ? formatErrorJson(command, reason, exit, early !== null ? "UNAVAILABLE" : errorCode(error))
+        : `counter ${command}: ${reason}`,
+    );
+    return exit;
   } finally {
+    await probing;
     await client.close();
   }
 }

@@ -60,6 +60,8 @@ export const LOCAL_LEADER_TIMEOUT_MS = 30_000;
 export interface BenchCluster {
   /** The nodes' ids (HOST:PORT). */
   readonly ids: readonly string[];
+  /** The temporary directory of the nodes' data and logs; `stop` removes it. */
+  readonly dataRoot: string;
   /** Resolves with the leader's id once there is one. */
   waitForLeader(timeoutMs: number): Promise<string>;
   /** The process id of node `id`, or null when it is not running. */
@@ -84,6 +86,8 @@ export interface BenchDeps {
   residentBytes?: (pid: number) => Promise<number | null>;
   /** The clock latencies are measured with. Default `performance.now`. */
   now?: Clock;
+  /** Registers `handler` for Ctrl-C (SIGINT); returns what unregisters it. */
+  interrupts?: (handler: () => void) => () => void;
 }
 
 type ResolvedBenchDeps = Required<BenchDeps>;
@@ -138,6 +142,10 @@ function resolveBenchDeps(deps: BenchDeps): ResolvedBenchDeps {
         })),
     residentBytes: deps.residentBytes ?? residentBytes,
     now: deps.now ?? performance.now.bind(performance),
+    interrupts: deps.interrupts ?? ((handler) => {
+      Deno.addSignalListener("SIGINT", handler);
+      return () => Deno.removeSignalListener("SIGINT", handler);
+    }),
   };
 }
 
@@ -259,6 +267,14 @@ async function benchAgainst(
   });
   const warmup = new PhaseTally();
   const measured = new PhaseTally();
+  // Ctrl-C stops sending; the requests in flight finish, and the partial run is summed up and
+  // checked like a whole one. A second Ctrl-C quits at once.
+  const interrupt = new AbortController();
+  const unregister = deps.interrupts(() => {
+    if (interrupt.signal.aborted) Deno.exit(130);
+    interrupt.abort();
+    err("counter bench: interrupted; waiting for the requests in flight (Ctrl-C again to quit)");
+  });
   try {
     const valueBefore = await readValue(client, "before the run");
     const { concurrency, mix, consistency } = options;
@@ -281,6 +297,7 @@ async function benchAgainst(
           mix,
           consistency,
           now,
+          signal: interrupt.signal,
         }, warmup);
       }
       const durationMs = options.durationSecs === null ? null : options.durationSecs * 1000;
@@ -293,6 +310,7 @@ async function benchAgainst(
           mix,
           consistency,
           now,
+          signal: interrupt.signal,
         }, measured));
     }
 
@@ -313,14 +331,19 @@ async function benchAgainst(
       leader: after?.leader ?? null,
       nodes: cluster === null ? null : await nodeMemory(cluster, deps.residentBytes),
     });
+    if (interrupt.signal.aborted) report.interrupted = true;
     if (options.json) out(formatBenchJson(report));
-    else for (const line of formatBenchText(report)) out(line);
+    else {
+      if (report.interrupted) out("interrupted by Ctrl-C: a partial run, summed up below");
+      for (const line of formatBenchText(report)) out(line);
+    }
     return judge(report, warmup, measured, err);
   } catch (error) {
     if (!(error instanceof ReadFailure)) throw error;
     err(`counter bench: ${error.message}`);
     return EXIT_FAILED;
   } finally {
+    unregister();
     await client.close();
   }
 }
@@ -351,7 +374,10 @@ export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Pro
     await localTls?.cleanup();
     throw error;
   }
+  // Under --json stdout holds the one JSON object, so where the data went is said on stderr.
+  const say = options.json ? resolved.err : resolved.out;
   try {
+    say(`local cluster data and node logs in ${cluster.dataRoot} (removed at the end)`);
     const leader = await cluster.waitForLeader(LOCAL_LEADER_TIMEOUT_MS);
     if (!options.json) {
       resolved.out(
@@ -362,5 +388,6 @@ export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Pro
   } finally {
     await cluster.stop();
     await localTls?.cleanup();
+    say(`stopped the local cluster and removed ${cluster.dataRoot}`);
   }
 }

@@ -8,7 +8,7 @@
 import { CounterClient } from "../../client/client.ts";
 import { silentLogger } from "../../logging/logger.ts";
 import { DEFAULT_GROUP, type DemoOptions } from "../args.ts";
-import { LocalCluster } from "../local_cluster.ts";
+import { LocalCluster, PortBusyError } from "../local_cluster.ts";
 import { errorLine, printErrorLine, printLine } from "../output.ts";
 import { EXIT_FAILED, EXIT_OK } from "./_client.ts";
 
@@ -93,6 +93,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   // logs in it are what explains the failure.
   const dataRoot = options.dataDir ?? await Deno.makeTempDir({ prefix: "counter-demo-" });
   let succeeded = false;
+  let keptRunning = false;
   let cluster: LocalCluster;
   try {
     // ---- Call into the service: the nodes, as child processes (lib/cli/local_cluster.ts). ----
@@ -104,7 +105,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     });
   } catch (error) {
     if (options.dataDir === undefined) await Deno.remove(dataRoot, { recursive: true });
-    throw error;
+    if (!(error instanceof PortBusyError)) throw error;
+    // Nothing was sent anywhere: the demo never runs its workload against a cluster it did not
+    // start itself.
+    printErrorLine(
+      `counter demo: ${error.message}; is a cluster already running there? ` +
+        `Pick other ports with --base-port (the demo uses ${options.basePort} to ` +
+        `${options.basePort + DEMO_NODE_COUNT - 1})`,
+    );
+    return EXIT_FAILED;
   }
   const logs = cluster.ids.map((id) => cluster.logPath(id)).join(", ");
   const client = new CounterClient({
@@ -167,6 +176,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       printLine(`cluster running; try: counter get --peers ${cluster.ids.join(",")}`);
       printLine("press Ctrl-C to stop it");
       await waitForStopSignal();
+      printLine("stopping the cluster");
+      keptRunning = true;
     }
     return EXIT_OK;
   } catch (error) {
@@ -176,6 +187,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   } finally {
     await client.close();
     await cluster.stop();
+    if (keptRunning) printLine(`stopped ${DEMO_NODE_COUNT} nodes`);
     if (options.dataDir === undefined) {
       if (succeeded) await Deno.remove(dataRoot, { recursive: true });
       else printErrorLine(`counter demo: data and node logs kept in ${dataRoot}`);

@@ -39,6 +39,6 @@ function formatGetLine(
   if (!stale) return formatValueLine(result, json);
   const node = result.node ?? result.leader;
   if (!json) return `${result.value} (stale, from ${node})`;
-  return `{"value": ${jsonInteger(result.value)}, "leader": ${JSON.stringify(result.leader)}, ` +
-    `"stale": true, "node": ${JSON.stringify(node)}}`;
+  return `{"value":${jsonInteger(result.value)},"leader":${JSON.stringify(result.leader)},` +
+    `"stale":true,"node":${JSON.stringify(node)}}`;
 }

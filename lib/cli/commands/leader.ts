@@ -9,6 +9,7 @@ import type { LeaderOptions } from "../args.ts";
 import { type AdminCommandDeps, answerString, BadAnswerError, runAdmin } from "./_admin.ts";
 import { connectOptions, EXIT_OK } from "./_client.ts";
 import { collectStatuses, type NodeReport } from "./status.ts";
+import { blockingProblem, probesFromReports, viewGroup } from "./_diagnosis.ts";
 
 /** Pause between two rounds of questions while no leader is known (an election is under way). */
 const ROUND_INTERVAL_MS = 100;
@@ -38,8 +39,9 @@ class NoLeaderError extends Error {
 export function agreedLeader(reports: readonly NodeReport[]): AgreedLeader | null {
   const statuses = reports.flatMap((report) => report.ok ? [report.status] : []);
   if (statuses.length === 0) {
+    const problem = blockingProblem(viewGroup(probesFromReports(reports)));
     const reasons = reports.map((report) => report.ok ? "" : `${report.node}: ${report.error}`);
-    throw new NoLeaderError(`no node answered (${reasons.join("; ")})`);
+    throw new NoLeaderError(problem ?? `no node answered (${reasons.join("; ")})`);
   }
   const term = Math.max(...statuses.map((status) => status.term));
   const named = new Map<string, string[]>();
@@ -92,23 +94,37 @@ export async function runLeader(
         return EXIT_OK;
       },
       "outcome unknown: leadership may still move; see 'counter leader'",
+      options.json,
     );
   }
-  return await runAdmin("leader", connectOptions(options), deps, async (client, io) => {
-    const deadlineMs = Date.now() + options.timeoutMs;
-    for (;;) {
-      const remainingMs = Math.max(1, deadlineMs - Date.now());
-      const agreed = agreedLeader(await collectStatuses(client, options.peers, remainingMs));
-      if (agreed !== null) {
-        io.out(options.json ? JSON.stringify(agreed) : agreed.leader);
-        return EXIT_OK;
+  return await runAdmin(
+    "leader",
+    connectOptions(options),
+    deps,
+    async (client, io) => {
+      const deadlineMs = Date.now() + options.timeoutMs;
+      for (;;) {
+        const remainingMs = Math.max(1, deadlineMs - Date.now());
+        const reports = await collectStatuses(client, options.peers, remainingMs);
+        const agreed = agreedLeader(reports);
+        if (agreed !== null) {
+          io.out(options.json ? JSON.stringify(agreed) : agreed.leader);
+          return EXIT_OK;
+        }
+        if (Date.now() + ROUND_INTERVAL_MS >= deadlineMs) {
+          // Whether an election can succeed at all: only with a quorum of voters up.
+          const view = viewGroup(probesFromReports(reports));
+          throw new NoLeaderError(
+            blockingProblem(view) ??
+              `no leader known within ${options.timeoutMs} ms: ${view.votersUp.length} of ` +
+                `${view.voters.length} voters reachable (need ${view.quorum}); an election may ` +
+                `be under way`,
+          );
+        }
+        await sleep(ROUND_INTERVAL_MS);
       }
-      if (Date.now() + ROUND_INTERVAL_MS >= deadlineMs) {
-        throw new NoLeaderError(
-          `no leader known within ${options.timeoutMs} ms (an election may be under way)`,
-        );
-      }
-      await sleep(ROUND_INTERVAL_MS);
-    }
-  });
+    },
+    undefined,
+    options.json,
+  );
 }

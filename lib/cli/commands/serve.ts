@@ -12,6 +12,7 @@ import {
 } from "../../counter/node.ts";
 import { Logger } from "../../logging/logger.ts";
 import type { ServeOptions } from "../args.ts";
+import denoConfig from "../../../deno.json" with { type: "json" };
 import { type MetricsServer, type MetricsTarget, startMetricsServer } from "../../metrics/http.ts";
 import { parseAddress } from "../../transport/address.ts";
 import { jsonSafeInteger } from "./_admin.ts";
@@ -142,10 +143,10 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
         status: "/status",
       });
     }
-    const security = await loadSecurity(options, logger);
     const nodeOptions: NodeOptions = {
       dataDir: options.dataDir,
       id: options.id,
+      ...(options.listen !== undefined ? { listen: options.listen } : {}),
       conf: [...options.conf],
       ...(options.join !== undefined ? { join: [...options.join] } : {}),
       group: options.group,
@@ -155,9 +156,32 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       snapshotLogEntries: options.snapshotLogEntries,
       snapshotRetainEntries: options.snapshotRetainEntries,
       logSegmentBytes: options.logSegmentBytes,
+      bootstrapTimeoutSecs: options.bootstrapTimeoutSecs,
       logger,
-      security,
     };
+    // Once, before anything else: what runs, and with which settings, defaults included.
+    logger.info(`starting counter ${denoConfig.version}`, {
+      pid: Deno.pid,
+      deno: Deno.version.deno,
+      data: options.dataDir,
+      listen: options.listen ?? options.id,
+      group: options.group,
+      conf: options.join === undefined ? options.conf.join(",") : undefined,
+      join: options.join?.join(","),
+      electionTimeoutMs: options.electionTimeoutMs,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      snapshotIntervalSecs: options.snapshotIntervalSecs,
+      snapshotLogEntries: options.snapshotLogEntries,
+      snapshotRetainEntries: options.snapshotRetainEntries,
+      logSegmentBytes: options.logSegmentBytes,
+      metricsAddr: options.metricsAddr,
+      logLevel: options.logLevel,
+      tls: options.tls !== undefined,
+      clusterToken: options.clusterTokenFile !== undefined,
+      clientToken: options.clientTokenFile !== undefined,
+      adminToken: options.adminTokenFile !== undefined,
+    });
+    nodeOptions.security = await loadSecurity(options, logger);
     // ---- Call into the service: the node (lib/counter/node.ts). ----
     node = await (deps.startNode ?? startNode)(nodeOptions);
     if (metrics !== undefined && isMetricsTarget(node)) {

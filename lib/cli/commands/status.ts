@@ -20,6 +20,13 @@ import {
   runAdmin,
 } from "./_admin.ts";
 import { connectOptions, EXIT_FAILED, EXIT_OK } from "./_client.ts";
+import {
+  type GroupView,
+  noLeaderText,
+  probesFromReports,
+  summaryLine,
+  viewGroup,
+} from "./_diagnosis.ts";
 
 /** One node's state, as its `status` answer reports it. */
 export interface NodeStatus {
@@ -128,18 +135,32 @@ export async function collectStatuses(
   }));
 }
 
-/** The text table of `counter status`: one row per node, unanswered nodes included. */
+/** Longest reason shown in a row of a node that did not answer, so rows fit 80 columns. */
+const ROW_REASON_CHARS_MAX = 40;
+
+/**
+ * The text of `counter status`: a summary line (leader, quorum, health), then one row per node,
+ * unanswered nodes included (as `down`, or `failed` when they answered with an error). A node's
+ * VALUE is its own applied state; the leader's is current, and a node behind the leader's commit
+ * index is marked `(behind)`.
+ */
 export function formatStatusText(reports: readonly NodeReport[]): string[] {
+  const view = viewGroup(probesFromReports(reports));
+  const leaderCommit = reports.find((r) => r.ok && r.status.id === view.leader);
+  const commit = leaderCommit?.ok ? leaderCommit.status.commit : null;
   const rows: string[][] = [
-    ["NODE", "ROLE", "TERM", "COMMIT", "APPLIED", "LAST", "SNAPSHOT", "VALUE"],
+    ["NODE", "ROLE", "TERM", "COMMIT", "APPLIED", "LAST", "SNAP", "VALUE"],
   ];
   for (const report of reports) {
     if (!report.ok) {
-      const what = report.reachable ? "failed" : "unreachable";
-      rows.push([report.node, `${what} (${report.error})`]);
+      const reason = report.error.length > ROW_REASON_CHARS_MAX
+        ? `${report.error.slice(0, ROW_REASON_CHARS_MAX - 3)}...`
+        : report.error;
+      rows.push([report.node, report.reachable ? "failed" : "down", `(${reason})`]);
       continue;
     }
     const s = report.status;
+    const behind = commit !== null && s.id !== view.leader && s.applied < commit;
     rows.push([
       s.id,
       s.role,
@@ -148,11 +169,10 @@ export function formatStatusText(reports: readonly NodeReport[]): string[] {
       String(s.applied),
       String(s.lastIndex),
       String(s.snapshotIndex),
-      // The node answers from its own state without asking the leader.
-      `${s.value} (stale)`,
+      `${s.value}${behind ? " (behind)" : ""}`,
     ]);
   }
-  return formatTable(rows);
+  return [summaryLine(view), ...formatTable(rows)];
 }
 
 /** The one JSON line of `counter status --json`. */
@@ -180,12 +200,26 @@ export function formatStatusJson(reports: readonly NodeReport[]): string {
       learners: s.learners,
     };
   });
-  return JSON.stringify({ nodes });
+  const view = viewGroup(probesFromReports(reports));
+  return JSON.stringify({
+    leader: view.leader,
+    term: view.term,
+    votersUp: view.votersUp.length,
+    voters: view.voters.length,
+    quorum: view.quorum,
+    healthy: isHealthy(view),
+    nodes,
+  });
+}
+
+/** True when a leader answers and a quorum of voters is up. */
+function isHealthy(view: GroupView): boolean {
+  return view.leader !== null && view.votersUp.length >= view.quorum;
 }
 
 /**
- * Runs `counter status` and returns the exit status: 0 when at least one node answered, 1 when
- * none did.
+ * Runs `counter status` and returns the exit status: 0 when a leader answers and a quorum of
+ * voters is up (some nodes may be down), 1 otherwise, with the reason on stderr (text output).
  *
  * @example Usage
  * ```ts
@@ -199,12 +233,20 @@ export async function runStatus(
   options: StatusOptions,
   deps: AdminCommandDeps = {},
 ): Promise<number> {
-  return await runAdmin("status", connectOptions(options), deps, async (client, io) => {
-    const reports = await collectStatuses(client, options.peers);
-    if (options.json) io.out(formatStatusJson(reports));
-    else for (const line of formatStatusText(reports)) io.out(line);
-    if (reports.some((report) => report.ok)) return EXIT_OK;
-    io.err(`counter status: none of the ${reports.length} nodes answered`);
-    return EXIT_FAILED;
-  });
+  return await runAdmin(
+    "status",
+    connectOptions(options),
+    deps,
+    async (client, io) => {
+      const reports = await collectStatuses(client, options.peers);
+      if (options.json) io.out(formatStatusJson(reports));
+      else for (const line of formatStatusText(reports)) io.out(line);
+      const view = viewGroup(probesFromReports(reports));
+      if (isHealthy(view)) return EXIT_OK;
+      if (!options.json) io.err(`counter status: ${noLeaderText(view)}`);
+      return EXIT_FAILED;
+    },
+    undefined,
+    options.json,
+  );
 }

@@ -80,6 +80,11 @@ export class SimDisk {
    * new number for a group forced from a survivor, 0 until a node that joined hears from one.
    */
   clusterId = 0;
+  /**
+   * The node's vote floor (`RaftOptions.voteFloor`) as saved in its meta: -1 for a node that
+   * started empty with `--join` and has not heard from a leader yet.
+   */
+  voteFloor = 0;
 
   /** True when no node has started on the disk yet: what a new or wiped data dir looks like. */
   isFresh(): boolean {

@@ -92,6 +92,11 @@ export type Mutation =
    * cluster time: the state before lib/counter/cluster_clock.ts.
    */
   | "wall-clock-stamps"
+  /**
+   * A node that starts empty with `--join` votes and campaigns at once, under whatever
+   * configuration it replays (the state before the vote floor).
+   */
+  | "no-vote-floor"
   /** The pump applies committed entries while a Ready installing a snapshot is in flight. */
   | "pump-during-snapshot"
   /** The pumping shell applies a Ready's committed entries after its write, not before. */
@@ -1047,7 +1052,13 @@ export class Simulation {
 
   #start(node: SimNode): void {
     if (node.refused) return;
-    if (node.disk.isFresh() && node.formerDisks.length > 0 && !this.#probe(node)) return;
+    const fresh = node.disk.isFresh();
+    if (fresh && node.formerDisks.length > 0 && !this.#probe(node)) return;
+    // An empty dir started with --join (a spare, a node added back) may replay configurations
+    // of its id's earlier life: no vote and no campaign before it passes what a leader held.
+    if (fresh && !node.initialMember && this.#options.mutation !== "no-vote-floor") {
+      node.disk.voteFloor = -1;
+    }
     node.disk.bound = true;
     const p = this.#params;
     const options: RaftOptions = {
@@ -1062,6 +1073,7 @@ export class Simulation {
       applyBatchMax: p.applyBatchMax,
       // As the real node does: a restarted node honours a lease it may have promised.
       respectLeaseOnStart: true,
+      voteFloor: node.disk.voteFloor,
     };
     const initial = node.disk.recover();
     node.raft = new Raft(options, initial);
@@ -1424,6 +1436,8 @@ export class Simulation {
     const rd = node.write;
     node.write = null;
     node.disk.write(rd);
+    // The shell saves a vote floor fixed by the first leader it heard (meta), with the write.
+    if (node.disk.voteFloor === -1) node.disk.voteFloor = node.raft!.voteFloor;
     this.#note(() => `${node.id} write durable`);
     this.#completeReady(node, rd);
     this.#afterInput(node);
@@ -2054,7 +2068,7 @@ export class Simulation {
           return;
         }
         const match = r.status().peers.find((pr) => pr.id === node.id)?.match ?? 0;
-        if (match >= r.commitIndex && !r.conf.voters.includes(node.id)) {
+        if (match >= r.lastIndex && !r.conf.voters.includes(node.id)) {
           propose({ type: "promote", node: node.id });
         }
         return again("promote");
@@ -2167,13 +2181,19 @@ export class Simulation {
     const leader = this.#rng.pick(leaders);
     const conf = leader.raft!.conf;
     const options: ConfChange[] = [];
+    // As `counter peers` does: a node joins as a learner and is promoted once it holds the
+    // leader's log (a voter that could not vote yet, below its vote floor, could block the
+    // group if the leader then failed).
+    const r = leader.raft!;
+    const matchOf = (id: NodeId) => r.status().peers.find((pr) => pr.id === id)?.match ?? 0;
     for (const n of this.#nodes) {
       if (conf.voters.includes(n.id)) {
         if (conf.voters.length > 1) options.push({ type: "remove", node: n.id });
       } else if (conf.learners.includes(n.id)) {
-        options.push({ type: "promote", node: n.id }, { type: "remove", node: n.id });
+        if (matchOf(n.id) >= r.lastIndex) options.push({ type: "promote", node: n.id });
+        options.push({ type: "remove", node: n.id });
       } else {
-        options.push({ type: "addLearner", node: n.id }, { type: "addVoter", node: n.id });
+        options.push({ type: "addLearner", node: n.id });
       }
     }
     if (options.length === 0) return;
