@@ -364,6 +364,10 @@ export class CounterNode {
       });
       const fresh = storage.isFresh();
       if (fresh && options.join !== undefined) {
+        // Its id may have served before: the configurations it will replay from the start of
+        // the leader's log may be that earlier life's and name it a voter. It neither votes nor
+        // campaigns until its log passes what its first leader held (the core's vote floor).
+        await storage.saveVoteFloorPending(true);
         log.info("empty node waiting to be added to the group", {
           hint: `counter peers add ${options.id} --peers ${options.join.join(",")}`,
         });
@@ -393,6 +397,7 @@ export class CounterNode {
         heartbeatTicks: Math.min(heartbeatTicks, electionTicks - 1),
         random: Math.random,
         respectLeaseOnStart: true,
+        voteFloor: storage.voteFloorPending() ? -1 : 0,
       }, recovered);
       const sm = new CounterStateMachine();
       let applied = 0;
@@ -1177,6 +1182,7 @@ export class CounterNode {
         const rd = this.#raft.ready();
         await this.#handleReady(rd);
         this.#raft.advance(rd);
+        await this.#clearVoteFloorWhenPassed();
         this.#logRoleChange();
         this.#maybeSnapshotForLogSize();
       }
@@ -1248,6 +1254,15 @@ export class CounterNode {
     if (clusterId === undefined) return;
     await this.#storage.saveClusterId(clusterId);
     this.#log.info("adopted the leader's cluster id", { leader, clusterId });
+  }
+
+  /** The log durably holds what the first leader held: the node may vote again after a restart. */
+  async #clearVoteFloorWhenPassed(): Promise<void> {
+    if (!this.#storage.voteFloorPending()) return;
+    const floor = this.#raft.voteFloor;
+    if (floor < 0 || this.#raft.stableIndex < floor) return;
+    await this.#storage.saveVoteFloorPending(false);
+    this.#log.info("caught up past the vote floor: this node may vote", { index: floor });
   }
 
   #handleReads(readStates: ReadState[], failedReads: number[]): void {

@@ -162,6 +162,17 @@ export class PeerGate {
     }
     switch (judgement.reason) {
       case "group":
+        // Once per peer and group: a node started with another --group (or pointed at the
+        // wrong cluster) is a configuration mistake an operator must see, but not once a retry.
+        if (!this.#warnedAtMs.has(`group ${peer} ${group}`) && this.#warnedAtMs.size < 4096) {
+          this.#warnedAtMs.set(`group ${peer} ${group}`, this.#now());
+          logger.warn("refusing raft traffic for another group; check --group and --conf", {
+            peer,
+            group,
+            ours: this.#options.group,
+          });
+        }
+        break;
       case "self":
         logger.debug("refused a peer connection", { peer, group, reason: judgement.reason });
         break;

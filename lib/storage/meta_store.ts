@@ -18,7 +18,7 @@
  * | ------ | ------- | ---------------------------------------------------------- |
  * | 0      | 4       | magic "CMET"                                               |
  * | 4      | 2       | format version, 2                                          |
- * | 6      | 2       | reserved, 0                                                |
+ * | 6      | 2       | flags: bit 0 = vote floor pending; other bits 0           |
  * | 8      | 8       | term (u64)                                                 |
  * | 16     | 8       | commit floor (u64)                                         |
  * | 24     | 8       | log floor (u64)                                            |
@@ -98,7 +98,15 @@ export interface Meta {
   logFloor: number;
   /** Incarnation of every peer this node has heard from, by node id. */
   peerIncarnations: Map<NodeId, string>;
+  /**
+   * The node started empty with `--join` and its log has not yet passed what its first leader
+   * held: it must neither vote nor campaign (`RaftOptions.voteFloor` -1). Flags bit 0.
+   */
+  voteFloorPending: boolean;
 }
+
+/** Bit of the flags field: see {@linkcode Meta.voteFloorPending}. */
+const FLAG_VOTE_FLOOR_PENDING = 1;
 
 /** True for a 64-bit id as 16 lowercase hex digits (an incarnation or a cluster id). */
 export function isId64(text: string): boolean {
@@ -147,7 +155,7 @@ export function encodeMeta(meta: Meta): Uint8Array {
   const view = new DataView(bytes.buffer);
   bytes.set(META_MAGIC, 0);
   view.setUint16(4, META_VERSION, true);
-  view.setUint16(6, 0, true);
+  view.setUint16(6, meta.voteFloorPending ? FLAG_VOTE_FLOOR_PENDING : 0, true);
   setU64(view, 8, term);
   setU64(view, 16, meta.commitFloor);
   setU64(view, 24, meta.logFloor);
@@ -200,9 +208,13 @@ export function decodeMeta(bytes: Uint8Array, path: string): Meta {
     commitFloor: 0,
     logFloor: 0,
     peerIncarnations: new Map(),
+    voteFloorPending: false,
   };
   let offset = META_V1_FIXED_BYTES;
   if (version >= 2) {
+    const flags = view.getUint16(6, true);
+    if ((flags & ~FLAG_VOTE_FLOOR_PENDING) !== 0) throw corrupt(`unknown flags ${flags}`, 6);
+    meta.voteFloorPending = (flags & FLAG_VOTE_FLOOR_PENDING) !== 0;
     meta.commitFloor = readIndex(framed, 16, "commit floor");
     meta.logFloor = readIndex(framed, 24, "log floor");
     meta.incarnation = hexOf(bytes.subarray(32, 32 + ID64_BYTES));
@@ -298,6 +310,7 @@ export class MetaStore {
         commitFloor: 0,
         logFloor: 0,
         peerIncarnations: new Map(),
+        voteFloorPending: false,
       };
       return new MetaStore(path, meta, false, true);
     }
@@ -405,6 +418,18 @@ export class MetaStore {
         commitFloor: Math.max(meta.commitFloor, commitFloor),
       };
     }, true);
+  }
+
+  /** See {@linkcode Meta.voteFloorPending}. */
+  voteFloorPending(): boolean {
+    return this.#meta.voteFloorPending;
+  }
+
+  /** Durably sets {@linkcode Meta.voteFloorPending}. No write when unchanged. */
+  saveVoteFloorPending(pending: boolean): Promise<void> {
+    return this.#update((meta) =>
+      meta.voteFloorPending === pending ? null : { ...meta, voteFloorPending: pending }
+    );
   }
 
   /** Durably saves the cluster id `id` (16 lowercase hex digits). No write when unchanged. */

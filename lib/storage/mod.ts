@@ -267,6 +267,17 @@ export class DataDir {
     return this.#meta.clusterId();
   }
 
+  /** True while a node that joined empty must not vote yet (see `Meta.voteFloorPending`). */
+  voteFloorPending(): boolean {
+    return this.#meta.voteFloorPending();
+  }
+
+  /** Durably sets or clears the pending vote floor (see `Meta.voteFloorPending`). */
+  async saveVoteFloorPending(pending: boolean): Promise<void> {
+    this.#checkOpen();
+    await this.#meta.saveVoteFloorPending(pending);
+  }
+
   /** Durably saves the cluster id; see {@linkcode MetaStore.saveClusterId}. */
   async saveClusterId(id: string): Promise<void> {
     this.#checkOpen();

@@ -40,6 +40,7 @@ const META: Meta = {
     "127.0.0.1:7003",
     "a5a5a5a5a5a5a5a5",
   ]]),
+  voteFloorPending: false,
 };
 
 const SNAPSHOT: Snapshot = {
@@ -95,6 +96,7 @@ Deno.test("golden: a version 1 meta file still reads, with the new fields at the
     commitFloor: 0,
     logFloor: 0,
     peerIncarnations: new Map(),
+    voteFloorPending: false,
   });
 });
 

@@ -29,6 +29,7 @@ function metaOf(fields: Partial<Meta> = {}): Meta {
     commitFloor: 0,
     logFloor: 0,
     peerIncarnations: new Map(),
+    voteFloorPending: false,
     ...fields,
   };
 }
@@ -342,4 +343,16 @@ Deno.test("meta store removes temp files a crash left", async () => {
   const store = await MetaStore.open(dir.path, identity);
   assert.equal(store.exists(), false);
   assert.deepEqual(await listNames(dir.path), []);
+});
+
+Deno.test("meta: the vote floor flag round-trips and unknown flags are corruption", () => {
+  for (const pending of [false, true]) {
+    const bytes = encodeMeta(metaOf({ voteFloorPending: pending }));
+    assert.equal(decodeMeta(bytes, "meta").voteFloorPending, pending);
+  }
+  const bytes = encodeMeta(metaOf({ voteFloorPending: true }));
+  bytes[6] |= 2; // an unknown flag, with a matching checksum
+  const view = new DataView(bytes.buffer);
+  view.setUint32(bytes.length - 4, crc32c(bytes, 0, bytes.length - 4), true);
+  assert.throws(() => decodeMeta(bytes, "meta"), /unknown flags/);
 });
