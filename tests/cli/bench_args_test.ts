@@ -194,3 +194,8 @@ Deno.test("parseCommandLine hands bench its options", () => {
     topic: "bench",
   });
 });
+
+Deno.test("bench --tls needs --local", () => {
+  assert.equal(parseBenchArgs(["--local", "--tls"], { env: () => undefined }).tls, true);
+  assertUsage(() => bench("--tls"), /^--tls needs --local/);
+});
