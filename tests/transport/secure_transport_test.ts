@@ -47,12 +47,9 @@ Deno.test("peer handshake over TCP: the same token delivers, another token deliv
   for (const [senderToken, delivered] of [[TOKEN, true], [enc.encode("x".repeat(32)), false]]) {
     const { logger, lines } = captureLogger();
     // The acceptor's id is its real address, which the dialer names as `to`.
-    const port = await (async () => {
-      const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const p = (probe.addr as Deno.NetAddr).port;
-      probe.close();
-      return p;
-    })();
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
     const to = `127.0.0.1:${port}`;
     const raft: Message[] = [];
     const server = new TransportServer({ hostname: "127.0.0.1", port }, {
