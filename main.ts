@@ -99,6 +99,10 @@ async function dispatch(invocation: Invocation): Promise<number> {
       const { runRecover } = await import("./lib/cli/commands/recover.ts");
       return await runRecover(invocation.options);
     }
+    case "certs": {
+      const { runCerts } = await import("./lib/cli/commands/certs.ts");
+      return await runCerts(invocation.options);
+    }
   }
 }
 

@@ -34,6 +34,12 @@ export const DEFAULT_PEERS: readonly string[] = [
 /** Environment variable read for the peer list when `--peers` is absent. */
 export const PEERS_ENV = "COUNTER_PEERS";
 
+/** Environment variable naming the CA file clients trust (`--tls-ca`). */
+export const TLS_CA_ENV = "COUNTER_TLS_CA";
+
+/** Environment variable naming the token file clients prove (`--token-file`). */
+export const TOKEN_FILE_ENV = "COUNTER_TOKEN_FILE";
+
 /** Default Raft group name, as in SOFAJRaft's counter example. */
 export const DEFAULT_GROUP = "counter";
 
@@ -129,6 +135,7 @@ export const LIMITS = {
   durationSecs: { min: 1, max: 3600 },
   warmup: { min: 0, max: 1_000_000 },
   groupLength: { min: 1, max: 64 },
+  certsDays: { min: 1, max: 36_500 },
 } as const;
 
 /** Options of `counter serve`. */
@@ -172,6 +179,14 @@ export interface ServeOptions {
   logFormat: LogFormat;
   /** `--metrics-addr`: where to serve /metrics, /health and /status over HTTP; none if absent. */
   metricsAddr?: string;
+  /** `--tls-cert`, `--tls-key`, `--tls-ca`: serve and dial peers with TLS; all three or none. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
+  /** `--cluster-token-file`: the secret peers prove to one another. */
+  clusterTokenFile?: string;
+  /** `--client-token-file`: the token clients prove for data and read ops. */
+  clientTokenFile?: string;
+  /** `--admin-token-file`: the token clients prove for admin ops. */
+  adminTokenFile?: string;
 }
 
 /** Options shared by the commands that talk to a running group. */
@@ -184,6 +199,10 @@ export interface ClientOptions {
   json: boolean;
   /** Deadline for one request, retries included (`--timeout-ms`). */
   timeoutMs: number;
+  /** CA file to trust, connecting with TLS (`--tls-ca`, else `COUNTER_TLS_CA`); plain if absent. */
+  tlsCa?: string;
+  /** Token file to prove (`--token-file`, else `COUNTER_TOKEN_FILE`); none if absent. */
+  tokenFile?: string;
 }
 
 /** Options of `counter incr`. */
@@ -307,6 +326,23 @@ export interface BenchOptions extends ClientOptions {
   warmup: number;
   /** Start a local 3-node cluster for the run, and stop it afterwards (`--local`). */
   local: boolean;
+  /** With `local`: the cluster serves TLS and the client connects with it (`--tls`). */
+  tls: boolean;
+}
+
+/** Default validity of the certificates `counter certs` makes, in days. */
+export const CERTS_DAYS_DEFAULT = 365;
+
+/** Options of `counter certs`. */
+export interface CertsOptions {
+  /** Directory the files go to (`--out`). */
+  outDir: string;
+  /** Hosts the node certificate names (`--hosts`). */
+  hosts: string[];
+  /** Validity in days (`--days`). */
+  days: number;
+  /** Overwrite existing files (`--force`). */
+  force: boolean;
 }
 
 /** What the command line asks for. */
@@ -326,11 +362,15 @@ export type Invocation =
   | { command: "backup"; options: BackupOptions }
   | { command: "restore"; options: RestoreOptions }
   | { command: "inspect"; options: InspectOptions }
-  | { command: "recover"; options: RecoverOptions };
+  | { command: "recover"; options: RecoverOptions }
+  | { command: "certs"; options: CertsOptions };
 
 /** Options for {@linkcode parseCommandLine}. */
 export interface ParseOptions {
-  /** Reads an environment variable; default `Deno.env.get`. Only `COUNTER_PEERS` is read. */
+  /**
+   * Reads an environment variable; default `Deno.env.get`. Only `COUNTER_PEERS`,
+   * `COUNTER_TLS_CA` and `COUNTER_TOKEN_FILE` are read.
+   */
   env?: (name: string) => string | undefined;
 }
 
@@ -458,7 +498,35 @@ const CLIENT_SPEC: Spec = {
   group: "string",
   json: "boolean",
   "timeout-ms": "string",
+  "tls-ca": "string",
+  "token-file": "string",
 };
+
+/** `--NAME`, else the environment variable `envName` when set and not empty. */
+function fileOption(
+  scanned: Scanned,
+  name: string,
+  env: (name: string) => string | undefined,
+  envName: string,
+): string | undefined {
+  const flag = scanned.strings.get(name);
+  if (flag !== undefined) return flag;
+  const fromEnv = env(envName);
+  return fromEnv === undefined || fromEnv === "" ? undefined : fromEnv;
+}
+
+/** The TLS and token options every client command shares. */
+function securityOptions(
+  scanned: Scanned,
+  env: (name: string) => string | undefined,
+): { tlsCa?: string; tokenFile?: string } {
+  const tlsCa = fileOption(scanned, "tls-ca", env, TLS_CA_ENV);
+  const tokenFile = fileOption(scanned, "token-file", env, TOKEN_FILE_ENV);
+  return {
+    ...(tlsCa !== undefined ? { tlsCa } : {}),
+    ...(tokenFile !== undefined ? { tokenFile } : {}),
+  };
+}
 
 function clientOptions(scanned: Scanned, env: (name: string) => string | undefined): ClientOptions {
   return {
@@ -466,6 +534,7 @@ function clientOptions(scanned: Scanned, env: (name: string) => string | undefin
     group: groupOption(scanned),
     json: scanned.flags.has("json"),
     timeoutMs: integerOption(scanned, "timeout-ms", DEFAULT_TIMEOUT_MS, LIMITS.timeoutMs),
+    ...securityOptions(scanned, env),
   };
 }
 
@@ -490,9 +559,31 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     "log-level": "string",
     "log-format": "string",
     "metrics-addr": "string",
+    "tls-cert": "string",
+    "tls-key": "string",
+    "tls-ca": "string",
+    "cluster-token-file": "string",
+    "client-token-file": "string",
+    "admin-token-file": "string",
   });
   expectPositionals(scanned, 0);
   const dataDir = required(scanned, "data");
+  const tlsNames = ["tls-cert", "tls-key", "tls-ca"];
+  const tlsGiven = tlsNames.filter((name) => scanned.strings.has(name));
+  if (tlsGiven.length > 0 && tlsGiven.length < tlsNames.length) {
+    const missing = tlsNames.filter((name) => !scanned.strings.has(name));
+    throw new UsageError(
+      `TLS needs --tls-cert, --tls-key and --tls-ca together; missing --${missing.join(", --")}`,
+    );
+  }
+  const tls = tlsGiven.length === 0 ? undefined : {
+    certFile: scanned.strings.get("tls-cert")!,
+    keyFile: scanned.strings.get("tls-key")!,
+    caFile: scanned.strings.get("tls-ca")!,
+  };
+  const clusterTokenFile = scanned.strings.get("cluster-token-file");
+  const clientTokenFile = scanned.strings.get("client-token-file");
+  const adminTokenFile = scanned.strings.get("admin-token-file");
   const metricsText = scanned.strings.get("metrics-addr");
   const metricsAddr = metricsText === undefined
     ? undefined
@@ -592,6 +683,10 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
       ? "text"
       : parseChoice(logFormat, "--log-format", LOG_FORMATS),
     ...(metricsAddr !== undefined ? { metricsAddr } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+    ...(clusterTokenFile !== undefined ? { clusterTokenFile } : {}),
+    ...(clientTokenFile !== undefined ? { clientTokenFile } : {}),
+    ...(adminTokenFile !== undefined ? { adminTokenFile } : {}),
   };
 }
 
@@ -660,13 +755,19 @@ function nodeArgument(scanned: Scanned, purpose: string): string {
  * Client options of a command that names the nodes it talks to itself, so that `--peers` would
  * mean nothing; it is refused rather than silently ignored.
  */
-function directClientOptions(scanned: Scanned, peers: string[], why: string): ClientOptions {
+function directClientOptions(
+  scanned: Scanned,
+  peers: string[],
+  why: string,
+  env: (name: string) => string | undefined,
+): ClientOptions {
   if (scanned.strings.has("peers")) throw new UsageError(`--peers is not used here: ${why}`);
   return {
     peers,
     group: groupOption(scanned),
     json: scanned.flags.has("json"),
     timeoutMs: integerOption(scanned, "timeout-ms", DEFAULT_TIMEOUT_MS, LIMITS.timeoutMs),
+    ...securityOptions(scanned, env),
   };
 }
 
@@ -747,7 +848,7 @@ export function parseSnapshotArgs(
   }
   const peer = parseHostPort(peerText, "--peer");
   const why = "--peer names the one node to take a snapshot on";
-  return { ...directClientOptions(scanned, [peer], why), peer };
+  return { ...directClientOptions(scanned, [peer], why, options.env ?? Deno.env.get), peer };
 }
 
 /** Parses the arguments of `counter health` (after the word `health`). */
@@ -799,6 +900,24 @@ export function parseInspectArgs(argv: readonly string[]): InspectOptions {
   const scanned = scan(argv, { data: "string", json: "boolean" });
   expectPositionals(scanned, 0);
   return { dataDir: required(scanned, "data"), json: scanned.flags.has("json") };
+}
+
+/** Parses the arguments of `counter certs` (after the word `certs`). */
+export function parseCertsArgs(argv: readonly string[]): CertsOptions {
+  const scanned = scan(argv, { out: "string", hosts: "string", days: "string", force: "boolean" });
+  expectPositionals(scanned, 0);
+  const outDir = required(scanned, "out");
+  const hosts = required(scanned, "hosts").split(",").map((h) => h.trim());
+  const bad = hosts.find((h) => !/^[A-Za-z0-9.:_-]+$/.test(h));
+  if (bad !== undefined) {
+    throw new UsageError(`invalid --hosts entry ${JSON.stringify(bad)}: expected a host or IP`);
+  }
+  return {
+    outDir,
+    hosts,
+    days: integerOption(scanned, "days", CERTS_DAYS_DEFAULT, LIMITS.certsDays),
+    force: scanned.flags.has("force"),
+  };
 }
 
 /** Parses the arguments of `counter recover` (after the word `recover`). */
@@ -890,9 +1009,14 @@ export function parseBenchArgs(argv: readonly string[], options: ParseOptions = 
     consistency: "string",
     warmup: "string",
     local: "boolean",
+    tls: "boolean",
   });
   expectPositionals(scanned, 0);
   const local = scanned.flags.has("local");
+  const tls = scanned.flags.has("tls");
+  if (tls && !local) {
+    throw new UsageError("--tls needs --local (against running nodes, give --tls-ca FILE)");
+  }
   // The cluster --local starts has its own addresses; a --peers beside it would be ignored.
   if (local && scanned.strings.has("peers")) {
     throw new UsageError("--peers and --local cannot be used together");
@@ -918,6 +1042,7 @@ export function parseBenchArgs(argv: readonly string[], options: ParseOptions = 
       consistency: "linearizable",
       warmup: 0,
       local,
+      tls,
     };
   }
   const concurrency = parseBoundedInteger(concurrencyText, "--concurrency", LIMITS.concurrency);
@@ -949,6 +1074,7 @@ export function parseBenchArgs(argv: readonly string[], options: ParseOptions = 
       : parseChoice(consistencyText, "--consistency", READ_CONSISTENCIES),
     warmup: integerOption(scanned, "warmup", 0, LIMITS.warmup),
     local,
+    tls,
   };
 }
 
@@ -1032,6 +1158,8 @@ export function parseCommandLine(argv: readonly string[], options: ParseOptions 
         return { command: name, options: parseInspectArgs(rest) };
       case "recover":
         return { command: name, options: parseRecoverArgs(rest) };
+      case "certs":
+        return { command: name, options: parseCertsArgs(rest) };
       case "help":
         return asksForHelp(rest) ? { command: "help", topic: "help" } : parseHelpArgs(rest);
     }

@@ -9,6 +9,7 @@
  */
 
 import {
+  CERTS_DAYS_DEFAULT,
   DEFAULT_BASE_PORT,
   DEFAULT_BENCH_OPS,
   DEFAULT_BOOTSTRAP_TIMEOUT_SECS,
@@ -25,6 +26,8 @@ import {
   DEFAULT_TIMEOUT_MS,
   LIMITS,
   PEERS_ENV,
+  TLS_CA_ENV,
+  TOKEN_FILE_ENV,
 } from "./args.ts";
 import type { CommandName } from "./usage_error.ts";
 import { HEALTH_APPLY_LAG_MAX } from "../counter/metrics.ts";
@@ -40,11 +43,17 @@ const PEERS_OPTION = `  --peers LIST        the group's nodes, as HOST:PORT,HOST
                       (default: \$${PEERS_ENV}, else
                       ${DEFAULT_PEERS.join(",")})`;
 
+const SECURITY_OPTIONS = `  --tls-ca FILE       connect with TLS, trusting this CA certificate
+                      (default: \$${TLS_CA_ENV}, else plain TCP)
+  --token-file FILE   prove this client or admin token on each connection
+                      (default: \$${TOKEN_FILE_ENV}, else none)`;
+
 const CLIENT_OPTIONS = `${PEERS_OPTION}
   --group NAME        Raft group name (default: ${DEFAULT_GROUP})
   --json              print one JSON object instead of plain text
   --timeout-ms N      give up after N ms, retries included
                       (default: ${DEFAULT_TIMEOUT_MS})
+${SECURITY_OPTIONS}
   -h, --help          show this help`;
 
 const TOP = `counter: a replicated, strongly consistent 64-bit counter
@@ -79,6 +88,7 @@ Admin commands:
   restore   seed a new node's data dir from a backup file
   inspect   show a stopped node's data dir: meta, snapshot, log range
   recover   force a stopped survivor of a lost majority into a new group
+  certs     create a CA and a node certificate for TLS
 
 Options:
   -h, --help    show this help
@@ -141,11 +151,30 @@ Options:
   --log-format FORMAT         text or json (default: text)
   --metrics-addr HOST:PORT    serve /metrics (Prometheus), /health and
                               /status over HTTP there (default: off)
+  --tls-cert FILE             serve TLS with this certificate (PEM); needs
+                              --tls-key and --tls-ca (see 'counter certs')
+  --tls-key FILE              the certificate's private key (PEM)
+  --tls-ca FILE               CA certificate trusted when dialling peers
+  --cluster-token-file FILE   secret shared by the members: peers prove it
+                              to one another before any Raft message
+                              (default: none; peers unauthenticated)
+  --client-token-file FILE    token clients must prove for incr, get,
+                              status and peers (default: none)
+  --admin-token-file FILE     token clients must prove for membership,
+                              leader transfer, snapshot and backup; it
+                              also covers client ops (default: none)
   -h, --help                  show this help
 
-Example:
+Without tokens, anyone who reaches the port may change the counter and
+the membership; the node logs a warning. See docs/SECURITY.md.
+
+Examples:
   counter serve --data /tmp/counter/n1 --id 127.0.0.1:8081 \\
     --conf 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
+  counter serve --data /tmp/n1 --id 127.0.0.1:8081 --conf ... \\
+    --tls-cert certs/node.crt --tls-key certs/node.key --tls-ca certs/ca.crt \\
+    --cluster-token-file cluster.token --client-token-file client.token \\
+    --admin-token-file admin.token
 
 Exit codes:
   0  stopped by SIGINT or SIGTERM
@@ -252,6 +281,8 @@ ${PEERS_OPTION}
   --local             start a local 3-node cluster on free ports with
                       temporary data, run against it, and stop it; also
                       prints each node's resident memory; not with --peers
+  --tls               with --local: the cluster serves TLS (certificates
+                      made for the run) and the client connects with it
   --ops N             requests to measure (default: ${DEFAULT_BENCH_OPS}); without
                       --concurrency at most ${LIMITS.burstOps.max}
   --concurrency C     run a closed loop of C workers, 1 to ${LIMITS.concurrency.max} and at
@@ -267,6 +298,7 @@ ${PEERS_OPTION}
   --json              print one JSON object instead of plain text
   --timeout-ms N      deadline of each request, retries included
                       (default: ${DEFAULT_TIMEOUT_MS})
+${SECURITY_OPTIONS}
   -h, --help          show this help
 
 Output: throughput (acknowledged requests per second); latency p50, p90,
@@ -573,6 +605,32 @@ Exit codes:
   2  usage error, or no --yes and stdin is not a terminal
 `;
 
+const CERTS = `Usage: counter certs --out DIR --hosts HOST,... [--days N] [--force]
+
+Creates what 'counter serve --tls-*' needs for a quick start (like
+'cockroach cert'): a certificate authority (ca.crt, ca.key) and one node
+certificate signed by it (node.crt, node.key) that names every --hosts
+entry (IP addresses and DNS names) and serves as server and client
+certificate, so every node may use the same pair. Keys are written with
+mode 0600. Give ca.crt to clients as --tls-ca; keep ca.key offline.
+
+Options:
+  --out DIR         where to write the four files (created if missing)
+  --hosts LIST      host names and IP addresses the nodes are reached at,
+                    comma-separated (required)
+  --days N          validity in days (default: ${CERTS_DAYS_DEFAULT})
+  --force           overwrite files that exist (default: refuse)
+  -h, --help        show this help
+
+Example:
+  counter certs --out certs --hosts 127.0.0.1,localhost
+
+Exit codes:
+  0  written
+  1  failed (for example: a file exists and --force was not given)
+  2  usage error
+`;
+
 const HELP = `Usage: counter help [COMMAND]
 
 Shows the help of COMMAND, or of counter itself when COMMAND is
@@ -601,6 +659,7 @@ const TEXTS: Record<CommandName, string> = {
   restore: RESTORE,
   inspect: INSPECT,
   recover: RECOVER,
+  certs: CERTS,
 };
 
 /**

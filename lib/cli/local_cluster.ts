@@ -10,6 +10,9 @@
 import { join } from "node:path";
 import { NODE_V8_FLAGS, selfCommand } from "./self_command.ts";
 import { CounterClient } from "../client/client.ts";
+import type { ClientTls } from "../transport/tls.ts";
+import { authenticate } from "../security/client_auth.ts";
+import { hmacKey } from "../security/tokens.ts";
 import { RpcClientConnection } from "../transport/client_conn.ts";
 
 /** How long {@linkcode LocalCluster.startNode} waits for a child to listen and answer. */
@@ -64,6 +67,10 @@ export interface LocalClusterOptions {
   serveArgs?: string[];
   /** Node log level. Default "info". */
   logLevel?: string;
+  /** TLS for the cluster's own status calls, when `serveArgs` make the nodes serve TLS. */
+  clientTls?: ClientTls;
+  /** Token for the cluster's own status calls, when `serveArgs` ask for tokens. */
+  clientToken?: Uint8Array;
 }
 
 interface NodeProcess {
@@ -115,14 +122,22 @@ type StatusAnswer =
   | { kind: "waiting"; reason: string };
 
 /** Asks `id` for its status once, briefly. */
-async function statusOnce(id: string, group: string): Promise<StatusAnswer> {
+async function statusOnce(
+  id: string,
+  group: string,
+  access: { tls?: ClientTls; token?: Uint8Array },
+): Promise<StatusAnswer> {
   let conn: RpcClientConnection;
   try {
-    conn = await RpcClientConnection.connect(id, { connectTimeoutMs: 500 });
+    conn = await RpcClientConnection.connect(id, { connectTimeoutMs: 500, tls: access.tls });
   } catch (err) {
     return { kind: "waiting", reason: (err as Error).message };
   }
   try {
+    if (access.token !== undefined) {
+      const key = await hmacKey(access.token);
+      await authenticate((req) => conn.call(group, req, 1000), group, key);
+    }
     const resp = await conn.call(group, { op: "status" }, 1000);
     if (resp.ok && resp.data !== undefined) {
       const data = resp.data as Record<string, unknown>;
@@ -165,6 +180,8 @@ export class LocalCluster {
   readonly #serveArgs: string[];
   readonly #ownsRoot: boolean;
   readonly #logLevel: string;
+  readonly #clientTls: ClientTls | undefined;
+  readonly #clientToken: Uint8Array | undefined;
 
   private constructor(
     ids: string[],
@@ -178,6 +195,8 @@ export class LocalCluster {
     this.#group = options.group ?? "counter";
     this.#serveArgs = options.serveArgs ?? [];
     this.#logLevel = options.logLevel ?? "info";
+    this.#clientTls = options.clientTls;
+    this.#clientToken = options.clientToken;
     this.#nodes = new Map(ids.map((id, k) => [id, {
       id,
       dataDir: join(dataRoot, `node${k + 1}`),
@@ -324,7 +343,10 @@ export class LocalCluster {
         }
         throw new Error(`node ${id} exited at start: ${reason} (see ${node.logPath})`);
       }
-      const answer = await statusOnce(id, this.#group);
+      const answer = await statusOnce(id, this.#group, {
+        tls: this.#clientTls,
+        token: this.#clientToken,
+      });
       if (answer.kind === "ready") {
         if (answer.pid !== child.pid) {
           throw new PortBusyError(
@@ -367,7 +389,13 @@ export class LocalCluster {
         out.set(id, null);
         return;
       }
-      const client = new CounterClient({ peers: [id], group: this.#group, timeoutMs });
+      const client = new CounterClient({
+        peers: [id],
+        group: this.#group,
+        timeoutMs,
+        tls: this.#clientTls,
+        token: this.#clientToken,
+      });
       try {
         const resp = await client.status(id);
         out.set(id, resp.ok && resp.data ? resp.data as Record<string, unknown> : null);

@@ -24,6 +24,7 @@ export const COMMAND_NAMES = [
   "restore",
   "inspect",
   "recover",
+  "certs",
 ] as const;
 
 /** A subcommand name. */

@@ -18,6 +18,9 @@
 
 import type { ClientRequest, ClientResponse, WireMap } from "../transport/codec.ts";
 import { RpcClientConnection, RpcError } from "../transport/client_conn.ts";
+import type { ClientTls } from "../transport/tls.ts";
+import { authenticate, ClientAuthError } from "../security/client_auth.ts";
+import { hmacKey } from "../security/tokens.ts";
 import { type Logger, silentLogger } from "../logging/logger.ts";
 
 /** Options of {@linkcode CounterClient}. */
@@ -34,6 +37,14 @@ export interface CounterClientOptions {
   clientId?: string;
   /** Where to log retries (debug). Default: nowhere. */
   logger?: Logger;
+  /** Connect with TLS, trusting these CAs (see `loadClientTls`); plain TCP without. */
+  tls?: ClientTls;
+  /**
+   * The client or admin token (see `readTokenFile`): each new connection proves it holds it
+   * (the `auth` op) before anything else. Without it no proof is made, and a node with tokens
+   * answers `UNAUTHENTICATED`.
+   */
+  token?: Uint8Array;
 }
 
 /** Result of a successful call: the counter's value and the server that answered. */
@@ -87,7 +98,21 @@ const FINAL_CODES = new Set([
   "UNKNOWN_OP",
   "STALE_REQUEST",
   "WRONG_CLUSTER",
+  "UNAUTHENTICATED",
+  "PERMISSION_DENIED",
 ]);
+
+/**
+ * A TLS mismatch (wrong CA, a node with or without TLS unlike this client) is a configuration
+ * error that no retry fixes: it ends the call at once, as `TLS`.
+ */
+function throwIfTls(err: unknown): void {
+  if (err instanceof RpcError && err.reason === "tls") {
+    throw new CounterError("TLS", "failed", err.message);
+  }
+  // The node refused this client's token: no retry changes that.
+  if (err instanceof ClientAuthError) throw new CounterError(err.code, "failed", err.message);
+}
 
 const BACKOFF_MS_MIN = 10;
 const BACKOFF_MS_MAX = 500;
@@ -100,6 +125,8 @@ export class CounterClient {
   readonly #attemptTimeoutMs: number;
   readonly #clientId: string;
   readonly #log: Logger;
+  readonly #tls: ClientTls | undefined;
+  readonly #tokenKey: Promise<CryptoKey> | null;
   #conns = new Map<string, RpcClientConnection>();
   #connecting = new Map<string, Promise<RpcClientConnection>>();
   #leader: string | null = null;
@@ -122,6 +149,10 @@ export class CounterClient {
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 1000;
     this.#clientId = options.clientId ?? crypto.randomUUID();
     this.#log = options.logger ?? silentLogger;
+    this.#tls = options.tls;
+    this.#tokenKey = options.token === undefined ? null : hmacKey(options.token);
+    // Reported on first use; unhandled until then it would end the process.
+    this.#tokenKey?.catch(() => {});
     this.#nextPeer = Math.floor(Math.random() * this.#peers.length);
   }
 
@@ -186,6 +217,7 @@ export class CounterClient {
       } catch (err) {
         const sent = err instanceof RpcError ? err.sent : false;
         this.#dropConnection(target);
+        throwIfTls(err);
         if (sent) {
           throw new CounterError("TIMEOUT", "unknown", `${target}: ${(err as Error).message}`);
         }
@@ -257,6 +289,7 @@ export class CounterClient {
         resp = await conn.call(this.#group, attempt, Math.min(remaining, this.#attemptTimeoutMs));
       } catch (err) {
         const sent = err instanceof RpcError ? err.sent : false;
+        if (!maybeApplied) throwIfTls(err);
         if (sent && hasEffect) maybeApplied = true;
         lastError = `${target}: ${(err as Error).message}`;
         lastCode = sent ? "TIMEOUT" : "UNAVAILABLE";
@@ -376,7 +409,7 @@ export class CounterClient {
     if (existing !== undefined && !existing.isClosed) return existing;
     let pending = this.#connecting.get(peer);
     if (pending === undefined) {
-      pending = RpcClientConnection.connect(peer, { connectTimeoutMs: this.#attemptTimeoutMs });
+      pending = this.#open(peer);
       this.#connecting.set(peer, pending);
     }
     try {
@@ -389,6 +422,24 @@ export class CounterClient {
       return conn;
     } finally {
       this.#connecting.delete(peer);
+    }
+  }
+
+  /** Opens a connection to `peer` and, with a token, proves it holds it. */
+  async #open(peer: string): Promise<RpcClientConnection> {
+    const conn = await RpcClientConnection.connect(peer, {
+      connectTimeoutMs: this.#attemptTimeoutMs,
+      tls: this.#tls,
+    });
+    if (this.#tokenKey === null) return conn;
+    try {
+      const key = await this.#tokenKey;
+      const call = (req: ClientRequest) => conn.call(this.#group, req, this.#attemptTimeoutMs);
+      await authenticate(call, this.#group, key);
+      return conn;
+    } catch (err) {
+      await conn.close();
+      throw err;
     }
   }
 

@@ -43,6 +43,9 @@ import {
 } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
 import { CounterStateMachine } from "./state_machine.ts";
+import type { ClientTls, ServerTls } from "../transport/tls.ts";
+import { PeerAuthenticator } from "../security/peer_auth.ts";
+import { ClientAuthenticator } from "../security/client_auth.ts";
 import { encodeIncrement, readStampMs } from "./command.ts";
 import { ClusterClock } from "./cluster_clock.ts";
 import { PendingProposals } from "./pending_proposals.ts";
@@ -56,6 +59,18 @@ import {
   parseIdentityAnswer,
   runBootstrapCheck,
 } from "./bootstrap_check.ts";
+
+/** A node's TLS and tokens (`serve --tls-* --*-token-file`); each part is optional. */
+export interface NodeSecurity {
+  /** Serve TLS with `server`; dial peers with TLS trusting `client`'s CAs. */
+  tls?: { server: ServerTls; client: ClientTls };
+  /** The secret peers prove to one another (peer handshake); none: peers unauthenticated. */
+  clusterToken?: Uint8Array;
+  /** The token clients prove for data and read ops. */
+  clientToken?: Uint8Array;
+  /** The token clients prove for admin ops. */
+  adminToken?: Uint8Array;
+}
 
 /** Settings of a node, as `counter serve` gives them. */
 export interface NodeOptions {
@@ -89,6 +104,8 @@ export interface NodeOptions {
   requestTimeoutMs?: number;
   /** Requests waiting at once before new ones are refused with BUSY. Default 100,000. */
   pendingRequestsMax?: number;
+  /** TLS and tokens. Default: none (plain TCP, anyone may connect). */
+  security?: NodeSecurity;
   /** How often the "no leader" warning repeats while the group has none. Default 60 s. */
   leaderlessWarnIntervalMs?: number;
   /**
@@ -295,6 +312,14 @@ export class CounterNode {
    */
   static async start(options: NodeOptions): Promise<CounterNode> {
     const log = options.logger;
+    const security = options.security ?? {};
+    const peerAuth = security.clusterToken === undefined
+      ? undefined
+      : await PeerAuthenticator.create(security.clusterToken, options.group, options.id);
+    const clientAuth = await ClientAuthenticator.create(options.group, {
+      client: security.clientToken,
+      admin: security.adminToken,
+    });
     // Bound before the data dir is touched: a busy or foreign address fails without writing
     // anything. Answers "node is starting" until a handler is set below.
     const server = new TransportServer(parseAddress(options.listen ?? options.id), null, {
@@ -302,6 +327,9 @@ export class CounterNode {
       requestsInFlightMax: 65536,
       idleTimeoutMs: options.idleTimeoutMs,
       frameTimeoutMs: options.frameTimeoutMs,
+      tls: security.tls?.server,
+      peerAuth,
+      clientAuth,
     });
     let storage: DataDir;
     try {
@@ -398,6 +426,8 @@ export class CounterNode {
       warnIfConfIgnored(options, fresh, raft.conf.voters, raft.conf.learners);
       const peers = new PeerSender({
         logger: log,
+        tls: security.tls?.client,
+        peerAuth,
         // Asked per connection: a joining node learns its cluster id after it started.
         hello: () =>
           encodeHello(options.group, {
@@ -1513,6 +1543,7 @@ async function checkBeforeBootstrap(
       try {
         conn = await RpcClientConnection.connect(member, {
           connectTimeoutMs: IDENTITY_PROBE_TIMEOUT_MS,
+          tls: options.security?.tls?.client,
         });
         const response = await conn.call(options.group, request, IDENTITY_PROBE_TIMEOUT_MS);
         return parseIdentityAnswer(response);

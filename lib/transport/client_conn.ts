@@ -14,6 +14,7 @@ import {
   ProtocolError,
 } from "./codec.ts";
 import { CONNECT_TIMEOUT_MS_DEFAULT, Connection, type ConnectionOptions } from "./connection.ts";
+import { type ClientTls, connect as connectMaybeTls, TlsHandshakeError } from "./tls.ts";
 
 /** Default bound on calls awaiting a response; matches the server's per-connection limit. */
 export const CALLS_IN_FLIGHT_MAX_DEFAULT = 1024;
@@ -27,9 +28,12 @@ const TIMEOUT_MS_LIMIT = 2 ** 31 - 1;
  * - `timeout`: no response within the call's time limit;
  * - `disconnected`: the connection broke;
  * - `closed`: this side closed the connection;
- * - `busy`: too many calls in flight or too many bytes queued.
+ * - `busy`: too many calls in flight or too many bytes queued;
+ * - `tls`: TLS does not match: the handshake failed (wrong CA, a certificate that does not name
+ *   the node, a node without TLS), or the node speaks TLS and this side does not. Retrying the
+ *   same node cannot help; the node never decoded the request.
  */
-export type RpcFailure = "unreachable" | "timeout" | "disconnected" | "closed" | "busy";
+export type RpcFailure = "unreachable" | "timeout" | "disconnected" | "closed" | "busy" | "tls";
 
 /**
  * A call ended without a response. When `sent` is false the request never left this process, so
@@ -52,12 +56,15 @@ export class RpcError extends Error {
 }
 
 function rpcErrorMessage(reason: RpcFailure, sent: boolean, detail?: string): string {
+  // The detail says it all, and the node never decoded the request.
+  if (reason === "tls" && detail !== undefined) return detail;
   const what = {
     unreachable: "Node could not be reached",
     timeout: "Request timed out",
     disconnected: "Connection to the node was lost",
     closed: "Connection was closed",
     busy: "Too many requests in flight",
+    tls: "TLS mismatch",
   }[reason];
   const outcome = sent
     ? "the request was sent, so its outcome is unknown"
@@ -71,6 +78,8 @@ export interface RpcClientOptions extends ConnectionOptions {
   connectTimeoutMs?: number;
   /** Most calls awaiting a response; more fail at once as `busy`. Default 1024. */
   callsInFlightMax?: number;
+  /** Connect with TLS, trusting these CAs; plain TCP without. */
+  tls?: ClientTls;
 }
 
 interface PendingCall {
@@ -100,8 +109,8 @@ export class RpcClientConnection {
   #lastRequestId = 0;
   #closedByUs = false;
 
-  private constructor(tcp: Deno.TcpConn, options: RpcClientOptions) {
-    this.#address = formatAddress(tcp.remoteAddr);
+  private constructor(tcp: Deno.Conn, options: RpcClientOptions) {
+    this.#address = formatAddress(tcp.remoteAddr as Deno.NetAddr);
     this.#callsInFlightMax = options.callsInFlightMax ?? CALLS_IN_FLIGHT_MAX_DEFAULT;
     const logger: Logger = options.logger ?? silentLogger;
     this.#conn = new Connection(tcp, (body) => this.#onBody(body), {
@@ -114,7 +123,8 @@ export class RpcClientConnection {
 
   /**
    * Opens a connection to `address` (`HOST:PORT`). Rejects with {@linkcode RpcError}
-   * (`unreachable`) when the node cannot be reached in time.
+   * (`unreachable`) when the node cannot be reached in time, or (`tls`) when the TLS handshake
+   * fails.
    */
   static async connect(
     address: string,
@@ -132,10 +142,13 @@ export class RpcClientConnection {
       timedOut = true;
       abort.abort();
     }, connectTimeoutMs);
-    let tcp: Deno.TcpConn;
+    let tcp: Deno.Conn;
     try {
-      tcp = await Deno.connect({ hostname, port, signal: abort.signal });
+      tcp = await connectMaybeTls(hostname, port, options.tls, abort.signal);
     } catch (err) {
+      if (err instanceof TlsHandshakeError) {
+        throw new RpcError("tls", false, { cause: err, detail: err.message });
+      }
       throw new RpcError("unreachable", false, {
         cause: err,
         detail: timedOut
@@ -246,9 +259,18 @@ export class RpcClientConnection {
   }
 
   #failAll(): void {
-    const reason: RpcFailure = this.#closedByUs ? "closed" : "disconnected";
     const calls = [...this.#pending.values()];
     this.#pending.clear();
+    if (this.#conn.peerSpokeTls) {
+      // The node's TLS layer refused the plain bytes: nothing was decoded, nothing applied.
+      const detail = `${this.#address} serves TLS; give --tls-ca FILE (or COUNTER_TLS_CA)`;
+      for (const call of calls) {
+        clearTimeout(call.timer);
+        call.reject(new RpcError("tls", false, { detail }));
+      }
+      return;
+    }
+    const reason: RpcFailure = this.#closedByUs ? "closed" : "disconnected";
     for (const call of calls) {
       clearTimeout(call.timer);
       call.reject(new RpcError(reason, this.#wasSent(call.seq)));

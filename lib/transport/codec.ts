@@ -37,6 +37,12 @@ export enum BodyKind {
   SnapshotAck = 5,
   /** A node's identity, the first body on each of its outbound peer connections, one-way. */
   Hello = 6,
+  /**
+   * One step of the peer authentication handshake (a cluster token's challenge and response),
+   * the first bodies on a peer connection when the group has a cluster token. Kind 6 is the
+   * identity HELLO.
+   */
+  PeerAuth = 7,
 }
 
 /** Error codes a node puts in a failed {@linkcode ClientResponse}; see docs/PROTOCOL.md. */
@@ -54,6 +60,8 @@ export type ErrorCode =
   | "STALE_REQUEST"
   | "REFUSED"
   | "WRONG_CLUSTER"
+  | "UNAUTHENTICATED"
+  | "PERMISSION_DENIED"
   | "INTERNAL";
 
 /** Every {@linkcode ErrorCode}, in documentation order. */
@@ -71,6 +79,8 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "STALE_REQUEST",
   "REFUSED",
   "WRONG_CLUSTER",
+  "UNAUTHENTICATED",
+  "PERMISSION_DENIED",
   "INTERNAL",
 ];
 
@@ -168,6 +178,38 @@ export interface ResponseBody {
   response: ClientResponse;
 }
 
+/**
+ * One step of the peer handshake (see `lib/security/peer_auth.ts` and docs/PROTOCOL.md):
+ * 1 (dialer to acceptor) `from`, `to` and the dialer's nonce; 2 (acceptor to dialer) the
+ * acceptor's nonce and its MAC; 3 (dialer to acceptor) the dialer's MAC. Unused fields are
+ * empty.
+ */
+export interface PeerAuth {
+  /** 1, 2 or 3. */
+  step: 1 | 2 | 3;
+  /** The sender's node id. */
+  from: string;
+  /** The receiver's node id. */
+  to: string;
+  /** The sender's fresh nonce (steps 1 and 2), 32 bytes; empty in step 3. */
+  nonce: Uint8Array;
+  /** HMAC-SHA-256 of the handshake transcript (steps 2 and 3), 32 bytes; empty in step 1. */
+  mac: Uint8Array;
+}
+
+/** Bytes of a peer handshake nonce and of its MACs (HMAC-SHA-256). */
+export const PEER_AUTH_BYTES = 32;
+
+/** A decoded peer handshake body. */
+export interface PeerAuthBody {
+  /** Discriminant. */
+  kind: "peer_auth";
+  /** The Raft group id. */
+  group: string;
+  /** The step. */
+  auth: PeerAuth;
+}
+
 /** Any decoded body. */
 export type DecodedBody =
   | RaftBody
@@ -175,6 +217,7 @@ export type DecodedBody =
   | ResponseBody
   | SnapshotChunkBody
   | SnapshotAckBody
+  | PeerAuthBody
   | HelloBody;
 
 /**
@@ -433,6 +476,19 @@ export function encodeSnapshotAck(group: string, a: SnapshotAck): Uint8Array {
   return encoder.encode([BodyKind.SnapshotAck, group, 0, payload]);
 }
 
+/** Encodes one step of the peer handshake for `group` as a body; see {@linkcode PeerAuth}. */
+export function encodePeerAuth(group: string, a: PeerAuth): Uint8Array {
+  assertGroup(group);
+  if (a.step !== 1 && a.step !== 2 && a.step !== 3) throw new RangeError("Step must be 1, 2 or 3");
+  const nonceBytes = a.step === 3 ? 0 : PEER_AUTH_BYTES;
+  const macBytes = a.step === 1 ? 0 : PEER_AUTH_BYTES;
+  if (a.nonce.length !== nonceBytes || a.mac.length !== macBytes) {
+    throw new RangeError(`Step ${a.step} needs a ${nonceBytes}-byte nonce, a ${macBytes}-byte MAC`);
+  }
+  const payload = [a.step, id(a.from, "from"), id(a.to, "to"), a.nonce, a.mac];
+  return encoder.encode([BodyKind.PeerAuth, group, 0, payload]);
+}
+
 /** Pattern of an incarnation and of a non-empty cluster id: 16 lowercase hex digits. */
 export const IDENTITY_HEX_PATTERN: RegExp = /^[0-9a-f]{16}$/;
 
@@ -677,6 +733,9 @@ export function decodeBody(bytes: Uint8Array): DecodedBody {
         requestId: decodeRequestId(requestId),
         request: decodeRequest(payload),
       };
+    case BodyKind.PeerAuth:
+      if (requestId !== 0) throw new ProtocolError("Peer auth body has a request id other than 0");
+      return { kind: "peer_auth", group, auth: decodePeerAuth(payload) };
     case BodyKind.Response:
       return {
         kind: "response",
@@ -735,6 +794,22 @@ function decodeSnapshotAck(p: unknown): SnapshotAck {
     offset: readUint(p[3], "offset"),
     ok: readBool(p[4], "ok"),
   };
+}
+
+function decodePeerAuth(p: unknown): PeerAuth {
+  if (!Array.isArray(p) || p.length !== 5) {
+    throw new ProtocolError("Peer auth is not an array of 5 fields");
+  }
+  const step = p[0];
+  if (step !== 1 && step !== 2 && step !== 3) throw new ProtocolError("Peer auth step is not 1-3");
+  const nonce = readBin(p[3], "nonce").slice();
+  const mac = readBin(p[4], "mac").slice();
+  const nonceBytes = step === 3 ? 0 : PEER_AUTH_BYTES;
+  const macBytes = step === 1 ? 0 : PEER_AUTH_BYTES;
+  if (nonce.length !== nonceBytes || mac.length !== macBytes) {
+    throw new ProtocolError(`Peer auth step ${step} has a nonce or MAC of the wrong size`);
+  }
+  return { step, from: readId(p[1], "from"), to: readId(p[2], "to"), nonce, mac };
 }
 
 const HELLO_FIELDS = 3;

@@ -23,6 +23,7 @@ import {
   writeFrame,
 } from "./frame.ts";
 import { type ByteBudget, HELD_BYTES_SMALL, yieldTurn } from "./limits.ts";
+import { looksLikeTls, tuneSocket } from "./tls.ts";
 
 /** Default bound on bytes queued for sending on one connection: 8 MiB, two full frames. */
 export const QUEUE_BYTES_MAX_DEFAULT: number = 8 * 1024 * 1024;
@@ -98,7 +99,7 @@ export type BodyHandler = (body: DecodedBody) => void;
  * ```
  */
 export class Connection {
-  #conn: Deno.TcpConn;
+  #conn: Deno.Conn;
   #onBody: BodyHandler;
   #logger: Logger;
   #remoteAddress: string;
@@ -117,6 +118,8 @@ export class Connection {
 
   #closing = false;
   #resourceClosed = false;
+  #firstChunk = true;
+  #tlsSeen = false;
   #reader: Promise<void>;
   #closed: Promise<void>;
 
@@ -129,24 +132,24 @@ export class Connection {
   #partialSinceMs: number | null = null;
 
   /**
-   * Takes over `conn` (sets no-delay and keep-alive) and starts reading. `onBody` is called for
-   * every decoded body.
+   * Takes over `conn` (a TCP or TLS connection; sets no-delay and keep-alive where it can) and
+   * starts reading. `onBody` is called for every decoded body.
    */
-  constructor(conn: Deno.TcpConn, onBody: BodyHandler, options: ConnectionOptions = {}) {
+  constructor(conn: Deno.Conn, onBody: BodyHandler, options: ConnectionOptions = {}) {
     this.#conn = conn;
     this.#onBody = onBody;
     const limits = connectionLimits(options);
     this.#frameBytesMax = limits.frameBytesMax;
     this.#queueBytesMax = limits.queueBytesMax;
-    this.#remoteAddress = formatAddress(conn.remoteAddr);
+    this.#remoteAddress = formatAddress(conn.remoteAddr as Deno.NetAddr);
     this.#logger = options.logger ?? silentLogger;
     this.#frames = new FrameDecoder({ frameBytesMax: this.#frameBytesMax });
     this.#budget = options.budget ?? null;
     this.#framesPerTurn = options.framesPerTurn ?? Infinity;
-    // Small frames must not wait for Nagle's algorithm; batching is done here instead.
-    conn.setNoDelay(true);
-    // Lets the OS eventually reap a connection whose peer vanished without a FIN.
-    conn.setKeepAlive(true);
+    // Small frames must not wait for Nagle's algorithm (batching is done here instead), and
+    // keep-alive lets the OS reap a connection whose peer vanished; a TLS connection has
+    // neither setting of its own (see tuneSocket).
+    tuneSocket(conn);
     this.#reader = this.#readLoop();
     this.#closed = this.#reader.then(() => this.#writer ?? undefined);
   }
@@ -191,6 +194,14 @@ export class Connection {
   markPeer(): void {
     this.#isPeer = true;
     this.#framesPerTurn = Infinity;
+  }
+
+  /**
+   * True when the connection closed because the other side spoke TLS on this plain connection
+   * (a TLS node answering a plain client, or a TLS client at a plain node).
+   */
+  get peerSpokeTls(): boolean {
+    return this.#tlsSeen;
   }
 
   /** True once the connection is closing or closed: nothing more is sent or delivered. */
@@ -277,6 +288,16 @@ export class Connection {
   // Decodes and hands on every complete body in `chunk`; false when the connection must close.
   // Every `framesPerTurn` bodies it lets the event loop run timers and other connections.
   async #deliver(chunk: Uint8Array): Promise<boolean> {
+    if (this.#firstChunk) {
+      this.#firstChunk = false;
+      if (looksLikeTls(chunk)) {
+        this.#tlsSeen = true;
+        this.#logger.warn("the other side speaks TLS on a plain connection, closing it", {
+          remote: this.#remoteAddress,
+        });
+        return false;
+      }
+    }
     try {
       let delivered = 0;
       let completed = false;

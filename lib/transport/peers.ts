@@ -11,9 +11,11 @@
 import { type Logger, silentLogger } from "../logging/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { type HostPort, parseAddress } from "./address.ts";
-import { encodeRaft, ProtocolError } from "./codec.ts";
+import { type DecodedBody, encodePeerAuth, encodeRaft, ProtocolError } from "./codec.ts";
+import type { PeerAuthenticator } from "../security/peer_auth.ts";
 import { CONNECT_TIMEOUT_MS_DEFAULT, Connection, connectionLimits } from "./connection.ts";
 import { FRAME_HEADER_BYTES } from "./frame.ts";
+import { type ClientTls, connect as connectMaybeTls, TlsHandshakeError } from "./tls.ts";
 
 /** Default first reconnect delay. */
 export const BACKOFF_MS_INITIAL_DEFAULT = 50;
@@ -44,6 +46,13 @@ export interface PeerSenderOptions {
   random?: () => number;
   /** Clock, for how long a connection lasted. Default `Date.now`. */
   now?: () => number;
+  /** Dial peers with TLS, trusting these CAs; plain TCP without. */
+  tls?: ClientTls;
+  /**
+   * Run the peer handshake (see `lib/security/peer_auth.ts`) on every connection before any
+   * message goes out; a peer that fails it is treated as unreachable. Without it, none.
+   */
+  peerAuth?: PeerAuthenticator;
   /**
    * The HELLO body (see `encodeHello`) sent as the first frame of every connection, asked for
    * anew each time so it carries the node's current cluster id. Without it no hello is sent, and
@@ -115,6 +124,8 @@ export class PeerSender {
   #connectTimeoutMs: number;
   #random: () => number;
   #now: () => number;
+  #tls: ClientTls | undefined;
+  #peerAuth: PeerAuthenticator | undefined;
   #hello: (() => Uint8Array) | null;
   #closing = false;
   #closed: Promise<void> | null = null;
@@ -133,6 +144,8 @@ export class PeerSender {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT;
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? Date.now;
+    this.#tls = options.tls;
+    this.#peerAuth = options.peerAuth;
     this.#hello = options.hello ?? null;
   }
 
@@ -276,14 +289,19 @@ export class PeerSender {
       timedOut = true;
       abort.abort();
     }, this.#connectTimeoutMs);
-    let tcp: Deno.TcpConn;
+    let tcp: Deno.Conn;
     try {
-      tcp = await Deno.connect({
-        hostname: peer.hostPort.hostname,
-        port: peer.hostPort.port,
-        signal: abort.signal,
-      });
+      tcp = await connectMaybeTls(
+        peer.hostPort.hostname,
+        peer.hostPort.port,
+        this.#tls,
+        abort.signal,
+      );
     } catch (err) {
+      if (err instanceof TlsHandshakeError && peer.reported !== "down") {
+        // A configuration error, not a node that is down: say so loudly, once per outage.
+        this.#logger.warn("peer TLS handshake failed", { peer: peer.id, reason: err.message });
+      }
       if (peer.state === "connecting") {
         this.#down(peer, timedOut ? `connect timed out after ${this.#connectTimeoutMs} ms` : err);
       }
@@ -306,13 +324,30 @@ export class PeerSender {
       this.#down(peer, err);
       return;
     }
-    const conn = new Connection(tcp, () => {
-      throw new ProtocolError("A peer sent a frame on an outbound Raft connection");
+    // The only body a peer may send back is the handshake's challenge, once.
+    let onChallenge: ((body: DecodedBody) => void) | null = null;
+    const conn = new Connection(tcp, (body) => {
+      const deliver = onChallenge;
+      onChallenge = null;
+      if (deliver === null || body.kind !== "peer_auth") {
+        throw new ProtocolError("A peer sent a frame on an outbound Raft connection");
+      }
+      deliver(body);
     }, {
       frameBytesMax: this.#frameBytesMax,
       queueBytesMax: this.#queueBytesMax,
       logger: this.#logger,
     });
+    const auth = this.#peerAuth;
+    if (auth !== undefined) {
+      const challenge = new Promise<DecodedBody>((resolve) => onChallenge = resolve);
+      const failure = await this.#handshake(peer, conn, auth, challenge, abort.signal);
+      if (failure !== null) {
+        await conn.close();
+        if (peer.state === "connecting") this.#down(peer, failure);
+        return;
+      }
+    }
     peer.conn = conn;
     peer.state = "up";
     peer.upSinceMs = this.#now();
@@ -320,7 +355,7 @@ export class PeerSender {
       peer.reported = "up";
       this.#logger.info("peer up", { peer: peer.id });
     }
-    // First on the connection: the peer takes nothing else from us before it.
+    // First after the handshake: the peer takes no other body from us before it.
     if (hello !== null) conn.send(hello);
     const pending = peer.pending;
     peer.pending = [];
@@ -338,6 +373,51 @@ export class PeerSender {
       }
       this.#down(peer, "connection closed");
     });
+  }
+
+  /**
+   * Runs the dialer's side of the peer handshake on `conn`; resolves with null once the peer
+   * proved it holds the cluster token and the proof went out, else with why not.
+   */
+  async #handshake(
+    peer: Peer,
+    conn: Connection,
+    auth: PeerAuthenticator,
+    challenge: Promise<DecodedBody>,
+    signal: AbortSignal,
+  ): Promise<string | null> {
+    const { step, state } = auth.dialerStart(peer.id);
+    conn.send(encodePeerAuth(auth.group, step));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort = () => {};
+    const giveUp = new Promise<string>((resolve) => {
+      timer = setTimeout(
+        () => resolve(`no handshake answer within ${this.#connectTimeoutMs} ms`),
+        this.#connectTimeoutMs,
+      );
+      onAbort = () => resolve("shut down");
+      signal.addEventListener("abort", onAbort, { once: true });
+      conn.closed.then(() => resolve("the peer closed the connection during the handshake"));
+    });
+    try {
+      const answer = await Promise.race([challenge, giveUp]);
+      if (typeof answer === "string") return answer;
+      if (answer.kind !== "peer_auth") return "no handshake answer";
+      const proof = await auth.dialerFinish(state, answer.group, answer.auth);
+      if (conn.isClosed || peer.state !== "connecting") return "connection closed";
+      conn.send(encodePeerAuth(auth.group, proof));
+      return null;
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      // Once per outage: a wrong token is retried at every backoff.
+      if (peer.reported !== "down") {
+        this.#logger.warn("peer failed the handshake", { peer: peer.id, reason });
+      }
+      return reason;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
   #down(peer: Peer, reason: unknown): void {

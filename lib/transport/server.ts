@@ -11,8 +11,10 @@ import {
   type ClientRequest,
   type ClientResponse,
   type DecodedBody,
+  encodePeerAuth,
   encodeResponse,
   type Hello,
+  type PeerAuth,
   ProtocolError,
   type SnapshotAck,
   type SnapshotChunk,
@@ -25,6 +27,17 @@ import {
   HELD_BYTES_MAX_DEFAULT,
   IDLE_TIMEOUT_MS_DEFAULT,
 } from "./limits.ts";
+import { listen as listenMaybeTls, type ServerTls } from "./tls.ts";
+import {
+  type ClientAuthenticator,
+  type ClientSession,
+  newSession,
+} from "../security/client_auth.ts";
+import {
+  type AcceptorHandshake,
+  type PeerAuthenticator,
+  PeerAuthError,
+} from "../security/peer_auth.ts";
 
 /**
  * Default bound on open client connections (every connection counts as a client's until its
@@ -131,6 +144,18 @@ export interface TransportServerOptions extends ConnectionOptions {
    * misbehaving. Default {@linkcode REQUESTS_IN_FLIGHT_MAX_DEFAULT}.
    */
   requestsInFlightMax?: number;
+  /** Serve TLS with this certificate and key; plain TCP without. */
+  tls?: ServerTls;
+  /**
+   * Client roles: requests a connection's proved role does not cover are refused before the
+   * handler sees them, and the `auth` op is answered here. Without it every request goes on.
+   */
+  clientAuth?: ClientAuthenticator;
+  /**
+   * Peer authentication: a HELLO (and so any peer body) is taken only on a connection whose
+   * dialer completed the handshake, and only naming the id it proved. Without it, from anyone.
+   */
+  peerAuth?: PeerAuthenticator;
 }
 
 /**
@@ -163,6 +188,13 @@ type PeerBody = DecodedBody & { kind: "raft" | "snapshot_chunk" | "snapshot_ack"
 interface ClientState {
   conn: Connection;
   requestsInFlight: number;
+  /** The client handshake's state: the role this connection proved. */
+  session: ClientSession;
+  /** Peer handshake: none yet, challenge being computed or sent, or done. */
+  peerAuth: "none" | "challenging" | "challenged" | "authenticated";
+  peerHandshake: AcceptorHandshake | null;
+  /** The id the dialer proved in the peer handshake. */
+  authPeerId: string;
   /** Where the connection's hello stands: none yet, being decided, or accepted. */
   helloState: "none" | "pending" | "accepted";
   /** The accepted (or pending) hello's group and sender. */
@@ -197,7 +229,7 @@ const SWEEP_MS_MAX = 1000;
  * ```
  */
 export class TransportServer {
-  #listener: Deno.TcpListener;
+  #listener: Deno.Listener;
   #handler: TransportHandler | null;
   #logger: Logger;
   #connectionOptions: ConnectionOptions;
@@ -206,6 +238,8 @@ export class TransportServer {
   #idleTimeoutMs: number;
   #frameTimeoutMs: number;
   #requestsInFlightMax: number;
+  #clientAuth: ClientAuthenticator | undefined;
+  #peerAuth: PeerAuthenticator | undefined;
   // Every connection, and the ones known to be peers'; the others count as clients.
   #clients = new Set<ClientState>();
   #peers = new Set<ClientState>();
@@ -250,6 +284,8 @@ export class TransportServer {
     this.#requestsInFlightMax = options.requestsInFlightMax ?? REQUESTS_IN_FLIGHT_MAX_DEFAULT;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT;
     this.#frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS_DEFAULT;
+    this.#clientAuth = options.clientAuth;
+    this.#peerAuth = options.peerAuth;
     assertPositiveInteger("Connection limit", this.#connectionsMax);
     assertPositiveInteger("Peer connection limit", this.#peerConnectionsMax);
     assertPositiveInteger("Requests in flight limit", this.#requestsInFlightMax);
@@ -258,11 +294,11 @@ export class TransportServer {
       throw new RangeError(`Idle timeout must be 0 or more, got ${this.#idleTimeoutMs}`);
     }
     try {
-      this.#listener = Deno.listen({ hostname: listen.hostname, port: listen.port });
+      this.#listener = listenMaybeTls(listen.hostname, listen.port, options.tls);
     } catch (err) {
       throw new ListenError(formatAddress(listen), err);
     }
-    const addr = this.#listener.addr;
+    const addr = this.#listener.addr as Deno.NetAddr;
     this.#address = { hostname: addr.hostname, port: addr.port };
     this.#acceptLoop = this.#accept();
     const shortest = Math.min(this.#idleTimeoutMs || Infinity, this.#frameTimeoutMs);
@@ -330,7 +366,7 @@ export class TransportServer {
 
   async #accept(): Promise<void> {
     while (!this.#closing) {
-      let tcp: Deno.TcpConn;
+      let tcp: Deno.Conn;
       try {
         tcp = await this.#listener.accept();
       } catch (err) {
@@ -358,7 +394,7 @@ export class TransportServer {
     });
   }
 
-  #adopt(tcp: Deno.TcpConn): void {
+  #adopt(tcp: Deno.Conn): void {
     const client: ClientState = {
       conn: new Connection(tcp, (body) => this.#dispatch(client, body), this.#connectionOptions),
       requestsInFlight: 0,
@@ -367,6 +403,10 @@ export class TransportServer {
       peerId: "",
       held: [],
       heldDropped: 0,
+      session: newSession(),
+      peerAuth: "none",
+      peerHandshake: null,
+      authPeerId: "",
     };
     this.#clients.add(client);
     this.#live.add(client.conn);
@@ -469,16 +509,81 @@ export class TransportServer {
           );
         }
         client.requestsInFlight++;
-        handler.onRequest(body.group, body.request, this.#replier(client, body));
+        const reply = this.#replier(client, body);
+        const auth = this.#clientAuth;
+        if (auth === undefined) {
+          handler.onRequest(body.group, body.request, reply);
+        } else if (body.request.op === "auth") {
+          auth.answerAuth(client.session, body.group, body.request).then(reply, (err) => {
+            this.#logger.error("auth failed", { reason: err });
+            reply({ ok: false, code: "INTERNAL", error: "auth failed" });
+          });
+        } else {
+          const refusal = auth.check(client.session, body.request);
+          if (refusal === null) handler.onRequest(body.group, body.request, reply);
+          else reply(refusal);
+        }
         return;
       }
+      case "peer_auth":
+        this.#onPeerAuth(client, body.group, body.auth);
+        return;
       case "response":
         throw new ProtocolError("A node does not accept responses");
     }
   }
 
+  /**
+   * The acceptor's side of the peer handshake (see `lib/security/peer_auth.ts`). Any step out
+   * of order, for a node without a cluster token, or with a wrong proof closes the connection.
+   */
+  #onPeerAuth(client: ClientState, group: string, step: PeerAuth): void {
+    const auth = this.#peerAuth;
+    if (auth === undefined) {
+      throw new ProtocolError("Peer authentication asked for, but this node has no cluster token");
+    }
+    if (step.step === 1 && client.peerAuth === "none" && client.helloState === "none") {
+      client.peerAuth = "challenging";
+      auth.acceptorChallenge(group, step).then(({ step: challenge, state }) => {
+        if (client.conn.isClosed) return;
+        client.peerHandshake = state;
+        client.peerAuth = "challenged";
+        client.conn.send(encodePeerAuth(group, challenge));
+      }, (err) => {
+        const reason = err instanceof PeerAuthError ? err.message : String(err);
+        this.#logger.warn("peer handshake refused", { remote: client.conn.remoteAddress, reason });
+        client.conn.close();
+      });
+      return;
+    }
+    if (step.step === 3 && client.peerAuth === "challenged" && client.peerHandshake !== null) {
+      const state = client.peerHandshake;
+      client.peerHandshake = null;
+      if (!auth.acceptorVerify(state, group, step)) {
+        throw new ProtocolError(
+          `Peer ${state.dialer} failed the handshake (another cluster token or group)`,
+        );
+      }
+      client.peerAuth = "authenticated";
+      client.authPeerId = state.dialer;
+      return;
+    }
+    throw new ProtocolError(`Peer handshake step ${step.step} out of order`);
+  }
+
   #onHello(client: ClientState, group: string, hello: Hello): void {
     if (client.helloState !== "none") throw new ProtocolError("A second hello on one connection");
+    if (this.#peerAuth !== undefined) {
+      // With a cluster token, who is talking is what the handshake proved, nothing else.
+      if (client.peerAuth !== "authenticated") {
+        throw new ProtocolError("A hello on an unauthenticated connection, refused");
+      }
+      if (hello.from !== client.authPeerId) {
+        throw new ProtocolError(
+          `A hello from ${hello.from} after ${client.authPeerId}'s handshake`,
+        );
+      }
+    }
     const remote = client.conn.remoteAddress;
     client.peerGroup = group;
     client.peerId = hello.from;

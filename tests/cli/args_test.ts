@@ -414,3 +414,57 @@ Deno.test("usage errors carry their subcommand and render as one line", () => {
     "counter: missing command (see 'counter --help')",
   );
 });
+
+Deno.test("serve takes TLS files all together, and token files", () => {
+  const tls = ["--tls-cert", "n.crt", "--tls-key", "n.key", "--tls-ca", "ca.crt"];
+  const options = parseServeArgs([
+    ...SERVE_REQUIRED,
+    ...tls,
+    "--cluster-token-file",
+    "c.token",
+    "--client-token-file",
+    "u.token",
+    "--admin-token-file",
+    "a.token",
+  ]);
+  assert.deepEqual(options.tls, { certFile: "n.crt", keyFile: "n.key", caFile: "ca.crt" });
+  assert.equal(options.clusterTokenFile, "c.token");
+  assert.equal(options.clientTokenFile, "u.token");
+  assert.equal(options.adminTokenFile, "a.token");
+  assert.equal(parseServeArgs(SERVE_REQUIRED).tls, undefined);
+  assertUsage(
+    () => parseServeArgs([...SERVE_REQUIRED, "--tls-cert", "n.crt"]),
+    /^TLS needs --tls-cert, --tls-key and --tls-ca together; missing --tls-key, --tls-ca$/,
+  );
+});
+
+Deno.test("client commands take --tls-ca and --token-file, else COUNTER_TLS_CA and COUNTER_TOKEN_FILE", () => {
+  const flags = parseCommandLine(["incr", "1", "--tls-ca", "ca.crt", "--token-file", "t"], noEnv);
+  assert.ok(flags.command === "incr");
+  assert.equal(flags.options.tlsCa, "ca.crt");
+  assert.equal(flags.options.tokenFile, "t");
+  const env: Record<string, string> = { COUNTER_TLS_CA: "env.crt", COUNTER_TOKEN_FILE: "env.t" };
+  const fromEnv = parseCommandLine(["peers", "add", "h:9"], { env: (name) => env[name] });
+  assert.ok(fromEnv.command === "peers");
+  assert.equal(fromEnv.options.tlsCa, "env.crt");
+  assert.equal(fromEnv.options.tokenFile, "env.t");
+  const plain = parseCommandLine(["get"], noEnv);
+  assert.ok(plain.command === "get");
+  assert.equal(plain.options.tlsCa, undefined);
+});
+
+Deno.test("certs needs --out and --hosts", () => {
+  const invocation = parseCommandLine(["certs", "--out", "d", "--hosts", "127.0.0.1,db.local"]);
+  assert.ok(invocation.command === "certs");
+  assert.deepEqual(invocation.options, {
+    outDir: "d",
+    hosts: ["127.0.0.1", "db.local"],
+    days: 365,
+    force: false,
+  });
+  assertUsage(() => parseCommandLine(["certs", "--out", "d"]), /missing required option --hosts/);
+  assertUsage(
+    () => parseCommandLine(["certs", "--out", "d", "--hosts", "a b"]),
+    /invalid --hosts entry/,
+  );
+});

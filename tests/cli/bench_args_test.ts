@@ -30,6 +30,7 @@ Deno.test("bench defaults to SOFAJRaft's burst: 1000 increments, all in flight",
     consistency: "linearizable",
     warmup: 0,
     local: false,
+    tls: false,
   });
   assert.equal(bench("--ops", "5000").ops, 5000);
   assert.equal(bench("--ops", "100000").ops, 100000);
@@ -69,6 +70,7 @@ Deno.test("bench reads every closed-loop option", () => {
       consistency: "stale",
       warmup: 100,
       local: false,
+      tls: false,
     },
   );
   const counted = bench("--concurrency", "16", "--ops", "20000", "--local");
@@ -193,4 +195,9 @@ Deno.test("parseCommandLine hands bench its options", () => {
     command: "help",
     topic: "bench",
   });
+});
+
+Deno.test("bench --tls needs --local", () => {
+  assert.equal(parseBenchArgs(["--local", "--tls"], { env: () => undefined }).tls, true);
+  assertUsage(() => bench("--tls"), /^--tls needs --local/);
 });

@@ -37,3 +37,11 @@ Deno.test("'counter bench --local --ops 2000 --concurrency 64 --json' verifies t
     if (Deno.build.os === "linux") assert.ok(node.rssBytes > 0);
   }
 });
+
+Deno.test("'counter bench --local --tls' runs against a TLS cluster and verifies the counter", async () => {
+  const result = await runMain(["bench", "--local", "--tls", "--ops", "50", "--json"]);
+  assert.equal(result.code, 0, `exit ${result.code}; stderr: ${result.stderr}`);
+  const report = JSON.parse(result.stdout.trimEnd());
+  assert.equal(report.verified, true);
+  assert.equal(report.ok, 50);
+});

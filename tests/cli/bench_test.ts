@@ -115,6 +115,7 @@ const BURST: BenchOptions = {
   consistency: "linearizable",
   warmup: 0,
   local: false,
+  tls: false,
 };
 
 function closedLoop(overrides: Partial<BenchOptions>): BenchOptions {

@@ -217,17 +217,23 @@ Deno.test("serve passes its options to the node and stops it on SIGTERM", async 
     idleTimeoutMs: 300_000,
     frameTimeoutMs: 10_000,
     logger: undefined,
+    security: {},
   });
-  // The effective configuration, defaults included, is logged once before the node starts.
-  assert.equal(h.logs.length, 1);
+  // The effective configuration, defaults included, is logged once before the node starts, and
+  // without tokens one warning for clients and one for peers.
+  assert.equal(h.logs.length, 3);
   const start = JSON.parse(h.logs[0]);
+  const warnings = h.logs.map((line) => JSON.parse(line)).filter((l) => l.level === "warn");
+  assert.equal(warnings.length, 2);
+  assert.match(warnings[0].msg, /port is open to anyone/);
+  assert.match(warnings[1].msg, /peers are unauthenticated/);
   assert.match(start.msg ?? start.message, /^starting counter \d+\.\d+\.\d+$/);
   assert.equal(start.node, "127.0.0.1:8081");
   assert.equal(start.electionTimeoutMs, 1000);
   assert.equal(start.snapshotLogEntries, 10_000);
   assert.equal(start.conf, "127.0.0.1:8081");
   options.logger.info("hello");
-  assert.equal(JSON.parse(h.logs[1]).node, "127.0.0.1:8081");
+  assert.equal(JSON.parse(h.logs[3]).node, "127.0.0.1:8081");
   h.signal("SIGTERM");
   assert.equal(await running, 0);
   assert.equal(h.node.stops, 1);
@@ -245,6 +251,8 @@ Deno.test("serve exits at once on a second signal", async () => {
   };
   const running = runServe(SERVE, h.deps);
   await h.started;
+  // Let runServe take the started node in hand (the files it reads first make it asynchronous).
+  await new Promise((resolve) => setTimeout(resolve, 0));
   h.signal("SIGINT");
   assert.deepEqual(h.exits, []);
   h.signal("SIGINT");

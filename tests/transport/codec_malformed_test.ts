@@ -148,7 +148,7 @@ Deno.test("the body must be an array of exactly four with a known kind and a gro
   assertRejected(raw.encode([1, "counter", 0]), "three elements", /array of 4/);
   assertRejected(raw.encode([1, "counter", 0, RAFT_FIELDS, 0]), "five elements", /array of 4/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: 0 }), "kind 0", /Unknown body kind 0/);
-  assertRejected(raftBody(RAFT_FIELDS, { kind: 7 }), "kind 7", /Unknown body kind 7/);
+  assertRejected(raftBody(RAFT_FIELDS, { kind: 8 }), "kind 8", /Unknown body kind 8/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: 6 }), "raft payload as a hello", /Hello/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: 4 }), "raft payload as a chunk", /Snapshot chunk/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: "raft" }), "string kind", /Unknown body kind/);

@@ -11,6 +11,7 @@ import {
   decodeBody,
   type DecodedBody,
   encodeHello,
+  encodePeerAuth,
   encodeRaft,
   encodeRequest,
   encodeResponse,
@@ -198,6 +199,21 @@ const CASES: GoldenCase[] = [
     },
   },
   {
+    name: "peer_auth",
+    description: "PEER_AUTH step 2: the acceptor's nonce (0x11 x 32) and MAC (0x22 x 32)",
+    body: {
+      kind: "peer_auth",
+      group: "counter",
+      auth: {
+        step: 2,
+        from: "10.0.0.2:4000",
+        to: "10.0.0.1:4000",
+        nonce: new Uint8Array(32).fill(0x11),
+        mac: new Uint8Array(32).fill(0x22),
+      },
+    },
+  },
+  {
     name: "hello",
     description: "HELLO from 10.0.0.1:4000: its incarnation and cluster id",
     body: {
@@ -233,6 +249,8 @@ function encodeBody(body: DecodedBody): Uint8Array {
       return encodeSnapshotChunk(body.group, body.chunk);
     case "snapshot_ack":
       return encodeSnapshotAck(body.group, body.ack);
+    case "peer_auth":
+      return encodePeerAuth(body.group, body.auth);
     case "hello":
       return encodeHello(body.group, body.hello);
   }

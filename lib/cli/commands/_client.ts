@@ -8,6 +8,8 @@
 import { type Consistency, CounterClient } from "../../client/client.ts";
 import { silentLogger } from "../../logging/logger.ts";
 import type { ClientOptions } from "../args.ts";
+import { type ClientTls, loadClientTlsSync } from "../../transport/tls.ts";
+import { readTokenFileSync } from "../../security/tokens.ts";
 import {
   errorCode,
   errorLine,
@@ -21,6 +23,7 @@ import {
   type GroupView,
   noLeaderText,
   PROBE_TIMEOUT_MS,
+  type ProbeAccess,
   probeNodes,
   viewGroup,
 } from "./_diagnosis.ts";
@@ -52,6 +55,10 @@ export interface ConnectOptions {
   group: string;
   /** Deadline of one request, retries included. */
   timeoutMs: number;
+  /** Connect with TLS, trusting these CAs. */
+  tls?: ClientTls;
+  /** Token to prove on each connection. */
+  token?: Uint8Array;
 }
 
 /** Replaceable effects of a client command; every field defaults to the real thing. */
@@ -66,7 +73,9 @@ export interface ClientCommandDeps {
    * Probes the group, to explain a failure or to fail fast when no address is a counter node.
    * Default: real probes when `connect` is the real client too, else none.
    */
-  diagnose?: ((peers: readonly string[], group: string) => Promise<GroupView>) | null;
+  diagnose?:
+    | ((peers: readonly string[], group: string, access: ProbeAccess) => Promise<GroupView>)
+    | null;
 }
 
 /** {@linkcode ClientCommandDeps} with every field filled in. */
@@ -90,7 +99,8 @@ export function resolveDeps(deps: ClientCommandDeps = {}): ResolvedDeps {
     diagnose: deps.diagnose !== undefined
       ? deps.diagnose
       : deps.connect === undefined
-      ? async (peers, group) => viewGroup(await probeNodes(peers, group))
+      ? async (peers, group, access) =>
+        viewGroup(await probeNodes(peers, group, PROBE_TIMEOUT_MS, access))
       : null,
   };
 }
@@ -113,9 +123,20 @@ export function exitCodeFor(error: unknown): number {
   return outcomeOf(error) === "unknown" ? EXIT_UNKNOWN : EXIT_FAILED;
 }
 
-/** Builds the connect options of a client command from its parsed options. */
+/**
+ * Builds the connect options of a client command from its parsed options, reading the CA and
+ * token files they name. Throws one clear line when a file cannot be read or is malformed.
+ */
 export function connectOptions(options: ClientOptions): ConnectOptions {
-  return { peers: [...options.peers], group: options.group, timeoutMs: options.timeoutMs };
+  return {
+    peers: [...options.peers],
+    group: options.group,
+    timeoutMs: options.timeoutMs,
+    ...(options.tlsCa !== undefined ? { tls: loadClientTlsSync(options.tlsCa) } : {}),
+    ...(options.tokenFile !== undefined
+      ? { token: readTokenFileSync(options.tokenFile, "token") }
+      : {}),
+  };
 }
 
 /**
@@ -130,7 +151,9 @@ export async function runRequest(
   render: (result: ValueResult) => string,
 ): Promise<number> {
   const { connect, out, err, diagnose } = resolveDeps(deps);
-  const client = connect(connectOptions(options));
+  const connectWith = connectOptions(options);
+  const access: ProbeAccess = { tls: connectWith.tls, token: connectWith.token };
+  const client = connect(connectWith);
   // Alongside the request: when no address is a counter node that answers, there is nothing to
   // wait for, so the command fails now instead of retrying until its deadline.
   // A node that is only starting gets about a second to bind its port.
@@ -140,7 +163,7 @@ export async function runRequest(
     if (diagnose === null) return;
     const giveUpAtMs = Date.now() + PROBE_TIMEOUT_MS;
     for (;;) {
-      const view = await diagnose(options.peers, options.group);
+      const view = await diagnose(options.peers, options.group, access);
       if (settled || view.probes.some((p) => p.kind === "up")) return;
       const problem = blockingProblem(view);
       if (problem === null) return;
@@ -164,7 +187,7 @@ export async function runRequest(
     if (early === null && diagnose !== null && LEADERLESS_CODES.has(String(code))) {
       // Say why no leader took the request: too few voters up, nothing there at all, or an
       // election under way; not the last node's connection error.
-      const view = await diagnose(options.peers, options.group).catch(() => null);
+      const view = await diagnose(options.peers, options.group, access).catch(() => null);
       if (view !== null && view.leader === null) reason = noLeaderText(view);
     }
     if (command === "incr" && outcomeOf(error) === "unknown") {

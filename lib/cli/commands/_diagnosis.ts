@@ -10,6 +10,17 @@
 import { RpcClientConnection, RpcError } from "../../transport/mod.ts";
 import { type NodeReport, type NodeStatus, parseNodeStatus } from "./status.ts";
 import { PEERS_ENV } from "../args.ts";
+import type { ClientTls } from "../../transport/tls.ts";
+import { authenticate, ClientAuthError } from "../../security/client_auth.ts";
+import { hmacKey } from "../../security/tokens.ts";
+
+/** How a probe reaches the nodes: the client's TLS and token, as its requests do. */
+export interface ProbeAccess {
+  /** Connect with TLS, trusting these CAs. */
+  tls?: ClientTls;
+  /** Prove this token before asking. */
+  token?: Uint8Array;
+}
 
 /** How long one probe may take: the connection and the status request each. */
 export const PROBE_TIMEOUT_MS = 1000;
@@ -31,14 +42,26 @@ export async function probeNode(
   node: string,
   group: string,
   timeoutMs = PROBE_TIMEOUT_MS,
+  access: ProbeAccess = {},
 ): Promise<Probe> {
   let conn: RpcClientConnection;
   try {
-    conn = await RpcClientConnection.connect(node, { connectTimeoutMs: timeoutMs });
+    conn = await RpcClientConnection.connect(node, {
+      connectTimeoutMs: timeoutMs,
+      tls: access.tls,
+    });
   } catch (err) {
+    // A TLS mismatch: the node is there, and the request will say what is wrong.
+    if (err instanceof RpcError && err.reason === "tls") {
+      return { node, kind: "refused", reason: err.message };
+    }
     return { node, kind: "down", reason: causeText(err) };
   }
   try {
+    if (access.token !== undefined) {
+      const key = await hmacKey(access.token);
+      await authenticate((req) => conn.call(group, req, timeoutMs), group, key);
+    }
     const resp = await conn.call(group, { op: "status" }, timeoutMs);
     if (resp.ok && resp.data !== undefined) {
       try {
@@ -52,6 +75,9 @@ export async function probeNode(
     if (err instanceof RpcError && err.reason === "timeout") {
       return { node, kind: "silent", reason: `no answer within ${timeoutMs} ms` };
     }
+    if (err instanceof ClientAuthError || (err instanceof RpcError && err.reason === "tls")) {
+      return { node, kind: "refused", reason: err.message };
+    }
     return { node, kind: "not-counter", reason: "it does not speak the counter protocol" };
   } finally {
     await conn.close();
@@ -63,8 +89,9 @@ export function probeNodes(
   peers: readonly string[],
   group: string,
   timeoutMs = PROBE_TIMEOUT_MS,
+  access: ProbeAccess = {},
 ): Promise<Probe[]> {
-  return Promise.all(peers.map((node) => probeNode(node, group, timeoutMs)));
+  return Promise.all(peers.map((node) => probeNode(node, group, timeoutMs, access)));
 }
 
 /** The operating system's reason for a failed connection, without the address repeated. */

@@ -35,6 +35,9 @@ import {
   runClosedLoop,
 } from "../bench/workload.ts";
 import { LocalCluster } from "../local_cluster.ts";
+import { join } from "node:path";
+import { createCertificates } from "../../security/certs.ts";
+import type { ClientTls } from "../../transport/tls.ts";
 import { errorLine, printErrorLine, printLine } from "../output.ts";
 import {
   type ConnectOptions,
@@ -77,8 +80,8 @@ export interface BenchDeps {
   err?: (line: string) => void;
   /** Where progress goes; null shows none. Default: stderr. */
   progress?: ProgressSink | null;
-  /** Starts the cluster of `--local` for `group`. */
-  startCluster?: (group: string) => Promise<BenchCluster>;
+  /** Starts the cluster of `--local` for `group`, with TLS when `tls` is given. */
+  startCluster?: (group: string, tls?: LocalTls) => Promise<BenchCluster>;
   /** Reads a process's resident memory in bytes; null when it cannot. */
   residentBytes?: (pid: number) => Promise<number | null>;
   /** The clock latencies are measured with. Default `performance.now`. */
@@ -88,6 +91,38 @@ export interface BenchDeps {
 }
 
 type ResolvedBenchDeps = Required<BenchDeps>;
+
+/** The TLS of a `--local --tls` run: the nodes' serve flags and what the client trusts. */
+export interface LocalTls {
+  /** `--tls-cert`, `--tls-key` and `--tls-ca` for every node. */
+  serveArgs: string[];
+  /** What the client (and the cluster's own status calls) trust. */
+  client: ClientTls;
+}
+
+/**
+ * Makes a CA and a node certificate for 127.0.0.1 in a new temp dir (removed by the returned
+ * cleanup) for a `--local --tls` run.
+ */
+export async function makeLocalTls(): Promise<{ tls: LocalTls; cleanup: () => Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "counter-bench-tls-" });
+  const set = await createCertificates({ hosts: ["127.0.0.1"], validDays: 1 });
+  const files = {
+    cert: join(dir, "node.crt"),
+    key: join(dir, "node.key"),
+    ca: join(dir, "ca.crt"),
+  };
+  await Deno.writeTextFile(files.cert, set.node.certPem);
+  await Deno.writeTextFile(files.key, set.node.keyPem, { mode: 0o600 });
+  await Deno.writeTextFile(files.ca, set.ca.certPem);
+  return {
+    tls: {
+      serveArgs: ["--tls-cert", files.cert, "--tls-key", files.key, "--tls-ca", files.ca],
+      client: { caPems: [set.ca.certPem] },
+    },
+    cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+}
 
 function resolveBenchDeps(deps: BenchDeps): ResolvedBenchDeps {
   return {
@@ -99,7 +134,12 @@ function resolveBenchDeps(deps: BenchDeps): ResolvedBenchDeps {
     err: deps.err ?? printErrorLine,
     progress: deps.progress === undefined ? stderrSink() : deps.progress,
     startCluster: deps.startCluster ??
-      ((group) => LocalCluster.start({ nodes: LOCAL_NODE_COUNT, group })),
+      ((group, tls) =>
+        LocalCluster.start({
+          nodes: LOCAL_NODE_COUNT,
+          group,
+          ...(tls === undefined ? {} : { serveArgs: tls.serveArgs, clientTls: tls.client }),
+        })),
     residentBytes: deps.residentBytes ?? residentBytes,
     now: deps.now ?? performance.now.bind(performance),
     interrupts: deps.interrupts ?? ((handler) => {
@@ -217,9 +257,14 @@ async function benchAgainst(
   options: BenchOptions,
   deps: ResolvedBenchDeps,
   cluster: BenchCluster | null,
+  tls?: ClientTls,
 ): Promise<number> {
   const { out, err, now } = deps;
-  const client = deps.connect({ ...connectOptions(options), peers: [...peers] });
+  const client = deps.connect({
+    ...connectOptions(options),
+    peers: [...peers],
+    ...(tls === undefined ? {} : { tls }),
+  });
   const warmup = new PhaseTally();
   const measured = new PhaseTally();
   // Ctrl-C stops sending; the requests in flight finish, and the partial run is summed up and
@@ -321,7 +366,14 @@ export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Pro
   if (!options.local) return await benchAgainst(options.peers, options, resolved, null);
 
   // ---- Call into the service: the nodes, as child processes (lib/cli/local_cluster.ts). ----
-  const cluster = await resolved.startCluster(options.group);
+  const localTls = options.tls ? await makeLocalTls() : null;
+  let cluster: BenchCluster;
+  try {
+    cluster = await resolved.startCluster(options.group, localTls?.tls);
+  } catch (error) {
+    await localTls?.cleanup();
+    throw error;
+  }
   // Under --json stdout holds the one JSON object, so where the data went is said on stderr.
   const say = options.json ? resolved.err : resolved.out;
   try {
@@ -332,9 +384,10 @@ export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Pro
         `local cluster of ${LOCAL_NODE_COUNT} nodes: ${cluster.ids.join(", ")}; leader ${leader}`,
       );
     }
-    return await benchAgainst(cluster.ids, options, resolved, cluster);
+    return await benchAgainst(cluster.ids, options, resolved, cluster, localTls?.tls.client);
   } finally {
     await cluster.stop();
+    await localTls?.cleanup();
     say(`stopped the local cluster and removed ${cluster.dataRoot}`);
   }
 }

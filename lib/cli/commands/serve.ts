@@ -4,13 +4,60 @@
  * @module
  */
 
-import { type CounterNode, type NodeOptions, startNode } from "../../counter/node.ts";
+import {
+  type CounterNode,
+  type NodeOptions,
+  type NodeSecurity,
+  startNode,
+} from "../../counter/node.ts";
 import { Logger } from "../../logging/logger.ts";
 import type { ServeOptions } from "../args.ts";
 import denoConfig from "../../../deno.json" with { type: "json" };
 import { type MetricsServer, type MetricsTarget, startMetricsServer } from "../../metrics/http.ts";
 import { parseAddress } from "../../transport/address.ts";
 import { jsonSafeInteger } from "./_admin.ts";
+import { loadClientTls, loadServerTls } from "../../transport/tls.ts";
+import { readTokenFile } from "../../security/tokens.ts";
+
+/**
+ * Reads the TLS and token files `options` name (each failure is one line naming the file), and
+ * warns once for each door left open: no client token (anyone who reaches the port may read and
+ * change the counter and the membership), no cluster token (anyone may speak Raft to the node).
+ */
+export async function loadSecurity(
+  options: ServeOptions,
+  logger: Logger,
+): Promise<NodeSecurity> {
+  const security: NodeSecurity = {};
+  if (options.tls !== undefined) {
+    security.tls = {
+      server: await loadServerTls(options.tls.certFile, options.tls.keyFile),
+      client: await loadClientTls(options.tls.caFile),
+    };
+  }
+  if (options.clusterTokenFile !== undefined) {
+    security.clusterToken = await readTokenFile(options.clusterTokenFile, "cluster token");
+  }
+  if (options.clientTokenFile !== undefined) {
+    security.clientToken = await readTokenFile(options.clientTokenFile, "client token");
+  }
+  if (options.adminTokenFile !== undefined) {
+    security.adminToken = await readTokenFile(options.adminTokenFile, "admin token");
+  }
+  if (security.clientToken === undefined && security.adminToken === undefined) {
+    logger.warn(
+      "no --client-token-file or --admin-token-file: the port is open to anyone, who may " +
+        "read and change the counter and the membership",
+    );
+  }
+  if (security.clusterToken === undefined) {
+    logger.warn(
+      "no --cluster-token-file: peers are unauthenticated, anyone who reaches the port may " +
+        "send Raft messages",
+    );
+  }
+  return security;
+}
 
 /** The signals that stop a node gracefully. */
 export const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
@@ -131,7 +178,12 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       logSegmentBytes: options.logSegmentBytes,
       metricsAddr: options.metricsAddr,
       logLevel: options.logLevel,
+      tls: options.tls !== undefined,
+      clusterToken: options.clusterTokenFile !== undefined,
+      clientToken: options.clientTokenFile !== undefined,
+      adminToken: options.adminTokenFile !== undefined,
     });
+    nodeOptions.security = await loadSecurity(options, logger);
     // ---- Call into the service: the node (lib/counter/node.ts). ----
     node = await (deps.startNode ?? startNode)(nodeOptions);
     if (metrics !== undefined && isMetricsTarget(node)) {
