@@ -1268,6 +1268,11 @@ export class CounterNode {
       this.#clock.observe(this.#sm.newestActivityMs());
       this.#applied = rd.snapshot.index;
       this.#log.info("installed snapshot from leader", { index: rd.snapshot.index });
+      // The snapshot may cover a member's removal and its return with a new data dir, which
+      // this node never saw as entries: forget every recorded incarnation and record each peer
+      // afresh from its next connection (the other members still hold theirs). Otherwise the
+      // returned member would be refused here forever. Found by the simulator.
+      await this.#storage.forgetPeerIncarnations(new Set());
       this.#metrics.snapshotsInstalled.inc();
       this.#metrics.snapshotBytes.set(rd.snapshot.data.length);
       for (const [index, p] of this.#proposals) {

@@ -10,7 +10,8 @@ import { LocalCluster } from "../../lib/cli/local_cluster.ts";
 import { createCertificates } from "../../lib/security/certs.ts";
 import { encodeHello, encodePeerAuth, encodeRaft } from "../../lib/transport/codec.ts";
 import { encodeFrame } from "../../lib/transport/frame.ts";
-import { makeMessage, MessageType } from "../../lib/raft/types.ts";
+import { EntryType, makeMessage, MessageType } from "../../lib/raft/types.ts";
+import { CounterStateMachine } from "../../lib/counter/state_machine.ts";
 import { cli, dumpClusterLogs, sleep } from "./_cluster_helpers.ts";
 
 const enc = new TextEncoder();
@@ -180,11 +181,53 @@ Deno.test("e2e security: TLS, peer handshake and client roles on a real group", 
         incarnation: meta.incarnation,
         clusterId: meta.clusterId,
       });
-      // Straight in, with a hello, as a node without a token would.
-      await strangerSends(leader, caPem, [
-        encodeFrame(hello),
-        encodeFrame(encodeRaft("counter", forged)),
-      ]);
+      // Straight in, with a hello, as a node without a token would: each attack of issue 10 in
+      // turn (a heartbeat 1000 terms ahead, a fake snapshot setting the counter to -42, a fake
+      // append that would truncate the log, forced votes of a leadership transfer, a sender
+      // that is not a member), at the leader and at a follower.
+      const fakeState = new CounterStateMachine();
+      fakeState.apply({ delta: -42n, proposedAtMs: 0, clientId: "", seq: 0, ackedBelow: 0 });
+      const attacks = (to: string) => [
+        { ...forged, to },
+        makeMessage(MessageType.Snap, {
+          from: forged.from,
+          to,
+          term: term + 1,
+          snapshot: {
+            index: 1_000_000,
+            term: term + 1,
+            conf: { voters: [...running.ids].sort(), learners: [] },
+            data: fakeState.snapshot(),
+          },
+        }),
+        makeMessage(MessageType.App, {
+          from: forged.from,
+          to,
+          term: term + 1,
+          index: 1,
+          logTerm: 1,
+          entries: [{ index: 2, term: term + 1, type: EntryType.Normal, data: new Uint8Array(0) }],
+          commit: 2,
+        }),
+        makeMessage(MessageType.Vote, {
+          from: forged.from,
+          to,
+          term: term + 1,
+          index: 1_000_000,
+          logTerm: term + 1,
+          context: 1,
+        }),
+        makeMessage(MessageType.Heartbeat, { from: "127.0.0.1:9", to, term: term + 5 }),
+      ];
+      const follower = running.ids.find((id) => id !== leader && id !== forged.from)!;
+      for (const target of [leader, follower]) {
+        for (const attack of attacks(target)) {
+          await strangerSends(target, caPem, [
+            encodeFrame(hello),
+            encodeFrame(encodeRaft("counter", attack)),
+          ]);
+        }
+      }
       // Through the handshake, with a made-up proof.
       await strangerSends(leader, caPem, [
         encodeFrame(encodePeerAuth("counter", {
@@ -207,6 +250,9 @@ Deno.test("e2e security: TLS, peer handshake and client roles on a real group", 
       const after = (await running.statuses()).get(leader)!;
       assert.equal(Number(after.term), term, "the group's term did not move");
       assert.equal(after.role, "leader");
+      for (const [id, status] of await running.statuses()) {
+        assert.equal(String(status?.value), "5", `${id} kept every acknowledged increment`);
+      }
       const log = await Deno.readTextFile(running.logPath(leader));
       assert.match(log, /unauthenticated connection|failed the handshake/);
       const incr = await cli(["incr", "1", ...asClient]);

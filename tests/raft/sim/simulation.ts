@@ -1499,7 +1499,10 @@ export class Simulation {
 
   #applySnapshot(node: SimNode, s: Snapshot): void {
     this.#restoreStateMachine(node, s);
-    this.#forgetNonMembers(node, s.conf);
+    // The snapshot may cover a member's removal and its return with a new data dir, which this
+    // node never saw as entries: node.ts forgets every recorded incarnation, and records each
+    // peer's afresh from its next connection (the others still hold theirs).
+    this.#forgetNonMembers(node, { voters: [], learners: [] });
     node.applied = s.index;
     this.#stats.snapshotsInstalled++;
     const value = node.sm.value;
