@@ -385,7 +385,13 @@ export class CounterNode {
           throw new Error(`--conf must include this node's --id ${options.id}`);
         }
         const clusterId = await computeClusterId(options.group, options.conf);
-        await checkBeforeBootstrap(options, storage, clusterId);
+        const history = await checkBeforeBootstrap(options, storage, clusterId);
+        if (history) {
+          // The group already has a history nobody says this id took part in: a member that
+          // started late, or one whose data was lost after its peers' records of it were reset.
+          // Either way it first catches up from a leader before it votes or campaigns.
+          await storage.saveVoteFloorPending(true);
+        }
         // Saved first: a crash before the entries leaves an empty dir, checked again next time.
         await storage.saveClusterId(clusterId);
         const initial = bootstrapState({ voters: [...options.conf].sort(), learners: [] });
@@ -1526,9 +1532,10 @@ async function checkBeforeBootstrap(
   options: NodeOptions,
   storage: DataDir,
   clusterId: string,
-): Promise<void> {
+): Promise<boolean> {
   const others = options.conf.filter((m) => m !== options.id);
-  if (others.length === 0) return;
+  if (others.length === 0) return false;
+  let history = false;
   const request: ClientRequest = {
     op: "identity",
     args: { id: options.id, incarnation: storage.incarnation() },
@@ -1551,7 +1558,9 @@ async function checkBeforeBootstrap(
           tls: options.security?.tls?.client,
         });
         const response = await conn.call(options.group, request, IDENTITY_PROBE_TIMEOUT_MS);
-        return parseIdentityAnswer(response);
+        const answer = parseIdentityAnswer(response);
+        if (answer !== null && !answer.fresh) history = true;
+        return answer;
       } catch {
         return null;
       } finally {
@@ -1560,6 +1569,7 @@ async function checkBeforeBootstrap(
     },
   });
   if (decision.action !== "bootstrap") throw new Error(decision.message);
+  return history;
 }
 
 /** The process's memory use, in bytes, for `status`. */

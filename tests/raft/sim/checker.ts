@@ -132,6 +132,11 @@ export class Checker {
     return index === 0 ? 0n : this.#valueAt[index];
   }
 
+  /** The term of the entry known committed at `index`, if any. */
+  committedTerm(index: number): number | undefined {
+    return this.#committed[index]?.term;
+  }
+
   /** The committed entry at `index`, if known. */
   committedEntry(index: number): Entry | null | undefined {
     return this.#committed[index]?.entry;

@@ -1127,6 +1127,7 @@ export class Simulation {
     const voters = this.#nodes.filter((n) => n.initialMemberOfRun).map((n) => n.id);
     const asked = node.initialMember ? voters : this.#nodes.map((n) => n.id);
     let decision: "bootstrap" | "refuse" | "wait" = "bootstrap";
+    let history = false;
     if (this.#options.mutation !== "no-identity-check") {
       let missing = 0;
       for (const id of asked) {
@@ -1144,6 +1145,7 @@ export class Simulation {
           decision = "refuse";
           break;
         }
+        if (peer.disk.lastIndex() > 1 || peer.disk.hardState.term > 1) history = true;
       }
       if (decision !== "refuse" && missing > 0) decision = "wait";
     }
@@ -1166,6 +1168,9 @@ export class Simulation {
     // start the group's first configuration as a brand-new member would.
     const initial = bootstrapState({ voters, learners: [] });
     node.disk = new SimDisk(initial, node.disk.incarnation);
+    // As node.ts: the group has a history no peer says this id took part in (their records of
+    // it may have been reset by a snapshot): catch up from a leader before voting.
+    if (history) node.disk.voteFloor = -1;
     this.#stats.bootstrapsAfterWipe++;
     return true;
   }
@@ -1865,7 +1870,21 @@ export class Simulation {
   /** A node is being repaired: wiped, waiting for its probe, refused or being replaced. */
   #repairing(): boolean {
     return this.#replacing.size > 0 ||
-      this.#nodes.some((n) => n.probing || n.refused || n.wiped);
+      this.#nodes.some((n) => n.probing || n.refused || n.wiped || this.#belowVoteFloor(n));
+  }
+
+  /**
+   * A voter that started empty and may not vote yet: for the group, one voter short. (Spares
+   * that were never added hold nothing and count as nothing.)
+   */
+  #belowVoteFloor(n: SimNode): boolean {
+    const r = n.raft;
+    const below = !n.up || r === null
+      ? n.disk.voteFloor === -1
+      : r.voteFloor === -1 || r.lastIndex < r.voteFloor;
+    if (!below) return false;
+    // A voter by any running node's configuration.
+    return this.#nodes.some((m) => m.up && m.raft !== null && m.raft.conf.voters.includes(n.id));
   }
 
   /**
@@ -1963,7 +1982,14 @@ export class Simulation {
     const commit = forced.raft!.commitIndex;
     const oldCluster = forced.disk.clusterId;
     for (const n of this.#nodes) if (n.up) this.#crash(n);
-    const keptIndex = Math.min(commit, forced.disk.lastIndex());
+    // What the survivor's disk holds of the committed history: up to its commit index, as far
+    // as its entries are the committed ones (a write overwriting old entries, or installing a
+    // snapshot, may have been lost in the crash).
+    let keptIndex = Math.min(commit, forced.disk.lastIndex());
+    while (
+      keptIndex > forced.disk.snapshotIndex() &&
+      forced.disk.term(keptIndex) !== this.#checker.committedTerm(keptIndex)
+    ) keptIndex--;
     const state = forceNewClusterState(forced.disk.recover(), forced.id);
     // Same data dir (incarnation), new cluster id, the other members' incarnations forgotten.
     const disk = new SimDisk(state.state, forced.disk.incarnation);
