@@ -80,3 +80,31 @@ Deno.test("an address that does not speak the protocol: 'not a counter node', ex
     await serving;
   }
 });
+
+Deno.test("an address that takes the connection and says nothing: fails fast, exit 1", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const id = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+  const held: Deno.Conn[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) held.push(conn); // accepts, never answers
+  })().catch(() => {});
+  try {
+    const started = performance.now();
+    const r = await runMain(["get", "--peers", id, "--timeout-ms", "60000"]);
+    const elapsedMs = performance.now() - started;
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^counter get: ${id}: no answer within \\d+ ms: not a counter node, or not ` +
+          `responding; check --peers or COUNTER_PEERS\\n$`,
+      ),
+    );
+    // Not a performance bound: only that the 60 s deadline was not waited out.
+    assert.ok(elapsedMs < 30_000, `took ${elapsedMs} ms`);
+  } finally {
+    listener.close();
+    for (const conn of held) conn.close();
+    await serving;
+  }
+});

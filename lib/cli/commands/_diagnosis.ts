@@ -159,11 +159,20 @@ export function blockingProblem(view: GroupView): string | null {
     if (view.votersUp.length >= view.quorum) return null;
     return quorumText(view);
   }
-  if (probes.some((p) => p.kind === "silent" || p.kind === "refused")) {
-    // Something answers, or might: let the request run its course.
+  if (probes.some((p) => p.kind === "refused")) {
+    // A counter node answers, if only to refuse: let the request run its course.
     return null;
   }
   const foreign = probes.filter((p) => p.kind === "not-counter");
+  const silent = probes.filter((p) => p.kind === "silent");
+  if (silent.length > 0 && foreign.length === 0) {
+    // Something took the connection and said nothing for the whole probe: not a counter node,
+    // or one that is stopped; waiting the request's whole deadline would not tell more.
+    const down = probes.filter((p) => p.kind === "down").map((p) => p.node);
+    return `${silent.map((p) => p.node).join(", ")}: ${silent[0].reason}: not a counter node, ` +
+      `or not responding` + (down.length > 0 ? `; nothing listens at ${down.join(", ")}` : "") +
+      `; check --peers or ${PEERS_ENV}`;
+  }
   if (foreign.length > 0) {
     const down = probes.filter((p) => p.kind === "down").map((p) => p.node);
     return `${foreign.map((p) => p.node).join(", ")}: not a counter node` +
