@@ -150,6 +150,11 @@ export interface ServeOptions {
   conf: string[];
   /** Raft group name (`--group`). */
   group: string;
+  /**
+   * The groups to host (`--groups a,b,c`; default: `group` alone), each with its own log, leader
+   * and membership under `DATA/groups/NAME/`.
+   */
+  groups: string[];
   /** Election timeout (`--election-timeout-ms`); always greater than the heartbeat interval. */
   electionTimeoutMs: number;
   /** Leader heartbeat interval (`--heartbeat-interval-ms`). */
@@ -473,16 +478,42 @@ function integerOption(
 }
 
 function groupOption(scanned: Scanned): string {
-  const group = scanned.strings.get("group") ?? DEFAULT_GROUP;
+  return checkGroupName(scanned.strings.get("group") ?? DEFAULT_GROUP, "--group");
+}
+
+/** `group` when it can name a group (and a directory under `DATA/groups/`), else a usage error. */
+export function checkGroupName(group: string, what: string): string {
   const { min, max } = LIMITS.groupLength;
-  if (!GROUP_PATTERN.test(group) || group.length < min || group.length > max) {
+  if (
+    !GROUP_PATTERN.test(group) || group.length < min || group.length > max || group === "." ||
+    group === ".."
+  ) {
     throw new UsageError(
-      `invalid --group ${
+      `invalid ${what} ${
         JSON.stringify(group)
-      }: expected ${min} to ${max} letters, digits, '.', '_' or '-'`,
+      }: expected ${min} to ${max} letters, digits, '.', '_' or '-' (not . or ..)`,
     );
   }
   return group;
+}
+
+/** `--groups a,b,c`: distinct valid names, at least one; else `[group]`. */
+function groupsOption(scanned: Scanned, group: string): string[] {
+  const text = scanned.strings.get("groups");
+  if (text === undefined) return [group];
+  const names = text.split(",").map((name) => name.trim());
+  if (names.length === 0 || names.some((name) => name === "")) {
+    throw new UsageError(
+      `invalid --groups ${JSON.stringify(text)}: expected names separated by commas`,
+    );
+  }
+  for (const name of names) checkGroupName(name, "group name in --groups");
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) throw new UsageError(`--groups names ${name} twice`);
+    seen.add(name);
+  }
+  return names;
 }
 
 function peersOption(scanned: Scanned, env: (name: string) => string | undefined): string[] {
@@ -546,6 +577,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     listen: "string",
     conf: "string",
     group: "string",
+    groups: "string",
     "election-timeout-ms": "string",
     "heartbeat-interval-ms": "string",
     "snapshot-interval-secs": "string",
@@ -627,13 +659,15 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
   }
   const logLevel = scanned.strings.get("log-level");
   const logFormat = scanned.strings.get("log-format");
+  const group = groupOption(scanned);
   return {
     dataDir,
     id,
     ...(listen !== undefined ? { listen } : {}),
     conf,
     ...(join !== undefined ? { join } : {}),
-    group: groupOption(scanned),
+    group,
+    groups: groupsOption(scanned, group),
     electionTimeoutMs,
     heartbeatIntervalMs,
     snapshotIntervalSecs: integerOption(

@@ -109,7 +109,9 @@ listens on its --id address (or on --listen), binding it before it
 writes anything under --data; keeps its log, vote and snapshots under
 --data; and takes part in elections with the other members listed in
 --conf. Start one such process for every member of --conf; the group
-serves requests once a majority of them is up.
+serves requests once a majority of them is up. With --groups, the one
+process and port serve several groups, each with its own log, leader and
+membership under DIR/groups/NAME/.
 
 Options:
   --data DIR                  this node's data directory (required)
@@ -124,6 +126,10 @@ Options:
                               'counter peers add HOST:PORT' (it joins as a
                               learner and is promoted once caught up)
   --group NAME                Raft group name (default: ${DEFAULT_GROUP})
+  --groups NAME,...           serve these groups, each with its own log,
+                              leader and membership (default: --group);
+                              a data dir of one group at DIR moves to
+                              DIR/groups/NAME/ at the first start
   --election-timeout-ms N     election timeout, greater than the heartbeat
                               interval (default: ${DEFAULT_ELECTION_TIMEOUT_MS})
   --heartbeat-interval-ms N   leader heartbeat interval (default: ${DEFAULT_HEARTBEAT_INTERVAL_MS})
