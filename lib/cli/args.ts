@@ -240,6 +240,19 @@ export type PeersAction =
 /** Options of `counter peers`. */
 export type PeersOptions = ClientOptions & PeersAction;
 
+/** The subcommands of `counter groups`. */
+export const GROUPS_ACTIONS = ["list", "create", "remove"] as const;
+
+/** What `counter groups` does, with the arguments of that subcommand. */
+export type GroupsAction =
+  | { action: "list" }
+  /** `voters`: the new group's members (`--voters`); default: `peers`. */
+  | { action: "create"; name: string; voters: string[] }
+  | { action: "remove"; name: string };
+
+/** Options of `counter groups`. */
+export type GroupsOptions = ClientOptions & GroupsAction;
+
 /** Options of `counter leader`: name the leader, or move leadership to `node`. */
 export type LeaderOptions =
   & ClientOptions
@@ -362,6 +375,7 @@ export type Invocation =
   | { command: "status"; options: StatusOptions }
   | { command: "leader"; options: LeaderOptions }
   | { command: "peers"; options: PeersOptions }
+  | { command: "groups"; options: GroupsOptions }
   | { command: "snapshot"; options: SnapshotOptions }
   | { command: "health"; options: HealthOptions }
   | { command: "backup"; options: BackupOptions }
@@ -841,6 +855,41 @@ export function parsePeersArgs(argv: readonly string[], options: ParseOptions = 
   }
 }
 
+/** Parses the arguments of `counter groups` (after the word `groups`). */
+export function parseGroupsArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): GroupsOptions {
+  const env = options.env ?? Deno.env.get;
+  const { name, rest } = subcommand(argv, GROUPS_ACTIONS, "list");
+  switch (name) {
+    case "list": {
+      const scanned = scan(rest, CLIENT_SPEC);
+      expectPositionals(scanned, 0);
+      return { ...clientOptions(scanned, env), action: name };
+    }
+    case "create": {
+      const scanned = scan(rest, { ...CLIENT_SPEC, voters: "string" });
+      if (scanned.positionals.length === 0) throw new UsageError("missing the group's NAME");
+      expectPositionals(scanned, 1);
+      const group = checkGroupName(scanned.positionals[0], "group name");
+      const client = clientOptions(scanned, env);
+      const votersText = scanned.strings.get("voters");
+      const voters = votersText === undefined
+        ? client.peers
+        : parseAddressList(votersText, "--voters");
+      return { ...client, action: name, name: group, voters };
+    }
+    case "remove": {
+      const scanned = scan(rest, CLIENT_SPEC);
+      if (scanned.positionals.length === 0) throw new UsageError("missing the group's NAME");
+      expectPositionals(scanned, 1);
+      const group = checkGroupName(scanned.positionals[0], "group name");
+      return { ...clientOptions(scanned, env), action: name, name: group };
+    }
+  }
+}
+
 /** Parses the arguments of `counter leader` (after the word `leader`). */
 export function parseLeaderArgs(
   argv: readonly string[],
@@ -1180,6 +1229,8 @@ export function parseCommandLine(argv: readonly string[], options: ParseOptions 
         return { command: name, options: parseLeaderArgs(rest, options) };
       case "peers":
         return { command: name, options: parsePeersArgs(rest, options) };
+      case "groups":
+        return { command: name, options: parseGroupsArgs(rest, options) };
       case "snapshot":
         return { command: name, options: parseSnapshotArgs(rest, options) };
       case "health":

@@ -21,7 +21,14 @@ import { resolve } from "node:path";
 import { CounterNode, identityReply, type NodeOptions, type NodeTransport } from "./node.ts";
 import { DirLock } from "../storage/dir_lock.ts";
 import type { DataDir } from "../storage/mod.ts";
-import { groupDataDir, migrateSingleGroupLayout } from "../storage/layout.ts";
+import {
+  groupDataDir,
+  type GroupSet,
+  migrateSingleGroupLayout,
+  moveGroupAside,
+  readGroupSet,
+  saveGroupSet,
+} from "../storage/layout.ts";
 import {
   type ClientRequest,
   type ClientResponse,
@@ -76,6 +83,10 @@ export class NodeHost {
   readonly #lock: DirLock;
   readonly #slots: Map<string, GroupSlot>;
   readonly #unknownWarned = new Set<string>();
+  /** Groups removed at run time: `--groups` does not bring them back at a restart. */
+  #removed = new Set<string>();
+  /** Group set changes run one at a time (each rewrites `groups.json`). */
+  #changing: Promise<unknown> = Promise.resolve();
   #stopping = false;
   #resolveClosed!: () => void;
   #rejectClosed!: (err: Error) => void;
@@ -158,12 +169,17 @@ export class NodeHost {
       hello: (group) => slots.get(group)?.node?.hello() ?? null,
     });
     const host = new NodeHost({ ...options, groups }, root, server, peers, lock, slots);
-    // Every configured group answers "node is starting" (not UNKNOWN_GROUP) from now on.
+    // Every group given answers "node is starting" (not UNKNOWN_GROUP) from now on.
     for (const group of groups) slots.set(group, { node: null, storage: null });
     server.setHandler(host.#handler());
     try {
-      await migrateSingleGroupLayout(root, groups[0], log);
-      await Promise.all(groups.map((group) => host.#openGroup(group)));
+      const migrated = await migrateSingleGroupLayout(root, groups[0], log);
+      const hosted = await host.#groupSet(groups, migrated);
+      for (const group of hosted) {
+        if (!slots.has(group)) slots.set(group, { node: null, storage: null });
+      }
+      for (const group of [...slots.keys()]) if (!hosted.includes(group)) slots.delete(group);
+      await Promise.all(hosted.map((group) => host.#openGroup(group)));
     } catch (err) {
       await host.#shutdown();
       throw err;
@@ -253,8 +269,170 @@ export class NodeHost {
     this.#lock.release();
   }
 
+  /**
+   * The groups to host: those `groups.json` records, plus those of `given` (`--groups`) not
+   * removed at run time, plus a group just migrated from the single-group layout; recorded
+   * durably before any is opened, so that a restart finds them all.
+   */
+  async #groupSet(given: readonly string[], migrated: string | null): Promise<string[]> {
+    const recorded = await readGroupSet(this.#root, groupNameProblem);
+    const set: GroupSet = recorded ?? { groups: [], removed: [] };
+    this.#removed = new Set(set.removed);
+    const hosted = new Set(set.groups);
+    for (const group of given) {
+      if (this.#removed.has(group)) {
+        this.#log.warn(
+          `--groups names ${group}, which was removed from this node ('counter groups remove'); ` +
+            `not serving it (bring it back with 'counter groups create')`,
+        );
+      } else hosted.add(group);
+    }
+    if (migrated !== null) hosted.add(migrated);
+    const groups = [...hosted].sort();
+    if (recorded === null || groups.join(",") !== [...recorded.groups].sort().join(",")) {
+      await saveGroupSet(this.#root, { groups, removed: [...this.#removed] });
+    }
+    return groups;
+  }
+
+  /** Durably records the hosted groups (the slots) and the removed ones. */
+  async #saveGroupSet(): Promise<void> {
+    await saveGroupSet(this.#root, { groups: this.groups(), removed: [...this.#removed] });
+  }
+
+  /** Runs `change` after the group set changes before it. */
+  #serially<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.#changing.then(change, change);
+    this.#changing = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * `create_group` (args `name`, `voters`): starts a new group with `voters` as its initial
+   * members, this node among them. Recorded in `groups.json` first; the group then runs the
+   * bootstrap check like any new group, so every voter must be asked (`counter groups create`
+   * asks them all). Already hosted: answered at once, `created: false`.
+   */
+  #createGroup(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    const name = req.args?.name;
+    const voters = req.args?.voters;
+    if (typeof name !== "string" || groupNameProblem(name) !== null) {
+      const why = typeof name === "string" ? groupNameProblem(name) : "args.name is missing";
+      reply({ ok: false, code: "BAD_REQUEST", error: `create_group: ${why}` });
+      return;
+    }
+    if (
+      !Array.isArray(voters) || voters.length === 0 ||
+      !voters.every((v) => typeof v === "string" && v !== "")
+    ) {
+      reply({
+        ok: false,
+        code: "BAD_REQUEST",
+        error: "create_group needs args.voters (HOST:PORT list)",
+      });
+      return;
+    }
+    const members = [...new Set(voters as string[])].sort();
+    for (const member of members) {
+      try {
+        parseAddress(member);
+      } catch (err) {
+        reply({ ok: false, code: "BAD_REQUEST", error: `bad voter: ${(err as Error).message}` });
+        return;
+      }
+    }
+    if (!members.includes(this.#options.id)) {
+      reply({
+        ok: false,
+        code: "BAD_REQUEST",
+        error: `this node (${this.#options.id}) is not among the voters ${members.join(",")}`,
+      });
+      return;
+    }
+    this.#serially(async () => {
+      if (this.#slots.has(name)) return { created: false };
+      // A dir left by a removal cut short is moved aside: the new group starts empty.
+      const aside = await moveGroupAside(this.#root, name);
+      if (aside !== null) {
+        this.#log.warn("moved an old dir of the group aside", { group: name, to: aside });
+      }
+      this.#removed.delete(name);
+      this.#slots.set(name, { node: null, storage: null });
+      await this.#saveGroupSet();
+      this.#log.info("creating group", { group: name, voters: members.join(",") });
+      try {
+        await this.#openGroup(name, members);
+      } catch (err) {
+        this.#slots.delete(name);
+        await this.#saveGroupSet();
+        throw err;
+      }
+      return { created: true };
+    }).then(
+      ({ created }) => reply({ ok: true, data: { name, created, voters: members } }),
+      (err) =>
+        reply({
+          ok: false,
+          code: this.#stopping ? "SHUTTING_DOWN" : "REFUSED",
+          error: `cannot create group ${name}: ${err instanceof Error ? err.message : err}`,
+        }),
+    );
+  }
+
+  /**
+   * `remove_group` (args `name`): stops the group here, records its removal in `groups.json`,
+   * then moves its dir aside to `DATA/removed/NAME.TIMESTAMP`. Not hosted: `removed: false`.
+   * The last group is refused (stop the node instead).
+   */
+  #removeGroup(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    const name = req.args?.name;
+    if (typeof name !== "string" || groupNameProblem(name) !== null) {
+      reply({ ok: false, code: "BAD_REQUEST", error: "remove_group needs args.name" });
+      return;
+    }
+    this.#serially(async () => {
+      const slot = this.#slots.get(name);
+      if (slot === undefined) return { removed: false, movedTo: "" };
+      if (this.#slots.size === 1) {
+        throw new Error(`${name} is the last group this node serves; stop the node instead`);
+      }
+      if (slot.node === null) throw new Error(`${name} is still starting; try again`);
+      // Durable first: a crash from here on leaves the group removed (its dir, if not yet moved,
+      // is moved aside by a later create).
+      this.#slots.delete(name);
+      this.#removed.add(name);
+      await this.#saveGroupSet();
+      await slot.node.stopGroup().catch(() => {});
+      const movedTo = await moveGroupAside(this.#root, name) ?? "";
+      this.#log.info("removed group", { group: name, movedTo });
+      return { removed: true, movedTo };
+    }).then(
+      ({ removed, movedTo }) => reply({ ok: true, data: { name, removed, movedTo } }),
+      (err) =>
+        reply({
+          ok: false,
+          code: "REFUSED",
+          error: `cannot remove group ${name}: ${err instanceof Error ? err.message : err}`,
+        }),
+    );
+  }
+
+  /** `groups`: each hosted group with this node's role, the leader it knows and the term. */
+  #listGroups(reply: (resp: ClientResponse) => void): void {
+    const groups = this.groups().map((name) => {
+      const status = this.#slots.get(name)?.node?.status();
+      return {
+        name,
+        role: String(status?.role ?? "starting"),
+        leader: String(status?.leader ?? ""),
+        term: Number(status?.term ?? 0),
+      };
+    });
+    reply({ ok: true, data: { node: this.#options.id, groups } });
+  }
+
   /** Opens (and bootstraps, when new) `group`'s node; its traffic is routed to it once running. */
-  async #openGroup(group: string): Promise<CounterNode> {
+  async #openGroup(group: string, voters?: readonly string[]): Promise<CounterNode> {
     let slot = this.#slots.get(group);
     if (slot === undefined) {
       slot = { node: null, storage: null };
@@ -274,6 +452,7 @@ export class NodeHost {
     try {
       node = await CounterNode.open({
         ...this.#options,
+        ...(voters !== undefined ? { conf: [...voters], join: undefined } : {}),
         group,
         dataDir: groupDataDir(this.#root, group),
         logger: this.#options.groups.length > 1 ? this.#log.with({ group }) : this.#log,
@@ -360,6 +539,15 @@ export class NodeHost {
     if (this.#stopping) {
       reply({ ok: false, code: "SHUTTING_DOWN", error: "the node is shutting down" });
       return;
+    }
+    // The host's own ops: about the set of groups, whatever group the request names.
+    switch (req.op) {
+      case "groups":
+        return this.#listGroups(reply);
+      case "create_group":
+        return this.#createGroup(req, reply);
+      case "remove_group":
+        return this.#removeGroup(req, reply);
     }
     if (slot === undefined) {
       reply(this.#unknownGroup(group));

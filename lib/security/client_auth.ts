@@ -50,6 +50,9 @@ const OP_ACCESS: Readonly<Record<string, Access>> = {
   transfer_leader: "admin",
   snapshot: "admin",
   backup: "admin",
+  groups: "client",
+  create_group: "admin",
+  remove_group: "admin",
 };
 
 /** What `op` needs, before the node's configuration is taken into account. */

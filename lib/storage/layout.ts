@@ -17,7 +17,7 @@
  */
 
 import { join, resolve } from "node:path";
-import { syncDir } from "./atomic_file.ts";
+import { syncDir, writeFileAtomic } from "./atomic_file.ts";
 import { decodeMeta, META_FILE_NAME } from "./meta_store.ts";
 import type { Logger } from "../logging/logger.ts";
 
@@ -146,4 +146,89 @@ export async function resolveGroupDataDir(root: string, group?: string): Promise
     `${top} holds several groups (${names.join(", ")}): name one with --group, or give ` +
       `--data ${join(groupsDir, "NAME")}`,
   );
+}
+
+/** Name of the file recording the groups a data root hosts. */
+export const GROUPS_FILE_NAME = "groups.json";
+
+/** The groups a data root hosts, and those removed from it (not re-created from `--groups`). */
+export interface GroupSet {
+  /** Hosted groups. */
+  groups: string[];
+  /** Groups removed with `counter groups remove`. */
+  removed: string[];
+}
+
+/**
+ * The group set recorded in `root/groups.json`, or null when there is none yet. A file that is
+ * not the expected JSON is an error naming it (it is written atomically, so a crash never leaves
+ * half of one).
+ */
+export async function readGroupSet(
+  root: string,
+  nameProblem: (name: string) => string | null,
+): Promise<GroupSet | null> {
+  const path = join(resolve(root), GROUPS_FILE_NAME);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  const bad = (why: string) => new Error(`${path} is damaged: ${why}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw bad((error as Error).message);
+  }
+  const record = parsed as { version?: unknown; groups?: unknown; removed?: unknown };
+  if (typeof record !== "object" || record === null || record.version !== 1) {
+    throw bad("expected {version: 1, groups: [...], removed: [...]}");
+  }
+  const list = (value: unknown, what: string): string[] => {
+    if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+      throw bad(`${what} is not a list of names`);
+    }
+    for (const name of value) {
+      const problem = nameProblem(name);
+      if (problem !== null) throw bad(problem);
+    }
+    return [...value];
+  };
+  return { groups: list(record.groups, "groups"), removed: list(record.removed ?? [], "removed") };
+}
+
+/** Durably records `set` in `root/groups.json` (temp file, fsync, rename, dir fsync). */
+export async function saveGroupSet(root: string, set: GroupSet): Promise<void> {
+  const text = JSON.stringify({
+    version: 1,
+    groups: [...set.groups].sort(),
+    removed: [...set.removed].sort(),
+  });
+  await writeFileAtomic(join(resolve(root), GROUPS_FILE_NAME), new TextEncoder().encode(text));
+}
+
+/** Name of the folder removed groups' data dirs are moved to. */
+export const REMOVED_DIR_NAME = "removed";
+
+/**
+ * Moves `root/groups/GROUP` aside to `root/removed/GROUP.TIMESTAMP` (renamed, both directories
+ * fsynced), so a removed group's data is out of the way but not destroyed; returns the new path,
+ * or null when there was no such dir.
+ */
+export async function moveGroupAside(root: string, group: string): Promise<string | null> {
+  const from = groupDataDir(root, group);
+  if (!await exists(from)) return null;
+  const removedDir = join(resolve(root), REMOVED_DIR_NAME);
+  if (!await exists(removedDir)) {
+    await Deno.mkdir(removedDir);
+    await syncDir(resolve(root));
+  }
+  const to = join(removedDir, `${group}.${Date.now()}`);
+  await Deno.rename(from, to);
+  await syncDir(removedDir);
+  await syncDir(join(resolve(root), GROUPS_DIR_NAME));
+  return to;
 }

@@ -13,6 +13,8 @@ import { Logger, silentLogger } from "../../lib/logging/logger.ts";
 import { Role } from "../../lib/raft/mod.ts";
 import { DataDirLockedError } from "../../lib/storage/mod.ts";
 import { migrateSingleGroupLayout } from "../../lib/storage/layout.ts";
+import { parseGroupsArgs } from "../../lib/cli/args.ts";
+import { runGroups } from "../../lib/cli/commands/groups.ts";
 
 const WAIT_MS = 15_000;
 
@@ -235,4 +237,69 @@ Deno.test("merged expositions keep each family once, samples of every text", () 
     mergeExpositions([a, b]),
     '# HELP x X.\n# TYPE x gauge\nx{group="a"} 1\nx{group="b"} 2\n# HELP y Y.\n# TYPE y counter\ny 3\n',
   );
+});
+
+Deno.test("groups create, list and remove change every node's set durably", async () => {
+  await withRoot(async (root) => {
+    const ids = freePorts(3).map((port) => `127.0.0.1:${port}`);
+    const start = (k: number) =>
+      NodeHost.start({ ...options(join(root, `n${k}`), ids[k], ids), groups: ["counter"] });
+    const hosts = await Promise.all(ids.map((_, k) => start(k)));
+    const out: string[] = [];
+    const deps = { out: (line: string) => out.push(line), err: (line: string) => out.push(line) };
+    const run = (...argv: string[]) =>
+      runGroups(
+        parseGroupsArgs([...argv, "--peers", ids.join(","), "--timeout-ms", "15000"]),
+        deps,
+      );
+    try {
+      assert.equal(await run("create", "orders"), 0, out.join("\n"));
+      assert.equal(out.filter((l) => l.endsWith("created")).length, 3, out.join("\n"));
+      const orders = new CounterClient({ peers: ids, group: "orders", timeoutMs: WAIT_MS });
+      try {
+        assert.equal((await orders.incrementAndGet(5n)).value, 5n);
+      } finally {
+        await orders.close();
+      }
+      // Created again: nothing changes.
+      out.length = 0;
+      assert.equal(await run("create", "orders"), 0);
+      assert.equal(out.filter((l) => l.endsWith("already served")).length, 3, out.join("\n"));
+      out.length = 0;
+      assert.equal(await run("list", "--json"), 0);
+      const listed = JSON.parse(out[0]) as { nodes: { groups: { name: string }[] }[] };
+      for (const node of listed.nodes) {
+        assert.deepEqual(node.groups.map((g) => g.name), ["counter", "orders"]);
+      }
+      // A restart serves the same groups, with the value kept.
+      await hosts[0].stop();
+      hosts[0] = await start(0);
+      assert.deepEqual(hosts[0].groups(), ["counter", "orders"]);
+      const again = new CounterClient({ peers: [ids[0]], group: "orders", timeoutMs: WAIT_MS });
+      try {
+        assert.equal((await again.get({ consistency: "follower" })).value, 5n);
+      } finally {
+        await again.close();
+      }
+      out.length = 0;
+      assert.equal(await run("remove", "orders"), 0, out.join("\n"));
+      for (const host of hosts) assert.deepEqual(host.groups(), ["counter"]);
+      const moved = [...Deno.readDirSync(join(root, "n1", "removed"))].map((e) => e.name);
+      assert.equal(moved.length, 1);
+      assert.match(moved[0], /^orders\.\d+$/);
+      // Removed durably: a restart with --groups naming it does not bring it back.
+      await hosts[1].stop();
+      hosts[1] = await NodeHost.start({
+        ...options(join(root, "n1"), ids[1], ids),
+        groups: ["counter", "orders"],
+      });
+      assert.deepEqual(hosts[1].groups(), ["counter"]);
+      // The last group cannot be removed.
+      out.length = 0;
+      assert.equal(await run("remove", "counter"), 1);
+      assert.match(out.join("\n"), /last group/);
+    } finally {
+      await Promise.all(hosts.map((h) => h.stop()));
+    }
+  });
 });
