@@ -141,3 +141,50 @@ Deno.bench(`fake node alone: answering ${CONCURRENCY} increments`, {
   conn.write(requestFrames);
   conn.read(new Uint8Array(1024 * 1024));
 });
+
+// `deno run -A tests/client/client_bench.ts --cpu [ROUNDS]`: CPU time (user + system, from
+// getrusage) per request of the three client workloads above, which a busy machine disturbs
+// less than the wall-clock times `deno bench` reports.
+if (Deno.args[0] === "--cpu") {
+  const { cpuUsage } = await import("node:process");
+  const rounds = Number(Deno.args[1] ?? 400);
+  const workloads: [string, number, () => Promise<unknown>][] = [
+    [
+      "increments at once",
+      CONCURRENCY,
+      () => Promise.all(Array.from({ length: CONCURRENCY }, () => client.incrementAndGet(1n))),
+    ],
+    [
+      "reads at once",
+      CONCURRENCY,
+      () => Promise.all(Array.from({ length: CONCURRENCY }, () => client.get())),
+    ],
+    [
+      "closed loop",
+      4 * CONCURRENCY,
+      () =>
+        Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+          for (let i = 0; i < 4; i++) await client.incrementAndGet(1n);
+        })),
+    ],
+  ];
+  for (const [name, requests, run] of workloads) {
+    for (let i = 0; i < rounds / 4; i++) await run(); // warm-up
+    const before = cpuUsage();
+    for (let i = 0; i < rounds; i++) await run();
+    const used = cpuUsage(before);
+    const usPerRequest = (used.user + used.system) / (rounds * requests);
+    console.log(`${name}: ${usPerRequest.toFixed(2)} µs of CPU per request`);
+  }
+  const conn = new FakeConn();
+  const before = cpuUsage();
+  for (let i = 0; i < rounds; i++) {
+    conn.write(requestFrames);
+    await conn.read(new Uint8Array(1024 * 1024));
+  }
+  const used = cpuUsage(before);
+  console.log(
+    `fake node alone: ${((used.user + used.system) / (rounds * CONCURRENCY)).toFixed(2)} µs`,
+  );
+  await client.close();
+}
