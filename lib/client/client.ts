@@ -6,10 +6,17 @@
  * deadline, and makes retried increments safe: every increment carries this client's id and a
  * sequence number, and the state machine applies each (id, seq) once.
  *
+ * One client serves any number of groups hosted by the same nodes (`counter serve --groups`):
+ * the connections are shared, and the leader and the pinned cluster id are kept per group. Calls
+ * without a group go to the client's default group (`group` in the options); `client.group(name)`
+ * is a view whose calls go to `name`.
+ *
  * @example
  * ```ts
  * const client = new CounterClient({ peers: ["127.0.0.1:8081", "127.0.0.1:8082"] });
  * const { value } = await client.incrementAndGet(5n);
+ * const orders = client.group("orders");
+ * await orders.incrementAndGet(1n);
  * await client.close();
  * ```
  *
@@ -27,7 +34,7 @@ import { type Logger, silentLogger } from "../logging/logger.ts";
 export interface CounterClientOptions {
   /** Servers to ask, as HOST:PORT. */
   peers: string[];
-  /** Raft group id. Default "counter". */
+  /** The default group: the one calls that name none go to. Default "counter". */
   group?: string;
   /** Overall deadline of one call, retries included. Default 5000 ms. */
   timeoutMs?: number;
@@ -70,6 +77,41 @@ export type Consistency = "linearizable" | "lease" | "follower" | "stale";
 
 /** Every {@linkcode Consistency}, in the order the help lists them. */
 export const CONSISTENCIES: readonly Consistency[] = ["linearizable", "lease", "follower", "stale"];
+
+/** Options of a call that may name its group. */
+export interface GroupOption {
+  /** The group the call is for. Default: the client's default group. */
+  group?: string;
+}
+
+/** Options of a read. */
+export interface GetOptions extends GroupOption {
+  /** Consistency of the read; default `linearizable`. */
+  consistency?: Consistency;
+}
+
+/** Options of an admin call. */
+export interface AdminOptions extends GroupOption {
+  /** Send to this node alone (no redirects); default the group's leader. */
+  peer?: string;
+}
+
+/**
+ * What the client knows of one group: the leader it last heard of and the cluster id it pinned.
+ * Both are per group: each group has its own leader and its own data dirs (and cluster id).
+ */
+interface GroupRoute {
+  readonly group: string;
+  leader: string | null;
+  /** The cluster id pinned from the first node that named one for this group; "" until then. */
+  clusterId: string;
+}
+
+/**
+ * Bound on the groups a client remembers routes of, besides its default group; past it the
+ * route learned first is forgotten (its next call asks any node again).
+ */
+const ROUTES_MAX = 4096;
 
 /** Whether a failed call certainly had no effect, or may have been applied. */
 export type Outcome = "failed" | "unknown";
@@ -120,7 +162,6 @@ const BACKOFF_MS_MAX = 500;
 /** A client of a counter group. */
 export class CounterClient {
   readonly #peers: string[];
-  readonly #group: string;
   readonly #timeoutMs: number;
   readonly #attemptTimeoutMs: number;
   readonly #clientId: string;
@@ -129,20 +170,23 @@ export class CounterClient {
   readonly #tokenKey: Promise<CryptoKey> | null;
   #conns = new Map<string, RpcClientConnection>();
   #connecting = new Map<string, Promise<RpcClientConnection>>();
-  #leader: string | null = null;
+  /** The default group's route; also in `#routes`. */
+  readonly #route: GroupRoute;
+  /** Every group's route, by name, oldest first. */
+  readonly #routes = new Map<string, GroupRoute>();
   #nextPeer = 0;
   #seq = 0;
   /** Sequence numbers of the increments in flight, in issue order (a `Set` keeps it). */
   #inflight = new Set<number>();
   #closed = false;
-  /** The cluster id pinned from the first node that named one; "" until then. */
-  #clusterId = "";
 
   /** Creates a client; connections are opened on first use. */
   constructor(options: CounterClientOptions) {
     if (options.peers.length === 0) throw new Error("a client needs at least one peer");
     this.#peers = [...options.peers];
-    this.#group = options.group ?? "counter";
+    const group = options.group ?? "counter";
+    this.#route = { group, leader: null, clusterId: "" };
+    this.#routes.set(group, this.#route);
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 1000;
     this.#clientId = options.clientId ?? crypto.randomUUID();
@@ -160,38 +204,67 @@ export class CounterClient {
    * separately) refuses it rather than serve it. "" until a node has named one.
    */
   get clusterId(): string {
-    return this.#clusterId;
+    return this.#route.clusterId;
   }
 
-  /** The leader this client last heard of, if any. */
+  /** The leader of the default group this client last heard of, if any. */
   get leader(): string | null {
-    return this.#leader;
+    return this.#route.leader;
+  }
+
+  /** The default group's name. */
+  get defaultGroup(): string {
+    return this.#route.group;
+  }
+
+  /** The leader of `group` this client last heard of, if any. */
+  leaderOf(group: string): string | null {
+    return this.#routes.get(group)?.leader ?? null;
+  }
+
+  /** The cluster id this client pinned for `group` ("" until a node named one). */
+  clusterIdOf(group: string): string {
+    return this.#routes.get(group)?.clusterId ?? "";
+  }
+
+  /**
+   * A view of this client whose calls go to `group`: same connections, same session, its own
+   * leader and cluster id. Views are cheap; closing the client closes them all.
+   */
+  group(group: string): CounterGroupClient {
+    return new CounterGroupClient(this, group);
   }
 
   /**
    * Adds `delta` and returns the value after it. Safe to call concurrently; retries inside keep
    * the same sequence number, so the increment is applied at most once.
+   *
+   * One sequence space serves every group: each group's state machine sees a subsequence of it,
+   * which de-duplicates as well, and `ackedBelow` (the oldest increment still waiting, in any
+   * group) only tells a group to forget answers the client already has.
    */
-  incrementAndGet(delta: bigint): Promise<CounterValue> {
+  incrementAndGet(delta: bigint, options?: GroupOption): Promise<CounterValue> {
+    const route = options?.group === undefined ? this.#route : this.#routeOf(options.group);
     const seq = ++this.#seq;
     this.#inflight.add(seq);
     // Every answer below the oldest increment still waiting is in hand: the node may forget them.
     const ackedBelow = this.#inflight.values().next().value!;
     const clientId = this.#clientId;
-    const req: ClientRequest = this.#clusterId === ""
+    const req: ClientRequest = route.clusterId === ""
       ? { op: "incr", delta, clientId, seq, ackedBelow }
-      : { op: "incr", delta, clientId, seq, ackedBelow, clusterId: this.#clusterId };
+      : { op: "incr", delta, clientId, seq, ackedBelow, clusterId: route.clusterId };
     // #call forgets `seq` once it has settled.
-    return this.#call(req, true, seq);
+    return this.#call(route, req, true, seq);
   }
 
   /** Reads the counter; linearizable unless `consistency` says otherwise. */
-  get(options: { consistency?: Consistency } = {}): Promise<CounterValue> {
+  get(options: GetOptions = {}): Promise<CounterValue> {
+    const route = options.group === undefined ? this.#route : this.#routeOf(options.group);
     const consistency = options.consistency ?? "linearizable";
-    const req: ClientRequest = this.#clusterId === ""
+    const req: ClientRequest = route.clusterId === ""
       ? { op: "get", consistency }
-      : { op: "get", consistency, clusterId: this.#clusterId };
-    return this.#call(req, false, 0);
+      : { op: "get", consistency, clusterId: route.clusterId };
+    return this.#call(route, req, false, 0);
   }
 
   /**
@@ -203,18 +276,19 @@ export class CounterClient {
   async admin(
     op: string,
     args: WireMap = {},
-    options: { peer?: string } = {},
+    options: AdminOptions = {},
   ): Promise<{ data: WireMap; leader: string }> {
+    const route = options.group === undefined ? this.#route : this.#routeOf(options.group);
     const deadline = Date.now() + this.#timeoutMs;
     let backoffMs = BACKOFF_MS_MIN;
     let lastError = "no server answered";
     while (!this.#closed && Date.now() < deadline) {
-      const target = options.peer ?? this.#leader ?? this.#rotatePeer();
+      const target = options.peer ?? route.leader ?? this.#rotatePeer();
       let resp: ClientResponse;
       try {
-        const conn = await this.#connection(target);
-        const req = this.#pinned({ op, args });
-        resp = await conn.call(this.#group, req, Math.max(1, deadline - Date.now()));
+        const conn = await this.#connection(target, route.group);
+        const req = this.#pinned(route, { op, args });
+        resp = await conn.call(route.group, req, Math.max(1, deadline - Date.now()));
       } catch (err) {
         const sent = err instanceof RpcError ? err.sent : false;
         this.#dropConnection(target);
@@ -224,18 +298,18 @@ export class CounterClient {
         }
         lastError = `${target}: ${(err as Error).message}`;
         if (options.peer !== undefined) throw new CounterError("UNAVAILABLE", "failed", lastError);
-        if (this.#leader === target) this.#leader = null;
+        if (route.leader === target) route.leader = null;
         await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
         backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
         continue;
       }
-      this.#checkCluster(target, resp, "failed");
+      this.#checkCluster(route, target, resp, "failed");
       if (resp.ok) return { data: resp.data ?? {}, leader: resp.leader ?? target };
       const code = resp.code ?? "UNKNOWN";
       lastError = resp.error ?? code;
       if (options.peer === undefined && (code === "NOT_LEADER" || code === "NO_LEADER")) {
-        this.#leader = code === "NOT_LEADER" && resp.leader ? resp.leader : null;
-        if (this.#leader === null) {
+        route.leader = code === "NOT_LEADER" && resp.leader ? resp.leader : null;
+        if (route.leader === null) {
           await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
           backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
         }
@@ -250,10 +324,11 @@ export class CounterClient {
     );
   }
 
-  /** Asks one server for its status (no redirects). */
-  async status(peer: string): Promise<ClientResponse> {
-    const conn = await this.#connection(peer);
-    return await conn.call(this.#group, { op: "status" }, this.#timeoutMs);
+  /** Asks one server for its status in a group (no redirects). */
+  async status(peer: string, options: GroupOption = {}): Promise<ClientResponse> {
+    const group = options.group ?? this.#route.group;
+    const conn = await this.#connection(peer, group);
+    return await conn.call(group, { op: "status" }, this.#timeoutMs);
   }
 
   /** Closes every connection. */
@@ -270,15 +345,25 @@ export class CounterClient {
    * Runs `req` to its end: retries, redirects, backoff. `seq`, when not 0, is the increment's
    * sequence number, dropped from those in flight when the call settles.
    */
-  async #call(req: ClientRequest, hasEffect: boolean, seq: number): Promise<CounterValue> {
+  async #call(
+    route: GroupRoute,
+    req: ClientRequest,
+    hasEffect: boolean,
+    seq: number,
+  ): Promise<CounterValue> {
     try {
-      return await this.#attempts(req, hasEffect);
+      return await this.#attempts(route, req, hasEffect);
     } finally {
       if (seq !== 0) this.#inflight.delete(seq);
     }
   }
 
-  async #attempts(req: ClientRequest, hasEffect: boolean): Promise<CounterValue> {
+  async #attempts(
+    route: GroupRoute,
+    req: ClientRequest,
+    hasEffect: boolean,
+  ): Promise<CounterValue> {
+    const group = route.group;
     const deadline = Date.now() + this.#timeoutMs;
     let maybeApplied = false;
     let lastError = "no server answered";
@@ -291,17 +376,17 @@ export class CounterClient {
       const anyNode = req.consistency === "follower" || req.consistency === "stale";
       // Until a cluster id is pinned, concurrent increments all go to one node (not one each),
       // so that they cannot land in two separately recovered groups before the pin exists.
-      const sticky = hasEffect && this.#clusterId === "";
+      const sticky = hasEffect && route.clusterId === "";
       const target = anyNode
         ? this.#rotatePeer()
-        : this.#leader ?? (sticky ? this.#currentPeer() : this.#rotatePeer());
+        : route.leader ?? (sticky ? this.#currentPeer() : this.#rotatePeer());
       let resp: ClientResponse;
       try {
         // The connection is almost always open already: no promise to wait for then.
         let conn = this.#conns.get(target);
-        if (conn === undefined || conn.isClosed) conn = await this.#connection(target);
-        const attempt = this.#pinned(req);
-        resp = await conn.call(this.#group, attempt, Math.min(remaining, this.#attemptTimeoutMs));
+        if (conn === undefined || conn.isClosed) conn = await this.#connection(target, group);
+        const attempt = this.#pinned(route, req);
+        resp = await conn.call(group, attempt, Math.min(remaining, this.#attemptTimeoutMs));
       } catch (err) {
         const sent = err instanceof RpcError ? err.sent : false;
         if (!maybeApplied) throwIfTls(err);
@@ -310,17 +395,17 @@ export class CounterClient {
         lastCode = sent ? "TIMEOUT" : "UNAVAILABLE";
         this.#log.debug("attempt failed", { target, error: lastError, sent });
         this.#dropConnection(target);
-        if (this.#leader === target) this.#leader = null;
+        if (route.leader === target) route.leader = null;
         if (sticky) this.#passPeer(target);
         await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
         backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
         continue;
       }
-      this.#checkCluster(target, resp, hasEffect && resp.ok ? "unknown" : "failed");
+      this.#checkCluster(route, target, resp, hasEffect && resp.ok ? "unknown" : "failed");
       if (resp.ok) {
         if (resp.value === undefined) throw new CounterError("BAD_RESPONSE", "unknown", "no value");
-        if (resp.leader) this.#leader = resp.leader;
-        else if (!anyNode) this.#leader = target;
+        if (resp.leader) route.leader = resp.leader;
+        else if (!anyNode) route.leader = target;
         return { value: resp.value, leader: resp.leader ?? target, node: target };
       }
       const code = resp.code ?? "UNKNOWN";
@@ -333,7 +418,7 @@ export class CounterClient {
       }
       if (code === "TIMEOUT" && hasEffect) maybeApplied = true;
       if (code === "NOT_LEADER" && resp.leader && resp.leader !== target && !anyNode) {
-        this.#leader = resp.leader;
+        route.leader = resp.leader;
         // Nodes that disagree about the leader (mid-election) must not be ping-ponged at full
         // speed: after one redirect per peer, back off as for any other failure.
         if (++redirects <= this.#peers.length) continue;
@@ -342,7 +427,7 @@ export class CounterClient {
         backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
         continue;
       }
-      this.#leader = null;
+      route.leader = null;
       if (sticky) this.#passPeer(target);
       await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
       backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
@@ -364,9 +449,27 @@ export class CounterClient {
     );
   }
 
-  /** `req` with the pinned cluster id, once there is one (requests made after it have it). */
-  #pinned(req: ClientRequest): ClientRequest {
-    const clusterId = this.#clusterId;
+  /** The route of `group`, made on first use (at most {@linkcode ROUTES_MAX} besides the default). */
+  #routeOf(group: string): GroupRoute {
+    let route = this.#routes.get(group);
+    if (route !== undefined) return route;
+    if (this.#routes.size > ROUTES_MAX) {
+      for (const name of this.#routes.keys()) {
+        if (name === this.#route.group) continue;
+        this.#routes.delete(name);
+        break;
+      }
+    }
+    route = { group, leader: null, clusterId: "" };
+    this.#routes.set(group, route);
+    return route;
+  }
+
+  /**
+   * `req` with `route`'s pinned cluster id, once there is one (requests made after it have it).
+   */
+  #pinned(route: GroupRoute, req: ClientRequest): ClientRequest {
+    const clusterId = route.clusterId;
     return clusterId === "" || req.clusterId === clusterId ? req : { ...req, clusterId };
   }
 
@@ -376,19 +479,19 @@ export class CounterClient {
    * force-recovered separately, whose history must not mix with this one's. `outcome` is the
    * error's outcome: "unknown" when the answer says the other group applied an increment.
    */
-  #checkCluster(target: string, resp: ClientResponse, outcome: Outcome): void {
+  #checkCluster(route: GroupRoute, target: string, resp: ClientResponse, outcome: Outcome): void {
     const theirs = resp.clusterId ?? "";
-    if (resp.code !== "WRONG_CLUSTER" && (theirs === "" || theirs === this.#clusterId)) return;
-    if (resp.code !== "WRONG_CLUSTER" && this.#clusterId === "") {
-      this.#clusterId = theirs;
-      this.#log.debug("pinned cluster id", { clusterId: theirs, node: target });
+    if (resp.code !== "WRONG_CLUSTER" && (theirs === "" || theirs === route.clusterId)) return;
+    if (resp.code !== "WRONG_CLUSTER" && route.clusterId === "") {
+      route.clusterId = theirs;
+      this.#log.debug("pinned cluster id", { clusterId: theirs, node: target, group: route.group });
       return;
     }
     throw new CounterError(
       "WRONG_CLUSTER",
       resp.code === "WRONG_CLUSTER" ? "failed" : outcome,
       `node ${target} belongs to another cluster (id ${theirs || "unknown"}, this client's is ` +
-        `${this.#clusterId}): it was force-recovered separately`,
+        `${route.clusterId}): it was force-recovered separately`,
     );
   }
 
@@ -408,12 +511,13 @@ export class CounterClient {
     return peer;
   }
 
-  async #connection(peer: string): Promise<RpcClientConnection> {
+  /** The connection to `peer`, opened (and authenticated for `group`) when there is none. */
+  async #connection(peer: string, group: string): Promise<RpcClientConnection> {
     const existing = this.#conns.get(peer);
     if (existing !== undefined && !existing.isClosed) return existing;
     let pending = this.#connecting.get(peer);
     if (pending === undefined) {
-      pending = this.#open(peer);
+      pending = this.#open(peer, group);
       this.#connecting.set(peer, pending);
     }
     try {
@@ -429,8 +533,12 @@ export class CounterClient {
     }
   }
 
-  /** Opens a connection to `peer` and, with a token, proves it holds it. */
-  async #open(peer: string): Promise<RpcClientConnection> {
+  /**
+   * Opens a connection to `peer` and, with a token, proves it holds it. The proof names `group`
+   * (the group of the call that opened the connection); the role it earns covers the connection,
+   * so every group the node hosts can use it.
+   */
+  async #open(peer: string, group: string): Promise<RpcClientConnection> {
     const conn = await RpcClientConnection.connect(peer, {
       connectTimeoutMs: this.#attemptTimeoutMs,
       tls: this.#tls,
@@ -438,8 +546,8 @@ export class CounterClient {
     if (this.#tokenKey === null) return conn;
     try {
       const key = await this.#tokenKey;
-      const call = (req: ClientRequest) => conn.call(this.#group, req, this.#attemptTimeoutMs);
-      await authenticate(call, this.#group, key);
+      const call = (req: ClientRequest) => conn.call(group, req, this.#attemptTimeoutMs);
+      await authenticate(call, group, key);
       return conn;
     } catch (err) {
       await conn.close();
@@ -457,5 +565,66 @@ export class CounterClient {
   #sleep(ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+}
+
+/**
+ * A view of a {@linkcode CounterClient} whose calls go to one group: it shares the client's
+ * connections and session, and has that group's own leader and cluster id. Made by
+ * `client.group(name)`; `close()` closes the whole client.
+ */
+export class CounterGroupClient {
+  /** The client this is a view of. */
+  readonly client: CounterClient;
+  /** The group the calls go to. */
+  readonly name: string;
+  readonly #options: GroupOption;
+
+  /** A view of `client` for `group`; see {@linkcode CounterClient.group}. */
+  constructor(client: CounterClient, group: string) {
+    this.client = client;
+    this.name = group;
+    this.#options = { group };
+  }
+
+  /** The leader of this group the client last heard of, if any. */
+  get leader(): string | null {
+    return this.client.leaderOf(this.name);
+  }
+
+  /** The cluster id the client pinned for this group ("" until a node named one). */
+  get clusterId(): string {
+    return this.client.clusterIdOf(this.name);
+  }
+
+  /** {@linkcode CounterClient.incrementAndGet} in this group. */
+  incrementAndGet(delta: bigint): Promise<CounterValue> {
+    return this.client.incrementAndGet(delta, this.#options);
+  }
+
+  /** {@linkcode CounterClient.get} in this group. */
+  get(options: { consistency?: Consistency } = {}): Promise<CounterValue> {
+    return this.client.get(
+      options.consistency === undefined ? this.#options : { ...options, group: this.name },
+    );
+  }
+
+  /** {@linkcode CounterClient.admin} in this group. */
+  admin(
+    op: string,
+    args: WireMap = {},
+    options: { peer?: string } = {},
+  ): Promise<{ data: WireMap; leader: string }> {
+    return this.client.admin(op, args, { ...options, group: this.name });
+  }
+
+  /** {@linkcode CounterClient.status} in this group. */
+  status(peer: string): Promise<ClientResponse> {
+    return this.client.status(peer, this.#options);
+  }
+
+  /** Closes the client this is a view of (every group's calls end). */
+  close(): Promise<void> {
+    return this.client.close();
   }
 }
