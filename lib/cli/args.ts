@@ -135,6 +135,9 @@ export const LIMITS = {
   durationSecs: { min: 1, max: 3600 },
   warmup: { min: 0, max: 1_000_000 },
   groupLength: { min: 1, max: 64 },
+  // `bench --groups`: every group is a Raft group on every node; past a few hundred the nodes'
+  // ticks and heartbeats, not the client, are what gets measured.
+  benchGroups: { min: 1, max: 1024 },
   certsDays: { min: 1, max: 36_500 },
 } as const;
 
@@ -346,6 +349,19 @@ export interface BenchOptions extends ClientOptions {
   local: boolean;
   /** With `local`: the cluster serves TLS and the client connects with it (`--tls`). */
   tls: boolean;
+  /**
+   * The groups the requests are spread over, round robin (`--groups N`): `group` first, then
+   * `groupPrefix` 1 to N-1. Just `[group]` without `--groups`.
+   */
+  groups: string[];
+}
+
+/** Default `--group-prefix` of `counter bench --groups`: groups counter, g1, g2, ... */
+export const DEFAULT_BENCH_GROUP_PREFIX = "g";
+
+/** The groups of `counter bench --groups count`: `first`, then `prefix`1 to `prefix`(count-1). */
+export function benchGroupNames(first: string, prefix: string, count: number): string[] {
+  return [first, ...Array.from({ length: count - 1 }, (_, k) => `${prefix}${k + 1}`)];
 }
 
 /** Default validity of the certificates `counter certs` makes, in days. */
@@ -1093,6 +1109,8 @@ export function parseBenchArgs(argv: readonly string[], options: ParseOptions = 
     warmup: "string",
     local: "boolean",
     tls: "boolean",
+    groups: "string",
+    "group-prefix": "string",
   });
   expectPositionals(scanned, 0);
   const local = scanned.flags.has("local");
@@ -1109,6 +1127,7 @@ export function parseBenchArgs(argv: readonly string[], options: ParseOptions = 
   }
   const concurrencyText = scanned.strings.get("concurrency");
   const client = clientOptions(scanned, options.env ?? Deno.env.get);
+  const groups = benchGroupsOption(scanned, client.group);
   if (concurrencyText === undefined) {
     const flag = CLOSED_LOOP_FLAGS.find((name) => scanned.strings.has(name));
     if (flag !== undefined) {
@@ -1126,6 +1145,7 @@ export function parseBenchArgs(argv: readonly string[], options: ParseOptions = 
       warmup: 0,
       local,
       tls,
+      groups,
     };
   }
   const concurrency = parseBoundedInteger(concurrencyText, "--concurrency", LIMITS.concurrency);
@@ -1158,7 +1178,23 @@ export function parseBenchArgs(argv: readonly string[], options: ParseOptions = 
     warmup: integerOption(scanned, "warmup", 0, LIMITS.warmup),
     local,
     tls,
+    groups,
   };
+}
+
+/** `--groups N` and `--group-prefix P` of `counter bench`: the group names, `group` first. */
+function benchGroupsOption(scanned: Scanned, group: string): string[] {
+  const prefix = scanned.strings.get("group-prefix");
+  const count = integerOption(scanned, "groups", 1, LIMITS.benchGroups);
+  if (prefix !== undefined && !scanned.strings.has("groups")) {
+    throw new UsageError("--group-prefix needs --groups N");
+  }
+  const names = benchGroupNames(group, prefix ?? DEFAULT_BENCH_GROUP_PREFIX, count);
+  for (const name of names.slice(1)) checkGroupName(name, "--group-prefix, numbered,");
+  if (new Set(names).size !== names.length) {
+    throw new UsageError(`--groups: --group ${group} is also one of the numbered groups`);
+  }
+  return names;
 }
 
 function parseHelpArgs(argv: readonly string[]): Invocation {

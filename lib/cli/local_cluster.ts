@@ -63,6 +63,11 @@ export interface LocalClusterOptions {
   dataRoot?: string;
   /** Raft group id. Default "counter". */
   group?: string;
+  /**
+   * Several groups for every node to serve (`serve --groups`); the first is the one `statuses`
+   * and `waitForLeader` ask about. Default: `group` alone.
+   */
+  groups?: string[];
   /** Extra `counter serve` options for every node. */
   serveArgs?: string[];
   /** Node log level. Default "info". */
@@ -182,6 +187,8 @@ export class LocalCluster {
   readonly dataRoot: string;
   readonly #nodes: Map<string, NodeProcess>;
   readonly #group: string;
+  /** Every group the nodes serve, `#group` first. */
+  readonly groups: readonly string[];
   readonly #serveArgs: string[];
   readonly #command: string[];
   readonly #ownsRoot: boolean;
@@ -198,7 +205,11 @@ export class LocalCluster {
     this.ids = ids;
     this.dataRoot = dataRoot;
     this.#ownsRoot = ownsRoot;
-    this.#group = options.group ?? "counter";
+    const groups = options.groups !== undefined && options.groups.length > 0
+      ? [...options.groups]
+      : [options.group ?? "counter"];
+    this.#group = groups[0];
+    this.groups = groups;
     this.#serveArgs = options.serveArgs ?? [];
     this.#command = options.command ?? selfCommand({ v8Flags: NODE_V8_FLAGS });
     this.#logLevel = options.logLevel ?? "info";
@@ -294,6 +305,7 @@ export class LocalCluster {
         this.ids.join(","),
         "--group",
         this.#group,
+        ...(this.groups.length > 1 ? ["--groups", this.groups.join(",")] : []),
         "--log-level",
         this.#logLevel,
         ...this.#serveArgs,
@@ -434,6 +446,57 @@ export class LocalCluster {
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`no leader within ${timeoutMs} ms`);
+  }
+
+  /**
+   * The leader of each group as the running nodes report it (the host's `groups` op, one call per
+   * node): a group is in the map once some node says it leads it. With several nodes claiming a
+   * group (an old leader not yet told), the one in the highest term wins.
+   */
+  async groupLeaders(timeoutMs = 1000): Promise<Map<string, string>> {
+    const best = new Map<string, { leader: string; term: number }>();
+    await Promise.all(this.ids.map(async (id) => {
+      if (!this.isRunning(id)) return;
+      const client = new CounterClient({
+        peers: [id],
+        group: this.#group,
+        timeoutMs,
+        tls: this.#clientTls,
+        token: this.#clientToken,
+      });
+      try {
+        const { data } = await client.admin("groups", {}, { peer: id });
+        const list = Array.isArray(data.groups) ? data.groups : [];
+        for (const item of list) {
+          const g = item as Record<string, unknown>;
+          if (g.role !== "leader" || typeof g.name !== "string") continue;
+          const term = typeof g.term === "number" ? g.term : 0;
+          const known = best.get(g.name);
+          if (known === undefined || known.term < term) best.set(g.name, { leader: id, term });
+        }
+      } catch {
+        // A node that does not answer leads nothing we can see.
+      } finally {
+        await client.close();
+      }
+    }));
+    return new Map([...best].map(([group, { leader }]) => [group, leader]));
+  }
+
+  /** Waits until every group of {@linkcode groups} has a leader; returns them by group. */
+  async waitForLeaders(timeoutMs = 30_000): Promise<Map<string, string>> {
+    const deadline = Date.now() + timeoutMs;
+    let leaders = new Map<string, string>();
+    while (Date.now() < deadline) {
+      leaders = await this.groupLeaders();
+      if (this.groups.every((g) => leaders.has(g))) return leaders;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const missing = this.groups.filter((g) => !leaders.has(g));
+    throw new Error(
+      `no leader within ${timeoutMs} ms in ${missing.length} of ${this.groups.length} groups ` +
+        `(${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""})`,
+    );
   }
 
   /** Stops every node with SIGTERM (SIGKILL after `graceMs`), and removes a temp data root. */

@@ -130,6 +130,7 @@ const BURST: BenchOptions = {
   warmup: 0,
   local: false,
   tls: false,
+  groups: ["counter"],
 };
 
 function closedLoop(overrides: Partial<BenchOptions>): BenchOptions {
@@ -413,8 +414,8 @@ Deno.test("bench --local runs against a cluster it starts, reports memory, and s
   const { cluster, events } = fakeCluster();
   const groups: string[] = [];
   const { out, err, deps } = harness(client, {
-    startCluster: (group) => {
-      groups.push(group);
+    startCluster: (names) => {
+      groups.push(...names);
       return Promise.resolve(cluster);
     },
     residentBytes: (pid) => Promise.resolve(pid * 1024 * 1024),

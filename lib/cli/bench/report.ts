@@ -66,6 +66,26 @@ export interface Verification {
   verified: boolean | null;
 }
 
+/** What the requests of one group of a run spread over several (`--groups`) did. */
+export interface GroupReport extends Verification {
+  /** The group's name. */
+  name: string;
+  /** Measured requests answered. */
+  ops: number;
+  /** Measured requests acknowledged. */
+  ok: number;
+  /** Measured requests that failed and certainly had no effect. */
+  failed: number;
+  /** Measured requests whose outcome is unknown. */
+  unknown: number;
+  /** Acknowledged requests per second of the run. */
+  opsPerSec: number;
+  /** Latency of the group's acknowledged requests. */
+  latencyMs: LatencySummaryMs;
+  /** The node that answered the group's last read as leader; null when that read failed. */
+  leader: string | null;
+}
+
 /** Everything one `counter bench` run measured. */
 export interface BenchReport extends Verification {
   /** The burst of SOFAJRaft's counter client, or a closed loop of workers. */
@@ -107,6 +127,11 @@ export interface BenchReport extends Verification {
   cpu: CpuSplit;
   /** True when Ctrl-C cut the run short; absent otherwise. */
   interrupted?: true;
+  /**
+   * With `--groups N` (N > 1), each group's figures; absent otherwise. The run's values are then
+   * the sums over the groups, and it is verified when every group is.
+   */
+  groups?: GroupReport[];
 }
 
 /** Decides {@linkcode Verification.verified}. */
@@ -124,6 +149,47 @@ export function verify(
     else if (growthMin === growthMax) verified = true;
   }
   return { valueBefore, valueAfter, growthMin, growthMax, verified };
+}
+
+/**
+ * The verification of a run spread over groups: the sums of their values and growths, verified
+ * when every group is, failed when any group failed (sums could hide a loss in one group behind
+ * a gain in another), undecided otherwise.
+ */
+export function verifyAll(groups: readonly Verification[]): Verification {
+  const sum = (pick: (v: Verification) => bigint) => groups.reduce((s, v) => s + pick(v), 0n);
+  const afterKnown = groups.every((v) => v.valueAfter !== null);
+  return {
+    valueBefore: sum((v) => v.valueBefore),
+    valueAfter: afterKnown ? sum((v) => v.valueAfter!) : null,
+    growthMin: sum((v) => v.growthMin),
+    growthMax: sum((v) => v.growthMax),
+    verified: groups.some((v) => v.verified === false)
+      ? false
+      : groups.every((v) => v.verified === true)
+      ? true
+      : null,
+  };
+}
+
+/** The report of one group: its measured tally, its verification, its leader. */
+export function buildGroupReport(
+  name: string,
+  measured: PhaseTally,
+  verification: Verification,
+  leader: string | null,
+): GroupReport {
+  return {
+    name,
+    ops: measured.done,
+    ok: measured.ok,
+    failed: measured.failed,
+    unknown: measured.unknown,
+    opsPerSec: perSecond(measured.ok, measured.elapsedMs),
+    latencyMs: summarize(measured.latency()),
+    ...verification,
+    leader,
+  };
 }
 
 function toMs(us: number | null): number | null {
@@ -313,9 +379,10 @@ export function formatBenchText(report: BenchReport): string[] {
     ? `all ${report.concurrency} in flight at once`
     : `${report.concurrency} workers, closed loop, ${mixText(report.mix)}` +
       (report.mix.get > 0 ? `, ${report.consistency} reads` : "");
+  const spread = report.groups === undefined ? "" : `, over ${report.groups.length} groups`;
   const lines = [
     `${report.ops} ops, cost: ${report.durationMs.toFixed(0)} ms`,
-    `throughput: ${report.opsPerSec.toFixed(0)} ops/s acknowledged (${shape})`,
+    `throughput: ${report.opsPerSec.toFixed(0)} ops/s acknowledged (${shape}${spread})`,
     ...latencyRows(report),
     `errors: ${errorsText(report.failed, report.unknown, report)}`,
   ];
@@ -335,5 +402,32 @@ export function formatBenchText(report: BenchReport): string[] {
     );
   }
   lines.push(formatCpuSplit(report.cpu));
+  if (report.groups !== undefined) lines.push(...groupRows(report.groups));
   return lines;
+}
+
+function checkText(group: GroupReport): string {
+  if (group.valueAfter === null) return "unread";
+  return group.verified === true ? "verified" : group.verified === false ? "FAILED" : "consistent";
+}
+
+/** One row per group: throughput, latency, value growth, and whether it is verified. */
+function groupRows(groups: readonly GroupReport[]): string[] {
+  const width = Math.max(ROW_NAME_WIDTH, ...groups.map((g) => g.name.length + 3));
+  const header = "per group".padEnd(width) +
+    ["ops/s", "p50 ms", "p99 ms", "growth", "check"].map((h) => h.padStart(COLUMN_WIDTH)).join("") +
+    "  leader";
+  return [
+    header,
+    ...groups.map((g) =>
+      `  ${g.name}`.padEnd(width) +
+      [
+        g.opsPerSec.toFixed(0),
+        msText(g.latencyMs.p50),
+        msText(g.latencyMs.p99),
+        g.valueAfter === null ? "n/a" : String(g.valueAfter - g.valueBefore),
+        checkText(g),
+      ].map((cell) => cell.padStart(COLUMN_WIDTH)).join("") + `  ${g.leader ?? "-"}`
+    ),
+  ];
 }

@@ -27,6 +27,21 @@ export interface BenchClient {
   get(options?: { consistency?: ReadConsistency }): Promise<ValueResult>;
   /** Releases connections. */
   close(): Promise<void>;
+  /** A client of the same connections whose calls go to group `name` (`bench --groups`). */
+  group?(name: string): BenchClient;
+}
+
+/**
+ * One group of a run spread over several (`bench --groups`): where its requests go, and what
+ * they did (besides the phase's tally of every group).
+ */
+export interface GroupTarget {
+  /** The group's name. */
+  readonly name: string;
+  /** A client whose calls go to this group. */
+  readonly client: BenchClient;
+  /** What this group's requests did. */
+  readonly tally: PhaseTally;
 }
 
 /** What the requests of one kind did. */
@@ -141,12 +156,14 @@ export function opKindAt(index: number, mix: BenchMix): BenchOpKind {
 /** A monotonic clock in milliseconds; `performance.now` unless a test says otherwise. */
 export type Clock = () => number;
 
+/** Sends one request; records what it did in `tally` and, when given, in `group`'s tally. */
 async function timed(
   tally: PhaseTally,
   kind: BenchOpKind,
   delta: bigint,
   now: Clock,
   request: () => Promise<unknown>,
+  group?: GroupTarget,
 ): Promise<void> {
   const startMs = now();
   try {
@@ -154,30 +171,41 @@ async function timed(
     await request();
   } catch (error) {
     tally.recordError(kind, error, delta);
+    group?.tally.recordError(kind, error, delta);
     return;
   }
   // Outside the try: a bug in the tally must surface, not pass for a failed request.
-  tally.recordOk(kind, now() - startMs, delta);
+  const latencyMs = now() - startMs;
+  tally.recordOk(kind, latencyMs, delta);
+  group?.tally.recordOk(kind, latencyMs, delta);
 }
 
 /**
  * Runs SOFAJRaft's counter workload: `incrementAndGet(i)` for i in 0..`ops`-1, all sent at
  * once. Resolves when every request is answered; the deltas add up to `ops * (ops - 1) / 2`.
+ * With `groups`, request i goes to `groups[i % groups.length]` (and `client` is not used), and
+ * lands in that group's tally as well as in `tally`.
  */
 export async function runBurst(
   client: BenchClient,
   ops: number,
   tally: PhaseTally,
   now: Clock = performance.now.bind(performance),
+  groups?: readonly GroupTarget[],
 ): Promise<void> {
   const startMs = now();
   await Promise.all(
     Array.from({ length: ops }, (_, i) => {
       const delta = BigInt(i);
-      return timed(tally, "incr", delta, now, () => client.incrementAndGet(delta));
+      if (groups === undefined) {
+        return timed(tally, "incr", delta, now, () => client.incrementAndGet(delta));
+      }
+      const target = groups[i % groups.length];
+      return timed(tally, "incr", delta, now, () => target.client.incrementAndGet(delta), target);
     }),
   );
   tally.elapsedMs = now() - startMs;
+  for (const target of groups ?? []) target.tally.elapsedMs = tally.elapsedMs;
 }
 
 /** Options of {@linkcode runClosedLoop}; exactly one of `ops` and `durationMs` is non-null. */
@@ -196,6 +224,11 @@ export interface ClosedLoopOptions {
   now?: Clock;
   /** Once aborted (Ctrl-C), workers send nothing more; requests in flight are waited for. */
   signal?: AbortSignal;
+  /**
+   * Spread the requests over these groups, round robin by request number (the client passed is
+   * then not used); each request also lands in its group's tally.
+   */
+  groups?: readonly GroupTarget[];
 }
 
 /**
@@ -238,6 +271,37 @@ export async function runClosedLoop(
     }
   }
 
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  // Spread over groups: the same loop, each request to its group's client and tally too.
+  const groups = options.groups;
+  async function groupWorker(targets: readonly GroupTarget[]): Promise<void> {
+    while (sent < opsMax && now() < endMs && options.signal?.aborted !== true) {
+      const index = sent++;
+      const target = targets[index % targets.length];
+      const kind = opKindAt(index, mix);
+      const delta = kind === "incr" ? 1n : 0n;
+      const startMs = now();
+      try {
+        // ---- Call into the service. ----
+        await (kind === "incr"
+          ? target.client.incrementAndGet(1n)
+          : target.client.get(readOptions));
+      } catch (error) {
+        tally.recordError(kind, error, delta);
+        target.tally.recordError(kind, error, delta);
+        continue;
+      }
+      const latencyMs = now() - startMs;
+      tally.recordOk(kind, latencyMs, delta);
+      target.tally.recordOk(kind, latencyMs, delta);
+    }
+  }
+
+  await Promise.all(
+    Array.from(
+      { length: concurrency },
+      groups === undefined || groups.length === 0 ? worker : () => groupWorker(groups),
+    ),
+  );
   tally.elapsedMs = now() - startMs;
+  for (const target of groups ?? []) target.tally.elapsedMs = tally.elapsedMs;
 }

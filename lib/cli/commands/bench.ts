@@ -21,11 +21,15 @@ import {
 } from "../bench/progress.ts";
 import {
   type BenchReport,
+  buildGroupReport,
   buildReport,
   formatBenchJson,
   formatBenchText,
+  type GroupReport,
   type NodeMemory,
+  type Verification,
   verify,
+  verifyAll,
 } from "../bench/report.ts";
 import {
   benchProcesses,
@@ -38,6 +42,7 @@ import {
 import {
   type BenchClient,
   type Clock,
+  type GroupTarget,
   PhaseTally,
   runBurst,
   runClosedLoop,
@@ -72,6 +77,8 @@ export interface BenchCluster {
   readonly dataRoot: string;
   /** Resolves with the leader's id once there is one. */
   waitForLeader(timeoutMs: number): Promise<string>;
+  /** Resolves once every group the cluster serves has a leader (`--groups`). */
+  waitForLeaders?(timeoutMs: number): Promise<Map<string, string>>;
   /** The process id of node `id`, or null when it is not running. */
   pid(id: string): number | null;
   /** Stops every node and removes their data. */
@@ -88,8 +95,11 @@ export interface BenchDeps {
   err?: (line: string) => void;
   /** Where progress goes; null shows none. Default: stderr. */
   progress?: ProgressSink | null;
-  /** Starts the cluster of `--local` for `group`, with TLS when `tls` is given. */
-  startCluster?: (group: string, tls?: LocalTls) => Promise<BenchCluster>;
+  /**
+   * Starts the cluster of `--local` serving `groups` (the first is `--group`), with TLS when
+   * `tls` is given.
+   */
+  startCluster?: (groups: readonly string[], tls?: LocalTls) => Promise<BenchCluster>;
   /** Reads a process's resident memory in bytes; null when it cannot. */
   residentBytes?: (pid: number) => Promise<number | null>;
   /** The clock latencies are measured with. Default `performance.now`. */
@@ -144,10 +154,11 @@ function resolveBenchDeps(deps: BenchDeps): ResolvedBenchDeps {
     err: deps.err ?? printErrorLine,
     progress: deps.progress === undefined ? stderrSink() : deps.progress,
     startCluster: deps.startCluster ??
-      ((group, tls) =>
+      ((groups, tls) =>
         LocalCluster.start({
           nodes: LOCAL_NODE_COUNT,
-          group,
+          group: groups[0],
+          groups: [...groups],
           ...(tls === undefined ? {} : { serveArgs: tls.serveArgs, clientTls: tls.client }),
         })),
     residentBytes: deps.residentBytes ?? residentBytes,
@@ -206,6 +217,19 @@ function judge(
         ` first error: ${errorLine(first)}`,
     );
   }
+  if (report.verified === false && report.groups !== undefined) {
+    const bad = report.groups.filter((g) => g.verified === false);
+    const shown = bad.slice(0, 5).map((g) =>
+      `${g.name} grew by ${g.valueAfter! - g.valueBefore}, expected ${
+        g.growthMin === g.growthMax ? `${g.growthMin}` : `${g.growthMin} to ${g.growthMax}`
+      }`
+    );
+    err(
+      `counter bench: verification failed in ${plural(bad.length, "group")}: ` +
+        shown.join("; ") + (bad.length > shown.length ? "; ..." : ""),
+    );
+    return EXIT_FAILED;
+  }
   if (report.verified === false) {
     const growth = report.valueAfter! - report.valueBefore;
     const expected = report.growthMin === report.growthMax
@@ -222,12 +246,35 @@ function judge(
   return failed > 0 ? EXIT_FAILED : EXIT_OK;
 }
 
-async function readValue(client: BenchClient, when: string): Promise<bigint> {
+async function readValue(client: BenchClient, when: string, group?: string): Promise<bigint> {
   try {
     return (await client.get({ consistency: "linearizable" })).value;
   } catch (error) {
-    throw new ReadFailure(`cannot read the counter ${when}: ${errorLine(error)}`);
+    const which = group === undefined ? "the counter" : `the counter of group ${group}`;
+    throw new ReadFailure(`cannot read ${which} ${when}: ${errorLine(error)}`);
   }
+}
+
+/** One group's client and tallies, in a run spread over groups. */
+interface GroupRun {
+  name: string;
+  client: BenchClient;
+  warmup: GroupTarget;
+  measured: GroupTarget;
+}
+
+/** The clients and tallies of each of `names`, all through `client`'s connections. */
+function groupRuns(client: BenchClient, names: readonly string[]): GroupRun[] {
+  if (client.group === undefined) throw new Error("this client cannot address several groups");
+  return names.map((name, k) => {
+    const groupClient = k === 0 ? client : client.group!(name);
+    return {
+      name,
+      client: groupClient,
+      warmup: { name, client: groupClient, tally: new PhaseTally() },
+      measured: { name, client: groupClient, tally: new PhaseTally() },
+    };
+  });
 }
 
 async function nodeMemory(
@@ -287,8 +334,15 @@ async function benchAgainst(
     interrupt.abort();
     err("counter bench: interrupted; waiting for the requests in flight (Ctrl-C again to quit)");
   });
+  // With --groups, each request goes to one of the groups, round robin, through the one client.
+  const runs = options.groups.length > 1 ? groupRuns(client, options.groups) : null;
   try {
     const valueBefore = await readValue(client, "before the run");
+    const groupsBefore = runs === null ? null : await Promise.all(
+      runs.map((run, k) =>
+        k === 0 ? valueBefore : readValue(run.client, "before the run", run.name)
+      ),
+    );
     const { concurrency, mix, consistency } = options;
     // The processes whose CPU the measured window is charged to: this one and the local nodes.
     const pids = cluster === null ? [] : cluster.ids.map((id) => ({ id, pid: cluster.pid(id) }));
@@ -303,7 +357,7 @@ async function benchAgainst(
         { ops },
         measured,
         now,
-        () => runBurst(client, ops, measured, now),
+        () => runBurst(client, ops, measured, now, runs?.map((r) => r.measured)),
       );
     } else {
       if (options.warmup > 0) {
@@ -315,6 +369,7 @@ async function benchAgainst(
           consistency,
           now,
           signal: interrupt.signal,
+          groups: runs?.map((r) => r.warmup),
         }, warmup);
       }
       const durationMs = options.durationSecs === null ? null : options.durationSecs * 1000;
@@ -329,6 +384,7 @@ async function benchAgainst(
           consistency,
           now,
           signal: interrupt.signal,
+          groups: runs?.map((r) => r.measured),
         }, measured));
     }
 
@@ -340,22 +396,61 @@ async function benchAgainst(
     } catch (error) {
       err(`counter bench: cannot read the counter after the run: ${errorLine(error)}`);
     }
-    // Roles by the leader that answered last, or else the one elected before the run.
-    const leaderNow = pids.some((p) => p.id === after?.leader) ? after!.leader : leaderAtStart;
+    // Roles by the leader that answered last, or else the one elected before the run. Over
+    // several groups every node leads some: no roles then.
+    const leaderNow = runs !== null
+      ? null
+      : pids.some((p) => p.id === after?.leader)
+      ? after!.leader
+      : leaderAtStart;
     const processes = benchProcesses(pids, leaderNow);
-    const growthMin = warmup.deltaAcked + measured.deltaAcked;
-    const growthMax = growthMin + warmup.deltaUnknown + measured.deltaUnknown;
+    const growthOf = (w: PhaseTally, m: PhaseTally) => {
+      const min = w.deltaAcked + m.deltaAcked;
+      return { min, max: min + w.deltaUnknown + m.deltaUnknown };
+    };
+    const growth = growthOf(warmup, measured);
+    let verification: Verification = verify(
+      valueBefore,
+      after?.value ?? null,
+      growth.min,
+      growth.max,
+    );
+    let groupReports: GroupReport[] | undefined;
+    if (runs !== null) {
+      groupReports = await Promise.all(runs.map(async (run, k) => {
+        let afterGroup: { value: bigint; leader: string } | null = k === 0 ? after : null;
+        if (k > 0) {
+          try {
+            afterGroup = await run.client.get({ consistency: "linearizable" });
+          } catch (error) {
+            err(
+              `counter bench: cannot read the counter of group ${run.name} after the run: ` +
+                errorLine(error),
+            );
+          }
+        }
+        const g = growthOf(run.warmup.tally, run.measured.tally);
+        return buildGroupReport(
+          run.name,
+          run.measured.tally,
+          verify(groupsBefore![k], afterGroup?.value ?? null, g.min, g.max),
+          afterGroup?.leader ?? null,
+        );
+      }));
+      verification = verifyAll(groupReports);
+    }
     const report = buildReport(measured, warmup, {
       mode: concurrency === null ? "burst" : "closed-loop",
       concurrency: concurrency ?? options.ops!,
       mix,
       consistency,
-      verification: verify(valueBefore, after?.value ?? null, growthMin, growthMax),
+      verification,
       leader: after?.leader ?? null,
       nodes: cluster === null ? null : await nodeMemory(cluster, deps.residentBytes),
       cpu: cpuSplit(processes, cpuAtStart, cpuAtEnd, measured.done),
     });
     if (interrupt.signal.aborted) report.interrupted = true;
+    if (groupReports !== undefined) report.groups = groupReports;
     if (options.json) out(formatBenchJson(report));
     else {
       if (report.interrupted) out("interrupted by Ctrl-C: a partial run, summed up below");
@@ -393,7 +488,7 @@ export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Pro
   const localTls = options.tls ? await makeLocalTls() : null;
   let cluster: BenchCluster;
   try {
-    cluster = await resolved.startCluster(options.group, localTls?.tls);
+    cluster = await resolved.startCluster(options.groups, localTls?.tls);
   } catch (error) {
     await localTls?.cleanup();
     throw error;
@@ -403,9 +498,19 @@ export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Pro
   try {
     say(`local cluster data and node logs in ${cluster.dataRoot} (removed at the end)`);
     const leader = await cluster.waitForLeader(LOCAL_LEADER_TIMEOUT_MS);
+    const spread = options.groups.length > 1;
+    const leaders = spread && cluster.waitForLeaders !== undefined
+      ? await cluster.waitForLeaders(LOCAL_LEADER_TIMEOUT_MS)
+      : null;
     if (!options.json) {
       resolved.out(
-        `local cluster of ${LOCAL_NODE_COUNT} nodes: ${cluster.ids.join(", ")}; leader ${leader}`,
+        `local cluster of ${LOCAL_NODE_COUNT} nodes: ${cluster.ids.join(", ")}; ` +
+          (leaders === null
+            ? `leader ${leader}`
+            : `${options.groups.length} groups, leaders per node ${
+              cluster.ids.map((id) => [...leaders.values()].filter((l) => l === id).length)
+                .join("/")
+            }`),
       );
     }
     return await benchAgainst(
