@@ -256,10 +256,13 @@ export type GroupsAction =
 /** Options of `counter groups`. */
 export type GroupsOptions = ClientOptions & GroupsAction;
 
-/** Options of `counter leader`: name the leader, or move leadership to `node`. */
+/**
+ * Options of `counter leader`: name the leader, move leadership to `node`, or spread the leaders
+ * of every group the nodes serve evenly over the voters (`balance`).
+ */
 export type LeaderOptions =
   & ClientOptions
-  & ({ action: "show" } | { action: "transfer"; node: string });
+  & ({ action: "show" } | { action: "transfer"; node: string } | { action: "balance" });
 
 /** Options of `counter status`. */
 export type StatusOptions = ClientOptions;
@@ -918,8 +921,12 @@ export function parseLeaderArgs(
     expectPositionals(scanned, 0);
     return { ...clientOptions(scanned, env), action: "show" };
   }
-  const { rest } = subcommand(argv, ["transfer"] as const, undefined);
+  const { name, rest } = subcommand(argv, ["transfer", "balance"] as const, undefined);
   const scanned = scan(rest, CLIENT_SPEC);
+  if (name === "balance") {
+    expectPositionals(scanned, 0);
+    return { ...clientOptions(scanned, env), action: "balance" };
+  }
   const node = nodeArgument(scanned, "transfer leadership to");
   return { ...clientOptions(scanned, env), action: "transfer", node };
 }

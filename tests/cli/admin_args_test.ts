@@ -92,10 +92,14 @@ Deno.test("leader names the leader, and 'leader transfer' takes one node", () =>
   assert.deepEqual(leader("--json"), { ...DEFAULTS, json: true, action: "show" });
   assert.deepEqual(leader("transfer", B), { ...DEFAULTS, action: "transfer", node: B });
   assert.deepEqual(leader("transfer", "--json", B).json, true);
+  assert.deepEqual(leader("balance"), { ...DEFAULTS, action: "balance" });
   assertUsage(() => leader("transfer"), /missing HOST:PORT, the node to transfer leadership to/);
   assertUsage(() => leader("transfer", B, A), /unexpected argument/);
-  assertUsage(() => leader("show"), /unknown subcommand "show" \(expected transfer\)/);
-  assertUsage(() => leader(B), /unknown subcommand "127.0.0.1:8082" \(expected transfer\)/);
+  assertUsage(() => leader("show"), /unknown subcommand "show" \(expected transfer or balance\)/);
+  assertUsage(
+    () => leader(B),
+    /unknown subcommand "127.0.0.1:8082" \(expected transfer or balance\)/,
+  );
   assertUsage(() => leader("--json", "transfer", B), /unexpected argument "transfer"/);
 });
 

@@ -126,6 +126,10 @@ Deno.test("status asks each node directly and shows unreachable ones", async () 
     { op: "status", args: {}, peer: A },
     { op: "status", args: {}, peer: B },
     { op: "status", args: {}, peer: C },
+    // Which groups each node serves, for the groups part (none here: one group).
+    { op: "groups", args: {}, peer: A },
+    { op: "groups", args: {}, peer: B },
+    { op: "groups", args: {}, peer: C },
   ]);
   assert.deepEqual(h.out, [
     "leader 127.0.0.1:8081, term 3; 2/3 voters up (need 2); degraded: 1 down",

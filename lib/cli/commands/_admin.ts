@@ -35,9 +35,14 @@ export interface AdminAnswer {
 export interface AdminClientLike {
   /**
    * Sends admin operation `op` with `args`: to `options.peer` alone when given, else to the
-   * leader, following redirects. Rejects with an error whose `outcome` is "failed" or "unknown".
+   * leader, following redirects; in `options.group` when given, else the client's group. Rejects
+   * with an error whose `outcome` is "failed" or "unknown".
    */
-  admin(op: string, args?: WireMap, options?: { peer?: string }): Promise<AdminAnswer>;
+  admin(
+    op: string,
+    args?: WireMap,
+    options?: { peer?: string; group?: string },
+  ): Promise<AdminAnswer>;
   /** Releases connections. */
   close(): Promise<void>;
 }

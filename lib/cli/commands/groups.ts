@@ -28,8 +28,8 @@ type Report<T> = { node: string; ok: true; value: T } | {
   unknown: boolean;
 };
 
-/** One group as a node serves it. */
-interface GroupRow {
+/** One group as a node serves it (the host's `groups` op). */
+export interface GroupRow {
   name: string;
   role: string;
   leader: string;
@@ -57,7 +57,8 @@ function exitOf(reports: Report<unknown>[]): number {
   return reports.some((r) => !r.ok) ? EXIT_FAILED : EXIT_OK;
 }
 
-function parseGroups(data: WireMap, node: string): GroupRow[] {
+/** Reads the answer of the host's `groups` op from `node`. */
+export function parseGroups(data: WireMap, node: string): GroupRow[] {
   const list = data.groups;
   if (!Array.isArray(list)) throw new BadAnswerError(node, "groups is not a list");
   return list.map((item) => {

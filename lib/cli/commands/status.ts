@@ -1,6 +1,7 @@
 /**
  * `counter status`: asks every node of `--peers` directly for its state and prints one row per
- * node, including the nodes that did not answer.
+ * node, including the nodes that did not answer. When the nodes serve several groups, it also
+ * prints each group's leader and how many groups each node leads.
  *
  * @module
  */
@@ -27,6 +28,14 @@ import {
   summaryLine,
   viewGroup,
 } from "./_diagnosis.ts";
+import {
+  countsText,
+  type GroupLeader,
+  isBalanced,
+  leadersPerNode,
+  type LeaderSurvey,
+  surveyLeaders,
+} from "./_leaders.ts";
 
 /** One node's state, as its `status` answer reports it. */
 export interface NodeStatus {
@@ -175,8 +184,45 @@ export function formatStatusText(reports: readonly NodeReport[]): string[] {
   return [summaryLine(view), ...formatTable(rows)];
 }
 
+/**
+ * The lines about the groups, when the nodes serve more than one: how many groups each node
+ * leads, whether that is balanced (⌊G/N⌋ or ⌈G/N⌉ each), and each group's leader and term.
+ */
+export function formatGroupsText(
+  groups: readonly GroupLeader[],
+  nodes: readonly string[],
+): string[] {
+  const counts = leadersPerNode(groups, nodes);
+  const leaderless = groups.filter((g) => g.leader === null).length;
+  const rows: string[][] = [["GROUP", "LEADER", "TERM"]];
+  for (const g of groups) rows.push([g.group, g.leader ?? "-", String(g.term)]);
+  return [
+    `${groups.length} groups; leaders per node: ${countsText(counts)}` +
+    `${isBalanced(counts) ? " (balanced)" : " (unbalanced: see 'counter leader balance')"}` +
+    (leaderless > 0 ? `; ${leaderless} without a leader` : ""),
+    ...formatTable(rows),
+  ];
+}
+
+/** The groups' part of `counter status --json`, or nothing for a node of one group. */
+function groupsJson(
+  survey: LeaderSurvey | null,
+  nodes: readonly string[],
+): Record<string, unknown> {
+  if (survey === null || survey.groups.length <= 1) return {};
+  const counts = leadersPerNode(survey.groups, nodes);
+  return {
+    groups: survey.groups,
+    leadersPerNode: Object.fromEntries(counts),
+    balanced: isBalanced(counts),
+  };
+}
+
 /** The one JSON line of `counter status --json`. */
-export function formatStatusJson(reports: readonly NodeReport[]): string {
+export function formatStatusJson(
+  reports: readonly NodeReport[],
+  survey: LeaderSurvey | null = null,
+): string {
   const nodes = reports.map((report) => {
     if (!report.ok) {
       return { node: report.node, ok: false, reachable: report.reachable, error: report.error };
@@ -209,6 +255,7 @@ export function formatStatusJson(reports: readonly NodeReport[]): string {
     quorum: view.quorum,
     healthy: isHealthy(view),
     nodes,
+    ...groupsJson(survey, reports.map((r) => r.node)),
   });
 }
 
@@ -238,9 +285,18 @@ export async function runStatus(
     connectOptions(options),
     deps,
     async (client, io) => {
-      const reports = await collectStatuses(client, options.peers);
-      if (options.json) io.out(formatStatusJson(reports));
-      else for (const line of formatStatusText(reports)) io.out(line);
+      const [reports, survey] = await Promise.all([
+        collectStatuses(client, options.peers),
+        // Nodes of one group, and nodes from before groups, answer with one group or none.
+        surveyLeaders(client, options.peers),
+      ]);
+      if (options.json) io.out(formatStatusJson(reports, survey));
+      else {
+        for (const line of formatStatusText(reports)) io.out(line);
+        if (survey.groups.length > 1) {
+          for (const line of formatGroupsText(survey.groups, options.peers)) io.out(line);
+        }
+      }
       const view = viewGroup(probesFromReports(reports));
       if (isHealthy(view)) return EXIT_OK;
       if (!options.json) io.err(`counter status: ${noLeaderText(view)}`);
