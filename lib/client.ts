@@ -5,7 +5,9 @@
  * the call's deadline, and makes retried increments exactly-once (each increment carries the
  * client's id and a sequence number). A call that does not succeed throws
  * {@linkcode CounterError}, whose `outcome` says whether it certainly had no effect (`"failed"`)
- * or may have been applied (`"unknown"`). Reads take a {@linkcode Consistency} level.
+ * or may have been applied (`"unknown"`). Reads take a {@linkcode Consistency} level. One
+ * client serves every group its nodes host (`counter serve --groups`): `client.group(name)` is a
+ * {@linkcode CounterGroupClient} over the same connections, with that group's own leader.
  *
  * This module only re-exports `lib/client/client.ts`; import it rather than the internal path.
  *
@@ -37,11 +39,15 @@
  */
 
 export {
+  type AdminOptions,
   CONSISTENCIES,
   type Consistency,
   CounterClient,
   type CounterClientOptions,
   CounterError,
+  CounterGroupClient,
   type CounterValue,
+  type GetOptions,
+  type GroupOption,
   type Outcome,
 } from "./client/client.ts";

@@ -11,6 +11,7 @@
 import {
   CERTS_DAYS_DEFAULT,
   DEFAULT_BASE_PORT,
+  DEFAULT_BENCH_GROUP_PREFIX,
   DEFAULT_BENCH_OPS,
   DEFAULT_BOOTSTRAP_TIMEOUT_SECS,
   DEFAULT_ELECTION_TIMEOUT_MS,
@@ -80,7 +81,7 @@ Commands:
 
 Admin commands:
   status    show each node's role, term, log indexes and value
-  leader    name the leader, or move leadership to another node
+  leader    name the leader, move leadership, or balance it over groups
   peers     list, add, remove or promote members
   groups    list, create or remove the groups the nodes serve
   snapshot  make one node take a snapshot now
@@ -285,9 +286,16 @@ sent or --duration seconds have passed; increments then add 1.
 Options:
 ${PEERS_OPTION}
   --group NAME        Raft group name (default: ${DEFAULT_GROUP})
+  --groups N          spread the requests over N groups, round robin,
+                      through one client: --group, then PREFIX1 to
+                      PREFIX(N-1); each group is checked on its own
+                      (1 to ${LIMITS.benchGroups.max}, default: 1)
+  --group-prefix P    with --groups: the numbered groups' prefix
+                      (default: ${DEFAULT_BENCH_GROUP_PREFIX}, so ${DEFAULT_GROUP}, ${DEFAULT_BENCH_GROUP_PREFIX}1, ${DEFAULT_BENCH_GROUP_PREFIX}2, ...)
   --local             start a local 3-node cluster on free ports with
-                      temporary data, run against it, and stop it; also
-                      prints each node's resident memory; not with --peers
+                      temporary data (serving every group of --groups),
+                      run against it, and stop it; also prints each
+                      node's resident memory; not with --peers
   --tls               with --local: the cluster serves TLS (certificates
                       made for the run) and the client connects with it
   --ops N             requests to measure (default: ${DEFAULT_BENCH_OPS}); without
@@ -311,12 +319,17 @@ ${SECURITY_OPTIONS}
 Output: throughput (acknowledged requests per second); latency p50, p90,
 p99, p99.9 and max, per operation when --mix has several; errors by
 code; the value before and after. Latencies are of acknowledged requests,
-to within 1%. Runs longer than a second show progress on stderr.
+to within 1%. Runs longer than a second show progress on stderr. With
+--groups, the figures are of all groups together (values summed), then
+one row per group (throughput, p50, p99, growth, check, leader); --json
+adds "groups":[{"name","ops","ok","opsPerSec","latencyMs","valueBefore",
+"valueAfter","verified","leader",...}].
 
 Examples:
   counter bench --local
   counter bench --concurrency 64 --duration 10 --mix incr=90,get=10
   counter bench --local --ops 2000 --concurrency 64 --json
+  counter bench --local --groups 8 --concurrency 64 --duration 10
 
 Exit codes:
   0  success: every request acknowledged, and the counter checked
@@ -335,7 +348,9 @@ its id, Raft role, term, commit index, applied index, last log index,
 snapshot index and counter value. The value is the node's own applied
 state: current on the leader, marked (behind) on a node whose applied
 index is behind the leader's commit index. A node that does not answer is
-shown as down.
+shown as down. When the nodes serve several groups (serve --groups), it
+then prints how many groups each node leads, whether that is balanced
+(each leads floor(G/N) or ceil(G/N)), and each group's leader and term.
 
 Options:
 ${CLIENT_OPTIONS}
@@ -344,7 +359,9 @@ Output: a summary line and an aligned table; with --json, one line
 {"leader","term","votersUp","voters","quorum","healthy","nodes":[...]}
 with one object per node of --peers, either {"node","ok":true,"id",
 "role","term","leader","commit","applied","lastIndex","snapshotIndex",
-"value","voters","learners"} or {"node","ok":false,"reachable","error"}.
+"value","voters","learners"} or {"node","ok":false,"reachable","error"};
+with several groups also "groups":[{"group","leader","term"}],
+"leadersPerNode":{"HOST:PORT":N} and "balanced".
 
 Example:
   counter status --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
@@ -357,6 +374,7 @@ Exit codes:
 
 const LEADER = `Usage: counter leader [OPTIONS]
        counter leader transfer HOST:PORT [OPTIONS]
+       counter leader balance [OPTIONS]
 
 'counter leader' names the group's leader: it asks every node of --peers
 for its status and prints the leader that the nodes in the latest term
@@ -367,20 +385,31 @@ until --timeout-ms.
 HOST:PORT: the leader brings HOST:PORT up to date and hands over, and
 the command prints the new leader once HOST:PORT leads.
 
+'counter leader balance' spreads the leaders of every group the nodes of
+--peers serve (serve --groups) evenly over each group's voters, so that
+each voter leads floor(G/N) or ceil(G/N) of G groups when their voters
+allow it: it asks each node which groups it leads, moves the fewest
+leaders with a transfer per group (--group does not apply), and prints
+the leaders per node before and after.
+
 Options:
 ${CLIENT_OPTIONS}
 
 Output: the leader's HOST:PORT; with --json, one line
 {"leader": "HOST:PORT", "term": N}, or {"leader": "HOST:PORT"} after a
-transfer.
+transfer. balance prints 'before: NODE N, ...', each move 'GROUP: FROM ->
+TO', and 'after: NODE N, ...'; with --json, one line {"groups","before",
+"after","balanced","moves":[{"group","from","to","outcome"}],...}.
 
 Examples:
   counter leader
   counter leader transfer 127.0.0.1:8082
+  counter leader balance --peers 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
 
 Exit codes:
   0  success
-  1  failed: no leader known, or the transfer was refused
+  1  failed: no leader known, or a transfer was refused (balance: or a
+     node did not answer)
   2  usage error
   3  outcome unknown: the transfer was sent but no answer came before the
      deadline; leadership may still move
