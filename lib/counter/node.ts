@@ -42,13 +42,13 @@ import {
   TransportServer,
 } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
-import { CounterStateMachine } from "./state_machine.ts";
+import { type ApplyResult, CounterStateMachine } from "./state_machine.ts";
 import type { ClientTls, ServerTls } from "../transport/tls.ts";
 import { PeerAuthenticator } from "../security/peer_auth.ts";
 import { ClientAuthenticator } from "../security/client_auth.ts";
-import { encodeIncrement, readStampMs } from "./command.ts";
+import { IncrementBatch, readStampMs } from "./command.ts";
 import { ClusterClock } from "./cluster_clock.ts";
-import { PendingProposals } from "./pending_proposals.ts";
+import { PendingProposals, type Reply, replyAll } from "./pending_proposals.ts";
 import { entryProblem, snapshotProblem } from "./entry_check.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
@@ -207,6 +207,13 @@ export class CounterNode {
   /** Stamps increments with cluster time (never the wall clock); see cluster_clock.ts. */
   readonly #clock = new ClusterClock();
   #proposals = new PendingProposals();
+  /**
+   * Increments taken in this turn of the event loop, not proposed yet: the flush (a microtask
+   * queued by the first) proposes each batch as one entry. Replies are in item order.
+   */
+  #incrBatches: Array<{ batch: IncrementBatch; replies: Reply[] }> = [];
+  /** Increments in `#incrBatches`. */
+  #incrQueued = 0;
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
@@ -803,7 +810,8 @@ export class CounterNode {
   }
 
   #busy(): boolean {
-    return this.#proposals.size + this.#reads.size >= this.#pendingRequestsMax;
+    return this.#proposals.requests + this.#incrQueued + this.#reads.size >=
+      this.#pendingRequestsMax;
   }
 
   #handleIncrement(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
@@ -824,26 +832,71 @@ export class CounterNode {
       reply({ ok: false, code: "BUSY", error: "too many requests waiting; retry later" });
       return;
     }
-    const data = encodeIncrement({
+    const item = {
       delta: req.delta,
-      // Cluster time, not Date.now(): a wall clock that is ahead or steps would expire live
-      // client sessions, and a retry would then be applied twice.
-      proposedAtMs: this.#clock.stamp(this.#raft.term),
       clientId: req.clientId ?? "",
       seq: req.seq ?? 0,
       ackedBelow: req.ackedBelow ?? 0,
-    });
-    const result = this.#raft.propose([data]);
-    if (!result.ok) {
-      if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
-      reply({ ok: false, code: "BUSY", error: `cannot take the increment now: ${result.reason}` });
+    };
+    // Increments taken in one turn of the event loop become one entry (a batch, see command.ts),
+    // proposed by a microtask after every frame of this turn was read: one log entry, storage
+    // record and apply step for all of them instead of one each.
+    let open = this.#incrBatches.at(-1);
+    if (open === undefined) {
+      queueMicrotask(() => this.#flushIncrements());
+      open = { batch: new IncrementBatch(), replies: [] };
+      this.#incrBatches.push(open);
+    }
+    try {
+      if (!open.batch.add(item)) {
+        open = { batch: new IncrementBatch(), replies: [] };
+        this.#incrBatches.push(open);
+        open.batch.add(item);
+      }
+    } catch (err) {
+      // An increment no entry can hold (a sequence number beyond 2^53, say).
+      reply({
+        ok: false,
+        code: "BAD_REQUEST",
+        error: String(err instanceof Error ? err.message : err),
+      });
       return;
     }
-    this.#proposals.add(result.firstIndex, {
-      term: result.term,
-      reply,
-      deadlineMs: Date.now() + this.#requestTimeoutMs,
-    });
+    open.replies.push(reply);
+    this.#incrQueued++;
+  }
+
+  /** Proposes the increments taken in this turn: one entry per batch, in one step. */
+  #flushIncrements(): void {
+    const batches = this.#incrBatches;
+    if (batches.length === 0) return;
+    this.#incrBatches = [];
+    this.#incrQueued = 0;
+    const everyone = (answer: (reply: Reply) => void) => {
+      for (const b of batches) for (const reply of b.replies) answer(reply);
+    };
+    if (this.#stopping) {
+      const error = "the node is shutting down";
+      return everyone((reply) => reply({ ok: false, code: "SHUTTING_DOWN", error }));
+    }
+    if (this.#raft.role !== Role.Leader) return everyone((reply) => this.#notLeader(reply));
+    // Cluster time, not Date.now(): a wall clock that is ahead or steps would expire live client
+    // sessions, and a retry would then be applied twice. One stamp per entry, as always.
+    const stampMs = this.#clock.stamp(this.#raft.term);
+    const result = this.#raft.propose(batches.map((b) => b.batch.encode(stampMs)));
+    if (!result.ok) {
+      if (this.#raft.role !== Role.Leader) return everyone((reply) => this.#notLeader(reply));
+      const error = `cannot take the increment now: ${result.reason}`;
+      return everyone((reply) => reply({ ok: false, code: "BUSY", error }));
+    }
+    const deadlineMs = Date.now() + this.#requestTimeoutMs;
+    for (let i = 0; i < batches.length; i++) {
+      this.#proposals.add(result.firstIndex + i, {
+        term: result.term,
+        replies: batches[i].replies,
+        deadlineMs,
+      });
+    }
     this.#kick();
   }
 
@@ -958,7 +1011,11 @@ export class CounterNode {
       // adding a member never costs the group its availability.
       this.#promotions.push({ node, reply, deadlineMs });
     };
-    this.#proposals.add(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
+    this.#proposals.add(result.firstIndex, {
+      term: result.term,
+      replies: [onCommitted],
+      deadlineMs,
+    });
     this.#log.info("membership change proposed", {
       op: req.op,
       peer: node,
@@ -1120,7 +1177,7 @@ export class CounterNode {
     this.#log.info("promoting caught-up learner", { peer: p.node, index: result.firstIndex });
     this.#proposals.add(result.firstIndex, {
       term: result.term,
-      reply: p.reply,
+      replies: [p.reply],
       deadlineMs: p.deadlineMs,
     });
     this.#kick();
@@ -1172,7 +1229,7 @@ export class CounterNode {
       applied: this.#applied,
       lastIndex: s.lastIndex,
       snapshotIndex: this.#snapshotIndex,
-      proposalsPending: this.#proposals.size,
+      proposalsPending: this.#proposals.requests + this.#incrQueued,
       readsPending: this.#reads.size,
       followers: s.peers.filter((p) => p.id !== s.id),
       peers: this.#peers.stats(),
@@ -1284,7 +1341,7 @@ export class CounterNode {
       for (const [index, p] of this.#proposals) {
         if (index > rd.snapshot.index) continue;
         this.#proposals.delete(index);
-        p.reply({
+        replyAll(p, {
           ok: false,
           code: "TIMEOUT",
           error: "outcome unknown: the entry was replaced by a snapshot before this node saw it",
@@ -1340,9 +1397,9 @@ export class CounterNode {
     for (const e of entries) {
       if (this.#stopping) return;
       const isCommand = e.type === EntryType.Normal && e.data.length > 0;
-      let result: ReturnType<CounterStateMachine["applyIncrement"]> | null = null;
+      let results: ApplyResult[] | null = null;
       try {
-        if (isCommand) result = this.#sm.applyIncrement(e.data);
+        if (isCommand) results = this.#sm.applyEntry(e.data);
         if (e.type === EntryType.Config) this.#onConfApplied(e);
       } catch (err) {
         // Entries are checked before they are stored, so only a damaged log or a bug gets here.
@@ -1363,22 +1420,28 @@ export class CounterNode {
       this.#proposals.delete(e.index);
       if (p.term === e.term && e.type === EntryType.Config) {
         const conf = decodeConfState(e.data);
-        this.#metrics.proposalsCommitted.inc();
-        p.reply({ ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
-      } else if (result === null || p.term !== e.term) {
-        this.#metrics.proposalsFailed.inc();
-        p.reply({
+        this.#metrics.proposalsCommitted.inc(p.replies.length);
+        replyAll(p, { ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
+      } else if (results === null || p.term !== e.term || results.length !== p.replies.length) {
+        this.#metrics.proposalsFailed.inc(p.replies.length);
+        replyAll(p, {
           ok: false,
           code: "NOT_APPLIED",
           error: "a new leader replaced the entry before it committed; it was not applied",
           leader,
         });
-      } else if (result.ok) {
-        this.#metrics.proposalsCommitted.inc();
-        p.reply({ ok: true, value: result.value, leader });
       } else {
-        this.#metrics.proposalsFailed.inc();
-        p.reply({ ok: false, code: result.code, error: result.error, leader });
+        // One answer per increment of the entry, in order (a batch's items, see command.ts).
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i];
+          if (result.ok) {
+            this.#metrics.proposalsCommitted.inc();
+            p.replies[i]({ ok: true, value: result.value, leader });
+          } else {
+            this.#metrics.proposalsFailed.inc();
+            p.replies[i]({ ok: false, code: result.code, error: result.error, leader });
+          }
+        }
       }
     }
   }
@@ -1441,7 +1504,7 @@ export class CounterNode {
     for (const [index, p] of this.#proposals) {
       if (p.deadlineMs > now) continue;
       this.#proposals.delete(index);
-      p.reply({
+      replyAll(p, {
         ok: false,
         code: "TIMEOUT",
         error: "outcome unknown: the increment was not committed in time",
@@ -1455,7 +1518,12 @@ export class CounterNode {
   }
 
   #failAll(code: "SHUTTING_DOWN", error: string): void {
-    for (const p of this.#proposals.values()) p.reply({ ok: false, code, error });
+    for (const p of this.#proposals.values()) replyAll(p, { ok: false, code, error });
+    for (const b of this.#incrBatches) {
+      for (const reply of b.replies) reply({ ok: false, code, error });
+    }
+    this.#incrBatches = [];
+    this.#incrQueued = 0;
     for (const r of this.#reads.values()) r.reply({ ok: false, code, error });
     this.#proposals.clear();
     this.#reads.clear();

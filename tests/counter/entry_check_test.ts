@@ -59,7 +59,7 @@ Deno.test("malformed Config entries are refused", () => {
 
 Deno.test("snapshots must restore and carry a usable configuration", () => {
   const sm = new CounterStateMachine();
-  sm.applyIncrement(increment());
+  sm.applyEntry(increment());
   const conf = { voters: ["127.0.0.1:1"], learners: [] };
   assert.equal(snapshotProblem(sm.snapshot(), conf), null);
   assert.match(snapshotProblem(new Uint8Array([0xff]), conf)!, /snapshot data/);

@@ -74,14 +74,14 @@ Deno.test("arithmetic is exact above 2^53, where a double would round", () => {
   assert.equal(sm.value, INT64_MIN);
 });
 
-Deno.test("applyIncrement decodes the entry data and applies it", () => {
+Deno.test("applyEntry decodes the entry data and applies it", () => {
   const sm = new CounterStateMachine();
   const data = encodeIncrement(incr(2n ** 60n + 3n, { clientId: "c", seq: 1, ackedBelow: 1 }));
-  assert.deepEqual(sm.applyIncrement(data), ok(2n ** 60n + 3n));
+  assert.deepEqual(sm.applyEntry(data), [ok(2n ** 60n + 3n)]);
   // The same entry again is a duplicate.
-  assert.deepEqual(sm.applyIncrement(data), ok(2n ** 60n + 3n));
+  assert.deepEqual(sm.applyEntry(data), [ok(2n ** 60n + 3n)]);
   assert.equal(sm.value, 2n ** 60n + 3n);
-  assert.throws(() => sm.applyIncrement(new Uint8Array([9, 9, 9])));
+  assert.throws(() => sm.applyEntry(new Uint8Array([9, 9, 9])));
   assert.equal(sm.value, 2n ** 60n + 3n);
 });
 
