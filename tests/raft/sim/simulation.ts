@@ -381,6 +381,11 @@ export interface SimStats {
   batches: number;
   /** Increments proposed in those batches. */
   batchedIncrements: number;
+  /**
+   * Increments repeating a request earlier in the same batch entry, applied by a node (and
+   * answered as the first).
+   */
+  batchRepeats: number;
 }
 
 /** The outcome of one simulated run. */
@@ -685,7 +690,7 @@ export function simParams(options: SimOptions): SimParams {
   const forcedResetDrawn = r.chance(0.25);
   // Drawn after all of the above, so that seeds without batches run as they did before them.
   const batchProposals = r.pick([0, 0, 0.5, 1]);
-  const batchWindowUsMax = r.pick([0, 500, 5_000]);
+  const batchWindowUsMax = r.pick([0, 500, 5_000, 20_000]);
   const batchRepeats = r.pick([0, 0.05]);
   // Sessions idle for CLIENT_IDLE_EXPIRY_MS of the leaders' wall clock expire. That hour lasts
   // 0.3 s, 1 s or 3 s of simulated time in most seeds (so sessions expire during a run), or an
@@ -819,6 +824,7 @@ export class Simulation {
     clusterDrops: 0,
     batches: 0,
     batchedIncrements: 0,
+    batchRepeats: 0,
   };
   /** `#blocked[from][to]`: messages on that link are dropped. */
   #blocked: boolean[][] = [];
@@ -1627,6 +1633,7 @@ export class Simulation {
     for (const firstIndex of this.#ledger.repeatsAt(e.index)) {
       // This node answered a repeated request with the first answer (checked just above).
       this.#stats.duplicateAnswers++;
+      if (firstIndex === e.index) this.#stats.batchRepeats++;
       if (node.restoredAt >= firstIndex) this.#stats.duplicateAnswersAfterRestore++;
     }
     const waiting = node.proposals.get(e.index);
@@ -2556,7 +2563,10 @@ export class Simulation {
       status: "pending",
     }));
     const p = this.#params;
-    if (p.batchProposals > 0 && r.role === Role.Leader && this.#rng.chance(p.batchProposals)) {
+    const hold = r.role === Role.Leader &&
+      // Once one increment is held, every later one joins it: node.ts proposes in arrival order.
+      (node.batch.length > 0 || (p.batchProposals > 0 && this.#rng.chance(p.batchProposals)));
+    if (hold) {
       // As node.ts: a leader takes the increment now and proposes it with the others of its turn.
       if (node.batch.length === 0) {
         this.#schedule(this.#rng.int(0, p.batchWindowUsMax), {
