@@ -2563,7 +2563,9 @@ export class Simulation {
       status: "pending",
     }));
     const p = this.#params;
-    const hold = r.role === Role.Leader &&
+    // Not while settling: the final request is attempted again after every event until it is
+    // taken, and a held one would be refused (a transfer, say) at the same instant, forever.
+    const hold = r.role === Role.Leader && this.#faults &&
       // Once one increment is held, every later one joins it: node.ts proposes in arrival order.
       (node.batch.length > 0 || (p.batchProposals > 0 && this.#rng.chance(p.batchProposals)));
     if (hold) {
