@@ -2767,6 +2767,9 @@ export class Simulation {
       }
       if (final === null || final.status === "failed" || final.status === "unknown") {
         if (!this.#caughtUp(leader, 0)) continue;
+        // Increments a leader held for a batch when the faults stopped go out first (node.ts
+        // holds them only to the end of a turn): the final read must see everything proposed.
+        if (this.#nodes.some((n) => n.batch.length > 0)) continue;
         // Retried with the same sequence number within the client's deadline; past it, the
         // client gives up and sends a new request.
         if (
