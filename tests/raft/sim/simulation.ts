@@ -515,6 +515,8 @@ interface SimNode {
   proposals: Map<number, Proposal[]>;
   /** Increments taken and held for the next batch entry (this life), in order. */
   batch: Proposal[];
+  /** The stamp taken when the first held increment came, and the term it was taken in. */
+  batchStamp: { stampMs: number; term: number };
   /** This life's reads by id. */
   reads: Map<number, Read>;
   /** Reads with a read index, waiting for the state machine to reach it. */
@@ -899,6 +901,7 @@ export class Simulation {
         commitChecked: 0,
         proposals: new Map(),
         batch: [],
+        batchStamp: { stampMs: 0, term: 0 },
         reads: new Map(),
         readsWaiting: [],
         initialMember: i < p.voters,
@@ -2571,6 +2574,10 @@ export class Simulation {
     if (hold) {
       // As node.ts: a leader takes the increment now and proposes it with the others of its turn.
       if (node.batch.length === 0) {
+        // node.ts stamps its batch in the turn that took the increments. The window here stands
+        // for that turn, but a pause can stretch it over more than a session's expiry (an hour
+        // lasts 0.3 s in some seeds): the stamp is the turn's start, as it would be in node.ts.
+        node.batchStamp = { stampMs: this.#stampOf(node), term: r.term };
         this.#schedule(this.#rng.int(0, p.batchWindowUsMax), {
           kind: Kind.Batch,
           node: node.index,
@@ -2590,11 +2597,7 @@ export class Simulation {
       );
       return made;
     }
-    // As node.ts: only a leader stamps (a follower refuses before encoding the command; here
-    // the core refuses it below).
-    let stampMs = 0;
-    if (this.#options.mutation === "wall-clock-stamps") stampMs = this.#wallMs(node);
-    else if (r.role === Role.Leader) stampMs = node.clock.stamp(r.term);
+    const stampMs = this.#stampOf(node);
     for (const proposal of made) {
       proposal.data = encodeIncrement({ ...proposal.increment, proposedAtMs: stampMs });
     }
@@ -2655,9 +2658,7 @@ export class Simulation {
       p.item = group.length;
       group.push(p);
     }
-    let stampMs = 0;
-    if (this.#options.mutation === "wall-clock-stamps") stampMs = this.#wallMs(node);
-    else if (r.role === Role.Leader) stampMs = node.clock.stamp(r.term);
+    const stampMs = node.batchStamp.term === r.term ? node.batchStamp.stampMs : this.#stampOf(node);
     const data = batches.map((b) => b.encode(stampMs));
     groups.forEach((group, i) => group.forEach((p) => p.data = data[i]));
     const res = r.propose(data);
@@ -2696,6 +2697,15 @@ export class Simulation {
       } at ${res.firstIndex}/t${res.term}`
     );
     this.#afterInput(node);
+  }
+
+  /** The stamp `node` gives the increments it proposes now. */
+  #stampOf(node: SimNode): number {
+    const r = node.raft!;
+    if (this.#options.mutation === "wall-clock-stamps") return this.#wallMs(node);
+    // As node.ts: only a leader stamps (a follower refuses before encoding the command; here
+    // the core refuses it).
+    return r.role === Role.Leader ? node.clock.stamp(r.term) : 0;
   }
 
   #clientRead(): void {
