@@ -76,6 +76,11 @@ export interface NodeSecurity {
 export interface NodeOptions {
   /** The data dir (holds log/, raft_meta/, snapshot/). */
   dataDir: string;
+  /**
+   * The data root given to `counter serve --data` (it holds `groups/NAME/` = `dataDir`), for the
+   * commands printed to operators. Default `dataDir`.
+   */
+  dataRoot?: string;
   /** This node's HOST:PORT: its id, the address its peers and clients use. */
   id: string;
   /** The address to listen on, when not `id` (for example 0.0.0.0:8081, or behind a port map). */
@@ -1615,7 +1620,7 @@ async function checkBeforeBootstrap(
     members: options.conf,
     clusterId,
     timeoutMs: (options.bootstrapTimeoutSecs ?? 300) * 1000,
-    dataDir: storage.path,
+    dataDir: options.dataRoot ?? storage.path,
     logger: options.logger,
     ask: async (member) => {
       let conn: RpcClientConnection | null = null;
