@@ -124,113 +124,120 @@ const SAFE_HIGH_LIMIT = 2 ** 21;
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
-// One scratch buffer for every encode, grown by doubling; each body leaves as a right-sized copy
-// because connections queue the bytes they are given. A buffer grown past this size (a large
-// App) is dropped after use instead of being held forever.
-const SCRATCH_BYTES_INITIAL = 16 * 1024;
-const SCRATCH_BYTES_RETAINED = 1024 * 1024;
-let scratch = new Uint8Array(SCRATCH_BYTES_INITIAL);
-let scratchView = new DataView(scratch.buffer);
+// Bodies are written straight into a shared slab and handed out as views of it, each body its
+// own bytes that nothing writes again: connections queue the bytes they are given, and a typed
+// array with its own buffer costs about ten times more to allocate than a view. A full slab is
+// left to the views that still use it (freed with the last) and a new one started; a body that
+// outgrows the slab moves to a buffer of its own size. The cost: a body kept for long pins its
+// slab, at most SLAB_BYTES beyond the largest body.
+const SLAB_BYTES = 64 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabView = new DataView(slab.buffer);
+// Where the body being written starts in the slab, and the write position.
+let base = 0;
 let at = 0;
 const utf8Encoder = new TextEncoder();
 
-/** Signals, inside the encoder, a value the binary form does not carry. */
-const NOT_BINARY = Symbol("not binary");
-
 function reserve(bytes: number): void {
-  const need = at + bytes;
-  if (need <= scratch.length) return;
-  let capacity = scratch.length * 2;
-  while (capacity < need) capacity *= 2;
-  const grown = new Uint8Array(capacity);
-  grown.set(scratch.subarray(0, at));
-  scratch = grown;
-  scratchView = new DataView(grown.buffer);
+  if (at + bytes <= slab.length) return;
+  const used = at - base;
+  const grown = new Uint8Array(Math.max(SLAB_BYTES, 2 * (used + bytes)));
+  grown.set(slab.subarray(base, at));
+  slab = grown;
+  slabView = new DataView(grown.buffer);
+  base = 0;
+  at = used;
 }
 
-function begin(tag: BinaryTag): void {
-  at = 0;
-  reserve(2);
-  scratch[0] = BINARY_MARKER;
-  scratch[1] = tag;
-  at = 2;
+// Starts a body of at most `bytesMax` bytes after the marker and tag: the one place an encode
+// makes room, so the writers below never check.
+function begin(tag: BinaryTag, bytesMax: number): void {
+  at = base;
+  reserve(2 + bytesMax);
+  slab[at] = BINARY_MARKER;
+  slab[at + 1] = tag;
+  at += 2;
 }
 
 function finish(): Uint8Array {
-  const body = scratch.slice(0, at);
-  if (scratch.length > SCRATCH_BYTES_RETAINED) {
-    scratch = new Uint8Array(SCRATCH_BYTES_INITIAL);
-    scratchView = new DataView(scratch.buffer);
+  const body = slab.subarray(base, at);
+  base = at;
+  // A slab grown for one large body is not reused for the next small ones.
+  if (slab.length > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabView = new DataView(slab.buffer);
+    base = at = 0;
   }
-  at = 0;
   return body;
 }
 
 function putU8(n: number): void {
-  reserve(1);
-  scratch[at++] = n;
+  slab[at++] = n;
 }
 
 function putU32(n: number): void {
-  reserve(4);
-  scratchView.setUint32(at, n);
+  slabView.setUint32(at, n);
   at += 4;
 }
 
 // A non-negative safe integer as two 32-bit words.
 function putU64(n: number): void {
-  reserve(8);
-  const high = Math.floor(n / TWO_32);
-  scratchView.setUint32(at, high);
-  scratchView.setUint32(at + 4, n - high * TWO_32);
+  const high = (n / TWO_32) >>> 0;
+  slabView.setUint32(at, high);
+  slabView.setUint32(at + 4, n - high * TWO_32);
   at += 8;
 }
 
 function putI64(v: bigint): void {
-  reserve(8);
-  scratchView.setBigInt64(at, v);
+  slabView.setBigInt64(at, v);
   at += 8;
 }
 
-// A u16 byte length and the UTF-8 bytes; NOT_BINARY when longer than 65,535 bytes.
+// True when `s` is a string of at most 65,535 UTF-8 bytes, which the binary form can carry.
+// Checked before anything is written, so an encoder gives up on the binary form up front.
+function fits(s: string | undefined): boolean {
+  if (typeof s !== "string") return true; // A wrong type is refused while writing.
+  if (s.length <= STR_BYTES_MAX / 3) return true;
+  if (s.length > STR_BYTES_MAX) return false;
+  let bytes = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // A surrogate pair counts 6 for its 4 bytes: the overestimate only sends a string within a
+    // few bytes of the limit as MessagePack. (A lone surrogate is written as U+FFFD, 3 bytes.)
+    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+  }
+  return bytes <= STR_BYTES_MAX;
+}
+
+// Most bytes putStr writes for `s`, 0 for a value that is not a string (refused when written).
+function strBytesMax(s: string | undefined): number {
+  return typeof s === "string" ? 2 + s.length * 3 : 0;
+}
+
+// A u16 byte length and the UTF-8 bytes; the caller checked the length with fits().
 function putStr(s: string): void {
   const length = s.length;
-  reserve(2 + length * 3);
   const start = at + 2;
   let i = 0;
   // ASCII, by far the common case (ids, ops, codes), byte by byte: cheaper than a call out.
   for (; i < length; i++) {
     const c = s.charCodeAt(i);
     if (c >= 0x80) break;
-    scratch[start + i] = c;
+    slab[start + i] = c;
   }
   let bytes = i;
   if (i < length) {
-    bytes += utf8Encoder.encodeInto(s.substring(i), scratch.subarray(start + i)).written;
+    bytes += utf8Encoder.encodeInto(s.substring(i), slab.subarray(start + i)).written;
   }
-  if (bytes > STR_BYTES_MAX) throw NOT_BINARY;
-  scratch[at] = bytes >>> 8;
-  scratch[at + 1] = bytes & 0xff;
+  if (bytes > STR_BYTES_MAX) throw new Error(`Unreachable: a string of ${bytes} bytes passed fits`);
+  slab[at] = bytes >>> 8;
+  slab[at + 1] = bytes & 0xff;
   at = start + bytes;
 }
 
 function putBytes(data: Uint8Array): void {
-  reserve(data.length);
-  scratch.set(data, at);
+  slab.set(data, at);
   at += data.length;
-}
-
-// Runs `write` and returns the body, or null when it met a value the binary form cannot carry.
-function encodeWith(tag: BinaryTag, write: () => void): Uint8Array | null {
-  begin(tag);
-  try {
-    write();
-  } catch (err) {
-    at = 0;
-    if (err === NOT_BINARY) return null;
-    throw err;
-  }
-  return finish();
 }
 
 function isHotRaftType(type: MessageType): boolean {
@@ -257,26 +264,46 @@ export function encodeRaftBinary(group: string, m: Message): Uint8Array | null {
   if (!ticksOk) {
     throw new RangeError(`Field electionTicks ${ticks} is invalid for message type ${m.type}`);
   }
-  return encodeWith(BinaryTag.Raft, () => {
-    putStr(group);
-    putU8(m.type);
-    putStr(id(m.from, "from"));
-    putStr(id(m.to, "to"));
-    putU64(raftUint(m.term, "term"));
-    putU64(raftUint(m.logTerm, "logTerm"));
-    putU64(raftUint(m.index, "index"));
-    putU64(raftUint(m.commit, "commit"));
-    putU64(raftUint(m.rejectHint, "rejectHint"));
-    putU64(raftUint(m.context, "context"));
-    putU32(ticks);
-    putU8(m.reject ? RAFT_REJECT : 0);
-    const entries = m.entries;
-    putU32(entries.length);
-    for (let i = 0; i < entries.length; i++) putEntry(entries[i]);
-  });
+  if (!fits(group) || !fits(m.from) || !fits(m.to)) return null;
+  const from = id(m.from, "from");
+  const to = id(m.to, "to");
+  const entries = m.entries;
+  let entriesBytes = 0;
+  for (let i = 0; i < entries.length; i++) entriesBytes += entryBytes(entries[i]);
+  begin(
+    BinaryTag.Raft,
+    strBytesMax(group) + 1 + strBytesMax(from) + strBytesMax(to) + RAFT_FIXED_BYTES +
+      entriesBytes,
+  );
+  putStr(group);
+  putU8(m.type);
+  putStr(from);
+  putStr(to);
+  putU64(raftUint(m.term, "term"));
+  putU64(raftUint(m.logTerm, "logTerm"));
+  putU64(raftUint(m.index, "index"));
+  putU64(raftUint(m.commit, "commit"));
+  putU64(raftUint(m.rejectHint, "rejectHint"));
+  putU64(raftUint(m.context, "context"));
+  putU32(ticks);
+  putU8(m.reject ? RAFT_REJECT : 0);
+  putU32(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    putU64(e.term);
+    putU64(e.index);
+    putU8(e.type);
+    putU32(e.data.length);
+    putBytes(e.data);
+  }
+  return finish();
 }
 
-function putEntry(e: Entry): void {
+// Bytes of a Raft body after the strings and type: six u64, electionTicks, flags, entry count.
+const RAFT_FIXED_BYTES = 6 * 8 + 4 + 1 + 4;
+
+// Checks an entry before anything is written and returns the bytes it takes.
+function entryBytes(e: Entry): number {
   if (e.type !== EntryType.Normal && e.type !== EntryType.Config) {
     throw new TypeError(`Unknown entry type ${e.type}`);
   }
@@ -284,11 +311,8 @@ function putEntry(e: Entry): void {
   if (!Number.isSafeInteger(e.index) || e.index < 1 || e.index >= RAFT_NUMBER_LIMIT) {
     throw new RangeError(`Entry index must be a positive integer below 2^48, got ${e.index}`);
   }
-  putU64(raftUint(e.term, "entry term"));
-  putU64(e.index);
-  putU8(e.type);
-  putU32(e.data.length);
-  putBytes(e.data);
+  raftUint(e.term, "entry term");
+  return ENTRY_HEADER_BYTES + e.data.length;
 }
 
 /**
@@ -333,18 +357,25 @@ export function encodeRequestBinary(
         throw new TypeError(`Request has unknown field ${key}`);
     }
   }
-  return encodeWith(BinaryTag.Request, () => {
-    putStr(group);
-    putU64(requestId);
-    putU8(op);
-    putU8(flags);
-    if (flags & REQ_DELTA) putI64(int64(r.delta!, "delta"));
-    if (flags & REQ_CLIENT_ID) putStr(str(r.clientId!, "clientId"));
-    if (flags & REQ_SEQ) putU64(uint(r.seq!, "seq"));
-    if (flags & REQ_ACKED_BELOW) putU64(uint(r.ackedBelow!, "ackedBelow"));
-    if (flags & REQ_CONSISTENCY) putStr(str(r.consistency!, "consistency"));
-    if (flags & REQ_CLUSTER_ID) putStr(str(r.clusterId!, "clusterId"));
-  });
+  if (!fits(group) || !fits(r.clientId) || !fits(r.consistency) || !fits(r.clusterId)) {
+    return null;
+  }
+  begin(
+    BinaryTag.Request,
+    strBytesMax(group) + 8 + 1 + 1 + 8 + strBytesMax(r.clientId) + 8 + 8 +
+      strBytesMax(r.consistency) + strBytesMax(r.clusterId),
+  );
+  putStr(group);
+  putU64(requestId);
+  putU8(op);
+  putU8(flags);
+  if (flags & REQ_DELTA) putI64(int64(r.delta!, "delta"));
+  if (flags & REQ_CLIENT_ID) putStr(str(r.clientId!, "clientId"));
+  if (flags & REQ_SEQ) putU64(uint(r.seq!, "seq"));
+  if (flags & REQ_ACKED_BELOW) putU64(uint(r.ackedBelow!, "ackedBelow"));
+  if (flags & REQ_CONSISTENCY) putStr(str(r.consistency!, "consistency"));
+  if (flags & REQ_CLUSTER_ID) putStr(str(r.clusterId!, "clusterId"));
+  return finish();
 }
 
 /**
@@ -396,25 +427,35 @@ export function encodeResponseBinary(
   if (r.ok === (r.code !== undefined)) {
     throw new TypeError("Response must carry a code exactly when ok is false");
   }
-  return encodeWith(BinaryTag.Response, () => {
-    putStr(group);
-    putU64(requestId);
-    putU8(flags);
-    if (flags & RESP_VALUE) putI64(int64(r.value!, "value"));
-    if (flags & RESP_ERROR) putStr(str(r.error!, "error"));
-    if (flags & RESP_CODE) putU8(code);
-    if (flags & RESP_LEADER) putStr(str(r.leader!, "leader"));
-    if (flags & RESP_DATA) {
-      const data = r.data as Record<string, string>;
-      const keys = Object.keys(data);
-      putU8(keys.length);
-      for (const key of keys) {
-        putStr(key);
-        putStr(data[key]);
-      }
+  if (!fits(group) || !fits(r.error) || !fits(r.leader) || !fits(r.clusterId)) return null;
+  let dataBytes = 0;
+  if (r.data !== undefined) {
+    dataBytes = 1;
+    for (const key in r.data) dataBytes += strBytesMax(key) + strBytesMax(r.data[key] as string);
+  }
+  begin(
+    BinaryTag.Response,
+    strBytesMax(group) + 8 + 1 + 8 + strBytesMax(r.error) + 1 + strBytesMax(r.leader) +
+      dataBytes + strBytesMax(r.clusterId),
+  );
+  putStr(group);
+  putU64(requestId);
+  putU8(flags);
+  if (flags & RESP_VALUE) putI64(int64(r.value!, "value"));
+  if (flags & RESP_ERROR) putStr(str(r.error!, "error"));
+  if (flags & RESP_CODE) putU8(code);
+  if (flags & RESP_LEADER) putStr(str(r.leader!, "leader"));
+  if (flags & RESP_DATA) {
+    const data = r.data as Record<string, string>;
+    const keys = Object.keys(data);
+    putU8(keys.length);
+    for (const key of keys) {
+      putStr(key);
+      putStr(data[key]);
     }
-    if (flags & RESP_CLUSTER_ID) putStr(str(r.clusterId!, "clusterId"));
-  });
+  }
+  if (flags & RESP_CLUSTER_ID) putStr(str(r.clusterId!, "clusterId"));
+  return finish();
 }
 
 // A plain object of at most BINARY_DATA_KEYS_MAX string values (and no `__proto__` key, which a
@@ -427,7 +468,8 @@ function isSmallStringMap(data: WireMap): boolean {
   for (const key in data) {
     if (!Object.hasOwn(data, key)) return false;
     if (++count > BINARY_DATA_KEYS_MAX || key === "__proto__") return false;
-    if (typeof data[key] !== "string") return false;
+    const value = data[key];
+    if (typeof value !== "string" || !fits(key) || !fits(value)) return false;
   }
   return true;
 }
@@ -563,22 +605,48 @@ class Reader {
   }
 }
 
-// Short ASCII strings (ids, ops, the group) are built directly; anything else goes through the
-// fatal decoder, which refuses invalid UTF-8.
-const ASCII_FAST_BYTES_MAX = 64;
+// Short strings repeat on the hot path: every Raft message carries the same group, from and to,
+// every request the same client id. A small direct-mapped cache of recently decoded short
+// strings, keyed by their exact bytes, turns most string decodes into a byte comparison. Hostile
+// input can only cause misses; the cache holds at most STRING_CACHE_SLOTS copies of 64 bytes.
+const STRING_CACHE_BYTES_MAX = 64;
+const STRING_CACHE_SLOTS = 32;
+const cachedBytes: Uint8Array[] = Array.from(
+  { length: STRING_CACHE_SLOTS },
+  () => new Uint8Array(0),
+);
+const cachedStrings: string[] = new Array(STRING_CACHE_SLOTS).fill("");
 
 function decodeUtf8(bytes: Uint8Array, start: number, length: number, what: string): string {
-  if (length <= ASCII_FAST_BYTES_MAX) {
-    let s = "";
-    let i = start;
-    const end = start + length;
-    for (; i < end; i++) {
-      const b = bytes[i];
-      if (b >= 0x80) break;
-      s += String.fromCharCode(b);
-    }
-    if (i === end) return s;
+  if (length === 0) return "";
+  if (length > STRING_CACHE_BYTES_MAX) return decodeUtf8Checked(bytes, start, length, what);
+  const end = start + length;
+  // Hashed over every byte: ids such as 10.0.0.1:4000 and 10.0.0.2:4000 differ in the middle.
+  let hash = length;
+  for (let i = start; i < end; i++) hash = (Math.imul(hash, 31) + bytes[i]) | 0;
+  const slot = (hash ^ (hash >>> 15)) & (STRING_CACHE_SLOTS - 1);
+  const cached = cachedBytes[slot];
+  if (cached.length === length) {
+    let i = 0;
+    while (i < length && cached[i] === bytes[start + i]) i++;
+    if (i === length) return cachedStrings[slot];
   }
+  // ASCII, the common case, is built directly: any ASCII bytes are valid UTF-8.
+  let s = "";
+  let i = start;
+  for (; i < end; i++) {
+    const b = bytes[i];
+    if (b >= 0x80) break;
+    s += String.fromCharCode(b);
+  }
+  if (i < end) s = decodeUtf8Checked(bytes, start, length, what);
+  cachedBytes[slot] = bytes.slice(start, end);
+  cachedStrings[slot] = s;
+  return s;
+}
+
+// The fatal decoder refuses invalid UTF-8.
+function decodeUtf8Checked(bytes: Uint8Array, start: number, length: number, what: string): string {
   try {
     return utf8Decoder.decode(bytes.subarray(start, start + length));
   } catch (err) {
