@@ -662,7 +662,7 @@ function decodeUtf8Checked(bytes: Uint8Array, start: number, length: number, wha
  */
 export function decodeBinaryBody(bytes: Uint8Array): RaftBody | RequestBody | ResponseBody {
   if (bytes.length < 2 || bytes[0] !== BINARY_MARKER) {
-    throw new ProtocolError("Binary body has no marker and tag");
+    throw new ProtocolError("Binary body (first byte 0xc1) ends before its tag");
   }
   const r = new Reader(bytes, 2);
   switch (bytes[1]) {
