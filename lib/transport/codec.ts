@@ -5,12 +5,14 @@
  * MessagePack never uses. The encoders choose the binary form by themselves whenever it can
  * carry the value; {@linkcode decodeBody} accepts both forms for every kind it has.
  *
- * Decoding a MessagePack body trusts nothing: the bytes are first walked by a structural check (limits, nesting,
- * no extension types, no trailing bytes), then decoded, then every field is checked for type and
- * range. Any failure is a {@linkcode ProtocolError}; nothing else escapes {@linkcode decodeBody}.
+ * Decoding a MessagePack body trusts nothing: the bytes are first walked by a structural check
+ * (limits, nesting, no extension types, no trailing bytes), then decoded, then every field is
+ * checked for type and range. Any failure is a {@linkcode ProtocolError}; nothing else escapes {@linkcode decodeBody}.
  *
  * Encoding asserts the same rules on the way out, so a bug on this side fails here, loudly,
- * instead of making a peer drop the connection.
+ * instead of making a peer drop the connection. A binary body is a view of a buffer shared with
+ * other bodies: its bytes never change once returned, but its `.buffer` is not the caller's to
+ * transfer or write through.
  *
  * @module
  */
