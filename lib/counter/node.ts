@@ -288,6 +288,7 @@ export class CounterNode {
       group: options.group,
       store: storage,
       members: () => this.#members(),
+      settled: () => this.#settledMembers(),
       logger: options.logger,
     });
     this.#lastRole = raft.role;
@@ -517,6 +518,14 @@ export class CounterNode {
       ...committed.voters,
       ...committed.learners,
     ]);
+  }
+
+  /** Members of the committed configuration and voters of the latest (see PeerGate). */
+  #settledMembers(): ReadonlySet<string> | null {
+    const latest = this.#raft.conf;
+    if (latest.voters.length === 0 && latest.learners.length === 0) return null;
+    const committed = this.#raft.confAt(this.#raft.commitIndex);
+    return new Set([...latest.voters, ...committed.voters, ...committed.learners]);
   }
 
   #startTimers(): void {
@@ -1520,6 +1529,7 @@ function identityReply(req: ClientRequest, storage: DataDir, raft: Raft | null):
     term: raft?.term ?? storage.recovered().hardState.term,
     lastIndex: raft?.lastIndex ?? storage.lastIndex(),
     fresh: raft === null ? storage.isFresh() : raft.lastIndex <= 1,
+    members: raft === null ? [] : [...raft.conf.voters, ...raft.conf.learners],
   };
   return { ok: true, data: { ...answer } };
 }
