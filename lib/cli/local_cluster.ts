@@ -71,6 +71,11 @@ export interface LocalClusterOptions {
   clientTls?: ClientTls;
   /** Token for the cluster's own status calls, when `serveArgs` ask for tokens. */
   clientToken?: Uint8Array;
+  /**
+   * The argv prefix that runs `counter` for the nodes (a subcommand follows). Default this
+   * program itself ({@linkcode selfCommand}); benchmarks pass another checkout's for a baseline.
+   */
+  command?: string[];
 }
 
 interface NodeProcess {
@@ -178,6 +183,7 @@ export class LocalCluster {
   readonly #nodes: Map<string, NodeProcess>;
   readonly #group: string;
   readonly #serveArgs: string[];
+  readonly #command: string[];
   readonly #ownsRoot: boolean;
   readonly #logLevel: string;
   readonly #clientTls: ClientTls | undefined;
@@ -194,6 +200,7 @@ export class LocalCluster {
     this.#ownsRoot = ownsRoot;
     this.#group = options.group ?? "counter";
     this.#serveArgs = options.serveArgs ?? [];
+    this.#command = options.command ?? selfCommand({ v8Flags: NODE_V8_FLAGS });
     this.#logLevel = options.logLevel ?? "info";
     this.#clientTls = options.clientTls;
     this.#clientToken = options.clientToken;
@@ -274,7 +281,7 @@ export class LocalCluster {
     const node = this.#node(id);
     if (node.child !== null) throw new Error(`node ${id} is already running`);
     await Deno.mkdir(node.dataDir, { recursive: true });
-    const [command, ...prefix] = selfCommand({ v8Flags: NODE_V8_FLAGS });
+    const [command, ...prefix] = this.#command;
     const child = new Deno.Command(command, {
       args: [
         ...prefix,

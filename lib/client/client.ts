@@ -132,10 +132,8 @@ export class CounterClient {
   #leader: string | null = null;
   #nextPeer = 0;
   #seq = 0;
-  /** Sequence numbers in issue order; those before `#inflightHead` are settled. */
-  #inflight: number[] = [];
-  #inflightHead = 0;
-  #settled = new Set<number>();
+  /** Sequence numbers of the increments in flight, in issue order (a `Set` keeps it). */
+  #inflight = new Set<number>();
   #closed = false;
   /** The cluster id pinned from the first node that named one; "" until then. */
   #clusterId = "";
@@ -174,23 +172,26 @@ export class CounterClient {
    * Adds `delta` and returns the value after it. Safe to call concurrently; retries inside keep
    * the same sequence number, so the increment is applied at most once.
    */
-  async incrementAndGet(delta: bigint): Promise<CounterValue> {
+  incrementAndGet(delta: bigint): Promise<CounterValue> {
     const seq = ++this.#seq;
-    this.#inflight.push(seq);
-    try {
-      // Every answer below the oldest increment still waiting is in hand: the node may forget them.
-      const ackedBelow = this.#inflight[this.#inflightHead];
-      const req: ClientRequest = { op: "incr", delta, clientId: this.#clientId, seq, ackedBelow };
-      return await this.#call(req, true);
-    } finally {
-      this.#settle(seq);
-    }
+    this.#inflight.add(seq);
+    // Every answer below the oldest increment still waiting is in hand: the node may forget them.
+    const ackedBelow = this.#inflight.values().next().value!;
+    const clientId = this.#clientId;
+    const req: ClientRequest = this.#clusterId === ""
+      ? { op: "incr", delta, clientId, seq, ackedBelow }
+      : { op: "incr", delta, clientId, seq, ackedBelow, clusterId: this.#clusterId };
+    // #call forgets `seq` once it has settled.
+    return this.#call(req, true, seq);
   }
 
   /** Reads the counter; linearizable unless `consistency` says otherwise. */
   get(options: { consistency?: Consistency } = {}): Promise<CounterValue> {
     const consistency = options.consistency ?? "linearizable";
-    return this.#call({ op: "get", consistency }, false);
+    const req: ClientRequest = this.#clusterId === ""
+      ? { op: "get", consistency }
+      : { op: "get", consistency, clusterId: this.#clusterId };
+    return this.#call(req, false, 0);
   }
 
   /**
@@ -265,7 +266,19 @@ export class CounterClient {
     await Promise.allSettled(conns.map((c) => c.close()));
   }
 
-  async #call(req: ClientRequest, hasEffect: boolean): Promise<CounterValue> {
+  /**
+   * Runs `req` to its end: retries, redirects, backoff. `seq`, when not 0, is the increment's
+   * sequence number, dropped from those in flight when the call settles.
+   */
+  async #call(req: ClientRequest, hasEffect: boolean, seq: number): Promise<CounterValue> {
+    try {
+      return await this.#attempts(req, hasEffect);
+    } finally {
+      if (seq !== 0) this.#inflight.delete(seq);
+    }
+  }
+
+  async #attempts(req: ClientRequest, hasEffect: boolean): Promise<CounterValue> {
     const deadline = Date.now() + this.#timeoutMs;
     let maybeApplied = false;
     let lastError = "no server answered";
@@ -284,7 +297,9 @@ export class CounterClient {
         : this.#leader ?? (sticky ? this.#currentPeer() : this.#rotatePeer());
       let resp: ClientResponse;
       try {
-        const conn = await this.#connection(target);
+        // The connection is almost always open already: no promise to wait for then.
+        let conn = this.#conns.get(target);
+        if (conn === undefined || conn.isClosed) conn = await this.#connection(target);
         const attempt = this.#pinned(req);
         resp = await conn.call(this.#group, attempt, Math.min(remaining, this.#attemptTimeoutMs));
       } catch (err) {
@@ -349,21 +364,10 @@ export class CounterClient {
     );
   }
 
-  #settle(seq: number): void {
-    this.#settled.add(seq);
-    while (
-      this.#inflightHead < this.#inflight.length &&
-      this.#settled.delete(this.#inflight[this.#inflightHead])
-    ) this.#inflightHead++;
-    if (this.#inflightHead > 1024 && this.#inflightHead * 2 > this.#inflight.length) {
-      this.#inflight = this.#inflight.slice(this.#inflightHead);
-      this.#inflightHead = 0;
-    }
-  }
-
-  /** `req` with the pinned cluster id, once there is one. */
+  /** `req` with the pinned cluster id, once there is one (requests made after it have it). */
   #pinned(req: ClientRequest): ClientRequest {
-    return this.#clusterId === "" ? req : { ...req, clusterId: this.#clusterId };
+    const clusterId = this.#clusterId;
+    return clusterId === "" || req.clusterId === clusterId ? req : { ...req, clusterId };
   }
 
   /**

@@ -28,7 +28,16 @@ export interface IdentityAnswer {
   lastIndex: number;
   /** The member holds nothing beyond the bootstrap entry (or is itself waiting to bootstrap). */
   fresh: boolean;
+  /**
+   * Voters and learners of the member's current configuration. The group may have changed
+   * since `--conf` was written: members added later may have heard from this id, so they are
+   * asked too. Absent in answers from older nodes.
+   */
+  members?: string[];
 }
+
+/** At most this many members are read from one answer (the network may be hostile). */
+export const IDENTITY_MEMBERS_MAX = 64;
 
 /** What {@linkcode decideBootstrap} needs besides the answers. */
 export interface BootstrapCheckOptions {
@@ -58,8 +67,10 @@ export type BootstrapDecision =
 
 /**
  * Decides from the answers gathered so far (by member id) whether this node may bootstrap.
- * Any member that heard of this id refuses it; so does a member of another cluster. With every
- * other member answering no, the node bootstraps; otherwise it waits, up to the timeout.
+ * Any member that heard of this id refuses it; so does a member of another cluster. The members
+ * asked are the initial ones plus every member an answer names (the membership may have changed
+ * since `--conf` was written). With every one of them answering no, the node bootstraps;
+ * otherwise it waits, up to the timeout.
  *
  * @example
  * ```ts
@@ -76,7 +87,9 @@ export function decideBootstrap(
   answers: ReadonlyMap<string, IdentityAnswer>,
   options: BootstrapCheckOptions,
 ): BootstrapDecision {
-  const others = [...new Set(options.members)].filter((m) => m !== options.self).sort();
+  const asked = new Set(options.members);
+  for (const answer of answers.values()) for (const m of answer.members ?? []) asked.add(m);
+  const others = [...asked].filter((m) => m !== options.self).sort();
   const heardBy = others.filter((m) => answers.get(m)?.heardOf === true);
   if (heardBy.length > 0) {
     return {
@@ -136,12 +149,21 @@ export function parseIdentityAnswer(response: ClientResponse): IdentityAnswer | 
     typeof d.heardOf !== "boolean" || typeof d.clusterId !== "string" ||
     typeof d.fresh !== "boolean" || !isCount(d.term) || !isCount(d.lastIndex)
   ) return null;
+  let members: string[] | undefined;
+  if (d.members !== undefined) {
+    if (
+      !Array.isArray(d.members) || d.members.length > IDENTITY_MEMBERS_MAX ||
+      !d.members.every((m) => typeof m === "string" && m !== "" && m.length <= 300)
+    ) return null;
+    members = d.members as string[];
+  }
   return {
     heardOf: d.heardOf,
     clusterId: d.clusterId,
     term: Number(d.term),
     lastIndex: Number(d.lastIndex),
     fresh: d.fresh,
+    ...(members === undefined ? {} : { members }),
   };
 }
 

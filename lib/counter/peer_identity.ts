@@ -45,6 +45,13 @@ export interface HelloContext {
   members: ReadonlySet<string> | null;
   /** The incarnation recorded for the hello's sender, if any. */
   recorded: string | undefined;
+  /**
+   * Ids whose recorded incarnation binds: members of the committed configuration and voters of
+   * the latest one (null when this node has no configuration). Another id may have been recorded
+   * as a learner whose addition never committed; it never voted nor counted toward a commit, so
+   * a new data dir under that id replaces the record. When absent, every record binds.
+   */
+  settled?: ReadonlySet<string> | null;
 }
 
 /**
@@ -62,7 +69,8 @@ export type HelloJudgement =
 /**
  * Decides a hello; pure, so the simulator can apply the same rules. In order: another group,
  * this node's own id, another cluster (when both sides know theirs), a sender outside the
- * configuration (skipped while this node has none), a recorded incarnation that differs.
+ * configuration (skipped while this node has none), a recorded incarnation that differs (unless
+ * the sender is not settled: see {@linkcode HelloContext.settled}).
  *
  * @example
  * ```ts
@@ -83,7 +91,12 @@ export function judgeHello(hello: Hello, group: string, ctx: HelloContext): Hell
     return { verdict: "refuse", reason: "member" };
   }
   if (ctx.recorded === undefined) return { verdict: "record" };
-  if (ctx.recorded !== hello.incarnation) return { verdict: "refuse", reason: "incarnation" };
+  if (ctx.recorded !== hello.incarnation) {
+    if (ctx.settled !== undefined && ctx.settled !== null && !ctx.settled.has(hello.from)) {
+      return { verdict: "record" };
+    }
+    return { verdict: "refuse", reason: "incarnation" };
+  }
   return { verdict: "accept" };
 }
 
@@ -111,6 +124,8 @@ export interface PeerGateOptions {
   store: IdentityStore;
   /** The members of the current configuration, or null when this node has none yet. */
   members: () => ReadonlySet<string> | null;
+  /** See {@linkcode HelloContext.settled}; when absent, every record binds. */
+  settled?: () => ReadonlySet<string> | null;
   /** Where refusals are reported. */
   logger: Logger;
   /** Clock for rate-limiting warnings. Default `Date.now`. */
@@ -149,6 +164,7 @@ export class PeerGate {
       clusterId: store.clusterId(),
       members: this.#options.members(),
       recorded: store.peerIncarnation(hello.from),
+      settled: this.#options.settled?.(),
     });
     const peer = hello.from;
     switch (judgement.verdict) {

@@ -1,6 +1,14 @@
 /**
  * A client's connection to one node: many requests in flight, matched to responses by id.
  *
+ * Cost model: a busy client has hundreds of calls in flight per connection, and a timer per
+ * call (set, then cleared when the answer comes) costs more than the rest of the call's
+ * bookkeeping. So calls are kept in one `Map` by request id, in the order they were sent, each
+ * with its deadline, and one timer per connection sweeps them: it is armed for the earliest
+ * deadline, fails every call whose deadline has passed, and re-arms for the next one. An answer
+ * only deletes its call from the map. Sweeps run at most once per {@linkcode SWEEP_MS_MIN}, so a
+ * call fails at its timeout or up to that much later, never earlier.
+ *
  * @module
  */
 
@@ -21,6 +29,13 @@ export const CALLS_IN_FLIGHT_MAX_DEFAULT = 1024;
 
 // setTimeout's largest delay.
 const TIMEOUT_MS_LIMIT = 2 ** 31 - 1;
+
+/**
+ * Least time between two sweeps of expired calls: a call fails at its timeout or at most this
+ * much later (plus the event loop's own lateness), so that calls that expire close together (a
+ * node that stopped answering) are failed by one sweep rather than one timer each.
+ */
+export const SWEEP_MS_MIN = 10;
 
 /**
  * Why a call failed without a response:
@@ -84,8 +99,12 @@ export interface RpcClientOptions extends ConnectionOptions {
 
 interface PendingCall {
   group: string;
+  /** The frame's sequence number on the connection: whether it was sent. */
   seq: number;
-  timer: ReturnType<typeof setTimeout>;
+  /** `performance.now()` time after which the call fails. */
+  deadlineMs: number;
+  /** The call's timeout, for the error message. */
+  timeoutMs: number;
   resolve: (response: ClientResponse) => void;
   reject: (err: RpcError) => void;
 }
@@ -105,9 +124,16 @@ export class RpcClientConnection {
   #conn: Connection;
   #address: string;
   #callsInFlightMax: number;
+  /** Calls awaiting a response, by request id, in the order they were sent. */
   #pending = new Map<number, PendingCall>();
   #lastRequestId = 0;
   #closedByUs = false;
+  /** The sweep's timer, or null when none is armed. */
+  #sweepTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When the armed sweep fires (`performance.now()` time); Infinity when none is armed. */
+  #sweepAtMs = Infinity;
+  /** When the last sweep ran. */
+  #lastSweepMs = -Infinity;
 
   private constructor(tcp: Deno.Conn, options: RpcClientOptions) {
     this.#address = formatAddress(tcp.remoteAddr as Deno.NetAddr);
@@ -218,13 +244,14 @@ export class RpcClientConnection {
     }
     if (seq === 0) return Promise.reject(new RpcError("busy", false));
     this.#lastRequestId = requestId;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(requestId);
-        reject(new RpcError("timeout", this.#wasSent(seq), { detail: `${timeoutMs} ms` }));
-      }, timeoutMs);
-      this.#pending.set(requestId, { group, seq, timer, resolve, reject });
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<ClientResponse>();
+    const deadlineMs = performance.now() + timeoutMs;
+    this.#pending.set(requestId, { group, seq, deadlineMs, timeoutMs, resolve, reject });
+    // Calls mostly come with the same timeout, so the sweep armed for an earlier call fires
+    // first; only a call with a shorter timeout than those before it moves the sweep earlier.
+    const sweepAtMs = Math.max(deadlineMs, this.#lastSweepMs + SWEEP_MS_MIN);
+    if (sweepAtMs < this.#sweepAtMs) this.#armSweep(sweepAtMs);
+    return promise;
   }
 
   /**
@@ -233,11 +260,50 @@ export class RpcClientConnection {
    */
   close(): Promise<void> {
     if (!this.#conn.isClosed) this.#closedByUs = true;
+    this.#disarmSweep();
     return this.#conn.close();
   }
 
   #wasSent(seq: number): boolean {
     return seq <= this.#conn.sentSeq;
+  }
+
+  /** Arms the sweep for `atMs` (`performance.now()` time), replacing the one armed. */
+  #armSweep(atMs: number): void {
+    this.#disarmSweep();
+    this.#sweepAtMs = atMs;
+    const delayMs = Math.max(0, Math.ceil(atMs - performance.now()));
+    this.#sweepTimer = setTimeout(() => this.#sweep(), delayMs);
+  }
+
+  #disarmSweep(): void {
+    if (this.#sweepTimer !== null) clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = null;
+    this.#sweepAtMs = Infinity;
+  }
+
+  /** Fails every call whose deadline has passed, then arms for the earliest deadline left. */
+  #sweep(): void {
+    this.#sweepTimer = null;
+    this.#sweepAtMs = Infinity;
+    const nowMs = performance.now();
+    this.#lastSweepMs = nowMs;
+    let nextMs = Infinity;
+    const expired: [number, PendingCall][] = [];
+    for (const entry of this.#pending) {
+      const deadlineMs = entry[1].deadlineMs;
+      if (deadlineMs <= nowMs) expired.push(entry);
+      else if (deadlineMs < nextMs) nextMs = deadlineMs;
+    }
+    for (const [requestId, call] of expired) {
+      this.#pending.delete(requestId);
+      call.reject(
+        new RpcError("timeout", this.#wasSent(call.seq), { detail: `${call.timeoutMs} ms` }),
+      );
+    }
+    if (nextMs < Infinity && !this.#conn.isClosed) {
+      this.#armSweep(Math.max(nextMs, nowMs + SWEEP_MS_MIN));
+    }
   }
 
   #onBody(body: DecodedBody): void {
@@ -254,26 +320,20 @@ export class RpcClientConnection {
       throw new ProtocolError(`Response for group ${body.group} to a request for ${call.group}`);
     }
     this.#pending.delete(body.requestId);
-    clearTimeout(call.timer);
     call.resolve(body.response);
   }
 
   #failAll(): void {
+    this.#disarmSweep();
     const calls = [...this.#pending.values()];
     this.#pending.clear();
     if (this.#conn.peerSpokeTls) {
       // The node's TLS layer refused the plain bytes: nothing was decoded, nothing applied.
       const detail = `${this.#address} serves TLS; give --tls-ca FILE (or COUNTER_TLS_CA)`;
-      for (const call of calls) {
-        clearTimeout(call.timer);
-        call.reject(new RpcError("tls", false, { detail }));
-      }
+      for (const call of calls) call.reject(new RpcError("tls", false, { detail }));
       return;
     }
     const reason: RpcFailure = this.#closedByUs ? "closed" : "disconnected";
-    for (const call of calls) {
-      clearTimeout(call.timer);
-      call.reject(new RpcError(reason, this.#wasSent(call.seq)));
-    }
+    for (const call of calls) call.reject(new RpcError(reason, this.#wasSent(call.seq)));
   }
 }

@@ -36,6 +36,23 @@ Deno.test("'counter bench --local --ops 2000 --concurrency 64 --json' verifies t
     assert.match(node.id, /^127\.0\.0\.1:\d+$/);
     if (Deno.build.os === "linux") assert.ok(node.rssBytes > 0);
   }
+  // The CPU split: the client, then the three nodes by role, each with some CPU per op.
+  console.log(`cpu split: ${JSON.stringify(report.cpu)}`);
+  if (Deno.build.os !== "linux") {
+    assert.equal(report.cpu.available, false);
+    assert.equal(typeof report.cpu.reason, "string");
+    return;
+  }
+  assert.equal(report.cpu.available, true, JSON.stringify(report.cpu));
+  assert.equal(report.cpu.ops, 2000);
+  assert.deepEqual(
+    report.cpu.processes.map((p: { role: string }) => p.role).sort(),
+    ["client", "follower", "follower", "leader"],
+  );
+  assert.equal(report.cpu.processes[0].id, "client");
+  for (const p of report.cpu.processes) assert.ok(p.ticks > 0 && p.usPerOp > 0, JSON.stringify(p));
+  const sum = report.cpu.processes.reduce((s: number, p: { usPerOp: number }) => s + p.usPerOp, 0);
+  assert.ok(Math.abs(report.cpu.totalUsPerOp - sum) < 0.5, JSON.stringify(report.cpu));
 });
 
 Deno.test("'counter bench --local --tls' runs against a TLS cluster and verifies the counter", async () => {

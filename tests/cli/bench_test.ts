@@ -87,10 +87,24 @@ class FakeClient {
   }
 }
 
+/**
+ * A CPU clock per process that advances by `ticksPerRead[pid]` (default 1) every time it is read:
+ * each process's reading at the end of the window is one step past the one at its start.
+ */
+function fakeCpuTicks(ticksPerRead: Record<string, number> = {}) {
+  const ticks = new Map<number | "self", number>();
+  return (pid: number | "self") => {
+    const next = (ticks.get(pid) ?? 0) + (ticksPerRead[String(pid)] ?? 1);
+    ticks.set(pid, next);
+    return { ticks: next };
+  };
+}
+
 function harness(client: FakeClient, extra: BenchDeps = {}) {
   const out: string[] = [];
   const err: string[] = [];
   const deps: BenchDeps = {
+    cpuTicks: fakeCpuTicks(),
     connect: (options) => {
       client.connectOptions = options;
       return client;
@@ -143,7 +157,12 @@ Deno.test("the default run is SOFAJRaft's: deltas 0..999, all in flight, +499500
   assert.match(out[3], /^ {2}incr\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+$/);
   assert.equal(out[4], "errors: none");
   assert.equal(out[5], "value: 7 -> 499507, grew by 499500, as expected: verified");
-  assert.equal(out.length, 6);
+  // One tick (10 ms) of the client's CPU over the 1000 measured requests.
+  assert.equal(
+    out[6],
+    "cpu per op: client 10.0 µs; total 10.0 µs (1000 ops, /proc ticks of 10 ms)",
+  );
+  assert.equal(out.length, 7);
   assert.ok(client.closed);
   assert.deepEqual(client.connectOptions, {
     peers: [...DEFAULT_PEERS],
@@ -168,6 +187,7 @@ Deno.test("bench --json prints one JSON object with the documented fields", asyn
       "concurrency",
       "consistency",
       "byOp",
+      "cpu",
       "durationMs",
       "errors",
       "failed",
@@ -212,6 +232,14 @@ Deno.test("bench --json prints one JSON object with the documented fields", asyn
   assert.equal(report.verified, true);
   assert.equal(report.leader, LEADER);
   assert.equal(report.nodes, null);
+  // Without --local only the client's own CPU is measured.
+  assert.deepEqual(report.cpu, {
+    available: true,
+    ops: 1000,
+    ticksPerSec: 100,
+    processes: [{ id: "client", role: "client", ticks: 1, usPerOp: 10 }],
+    totalUsPerOp: 10,
+  });
 });
 
 Deno.test("the closed loop keeps C requests in flight and follows the mix", async () => {
@@ -415,9 +443,62 @@ Deno.test("bench --local runs against a cluster it starts, reports memory, and s
   assert.match(text.out[1], /^local cluster of 3 nodes: .*; leader 127\.0\.0\.1:9002$/);
   assert.equal(text.out.at(-1), "stopped the local cluster and removed /tmp/counter-cluster-fake");
   assert.equal(
-    text.out.at(-2),
+    text.out.at(-3),
     "resident memory: 127.0.0.1:9001 100.0 MiB, 127.0.0.1:9002 200.0 MiB, 127.0.0.1:9003 n/a",
   );
+  // A node that is not running has no CPU time: the split says so rather than guess.
+  assert.equal(
+    text.out.at(-2),
+    "cpu per op: unavailable (node 127.0.0.1:9003 is not running)",
+  );
+});
+
+Deno.test("bench --local splits the CPU per op between the client, the leader and the followers", async () => {
+  const { cluster } = fakeCluster();
+  const running: BenchCluster = { ...cluster, pid: (id) => Number(id.slice(-1)) * 100 };
+  // Per read of each process: the client 2 ticks, node 9002 (the leader) 3, the others 1.
+  const cpuTicks = fakeCpuTicks({ self: 2, "200": 3 });
+  const json = harness(new FakeClient(), {
+    startCluster: () => Promise.resolve(running),
+    residentBytes: () => Promise.resolve(null),
+    cpuTicks,
+  });
+  assert.equal(await runBench({ ...BURST, ops: 100, local: true, json: true }, json.deps), 0);
+  assert.deepEqual(JSON.parse(json.out[0]).cpu, {
+    available: true,
+    ops: 100,
+    ticksPerSec: 100,
+    processes: [
+      { id: "client", role: "client", ticks: 2, usPerOp: 200 },
+      { id: "127.0.0.1:9001", role: "follower", ticks: 1, usPerOp: 100 },
+      { id: "127.0.0.1:9002", role: "leader", ticks: 3, usPerOp: 300 },
+      { id: "127.0.0.1:9003", role: "follower", ticks: 1, usPerOp: 100 },
+    ],
+    totalUsPerOp: 700,
+  });
+
+  const text = harness(new FakeClient(), {
+    startCluster: () => Promise.resolve(running),
+    residentBytes: () => Promise.resolve(null),
+    cpuTicks: fakeCpuTicks({ self: 2, "200": 3 }),
+  });
+  assert.equal(await runBench({ ...BURST, ops: 100, local: true }, text.deps), 0);
+  assert.equal(
+    text.out.at(-2),
+    "cpu per op: client 200.0 µs, follower 127.0.0.1:9001 100.0 µs, leader 127.0.0.1:9002 300.0 µs," +
+      " follower 127.0.0.1:9003 100.0 µs; total 700.0 µs (100 ops, /proc ticks of 10 ms)",
+  );
+});
+
+Deno.test("the CPU split is unavailable, with the reason, where /proc cannot be read", async () => {
+  const { out, deps } = harness(new FakeClient(), {
+    cpuTicks: (pid) => ({ unavailable: `cannot read /proc/${pid}/stat: not found` }),
+  });
+  assert.equal(await runBench({ ...BURST, ops: 10, json: true }, deps), 0);
+  assert.deepEqual(JSON.parse(out[0]).cpu, {
+    available: false,
+    reason: "cannot read /proc/self/stat: not found",
+  });
 });
 
 Deno.test("bench --local stops its cluster even when no leader is elected", async () => {

@@ -64,6 +64,18 @@ Deno.test("a single member that heard of this id refuses it, with the commands o
   ) assert.ok(d.message.includes(command), `${command} in ${d.message}`);
 });
 
+Deno.test("members named by an answer are asked too; one of them that heard of this id refuses it", () => {
+  const D = "127.0.0.1:7004";
+  const withD: IdentityAnswer = { ...RUNNING, members: [B, C, D] };
+  const answers = new Map<string, IdentityAnswer>([[B, withD], [C, RUNNING]]);
+  assert.deepEqual(decideBootstrap(answers, OPTIONS), { action: "wait", missing: [D] });
+  answers.set(D, { ...RUNNING, heardOf: true });
+  const d = decideBootstrap(answers, OPTIONS);
+  assert.equal(d.action, "refuse");
+  answers.set(D, RUNNING);
+  assert.deepEqual(decideBootstrap(answers, OPTIONS), { action: "bootstrap" });
+});
+
 Deno.test("heard-of wins even while other members are missing", () => {
   const answers = new Map([[C, { ...RUNNING, heardOf: true }]]);
   assert.equal(decideBootstrap(answers, OPTIONS).action, "refuse");
@@ -108,6 +120,17 @@ Deno.test("the cluster id is the first 16 hex digits of SHA-256, whatever the --
   );
   const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
   assert.equal(id, hex.slice(0, 16));
+});
+
+Deno.test("an identity answer's members are read when well formed and bounded", () => {
+  const data = { heardOf: false, clusterId: CLUSTER, term: 1, lastIndex: 5, fresh: false };
+  assert.deepEqual(parseIdentityAnswer({ ok: true, data: { ...data, members: [B] } })?.members, [
+    B,
+  ]);
+  assert.equal(parseIdentityAnswer({ ok: true, data })?.members, undefined);
+  for (const members of [[1], [""], "x", Array(65).fill(B)]) {
+    assert.equal(parseIdentityAnswer({ ok: true, data: { ...data, members } }), null);
+  }
 });
 
 Deno.test("identity answers are parsed strictly; anything else counts as no answer", () => {

@@ -48,6 +48,24 @@ Deno.test("judgeHello: another incarnation under a recorded id is refused", () =
   );
 });
 
+Deno.test("judgeHello: a new dir replaces the record of a learner whose addition never committed", () => {
+  const changed = hello({ incarnation: INC_B2 });
+  // B is a learner of the latest configuration only: settled are A and C.
+  const unsettled = { ...CTX, recorded: INC_B, settled: new Set([A, C]) };
+  assert.deepEqual(judgeHello(changed, "counter", unsettled), { verdict: "record" });
+  // A committed member, or a voter of the latest configuration, is bound to its record.
+  const settled = { ...CTX, recorded: INC_B, settled: new Set([A, B, C]) };
+  assert.deepEqual(judgeHello(changed, "counter", settled), {
+    verdict: "refuse",
+    reason: "incarnation",
+  });
+  // Without a configuration nothing is settled, and every record binds.
+  assert.deepEqual(judgeHello(changed, "counter", { ...CTX, recorded: INC_B, settled: null }), {
+    verdict: "refuse",
+    reason: "incarnation",
+  });
+});
+
 Deno.test("judgeHello: another cluster is refused only when both sides know theirs", () => {
   const other = hello({ clusterId: "ffffffffffffffff" });
   assert.deepEqual(judgeHello(other, "counter", CTX), { verdict: "refuse", reason: "cluster" });

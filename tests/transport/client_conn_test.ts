@@ -75,6 +75,60 @@ Deno.test("a call times out with sent=true, and a late answer is ignored", async
   await server.close();
 });
 
+Deno.test("calls with different timeouts each fail at their own, never before", async () => {
+  const { server, held } = holdingServer();
+  const client = await RpcClientConnection.connect(server.address);
+  const startMs = performance.now();
+  const failedAt = (timeoutMs: number) =>
+    client.call("counter", { op: "get" }, timeoutMs).then(
+      () => assert.fail("should not succeed"),
+      (err) => {
+        isRpcError("timeout", true)(err);
+        assert.match(err.message, new RegExp(`\\(${timeoutMs} ms\\)`));
+        return performance.now() - startMs;
+      },
+    );
+  // A long timeout first, then shorter ones: the sweep must move earlier for them.
+  const long = client.call("counter", { op: "get" }, 10_000);
+  const calls = [300, 120, 40, 41, 200].map(failedAt);
+  const elapsedMs = await Promise.all(calls);
+  for (const [i, timeoutMs] of [300, 120, 40, 41, 200].entries()) {
+    assert.ok(elapsedMs[i] >= timeoutMs, `${timeoutMs} ms call failed after ${elapsedMs[i]} ms`);
+  }
+  // The long call is still waiting, and is answered.
+  assert.equal(client.callsInFlight, 1);
+  await waitFor(() => held.length === 6, 2000, "six requests");
+  held[0].reply({ ok: true, value: 5n });
+  assert.deepEqual(await long, { ok: true, value: 5n });
+  await client.close();
+  await server.close();
+});
+
+Deno.test("calls in flight share one timer, not one each", async () => {
+  const { server, held } = holdingServer();
+  const client = await RpcClientConnection.connect(server.address);
+  const realSetTimeout = globalThis.setTimeout;
+  let timersSet = 0;
+  globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+    timersSet++;
+    return realSetTimeout(...args);
+  }) as typeof setTimeout;
+  let calls: Promise<unknown>[];
+  try {
+    calls = Array.from({ length: 100 }, () => client.call("counter", { op: "get" }, 5000));
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+  }
+  assert.equal(timersSet, 1);
+  await waitFor(() => held.length === 100, 2000, "100 requests");
+  for (const h of held) h.reply({ ok: true, value: 1n });
+  await Promise.all(calls);
+  // The sweep's timer is still armed for the first deadline; close() clears it (the test's
+  // sanitizer would report it otherwise).
+  await client.close();
+  await server.close();
+});
+
 Deno.test("the timeout error message says whether the outcome is unknown", () => {
   assert.match(new RpcError("timeout", true).message, /outcome is unknown/);
   assert.match(new RpcError("busy", false).message, /not sent/);

@@ -7,6 +7,7 @@
 
 import { BENCH_OP_KINDS, type BenchMix, type BenchOpKind, type ReadConsistency } from "../args.ts";
 import { jsonInteger } from "../output.ts";
+import { type CpuSplit, formatCpuSplit } from "./cpu.ts";
 import type { LatencyHistogram } from "./histogram.ts";
 import type { PhaseTally } from "./workload.ts";
 
@@ -99,6 +100,11 @@ export interface BenchReport extends Verification {
   leader: string | null;
   /** Resident memory of the nodes, with `--local`; null otherwise. */
   nodes: NodeMemory[] | null;
+  /**
+   * CPU per operation of the measured window: the client's and, with `--local`, each node's;
+   * or why it is unavailable.
+   */
+  cpu: CpuSplit;
   /** True when Ctrl-C cut the run short; absent otherwise. */
   interrupted?: true;
 }
@@ -156,6 +162,8 @@ export interface ReportContext {
   leader: string | null;
   /** Resident memory of local nodes. */
   nodes: NodeMemory[] | null;
+  /** CPU per operation of the measured window. */
+  cpu: CpuSplit;
 }
 
 /** Builds the report of a run from the tallies of its warm-up and measured phases. */
@@ -198,6 +206,7 @@ export function buildReport(
     ...context.verification,
     leader: context.leader,
     nodes: context.nodes,
+    cpu: context.cpu,
   };
 }
 
@@ -325,5 +334,6 @@ export function formatBenchText(report: BenchReport): string[] {
       `resident memory: ${report.nodes.map((n) => `${n.id} ${mib(n.rssBytes)}`).join(", ")}`,
     );
   }
+  lines.push(formatCpuSplit(report.cpu));
   return lines;
 }

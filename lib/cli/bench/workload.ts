@@ -218,14 +218,23 @@ export async function runClosedLoop(
   const opsMax = ops ?? Infinity;
   let sent = 0;
 
+  const readOptions = { consistency };
+  // The loop is inlined (no closure or helper promise per request): its CPU is counted as the
+  // client's in the report's CPU split.
   async function worker(): Promise<void> {
     while (sent < opsMax && now() < endMs && options.signal?.aborted !== true) {
       const kind = opKindAt(sent++, mix);
-      if (kind === "incr") {
-        await timed(tally, kind, 1n, now, () => client.incrementAndGet(1n));
-      } else {
-        await timed(tally, kind, 0n, now, () => client.get({ consistency }));
+      const delta = kind === "incr" ? 1n : 0n;
+      const startMs = now();
+      try {
+        // ---- Call into the service. ----
+        await (kind === "incr" ? client.incrementAndGet(1n) : client.get(readOptions));
+      } catch (error) {
+        tally.recordError(kind, error, delta);
+        continue;
       }
+      // Outside the try: a bug in the tally must surface, not pass for a failed request.
+      tally.recordOk(kind, now() - startMs, delta);
     }
   }
 

@@ -28,6 +28,14 @@ import {
   verify,
 } from "../bench/report.ts";
 import {
+  benchProcesses,
+  type CpuSample,
+  cpuSplit,
+  type CpuTicks,
+  readCpuTicks,
+  sampleCpu,
+} from "../bench/cpu.ts";
+import {
   type BenchClient,
   type Clock,
   PhaseTally,
@@ -88,6 +96,8 @@ export interface BenchDeps {
   now?: Clock;
   /** Registers `handler` for Ctrl-C (SIGINT); returns what unregisters it. */
   interrupts?: (handler: () => void) => () => void;
+  /** Reads a process's user + system CPU time in clock ticks ("self": this process). */
+  cpuTicks?: (pid: number | "self") => CpuTicks;
 }
 
 type ResolvedBenchDeps = Required<BenchDeps>;
@@ -146,6 +156,7 @@ function resolveBenchDeps(deps: BenchDeps): ResolvedBenchDeps {
       Deno.addSignalListener("SIGINT", handler);
       return () => Deno.removeSignalListener("SIGINT", handler);
     }),
+    cpuTicks: deps.cpuTicks ?? readCpuTicks,
   };
 }
 
@@ -257,6 +268,7 @@ async function benchAgainst(
   options: BenchOptions,
   deps: ResolvedBenchDeps,
   cluster: BenchCluster | null,
+  leaderAtStart: string | null,
   tls?: ClientTls,
 ): Promise<number> {
   const { out, err, now } = deps;
@@ -278,9 +290,14 @@ async function benchAgainst(
   try {
     const valueBefore = await readValue(client, "before the run");
     const { concurrency, mix, consistency } = options;
+    // The processes whose CPU the measured window is charged to: this one and the local nodes.
+    const pids = cluster === null ? [] : cluster.ids.map((id) => ({ id, pid: cluster.pid(id) }));
+    const sampleAll = () => sampleCpu(benchProcesses(pids, null), deps.cpuTicks);
+    let cpuAtStart: CpuSample;
     if (concurrency === null) {
       // The burst: SOFAJRaft's counter client. BenchOptions guarantees ops in this mode.
       const ops = options.ops!;
+      cpuAtStart = sampleAll();
       await withProgress(
         deps.progress,
         { ops },
@@ -302,6 +319,7 @@ async function benchAgainst(
       }
       const durationMs = options.durationSecs === null ? null : options.durationSecs * 1000;
       const goal: ProgressGoal = durationMs === null ? { ops: options.ops! } : { durationMs };
+      cpuAtStart = sampleAll();
       await withProgress(deps.progress, goal, measured, now, () =>
         runClosedLoop(client, {
           concurrency,
@@ -314,12 +332,17 @@ async function benchAgainst(
         }, measured));
     }
 
+    const cpuAtEnd = sampleAll();
+
     let after: { value: bigint; leader: string } | null = null;
     try {
       after = await client.get({ consistency: "linearizable" });
     } catch (error) {
       err(`counter bench: cannot read the counter after the run: ${errorLine(error)}`);
     }
+    // Roles by the leader that answered last, or else the one elected before the run.
+    const leaderNow = pids.some((p) => p.id === after?.leader) ? after!.leader : leaderAtStart;
+    const processes = benchProcesses(pids, leaderNow);
     const growthMin = warmup.deltaAcked + measured.deltaAcked;
     const growthMax = growthMin + warmup.deltaUnknown + measured.deltaUnknown;
     const report = buildReport(measured, warmup, {
@@ -330,6 +353,7 @@ async function benchAgainst(
       verification: verify(valueBefore, after?.value ?? null, growthMin, growthMax),
       leader: after?.leader ?? null,
       nodes: cluster === null ? null : await nodeMemory(cluster, deps.residentBytes),
+      cpu: cpuSplit(processes, cpuAtStart, cpuAtEnd, measured.done),
     });
     if (interrupt.signal.aborted) report.interrupted = true;
     if (options.json) out(formatBenchJson(report));
@@ -363,7 +387,7 @@ async function benchAgainst(
  */
 export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Promise<number> {
   const resolved = resolveBenchDeps(deps);
-  if (!options.local) return await benchAgainst(options.peers, options, resolved, null);
+  if (!options.local) return await benchAgainst(options.peers, options, resolved, null, null);
 
   // ---- Call into the service: the nodes, as child processes (lib/cli/local_cluster.ts). ----
   const localTls = options.tls ? await makeLocalTls() : null;
@@ -384,7 +408,14 @@ export async function runBench(options: BenchOptions, deps: BenchDeps = {}): Pro
         `local cluster of ${LOCAL_NODE_COUNT} nodes: ${cluster.ids.join(", ")}; leader ${leader}`,
       );
     }
-    return await benchAgainst(cluster.ids, options, resolved, cluster, localTls?.tls.client);
+    return await benchAgainst(
+      cluster.ids,
+      options,
+      resolved,
+      cluster,
+      leader,
+      localTls?.tls.client,
+    );
   } finally {
     await cluster.stop();
     await localTls?.cleanup();

@@ -1189,7 +1189,8 @@ export class Simulation {
    */
   #probe(node: SimNode): boolean {
     const voters = this.#nodes.filter((n) => n.initialMemberOfRun).map((n) => n.id);
-    const asked = node.initialMember ? voters : this.#nodes.map((n) => n.id);
+    // As bootstrap_check.ts: the initial members, then every member an answer names.
+    const asked = new Set(node.initialMember ? voters : this.#nodes.map((n) => n.id));
     let decision: "bootstrap" | "refuse" | "wait" = "bootstrap";
     let history = false;
     if (this.#options.mutation !== "no-identity-check") {
@@ -1210,6 +1211,9 @@ export class Simulation {
           break;
         }
         if (peer.disk.lastIndex() > 1 || peer.disk.hardState.term > 1) history = true;
+        // A Set iterates over members added while it runs: they are asked in this round.
+        const conf = peer.raft!.conf;
+        for (const m of [...conf.voters, ...conf.learners]) asked.add(m);
       }
       if (decision !== "refuse" && missing > 0) decision = "wait";
     }
@@ -1751,7 +1755,20 @@ export class Simulation {
     // lease or a read): those of an unknown incarnation are dropped. Requests, and a leader's
     // appends, are safe from anyone: a node that missed a member's replacement must still follow
     // the new incarnation when it leads, or it could never learn of the replacement.
-    if (known !== undefined && known !== incarnation) return !isCountedAnswer(m.type);
+    if (known !== undefined && known !== incarnation) {
+      // As judgeHello: a record binds for members of the committed configuration and voters of
+      // the latest; a learner whose addition never committed may come back with a new dir.
+      const r = to.raft!;
+      const committed = r.confAt(r.commitIndex);
+      const settled = r.conf.voters.includes(from) || committed.voters.includes(from) ||
+        committed.learners.includes(from);
+      if (settled) {
+        return !isCountedAnswer(m.type);
+      }
+      to.disk.peerIncarnations.set(from, incarnation);
+      this.#note(() => `${to.id} replaces the incarnation of unsettled ${from} by ${incarnation}`);
+      return true;
+    }
     if (known !== undefined) return true;
     // Only members are recorded (and forgotten once a committed configuration drops them);
     // a message from an id this node does not count (yet) cannot have been counted by it.
@@ -1971,7 +1988,27 @@ export class Simulation {
     if (leaders.length !== 1) return [];
     const r = leaders[0].raft!;
     if (r.confAt(r.commitIndex).voters.length < 3 || r.conf.voters.length < 3) return [];
+    // A configuration that only a stale log suffix holds counts too: the longest log may carry
+    // an uncommitted change to two voters (a former leader's self-removal), and whoever wins
+    // then commits it. Losing one of those two is a majority loss, not a single disk loss.
+    if (this.#nodes.some((n) => this.#latestVoters(n) < 3)) return [];
     return this.#nodes.slice();
+  }
+
+  /** Voters of the latest configuration in `node`'s log (∞ for a node that holds none). */
+  #latestVoters(node: SimNode): number {
+    if (node.up && node.raft !== null) {
+      const voters = node.raft.conf.voters.length;
+      return voters === 0 ? Number.POSITIVE_INFINITY : voters;
+    }
+    for (let i = node.disk.entries.length - 1; i >= 0; i--) {
+      const e = node.disk.entries[i];
+      if (e.type === EntryType.Config) return decodeConfState(e.data).voters.length;
+    }
+    const snap = node.disk.snapshot;
+    return snap === null || snap.conf.voters.length === 0
+      ? Number.POSITIVE_INFINITY
+      : snap.conf.voters.length;
   }
 
   #chaosWipe(): void {
