@@ -455,6 +455,7 @@ export class NodeHost {
         ...(voters !== undefined ? { conf: [...voters], join: undefined } : {}),
         group,
         dataDir: groupDataDir(this.#root, group),
+        dataRoot: this.#root,
         logger: this.#options.groups.length > 1 ? this.#log.with({ group }) : this.#log,
       }, transport);
     } catch (err) {

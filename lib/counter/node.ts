@@ -43,11 +43,11 @@ import {
   type SnapshotChunk,
 } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
-import { CounterStateMachine } from "./state_machine.ts";
+import { type ApplyResult, CounterStateMachine } from "./state_machine.ts";
 import type { ClientTls, ServerTls } from "../transport/tls.ts";
-import { encodeIncrement, readStampMs } from "./command.ts";
+import { IncrementBatch, readStampMs } from "./command.ts";
 import { ClusterClock } from "./cluster_clock.ts";
-import { PendingProposals } from "./pending_proposals.ts";
+import { PendingProposals, type Reply, replyAll } from "./pending_proposals.ts";
 import { entryProblem, snapshotProblem } from "./entry_check.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
@@ -76,6 +76,11 @@ export interface NodeSecurity {
 export interface NodeOptions {
   /** The data dir (holds log/, raft_meta/, snapshot/). */
   dataDir: string;
+  /**
+   * The data root given to `counter serve --data` (it holds `groups/NAME/` = `dataDir`), for the
+   * commands printed to operators. Default `dataDir`.
+   */
+  dataRoot?: string;
   /** This node's HOST:PORT: its id, the address its peers and clients use. */
   id: string;
   /** The address to listen on, when not `id` (for example 0.0.0.0:8081, or behind a port map). */
@@ -239,6 +244,13 @@ export class CounterNode {
   /** Stamps increments with cluster time (never the wall clock); see cluster_clock.ts. */
   readonly #clock = new ClusterClock();
   #proposals = new PendingProposals();
+  /**
+   * Increments taken in this turn of the event loop, not proposed yet: the flush (a microtask
+   * queued by the first) proposes each batch as one entry. Replies are in item order.
+   */
+  #incrBatches: Array<{ batch: IncrementBatch; replies: Reply[] }> = [];
+  /** Increments in `#incrBatches`. */
+  #incrQueued = 0;
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
@@ -866,7 +878,8 @@ export class CounterNode {
   }
 
   #busy(): boolean {
-    return this.#proposals.size + this.#reads.size >= this.#pendingRequestsMax;
+    return this.#proposals.requests + this.#incrQueued + this.#reads.size >=
+      this.#pendingRequestsMax;
   }
 
   #handleIncrement(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
@@ -887,26 +900,71 @@ export class CounterNode {
       reply({ ok: false, code: "BUSY", error: "too many requests waiting; retry later" });
       return;
     }
-    const data = encodeIncrement({
+    const item = {
       delta: req.delta,
-      // Cluster time, not Date.now(): a wall clock that is ahead or steps would expire live
-      // client sessions, and a retry would then be applied twice.
-      proposedAtMs: this.#clock.stamp(this.#raft.term),
       clientId: req.clientId ?? "",
       seq: req.seq ?? 0,
       ackedBelow: req.ackedBelow ?? 0,
-    });
-    const result = this.#raft.propose([data]);
-    if (!result.ok) {
-      if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
-      reply({ ok: false, code: "BUSY", error: `cannot take the increment now: ${result.reason}` });
+    };
+    // Increments taken in one turn of the event loop become one entry (a batch, see command.ts),
+    // proposed by a microtask after every frame of this turn was read: one log entry, storage
+    // record and apply step for all of them instead of one each.
+    let open = this.#incrBatches.at(-1);
+    if (open === undefined) {
+      queueMicrotask(() => this.#flushIncrements());
+      open = { batch: new IncrementBatch(), replies: [] };
+      this.#incrBatches.push(open);
+    }
+    try {
+      if (!open.batch.add(item)) {
+        open = { batch: new IncrementBatch(), replies: [] };
+        this.#incrBatches.push(open);
+        open.batch.add(item);
+      }
+    } catch (err) {
+      // An increment no entry can hold (a sequence number beyond 2^53, say).
+      reply({
+        ok: false,
+        code: "BAD_REQUEST",
+        error: String(err instanceof Error ? err.message : err),
+      });
       return;
     }
-    this.#proposals.add(result.firstIndex, {
-      term: result.term,
-      reply,
-      deadlineMs: Date.now() + this.#requestTimeoutMs,
-    });
+    open.replies.push(reply);
+    this.#incrQueued++;
+  }
+
+  /** Proposes the increments taken in this turn: one entry per batch, in one step. */
+  #flushIncrements(): void {
+    const batches = this.#incrBatches;
+    if (batches.length === 0) return;
+    this.#incrBatches = [];
+    this.#incrQueued = 0;
+    const everyone = (answer: (reply: Reply) => void) => {
+      for (const b of batches) for (const reply of b.replies) answer(reply);
+    };
+    if (this.#stopping) {
+      const error = "the node is shutting down";
+      return everyone((reply) => reply({ ok: false, code: "SHUTTING_DOWN", error }));
+    }
+    if (this.#raft.role !== Role.Leader) return everyone((reply) => this.#notLeader(reply));
+    // Cluster time, not Date.now(): a wall clock that is ahead or steps would expire live client
+    // sessions, and a retry would then be applied twice. One stamp per entry, as always.
+    const stampMs = this.#clock.stamp(this.#raft.term);
+    const result = this.#raft.propose(batches.map((b) => b.batch.encode(stampMs)));
+    if (!result.ok) {
+      if (this.#raft.role !== Role.Leader) return everyone((reply) => this.#notLeader(reply));
+      const error = `cannot take the increment now: ${result.reason}`;
+      return everyone((reply) => reply({ ok: false, code: "BUSY", error }));
+    }
+    const deadlineMs = Date.now() + this.#requestTimeoutMs;
+    for (let i = 0; i < batches.length; i++) {
+      this.#proposals.add(result.firstIndex + i, {
+        term: result.term,
+        replies: batches[i].replies,
+        deadlineMs,
+      });
+    }
     this.#kick();
   }
 
@@ -1021,7 +1079,11 @@ export class CounterNode {
       // adding a member never costs the group its availability.
       this.#promotions.push({ node, reply, deadlineMs });
     };
-    this.#proposals.add(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
+    this.#proposals.add(result.firstIndex, {
+      term: result.term,
+      replies: [onCommitted],
+      deadlineMs,
+    });
     this.#log.info("membership change proposed", {
       op: req.op,
       peer: node,
@@ -1183,7 +1245,7 @@ export class CounterNode {
     this.#log.info("promoting caught-up learner", { peer: p.node, index: result.firstIndex });
     this.#proposals.add(result.firstIndex, {
       term: result.term,
-      reply: p.reply,
+      replies: [p.reply],
       deadlineMs: p.deadlineMs,
     });
     this.#kick();
@@ -1235,7 +1297,7 @@ export class CounterNode {
       applied: this.#applied,
       lastIndex: s.lastIndex,
       snapshotIndex: this.#snapshotIndex,
-      proposalsPending: this.#proposals.size,
+      proposalsPending: this.#proposals.requests + this.#incrQueued,
       readsPending: this.#reads.size,
       followers: s.peers.filter((p) => p.id !== s.id),
       peers: this.#peers.stats(),
@@ -1347,7 +1409,7 @@ export class CounterNode {
       for (const [index, p] of this.#proposals) {
         if (index > rd.snapshot.index) continue;
         this.#proposals.delete(index);
-        p.reply({
+        replyAll(p, {
           ok: false,
           code: "TIMEOUT",
           error: "outcome unknown: the entry was replaced by a snapshot before this node saw it",
@@ -1403,9 +1465,9 @@ export class CounterNode {
     for (const e of entries) {
       if (this.#stopping) return;
       const isCommand = e.type === EntryType.Normal && e.data.length > 0;
-      let result: ReturnType<CounterStateMachine["applyIncrement"]> | null = null;
+      let results: ApplyResult[] | null = null;
       try {
-        if (isCommand) result = this.#sm.applyIncrement(e.data);
+        if (isCommand) results = this.#sm.applyEntry(e.data);
         if (e.type === EntryType.Config) this.#onConfApplied(e);
       } catch (err) {
         // Entries are checked before they are stored, so only a damaged log or a bug gets here.
@@ -1426,22 +1488,28 @@ export class CounterNode {
       this.#proposals.delete(e.index);
       if (p.term === e.term && e.type === EntryType.Config) {
         const conf = decodeConfState(e.data);
-        this.#metrics.proposalsCommitted.inc();
-        p.reply({ ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
-      } else if (result === null || p.term !== e.term) {
-        this.#metrics.proposalsFailed.inc();
-        p.reply({
+        this.#metrics.proposalsCommitted.inc(p.replies.length);
+        replyAll(p, { ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
+      } else if (results === null || p.term !== e.term || results.length !== p.replies.length) {
+        this.#metrics.proposalsFailed.inc(p.replies.length);
+        replyAll(p, {
           ok: false,
           code: "NOT_APPLIED",
           error: "a new leader replaced the entry before it committed; it was not applied",
           leader,
         });
-      } else if (result.ok) {
-        this.#metrics.proposalsCommitted.inc();
-        p.reply({ ok: true, value: result.value, leader });
       } else {
-        this.#metrics.proposalsFailed.inc();
-        p.reply({ ok: false, code: result.code, error: result.error, leader });
+        // One answer per increment of the entry, in order (a batch's items, see command.ts).
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i];
+          if (result.ok) {
+            this.#metrics.proposalsCommitted.inc();
+            p.replies[i]({ ok: true, value: result.value, leader });
+          } else {
+            this.#metrics.proposalsFailed.inc();
+            p.replies[i]({ ok: false, code: result.code, error: result.error, leader });
+          }
+        }
       }
     }
   }
@@ -1504,7 +1572,7 @@ export class CounterNode {
     for (const [index, p] of this.#proposals) {
       if (p.deadlineMs > now) continue;
       this.#proposals.delete(index);
-      p.reply({
+      replyAll(p, {
         ok: false,
         code: "TIMEOUT",
         error: "outcome unknown: the increment was not committed in time",
@@ -1518,7 +1586,12 @@ export class CounterNode {
   }
 
   #failAll(code: "SHUTTING_DOWN", error: string): void {
-    for (const p of this.#proposals.values()) p.reply({ ok: false, code, error });
+    for (const p of this.#proposals.values()) replyAll(p, { ok: false, code, error });
+    for (const b of this.#incrBatches) {
+      for (const reply of b.replies) reply({ ok: false, code, error });
+    }
+    this.#incrBatches = [];
+    this.#incrQueued = 0;
     for (const r of this.#reads.values()) r.reply({ ok: false, code, error });
     this.#proposals.clear();
     this.#reads.clear();
@@ -1615,7 +1688,7 @@ async function checkBeforeBootstrap(
     members: options.conf,
     clusterId,
     timeoutMs: (options.bootstrapTimeoutSecs ?? 300) * 1000,
-    dataDir: storage.path,
+    dataDir: options.dataRoot ?? storage.path,
     logger: options.logger,
     ask: async (member) => {
       let conn: RpcClientConnection | null = null;

@@ -66,7 +66,9 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
       `refused, ${totals.replacements} nodes replaced, ${totals.bootstrapsAfterWipe} wiped ` +
       `nodes bootstrapped, ${totals.identityDrops} messages of unknown incarnations dropped, ` +
       `${totals.pauses} process pauses, ${totals.clockJumps} wall-clock jumps, ` +
-      `${totals.forcedResets} majorities lost and groups forced from a survivor`,
+      `${totals.forcedResets} majorities lost and groups forced from a survivor; ` +
+      `${totals.batchedIncrements} increments proposed in ${totals.batches} batch proposals, ` +
+      `${totals.batchRepeats} requests repeated inside a batch entry`,
   );
   // What the checks are about must have happened (the counts are in the thousands at 1000 seeds).
   if (SEEDS >= 200) {
@@ -89,6 +91,8 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
         "pauses",
         "clockJumps",
         "forcedResets",
+        "batches",
+        "batchRepeats",
       ] as const
     ) {
       assert.ok((totals[key] ?? 0) > 0, `no seed had any ${key}`);
