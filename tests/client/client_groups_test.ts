@@ -177,15 +177,14 @@ Deno.test("the cluster id is pinned per group: each group's own, no WRONG_CLUSTE
 });
 
 Deno.test("a group no node serves is UNKNOWN_GROUP at once, failed; other groups keep working", async () => {
-  await withHosts(async (client, [a]) => {
-    const started = Date.now();
+  await withHosts(async (client, [a, b]) => {
     await assert.rejects(
       client.group("nope").incrementAndGet(1n),
       (err) =>
         err instanceof CounterError && err.code === "UNKNOWN_GROUP" && err.outcome === "failed",
     );
-    assert.ok(Date.now() - started < 1000, "no retries until the deadline");
-    assert.equal(a.of("nope").length, 1);
+    // One request, to whichever node the client asked first: no retries.
+    assert.equal(a.of("nope").length + b.of("nope").length, 1);
     assert.equal((await client.incrementAndGet(2n)).value, 2n);
   });
 });
