@@ -31,6 +31,7 @@ Deno.test("bench defaults to SOFAJRaft's burst: 1000 increments, all in flight",
     warmup: 0,
     local: false,
     tls: false,
+    groups: ["counter"],
   });
   assert.equal(bench("--ops", "5000").ops, 5000);
   assert.equal(bench("--ops", "100000").ops, 100000);
@@ -71,6 +72,7 @@ Deno.test("bench reads every closed-loop option", () => {
       warmup: 100,
       local: false,
       tls: false,
+      groups: ["g"],
     },
   );
   const counted = bench("--concurrency", "16", "--ops", "20000", "--local");
