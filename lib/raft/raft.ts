@@ -519,11 +519,14 @@ export class Raft {
 
   /**
    * True when `m`, of this node's term or a later one, leaves a quiet node quiet: nothing in it is
-   * news. For a leader: a follower's answer to a round or to appends sent before it went quiet.
+   * news. A message from a non-member; for a leader: a follower's answer to a round or to appends sent before it went quiet.
    * For a follower: its leader's quiesce heartbeat (checked again by `#handleHeartbeat`), or a
    * regular heartbeat sent before it.
    */
   #keepsQuiet(m: Message): boolean {
+    // A quiet node holds the whole committed log, configuration included: a node it does not
+    // list (one removed, campaigning from an old configuration) has no part in the group.
+    if (!this.#conf.voters.includes(m.from) && !this.#conf.learners.includes(m.from)) return true;
     if (m.term !== this.#term) return false;
     if (this.#role === Role.Leader) {
       const pr = this.#progress.get(m.from);
