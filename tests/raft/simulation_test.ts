@@ -157,6 +157,17 @@ for (const [seed, forcedReset, what] of REGRESSION_SEEDS) {
   });
 }
 
+// Quiesce seeds that failed the liveness check before the shell's node liveness woke a quiet
+// leader whose member came back: a restarted learner (which never campaigns) waited forever for
+// the heartbeats of a leader that had gone quiet while it was down.
+for (const [seed, nodes] of [[1187, 5], [2355, 3]]) {
+  Deno.test(`simulation: quiesce seed ${seed} wakes a quiet leader for a restarted learner`, () => {
+    const result = simulate({ seed, nodes, quiesce: true });
+    assert.equal(result.failure, null, result.failure === null ? "" : describeFailure(result));
+    assert.ok(result.stats.livenessWakes > 0);
+  });
+}
+
 // A deliberately broken shell must be caught: proof that the checks are not vacuous.
 const MUTANTS: [Mutation, CheckName | CheckName[], number][] = [
   ["send-before-persist", Check.durability, 20],

@@ -375,7 +375,10 @@ export interface SimStats {
   quiescences: number;
   /** Ticks nodes spent quiet (leaders and followers). */
   quietTicks: number;
-  /** Quiet followers woken by the shell's node liveness (`unquiesce()`). */
+  /**
+   * Quiet nodes woken by the shell's node liveness (`unquiesce()`): followers of an unreachable
+   * leader, leaders of a member that came back.
+   */
   livenessWakes: number;
   /** Runs whose settled group went wholly quiet in the idle stretch at the end (0 or 1). */
   quietAtEnd: number;
@@ -523,6 +526,8 @@ interface SimNode {
   quiet: boolean;
   /** Since when (µs) this node could not reach its leader's node; -1 while it can. */
   leaderLostSinceUs: number;
+  /** Leader: how it last saw each member's node, "down" or "up EPOCH" (node liveness). */
+  peersSeen: Map<NodeId, string>;
   /**
    * Disks this node had before a wipe or a replacement: what it acknowledged while they were
    * its disks stays counted when the checker asks whether a commit was durable on a majority.
@@ -902,6 +907,7 @@ export class Simulation {
         wiped: false,
         quiet: false,
         leaderLostSinceUs: -1,
+        peersSeen: new Map(),
         formerDisks: [],
       };
       if (i < p.voters) node.disk.clusterId = 1;
@@ -1143,6 +1149,7 @@ export class Simulation {
     node.readsWaiting = [];
     node.quiet = false;
     node.leaderLostSinceUs = -1;
+    node.peersSeen = new Map();
     this.#checker.nodeRestarted(node.id, node.raft.term, initial.snapshot);
     // Recovered entries must agree with every other log (they were checked when written).
     const s = initial.snapshot;
@@ -1279,17 +1286,34 @@ export class Simulation {
   }
 
   /**
-   * The host's node liveness, which quiescence relies on: a quiet follower has no election timer,
-   * so when it has not been able to reach its leader's node for an election timeout (the node is
-   * down or paused, or a link between them is cut either way), the shell wakes it.
+   * The host's node liveness, which quiescence relies on. A quiet follower has no election timer:
+   * when it has not been able to reach its leader's node for an election timeout (the node is
+   * down or paused, or a link between them is cut either way), the shell wakes it. A quiet leader
+   * sends nothing: when a member's node comes back (it restarted, or was unreachable and is not
+   * any more), the shell wakes the leader, whose heartbeats then find out what that node lacks
+   * (a restarted learner, which never campaigns, would otherwise wait forever).
    */
   #nodeLiveness(node: SimNode): void {
     const r = node.raft!;
+    if (r.role === Role.Leader) {
+      let back = "";
+      for (const id of [...r.conf.voters, ...r.conf.learners]) {
+        const peer = this.#byId.get(id);
+        if (peer === undefined || peer === node) continue;
+        const seen = this.#reachable(node, peer) ? `up ${peer.epoch}` : "down";
+        const before = node.peersSeen.get(id);
+        node.peersSeen.set(id, seen);
+        if (before !== undefined && before !== seen && seen !== "down") back = id;
+      }
+      if (back === "" || !r.quiesced) return;
+      this.#stats.livenessWakes++;
+      this.#note(() => `${node.id} UNQUIESCE: ${back} is back`);
+      r.unquiesce();
+      return;
+    }
+    node.peersSeen.clear();
     const leader = r.leader === "" || r.leader === node.id ? undefined : this.#byId.get(r.leader);
-    const reachable = leader === undefined ||
-      (leader.up && leader.pausedUntilUs <= this.#now && !this.#blocked[leader.index][node.index] &&
-        !this.#blocked[node.index][leader.index]);
-    if (reachable) {
+    if (leader === undefined || this.#reachable(node, leader)) {
       node.leaderLostSinceUs = -1;
       return;
     }
@@ -1299,6 +1323,12 @@ export class Simulation {
     this.#stats.livenessWakes++;
     this.#note(() => `${node.id} UNQUIESCE: leader ${r.leader} unreachable`);
     r.unquiesce();
+  }
+
+  /** `peer`'s process runs and the links between it and `node` carry messages both ways. */
+  #reachable(node: SimNode, peer: SimNode): boolean {
+    return peer.up && peer.pausedUntilUs <= this.#now && !this.#blocked[peer.index][node.index] &&
+      !this.#blocked[node.index][peer.index];
   }
 
   /**
