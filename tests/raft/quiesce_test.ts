@@ -5,13 +5,21 @@
  */
 
 import assert from "node:assert/strict";
-import { makeMessage, type Message, MessageType, type NodeId, Role } from "../../lib/raft/mod.ts";
+import {
+  bootstrapState,
+  makeMessage,
+  type Message,
+  MessageType,
+  type NodeId,
+  Role,
+} from "../../lib/raft/mod.ts";
 import {
   type ClusterOptions,
   commands,
   ELECTION_TICKS,
   type Network,
   newCluster,
+  newNode,
 } from "./_network.ts";
 
 const IDS: NodeId[] = ["a", "b", "c"];
@@ -368,4 +376,22 @@ Deno.test("quiesce: a leadership transfer wakes the group and the new leader qui
   run(net, 2);
   assert.deepEqual(quietIds(net), IDS);
   assert.equal(net.node("c").leader, "b");
+});
+
+Deno.test("quiesce: a learner restarted under a quiet leader waits for the host to wake the leader", () => {
+  const net = quietGroup({ learners: ["d"] });
+  const a = net.node("a");
+  // d restarts having lost its log (it never campaigns: a learner); a still counts on it.
+  net.add(newNode("d", bootstrapState({ voters: IDS, learners: ["d"] }), {}, 9));
+  const mark = net.sent.length;
+  run(net, 10 * ELECTION_TICKS);
+  assert.deepEqual(net.sentSince(mark), [], "nothing would ever bring d up to date");
+  assert.equal(net.node("d").lastIndex, 1);
+  // The host's liveness sees d's node come back and wakes the groups led here that it is in.
+  a.unquiesce();
+  net.stabilize();
+  run(net, 2);
+  assert.equal(net.node("d").lastIndex, a.lastIndex);
+  assert.equal(net.node("d").commitIndex, a.commitIndex);
+  assert.deepEqual(quietIds(net), [...IDS, "d"]);
 });
