@@ -33,6 +33,7 @@ const MUTATIONS: readonly Mutation[] = [
   "local-clock-expiry",
   "pump-during-snapshot",
   "late-ready-apply",
+  "no-node-liveness",
 ];
 
 interface CliArgs {

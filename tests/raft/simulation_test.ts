@@ -72,7 +72,7 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
       `${totals.pauses} process pauses, ${totals.clockJumps} wall-clock jumps, ` +
       `${totals.forcedResets} majorities lost and groups forced from a survivor; ` +
       `${quiesceSeeds} seeds with quiescence: ${totals.quiescences} groups quiesced, ` +
-      `${totals.quietTicks} quiet node ticks, ${totals.livenessWakes} quiet followers woken by ` +
+      `${totals.quietTicks} quiet node ticks, ${totals.livenessWakes} quiet nodes woken by ` +
       `node liveness, ${totals.quietAtEnd} settled groups quiet when left idle`,
   );
   // What the checks are about must have happened (the counts are in the thousands at 1000 seeds).
@@ -188,6 +188,9 @@ const MUTANTS: [Mutation, CheckName | CheckName[], number][] = [
   // Leaders stamping increments with wall clocks that jump expire live sessions, and a retry is
   // applied twice (issue 9): cluster time must not notice the jumps.
   ["wall-clock-stamps", Check.exactlyOnce, 200],
+  // Without node liveness a quiet follower of a leader that is gone for good (a disk lost, the
+  // operator unable to replace it without a leader) waits forever: quiescence needs the host.
+  ["no-node-liveness", Check.liveness, 300],
 ];
 
 for (const [mutation, expected, seedsMax] of MUTANTS) {
@@ -196,11 +199,12 @@ for (const [mutation, expected, seedsMax] of MUTANTS) {
   Deno.test(`simulation: a shell that does "${mutation}" fails the ${name} check`, () => {
     // The identity mutation needs the faults it is about.
     const diskFaults = mutation === "no-identity-check" || mutation === "wall-clock-stamps" ||
-        mutation === "no-vote-floor"
+        mutation === "no-vote-floor" || mutation === "no-node-liveness"
       ? true
       : undefined;
+    const quiesce = mutation === "no-node-liveness" ? true : undefined;
     for (let seed = 1; seed <= seedsMax; seed++) {
-      const result = simulate({ seed, mutation, diskFaults });
+      const result = simulate({ seed, mutation, diskFaults, quiesce });
       if (result.failure === null) continue;
       // A broken identity check may first show as a group that cannot recover (a node refused
       // forever); the proof wanted is a broken safety property, so look further.
@@ -208,7 +212,7 @@ for (const [mutation, expected, seedsMax] of MUTANTS) {
       assert.ok(checks.includes(result.failure.check), describeFailure(result));
       assert.match(result.failure.replay, new RegExp(`--seed ${seed} .*--mutation ${mutation}`));
       // The failure replays exactly.
-      const again = simulate({ seed, mutation, diskFaults });
+      const again = simulate({ seed, mutation, diskFaults, quiesce });
       assert.equal(again.failure?.message, result.failure.message);
       assert.equal(again.traceHash, result.traceHash);
       return;

@@ -111,7 +111,12 @@ export type Mutation =
    * A node with a wiped data dir bootstraps again without asking its peers, and nodes accept
    * messages from any incarnation of a peer: the state before the identity checks.
    */
-  | "no-identity-check";
+  | "no-identity-check"
+  /**
+   * The shell never wakes quiet nodes (no node liveness): a quiet follower of a dead leader waits
+   * forever, which the liveness check must catch.
+   */
+  | "no-node-liveness";
 
 /** What to simulate. Everything not given is chosen from the seed. */
 export interface SimOptions {
@@ -1277,7 +1282,9 @@ export class Simulation {
     this.#hash.num(index);
     if (node.raft!.quiesced) this.#stats.quietTicks++;
     node.raft!.tick();
-    if (this.#params.quiesce) this.#nodeLiveness(node);
+    if (this.#params.quiesce && this.#options.mutation !== "no-node-liveness") {
+      this.#nodeLiveness(node);
+    }
     this.#afterInput(node);
     const jitter = this.#params.tickJitterUsMax === 0
       ? 0
