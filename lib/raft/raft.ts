@@ -84,10 +84,11 @@ export interface RaftOptions {
    * it, and no read, transfer or snapshot is pending, the next heartbeat is a quiesce heartbeat
    * (a Heartbeat whose `index` is the leader's last index) and no heartbeat follows it. A
    * follower that holds that entry goes quiet too: it sends no answer and its election timer
-   * stops. Anything that is not news from the leader wakes a node up again (see `quiesced`);
-   * the shell must call {@linkcode Raft.unquiesce} on a quiet follower whose leader's node it
-   * believes dead, since nothing else would. Followers honour quiesce heartbeats whatever this
-   * option says. Default false.
+   * stops. Anything that is not news from the leader wakes a node up again (see `quiesced`).
+   * The shell must call {@linkcode Raft.unquiesce} on a quiet follower whose leader's node it
+   * believes dead, and on a quiet leader when a member's node comes back (a restarted learner
+   * never campaigns), since nothing else would; and it must keep ticking quiet nodes. Followers
+   * honour quiesce heartbeats whatever this option says. Default false.
    */
   quiesce?: boolean;
 }
@@ -447,8 +448,9 @@ export class Raft {
 
   /**
    * Wakes this node if it is quiet: a leader resumes heartbeats at once, a follower restarts its
-   * election timer (randomized) and tells its leader it is awake. The shell calls it on a quiet
-   * follower whose leader's node it believes dead (node liveness): nothing else would wake it.
+   * election timer (randomized) and tells its leader it is awake. The shell calls it from its node
+   * liveness, on a quiet follower whose leader's node it believes dead and on a quiet leader when
+   * a member's node comes back: nothing else would wake them.
    */
   unquiesce(): void {
     if (this.#quiesced) this.#wake(true);
