@@ -75,6 +75,10 @@ async function dispatch(invocation: Invocation): Promise<number> {
       const { runPeers } = await import("./lib/cli/commands/peers.ts");
       return await runPeers(invocation.options);
     }
+    case "groups": {
+      const { runGroups } = await import("./lib/cli/commands/groups.ts");
+      return await runGroups(invocation.options);
+    }
     case "snapshot": {
       const { runSnapshot } = await import("./lib/cli/commands/snapshot.ts");
       return await runSnapshot(invocation.options);

@@ -149,8 +149,8 @@ export async function diskUse(cluster: LocalCluster, id: string): Promise<DiskUs
   const dir = cluster.dataDir(id);
   return {
     total: await duBytes(dir),
-    log: await duBytes(join(dir, "log")),
-    snapshot: await duBytes(join(dir, "snapshot")),
+    log: await duBytes(join(dir, "groups", "counter", "log")),
+    snapshot: await duBytes(join(dir, "groups", "counter", "snapshot")),
   };
 }
 

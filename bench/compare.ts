@@ -1,9 +1,13 @@
 /**
- * Before and after in one session: runs bench/figures.ts against a baseline checkout's
- * `counter` and against this one, alternating, and prints the median (range) of each figure.
+ * Before and after in one session: runs bench/figures.ts against one or more other checkouts'
+ * `counter` and against this one, in turn, and prints the median (range) of each figure.
  *
- *     git worktree add /tmp/base <commit>
- *     deno run -A bench/compare.ts --base /tmp/base [--rounds 5] [--ops 60000]
+ *     git worktree add --detach /tmp/base <commit>
+ *     deno run -A bench/compare.ts --base /tmp/base [--base LABEL=DIR ...] [--rounds 5]
+ *         [--ops 60000]
+ *
+ * Several `--base` options measure each change on its own: give the checkouts in the order the
+ * changes landed.
  *
  * Each round starts a fresh cluster for each side (figures.ts). Alternating keeps a burst of
  * outside load from landing on one side only; the load average before each run is printed.
@@ -18,29 +22,35 @@ import { fmtSummary, table } from "./_util.ts";
 
 const { values } = parseArgs({
   options: {
-    base: { type: "string" },
+    base: { type: "string", multiple: true },
     rounds: { type: "string", default: "5" },
     ops: { type: "string", default: "60000" },
     "get-ops": { type: "string", default: "200000" },
   },
 });
-if (values.base === undefined) {
-  console.error("usage: deno run -A bench/compare.ts --base DIR [--rounds N] [--ops N]");
+if (values.base === undefined || values.base.length === 0) {
+  console.error(
+    "usage: deno run -A bench/compare.ts --base [LABEL=]DIR ... [--rounds N] [--ops N]",
+  );
   Deno.exit(2);
 }
 
 const figures = new URL("./figures.ts", import.meta.url).pathname;
 const sides: [string, string | undefined][] = [
-  ["base", join(values.base, "main.ts")],
+  ...values.base.map((b, i): [string, string] => {
+    const eq = b.indexOf("=");
+    const label = eq > 0 ? b.slice(0, eq) : values.base!.length === 1 ? "base" : `base${i + 1}`;
+    return [label, join(eq > 0 ? b.slice(eq + 1) : b, "main.ts")];
+  }),
   ["this", undefined],
 ];
 
 // deno-lint-ignore no-explicit-any
 type Figures = any;
-const runs: Record<string, Figures[]> = { base: [], this: [] };
+const runs: Record<string, Figures[]> = Object.fromEntries(sides.map(([name]) => [name, []]));
 
 for (let round = 0; round < Number(values.rounds); round++) {
-  // Alternate which side goes first, so neither always runs on a machine just warmed up.
+  // Alternate the order, so no side always runs on a machine just warmed up.
   const order = round % 2 === 0 ? sides : [...sides].reverse();
   for (const [name, main] of order) {
     const args = ["run", "-A", figures, "--ops", values.ops!, "--get-ops", values["get-ops"]!];
@@ -74,12 +84,13 @@ const pick: [string, (f: Figures) => number, number][] = [
 ];
 const rows = pick.map(([label, get, digits]) => [
   label,
-  fmtSummary(runs.base.map(get), digits),
-  fmtSummary(runs.this.map(get), digits),
+  ...sides.map(([name]) => fmtSummary(runs[name].map(get), digits)),
 ]);
 console.log(
-  `median (range) of ${values.rounds} alternating rounds; base = ${values.base}; ` +
-    `load before each run: base ${runs.base.map((f) => f.load).join(" ")}; ` +
-    `this ${runs.this.map((f) => f.load).join(" ")}`,
+  `median (range) of ${values.rounds} rounds in alternating order; ` +
+    sides.map(([name, main]) => `${name} = ${main ?? "this checkout"}`).join("; "),
 );
-console.log(table(["figure", "base", "this"], rows));
+for (const [name] of sides) {
+  console.log(`load before each ${name} run: ${runs[name].map((f) => f.load).join(" | ")}`);
+}
+console.log(table(["figure", ...sides.map(([name]) => name)], rows));

@@ -150,6 +150,11 @@ export interface ServeOptions {
   conf: string[];
   /** Raft group name (`--group`). */
   group: string;
+  /**
+   * The groups to host (`--groups a,b,c`; default: `group` alone), each with its own log, leader
+   * and membership under `DATA/groups/NAME/`.
+   */
+  groups: string[];
   /** Election timeout (`--election-timeout-ms`); always greater than the heartbeat interval. */
   electionTimeoutMs: number;
   /** Leader heartbeat interval (`--heartbeat-interval-ms`). */
@@ -234,6 +239,19 @@ export type PeersAction =
 
 /** Options of `counter peers`. */
 export type PeersOptions = ClientOptions & PeersAction;
+
+/** The subcommands of `counter groups`. */
+export const GROUPS_ACTIONS = ["list", "create", "remove"] as const;
+
+/** What `counter groups` does, with the arguments of that subcommand. */
+export type GroupsAction =
+  | { action: "list" }
+  /** `voters`: the new group's members (`--voters`); default: `peers`. */
+  | { action: "create"; name: string; voters: string[] }
+  | { action: "remove"; name: string };
+
+/** Options of `counter groups`. */
+export type GroupsOptions = ClientOptions & GroupsAction;
 
 /** Options of `counter leader`: name the leader, or move leadership to `node`. */
 export type LeaderOptions =
@@ -357,6 +375,7 @@ export type Invocation =
   | { command: "status"; options: StatusOptions }
   | { command: "leader"; options: LeaderOptions }
   | { command: "peers"; options: PeersOptions }
+  | { command: "groups"; options: GroupsOptions }
   | { command: "snapshot"; options: SnapshotOptions }
   | { command: "health"; options: HealthOptions }
   | { command: "backup"; options: BackupOptions }
@@ -473,16 +492,42 @@ function integerOption(
 }
 
 function groupOption(scanned: Scanned): string {
-  const group = scanned.strings.get("group") ?? DEFAULT_GROUP;
+  return checkGroupName(scanned.strings.get("group") ?? DEFAULT_GROUP, "--group");
+}
+
+/** `group` when it can name a group (and a directory under `DATA/groups/`), else a usage error. */
+export function checkGroupName(group: string, what: string): string {
   const { min, max } = LIMITS.groupLength;
-  if (!GROUP_PATTERN.test(group) || group.length < min || group.length > max) {
+  if (
+    !GROUP_PATTERN.test(group) || group.length < min || group.length > max || group === "." ||
+    group === ".."
+  ) {
     throw new UsageError(
-      `invalid --group ${
+      `invalid ${what} ${
         JSON.stringify(group)
-      }: expected ${min} to ${max} letters, digits, '.', '_' or '-'`,
+      }: expected ${min} to ${max} letters, digits, '.', '_' or '-' (not . or ..)`,
     );
   }
   return group;
+}
+
+/** `--groups a,b,c`: distinct valid names, at least one; else `[group]`. */
+function groupsOption(scanned: Scanned, group: string): string[] {
+  const text = scanned.strings.get("groups");
+  if (text === undefined) return [group];
+  const names = text.split(",").map((name) => name.trim());
+  if (names.length === 0 || names.some((name) => name === "")) {
+    throw new UsageError(
+      `invalid --groups ${JSON.stringify(text)}: expected names separated by commas`,
+    );
+  }
+  for (const name of names) checkGroupName(name, "group name in --groups");
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) throw new UsageError(`--groups names ${name} twice`);
+    seen.add(name);
+  }
+  return names;
 }
 
 function peersOption(scanned: Scanned, env: (name: string) => string | undefined): string[] {
@@ -546,6 +591,7 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     listen: "string",
     conf: "string",
     group: "string",
+    groups: "string",
     "election-timeout-ms": "string",
     "heartbeat-interval-ms": "string",
     "snapshot-interval-secs": "string",
@@ -627,13 +673,15 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
   }
   const logLevel = scanned.strings.get("log-level");
   const logFormat = scanned.strings.get("log-format");
+  const group = groupOption(scanned);
   return {
     dataDir,
     id,
     ...(listen !== undefined ? { listen } : {}),
     conf,
     ...(join !== undefined ? { join } : {}),
-    group: groupOption(scanned),
+    group,
+    groups: groupsOption(scanned, group),
     electionTimeoutMs,
     heartbeatIntervalMs,
     snapshotIntervalSecs: integerOption(
@@ -803,6 +851,41 @@ export function parsePeersArgs(argv: readonly string[], options: ParseOptions = 
       const scanned = scan(rest, CLIENT_SPEC);
       const node = nodeArgument(scanned, name);
       return { ...clientOptions(scanned, env), action: name, node };
+    }
+  }
+}
+
+/** Parses the arguments of `counter groups` (after the word `groups`). */
+export function parseGroupsArgs(
+  argv: readonly string[],
+  options: ParseOptions = {},
+): GroupsOptions {
+  const env = options.env ?? Deno.env.get;
+  const { name, rest } = subcommand(argv, GROUPS_ACTIONS, "list");
+  switch (name) {
+    case "list": {
+      const scanned = scan(rest, CLIENT_SPEC);
+      expectPositionals(scanned, 0);
+      return { ...clientOptions(scanned, env), action: name };
+    }
+    case "create": {
+      const scanned = scan(rest, { ...CLIENT_SPEC, voters: "string" });
+      if (scanned.positionals.length === 0) throw new UsageError("missing the group's NAME");
+      expectPositionals(scanned, 1);
+      const group = checkGroupName(scanned.positionals[0], "group name");
+      const client = clientOptions(scanned, env);
+      const votersText = scanned.strings.get("voters");
+      const voters = votersText === undefined
+        ? client.peers
+        : parseAddressList(votersText, "--voters");
+      return { ...client, action: name, name: group, voters };
+    }
+    case "remove": {
+      const scanned = scan(rest, CLIENT_SPEC);
+      if (scanned.positionals.length === 0) throw new UsageError("missing the group's NAME");
+      expectPositionals(scanned, 1);
+      const group = checkGroupName(scanned.positionals[0], "group name");
+      return { ...clientOptions(scanned, env), action: name, name: group };
     }
   }
 }
@@ -1146,6 +1229,8 @@ export function parseCommandLine(argv: readonly string[], options: ParseOptions 
         return { command: name, options: parseLeaderArgs(rest, options) };
       case "peers":
         return { command: name, options: parsePeersArgs(rest, options) };
+      case "groups":
+        return { command: name, options: parseGroupsArgs(rest, options) };
       case "snapshot":
         return { command: name, options: parseSnapshotArgs(rest, options) };
       case "health":

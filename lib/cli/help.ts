@@ -82,6 +82,7 @@ Admin commands:
   status    show each node's role, term, log indexes and value
   leader    name the leader, or move leadership to another node
   peers     list, add, remove or promote members
+  groups    list, create or remove the groups the nodes serve
   snapshot  make one node take a snapshot now
   health    check that every node knows a leader and is caught up
   backup    save a consistent snapshot of the group to a file
@@ -109,7 +110,9 @@ listens on its --id address (or on --listen), binding it before it
 writes anything under --data; keeps its log, vote and snapshots under
 --data; and takes part in elections with the other members listed in
 --conf. Start one such process for every member of --conf; the group
-serves requests once a majority of them is up.
+serves requests once a majority of them is up. With --groups, the one
+process and port serve several groups, each with its own log, leader and
+membership under DIR/groups/NAME/.
 
 Options:
   --data DIR                  this node's data directory (required)
@@ -124,6 +127,10 @@ Options:
                               'counter peers add HOST:PORT' (it joins as a
                               learner and is promoted once caught up)
   --group NAME                Raft group name (default: ${DEFAULT_GROUP})
+  --groups NAME,...           serve these groups, each with its own log,
+                              leader and membership (default: --group);
+                              a data dir of one group at DIR moves to
+                              DIR/groups/NAME/ at the first start
   --election-timeout-ms N     election timeout, greater than the heartbeat
                               interval (default: ${DEFAULT_ELECTION_TIMEOUT_MS})
   --heartbeat-interval-ms N   leader heartbeat interval (default: ${DEFAULT_HEARTBEAT_INTERVAL_MS})
@@ -423,6 +430,46 @@ Exit codes:
      deadline; it may or may not have been applied
 `;
 
+const GROUPS = `Usage: counter groups [list] [OPTIONS]
+       counter groups create NAME [--voters HOST:PORT,...] [OPTIONS]
+       counter groups remove NAME [OPTIONS]
+
+Shows and changes the set of groups the nodes serve (see 'counter serve
+--groups'). Each node is asked directly; a change is made on every node
+and recorded in its data dir, so that a restart serves the same groups.
+
+Subcommands:
+  list      every node of --peers with each group it serves, its role in
+            it, the leader it knows and the term; the default
+  create    start a new group NAME on every node of --voters (default:
+            --peers), with those nodes as its initial voters; it elects
+            its own leader. Answers once every voter has started it
+  remove    stop group NAME on every node of --peers and move its data
+            aside to DATA/removed/NAME.TIMESTAMP; its value is gone from
+            service (a node's last group cannot be removed)
+
+Options:
+  --voters LIST       create: the new group's members (default: --peers)
+${CLIENT_OPTIONS}
+
+create and remove need the admin token when the nodes have tokens.
+--group names the group the request travels in (any group the nodes
+serve; it does not matter which).
+
+Output: a table, or one JSON object with --json.
+
+Examples:
+  counter groups create orders
+  counter groups list
+  counter groups remove orders
+
+Exit codes:
+  0  success on every node
+  1  failed on some node
+  2  usage error
+  3  outcome unknown on some node: no answer came before the deadline
+`;
+
 const SNAPSHOT = `Usage: counter snapshot --peer HOST:PORT [OPTIONS]
        counter snapshot [--peers HOST:PORT,...] [OPTIONS]
 
@@ -653,6 +700,7 @@ const TEXTS: Record<CommandName, string> = {
   status: STATUS,
   leader: LEADER,
   peers: PEERS,
+  groups: GROUPS,
   snapshot: SNAPSHOT,
   health: HEALTH,
   backup: BACKUP,

@@ -18,6 +18,7 @@ export const COMMAND_NAMES = [
   "status",
   "leader",
   "peers",
+  "groups",
   "snapshot",
   "health",
   "backup",

@@ -5,9 +5,10 @@
  *
  * An entry is well formed when
  *
- * - a Normal entry's data is empty (a new leader's no-op) or an increment command
- *   ({@linkcode decodeIncrement}) whose client id fits the snapshot format and whose sequence
- *   numbers are safe integers;
+ * - a Normal entry's data is empty (a new leader's no-op), an increment command or a batch of
+ *   them ({@linkcode decodeIncrements}: a batch within its item and byte bounds, nothing after
+ *   its last item) where every client id fits the snapshot format and every sequence number is a
+ *   safe integer;
  * - a Config entry's data is a configuration: at least one voter, every member a `HOST:PORT`
  *   named once, no node both voter and learner.
  *
@@ -19,14 +20,10 @@
 
 import { type ConfState, decodeConfState, type Entry, EntryType } from "../raft/mod.ts";
 import { parseAddress } from "../transport/address.ts";
-import { decodeIncrement } from "./command.ts";
+import { CLIENT_ID_BYTES_MAX, decodeIncrements } from "./command.ts";
 import { CounterStateMachine } from "./state_machine.ts";
 
-/**
- * Longest client id in an entry, in UTF-8 bytes: what a node accepts from a client (256
- * characters) at 4 bytes each. The snapshot format itself stops at 65,535.
- */
-export const CLIENT_ID_BYTES_MAX = 1024;
+export { CLIENT_ID_BYTES_MAX };
 
 const utf8 = new TextEncoder();
 
@@ -35,12 +32,16 @@ export function entryProblem(entry: Entry): string | null {
   try {
     if (entry.type === EntryType.Normal) {
       if (entry.data.length === 0) return null;
-      const cmd = decodeIncrement(entry.data);
-      if (utf8.encode(cmd.clientId).length > CLIENT_ID_BYTES_MAX) {
-        return `client id longer than ${CLIENT_ID_BYTES_MAX} bytes`;
-      }
-      if (!Number.isSafeInteger(cmd.seq) || !Number.isSafeInteger(cmd.ackedBelow)) {
-        return "sequence number beyond 2^53";
+      // A batch's decoding checks its items' bounds; a single increment's are checked here.
+      for (const cmd of decodeIncrements(entry.data)) {
+        if (cmd.clientId.length * 3 > CLIENT_ID_BYTES_MAX) {
+          if (utf8.encode(cmd.clientId).length > CLIENT_ID_BYTES_MAX) {
+            return `client id longer than ${CLIENT_ID_BYTES_MAX} bytes`;
+          }
+        }
+        if (!Number.isSafeInteger(cmd.seq) || !Number.isSafeInteger(cmd.ackedBelow)) {
+          return "sequence number beyond 2^53";
+        }
       }
       return null;
     }

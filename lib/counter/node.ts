@@ -34,25 +34,25 @@ import {
   encodeHello,
   encodeSnapshotAck,
   encodeSnapshotChunk,
+  type Hello,
   IDENTITY_HEX_PATTERN,
   parseAddress,
-  PeerSender,
+  type PeerSender,
   RpcClientConnection,
+  type SnapshotAck,
   type SnapshotChunk,
-  TransportServer,
 } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
-import { CounterStateMachine } from "./state_machine.ts";
+import { type ApplyResult, CounterStateMachine } from "./state_machine.ts";
 import type { ClientTls, ServerTls } from "../transport/tls.ts";
-import { PeerAuthenticator } from "../security/peer_auth.ts";
-import { ClientAuthenticator } from "../security/client_auth.ts";
-import { encodeIncrement, readStampMs } from "./command.ts";
+import { IncrementBatch, readStampMs } from "./command.ts";
 import { ClusterClock } from "./cluster_clock.ts";
-import { PendingProposals } from "./pending_proposals.ts";
+import { PendingProposals, type Reply, replyAll } from "./pending_proposals.ts";
 import { entryProblem, snapshotProblem } from "./entry_check.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
 import { PeerGate } from "./peer_identity.ts";
+import { NodeHost } from "./host.ts";
 import {
   computeClusterId,
   type IdentityAnswer,
@@ -76,6 +76,11 @@ export interface NodeSecurity {
 export interface NodeOptions {
   /** The data dir (holds log/, raft_meta/, snapshot/). */
   dataDir: string;
+  /**
+   * The data root given to `counter serve --data` (it holds `groups/NAME/` = `dataDir`), for the
+   * commands printed to operators. Default `dataDir`.
+   */
+  dataRoot?: string;
   /** This node's HOST:PORT: its id, the address its peers and clients use. */
   id: string;
   /** The address to listen on, when not `id` (for example 0.0.0.0:8081, or behind a port map). */
@@ -86,6 +91,11 @@ export interface NodeOptions {
   join?: string[];
   /** Raft group id. */
   group: string;
+  /**
+   * The groups a host serves (`serve --groups`); used by `NodeHost`, ignored by a node, which
+   * serves `group`.
+   */
+  groups?: readonly string[];
   /** Followers campaign after this long without a leader (randomized up to twice as long). */
   electionTimeoutMs: number;
   /** Leader heartbeat period. */
@@ -117,6 +127,31 @@ export interface NodeOptions {
   idleTimeoutMs?: number;
   /** A frame must arrive whole this long after its first byte. Default 10 s. */
   frameTimeoutMs?: number;
+}
+
+/**
+ * What one group's node uses of the process hosting it (`NodeHost`): the outbound connections,
+ * shared by every group, and the listener's counters. The host owns both; a node only sends.
+ */
+export interface NodeTransport {
+  /** Sends bodies to peers; one connection per peer for all the host's groups. */
+  readonly peers: PeerSender;
+  /** The address the host listens on. */
+  readonly address: string;
+  /** Inbound connections open now (clients and peers, all groups). */
+  connectionCount(): number;
+  /** Inbound connections accepted since the host started. */
+  connectionsAccepted(): number;
+  /**
+   * The node no longer sends to `peer` (it left this group's configuration): the host closes the
+   * connection unless another group still has `peer` as a member.
+   */
+  forgetPeer(peer: string): void;
+  /**
+   * The node opened its data dir and is about to run the bootstrap check: until it runs, the host
+   * answers the other members' `identity` probes for this group from `storage`.
+   */
+  starting(storage: DataDir): void;
 }
 
 /** How often a node without a leader warns again. */
@@ -199,14 +234,23 @@ export class CounterNode {
   readonly #storage: DataDir;
   readonly #raft: Raft;
   readonly #sm: CounterStateMachine;
-  readonly #server: TransportServer;
+  readonly #transport: NodeTransport;
   readonly #peers: PeerSender;
+  /** The host this node was started with by {@linkcode CounterNode.start}: `stop` stops it. */
+  #ownerHost: NodeHost | null = null;
   readonly #requestTimeoutMs: number;
   readonly #pendingRequestsMax: number;
   #applied: number;
   /** Stamps increments with cluster time (never the wall clock); see cluster_clock.ts. */
   readonly #clock = new ClusterClock();
   #proposals = new PendingProposals();
+  /**
+   * Increments taken in this turn of the event loop, not proposed yet: the flush (a microtask
+   * queued by the first) proposes each batch as one entry. Replies are in item order.
+   */
+  #incrBatches: Array<{ batch: IncrementBatch; replies: Reply[] }> = [];
+  /** Increments in `#incrBatches`. */
+  #incrQueued = 0;
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: Array<{ id: number; index: number }> = [];
   #readSeq = 0;
@@ -224,8 +268,6 @@ export class CounterNode {
   #transfers: PendingTransfer[] = [];
   #leaderlessSinceMs: number | null = null;
   #leaderlessWarnedAtMs: number | null = null;
-  /** (peer, group) pairs already warned about; bounded, the network may be hostile. */
-  #foreignGroupsWarned = new Set<string>();
   #loopRunning = false;
   #stopping = false;
   /** A fatal error was met: the first one is reported, later ones are its consequences. */
@@ -253,8 +295,7 @@ export class CounterNode {
     options: NodeOptions,
     storage: DataDir,
     raft: Raft,
-    server: TransportServer,
-    peers: PeerSender,
+    transport: NodeTransport,
     sm: CounterStateMachine,
     applied: number,
   ) {
@@ -263,8 +304,8 @@ export class CounterNode {
     this.#log = options.logger;
     this.#storage = storage;
     this.#raft = raft;
-    this.#server = server;
-    this.#peers = peers;
+    this.#transport = transport;
+    this.#peers = transport.peers;
     this.#applied = applied;
     this.#snapshotIndex = applied;
     // Cluster time continues from the newest stamp this node holds.
@@ -273,7 +314,12 @@ export class CounterNode {
     this.#pendingRequestsMax = options.pendingRequestsMax ?? 100_000;
     this.#snapshotSender = new SnapshotSender({
       sendChunk: (chunk) => {
-        this.#peers.sendBody(chunk.to, encodeSnapshotChunk(options.group, chunk), "snapshot chunk");
+        this.#peers.sendBody(
+          chunk.to,
+          options.group,
+          encodeSnapshotChunk(options.group, chunk),
+          "snapshot chunk",
+        );
       },
       onDone: (to, ok) => {
         if (ok) this.#log.info("snapshot sent", { peer: to });
@@ -307,71 +353,41 @@ export class CounterNode {
   }
 
   /**
-   * Binds the port, then opens the data dir, recovers and begins ticking. The port comes first:
-   * a busy or foreign address fails with {@linkcode ListenError} before anything is written, so
-   * a corrected retry finds the data dir as it was.
+   * Starts a node serving one group in a process of its own: a {@linkcode NodeHost} with the
+   * one group `options.group`, whose data dir is `options.dataDir/groups/GROUP` (a single-group
+   * data dir at `options.dataDir` is moved there first). Binds the port before anything is
+   * written: a busy or foreign address fails with `ListenError` and leaves the data dir as it
+   * was. {@linkcode CounterNode.stop} stops the whole host.
    */
   static async start(options: NodeOptions): Promise<CounterNode> {
-    const log = options.logger;
-    const security = options.security ?? {};
-    const peerAuth = security.clusterToken === undefined
-      ? undefined
-      : await PeerAuthenticator.create(security.clusterToken, options.group, options.id);
-    const clientAuth = await ClientAuthenticator.create(options.group, {
-      client: security.clientToken,
-      admin: security.adminToken,
-    });
-    // Bound before the data dir is touched: a busy or foreign address fails without writing
-    // anything. Answers "node is starting" until a handler is set below.
-    const server = new TransportServer(parseAddress(options.listen ?? options.id), null, {
-      logger: log,
-      requestsInFlightMax: 65536,
-      idleTimeoutMs: options.idleTimeoutMs,
-      frameTimeoutMs: options.frameTimeoutMs,
-      tls: security.tls?.server,
-      peerAuth,
-      clientAuth,
-    });
-    let storage: DataDir;
-    try {
-      storage = await DataDir.open(options.dataDir, {
-        nodeId: options.id,
-        group: options.group,
-        logger: log,
-        segmentBytesMax: options.logSegmentBytes,
-      });
-    } catch (err) {
-      await server.close();
-      throw err;
+    const host = await NodeHost.start({ ...options, groups: [options.group] });
+    const node = host.node(options.group);
+    if (node === undefined) {
+      await host.stop();
+      throw new Error(`the host did not start group ${options.group}`);
     }
+    node.#ownerHost = host;
+    return node;
+  }
+
+  /**
+   * Opens `options.dataDir` (this group's own data dir), recovers, bootstraps a new group (after
+   * the bootstrap check) and begins ticking, sending through `transport`. Used by
+   * {@linkcode NodeHost}; it routes the group's traffic to the node's `on*` methods.
+   */
+  static async open(options: NodeOptions, transport: NodeTransport): Promise<CounterNode> {
+    const log = options.logger;
+    const storage = await DataDir.open(options.dataDir, {
+      nodeId: options.id,
+      group: options.group,
+      logger: log,
+      segmentBytesMax: options.logSegmentBytes,
+    });
     try {
       let recovered = storage.recovered();
-      let node: CounterNode | null = null;
       // While an empty node checks whether it may bootstrap, the other initial members run the
       // same check and must get its answer: identity probes are answered from here on.
-      server.setHandler({
-        onHello: (group, hello) => node === null ? false : node.#gate.onHello(group, hello),
-        onRaftMessage: (group, msg) => {
-          if (node !== null) node.#onRaftMessage(group, msg);
-        },
-        onSnapshotChunk: (group, chunk) => {
-          if (node !== null) node.#onSnapshotChunk(group, chunk);
-        },
-        onSnapshotAck: (group, ack) => {
-          if (node !== null && group === options.group && !node.#stopping) {
-            node.#snapshotSender.onAck(ack, Date.now());
-          }
-        },
-        onRequest: (group, req, reply) => {
-          if (node !== null) node.#onRequest(group, req, reply);
-          else if (req.op === "identity" && group === options.group) {
-            reply(identityReply(req, storage, null));
-          } else reply({ ok: false, code: "SHUTTING_DOWN", error: "node is starting" });
-        },
-        onReplied: (op, resp, elapsedMs) => {
-          if (node !== null) node.#metrics.requestDone(op, resp.ok, resp.code, elapsedMs / 1000);
-        },
-      });
+      transport.starting(storage);
       const fresh = storage.isFresh();
       if (fresh && options.join !== undefined) {
         // Its id may have served before: the configurations it will replay from the start of
@@ -431,28 +447,72 @@ export class CounterNode {
         clusterId: storage.clusterId() || undefined,
       });
       warnIfConfIgnored(options, fresh, raft.conf.voters, raft.conf.learners);
-      const peers = new PeerSender({
-        logger: log,
-        tls: security.tls?.client,
-        peerAuth,
-        // Asked per connection: a joining node learns its cluster id after it started.
-        hello: () =>
-          encodeHello(options.group, {
-            from: options.id,
-            incarnation: storage.incarnation(),
-            clusterId: storage.clusterId(),
-          }),
-      });
-      node = new CounterNode(options, storage, raft, server, peers, sm, applied);
+      const node = new CounterNode(options, storage, raft, transport, sm, applied);
       node.#observeStamps(recovered.entries);
+      node.#knownPeers = new Set([...raft.conf.voters, ...raft.conf.learners]);
       node.#startTimers();
-      log.info("serving", { id: options.id, listen: server.address, group: options.group });
+      log.info("serving", { id: options.id, listen: transport.address, group: options.group });
       return node;
     } catch (err) {
-      await server.close();
       await storage.close();
       throw err;
     }
+  }
+
+  /**
+   * The HELLO this node's group sends on each peer connection: its id, its data dir's
+   * incarnation and its cluster id (asked for anew: a joining node learns it after it started).
+   */
+  hello(): Uint8Array {
+    return encodeHello(this.#options.group, {
+      from: this.#options.id,
+      incarnation: this.#storage.incarnation(),
+      clusterId: this.#storage.clusterId(),
+    });
+  }
+
+  /** The group this node serves. */
+  get group(): string {
+    return this.#options.group;
+  }
+
+  /**
+   * The members this node sends to and takes traffic from (see `#members`); empty while it has
+   * no configuration.
+   */
+  members(): ReadonlySet<string> {
+    return this.#members() ?? new Set();
+  }
+
+  /** A peer's HELLO for this group: accept, refuse, or accept once recorded (see PeerGate). */
+  onHello(hello: Hello): boolean | Promise<boolean> {
+    if (this.#stopping) return false;
+    return this.#gate.onHello(this.#options.group, hello);
+  }
+
+  /** A Raft message for this group, from a peer whose hello was accepted. */
+  onRaftMessage(msg: Message): void {
+    this.#onRaftMessage(this.#options.group, msg);
+  }
+
+  /** A snapshot chunk for this group, from its leader. */
+  onSnapshotChunk(chunk: SnapshotChunk): void {
+    this.#onSnapshotChunk(this.#options.group, chunk);
+  }
+
+  /** A follower's acknowledgement of a snapshot chunk this node sent. */
+  onSnapshotAck(ack: SnapshotAck): void {
+    if (!this.#stopping) this.#snapshotSender.onAck(ack, Date.now());
+  }
+
+  /** A client request for this group; `reply` is called once. */
+  onRequest(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
+    this.#onRequest(this.#options.group, req, reply);
+  }
+
+  /** A request for this group was answered (for metrics). */
+  onReplied(op: string, resp: ClientResponse, elapsedMs: number): void {
+    this.#metrics.requestDone(op, resp.ok, resp.code, elapsedMs / 1000);
   }
 
   /** This node's id (HOST:PORT). */
@@ -481,19 +541,32 @@ export class CounterNode {
     return this.#statusData();
   }
 
-  /** Stops serving: closes the port, fails waiting requests, syncs and unlocks the data dir. */
+  /**
+   * Stops serving. A node started with {@linkcode CounterNode.start} stops its whole host (the
+   * port, the peer connections); a node of a host stops only its group: fails waiting requests,
+   * syncs and unlocks the group's data dir.
+   */
   async stop(): Promise<void> {
+    const host = this.#ownerHost;
+    if (host !== null) {
+      this.#ownerHost = null;
+      await host.stop().catch(() => {});
+      return this.closed;
+    }
+    return await this.stopGroup();
+  }
+
+  /** Stops this group only; the host keeps serving its others. See {@linkcode stop}. */
+  async stopGroup(): Promise<void> {
     if (this.#stopping) return this.closed;
     this.#stopping = true;
     clearInterval(this.#ticker);
     clearInterval(this.#snapshotTimer);
     clearInterval(this.#commitFloorTimer);
     try {
-      await this.#server.close();
       while (this.#loopRunning) await new Promise((r) => setTimeout(r, 1));
       if (this.#snapshotting !== null) await this.#snapshotting.catch(() => {});
       this.#failAll("SHUTTING_DOWN", "the node is shutting down");
-      await this.#peers.close();
       await this.#storage.close();
       this.#log.info("stopped");
       this.#resolveClosed();
@@ -652,20 +725,8 @@ export class CounterNode {
 
   #onRaftMessage(group: string, msg: Message): void {
     if (this.#stopping) return;
-    if (group !== this.#options.group) {
-      // Once per peer and group: a node of another cluster, or one started with another --group,
-      // is a configuration mistake an operator must see, but not once per heartbeat.
-      const key = `${msg.from}\u0000${group}`;
-      if (!this.#foreignGroupsWarned.has(key) && this.#foreignGroupsWarned.size < 1024) {
-        this.#foreignGroupsWarned.add(key);
-        this.#log.warn("dropping raft messages for another group; check --group and --conf", {
-          group,
-          from: msg.from,
-          ours: this.#options.group,
-        });
-      }
-      return;
-    }
+    // The host routes by group; another group's message here would be a routing bug.
+    if (group !== this.#options.group) return;
     if (msg.to !== this.#options.id) {
       this.#log.debug("dropped a raft message for another node", { to: msg.to, from: msg.from });
       return;
@@ -720,7 +781,12 @@ export class CounterNode {
       });
     }
     const result = this.#snapshotReceiver.onChunk(chunk);
-    this.#peers.sendBody(chunk.from, encodeSnapshotAck(group, result.ack), "snapshot ack");
+    this.#peers.sendBody(
+      chunk.from,
+      group,
+      encodeSnapshotAck(group, result.ack),
+      "snapshot ack",
+    );
     if (result.error !== undefined) {
       this.#log.warn("snapshot transfer dropped", { from: chunk.from, reason: result.error });
     }
@@ -812,7 +878,8 @@ export class CounterNode {
   }
 
   #busy(): boolean {
-    return this.#proposals.size + this.#reads.size >= this.#pendingRequestsMax;
+    return this.#proposals.requests + this.#incrQueued + this.#reads.size >=
+      this.#pendingRequestsMax;
   }
 
   #handleIncrement(req: ClientRequest, reply: (resp: ClientResponse) => void): void {
@@ -833,26 +900,71 @@ export class CounterNode {
       reply({ ok: false, code: "BUSY", error: "too many requests waiting; retry later" });
       return;
     }
-    const data = encodeIncrement({
+    const item = {
       delta: req.delta,
-      // Cluster time, not Date.now(): a wall clock that is ahead or steps would expire live
-      // client sessions, and a retry would then be applied twice.
-      proposedAtMs: this.#clock.stamp(this.#raft.term),
       clientId: req.clientId ?? "",
       seq: req.seq ?? 0,
       ackedBelow: req.ackedBelow ?? 0,
-    });
-    const result = this.#raft.propose([data]);
-    if (!result.ok) {
-      if (this.#raft.role !== Role.Leader) return this.#notLeader(reply);
-      reply({ ok: false, code: "BUSY", error: `cannot take the increment now: ${result.reason}` });
+    };
+    // Increments taken in one turn of the event loop become one entry (a batch, see command.ts),
+    // proposed by a microtask after every frame of this turn was read: one log entry, storage
+    // record and apply step for all of them instead of one each.
+    let open = this.#incrBatches.at(-1);
+    if (open === undefined) {
+      queueMicrotask(() => this.#flushIncrements());
+      open = { batch: new IncrementBatch(), replies: [] };
+      this.#incrBatches.push(open);
+    }
+    try {
+      if (!open.batch.add(item)) {
+        open = { batch: new IncrementBatch(), replies: [] };
+        this.#incrBatches.push(open);
+        open.batch.add(item);
+      }
+    } catch (err) {
+      // An increment no entry can hold (a sequence number beyond 2^53, say).
+      reply({
+        ok: false,
+        code: "BAD_REQUEST",
+        error: String(err instanceof Error ? err.message : err),
+      });
       return;
     }
-    this.#proposals.add(result.firstIndex, {
-      term: result.term,
-      reply,
-      deadlineMs: Date.now() + this.#requestTimeoutMs,
-    });
+    open.replies.push(reply);
+    this.#incrQueued++;
+  }
+
+  /** Proposes the increments taken in this turn: one entry per batch, in one step. */
+  #flushIncrements(): void {
+    const batches = this.#incrBatches;
+    if (batches.length === 0) return;
+    this.#incrBatches = [];
+    this.#incrQueued = 0;
+    const everyone = (answer: (reply: Reply) => void) => {
+      for (const b of batches) for (const reply of b.replies) answer(reply);
+    };
+    if (this.#stopping) {
+      const error = "the node is shutting down";
+      return everyone((reply) => reply({ ok: false, code: "SHUTTING_DOWN", error }));
+    }
+    if (this.#raft.role !== Role.Leader) return everyone((reply) => this.#notLeader(reply));
+    // Cluster time, not Date.now(): a wall clock that is ahead or steps would expire live client
+    // sessions, and a retry would then be applied twice. One stamp per entry, as always.
+    const stampMs = this.#clock.stamp(this.#raft.term);
+    const result = this.#raft.propose(batches.map((b) => b.batch.encode(stampMs)));
+    if (!result.ok) {
+      if (this.#raft.role !== Role.Leader) return everyone((reply) => this.#notLeader(reply));
+      const error = `cannot take the increment now: ${result.reason}`;
+      return everyone((reply) => reply({ ok: false, code: "BUSY", error }));
+    }
+    const deadlineMs = Date.now() + this.#requestTimeoutMs;
+    for (let i = 0; i < batches.length; i++) {
+      this.#proposals.add(result.firstIndex + i, {
+        term: result.term,
+        replies: batches[i].replies,
+        deadlineMs,
+      });
+    }
     this.#kick();
   }
 
@@ -967,7 +1079,11 @@ export class CounterNode {
       // adding a member never costs the group its availability.
       this.#promotions.push({ node, reply, deadlineMs });
     };
-    this.#proposals.add(result.firstIndex, { term: result.term, reply: onCommitted, deadlineMs });
+    this.#proposals.add(result.firstIndex, {
+      term: result.term,
+      replies: [onCommitted],
+      deadlineMs,
+    });
     this.#log.info("membership change proposed", {
       op: req.op,
       peer: node,
@@ -1129,7 +1245,7 @@ export class CounterNode {
     this.#log.info("promoting caught-up learner", { peer: p.node, index: result.firstIndex });
     this.#proposals.add(result.firstIndex, {
       term: result.term,
-      reply: p.reply,
+      replies: [p.reply],
       deadlineMs: p.deadlineMs,
     });
     this.#kick();
@@ -1181,12 +1297,12 @@ export class CounterNode {
       applied: this.#applied,
       lastIndex: s.lastIndex,
       snapshotIndex: this.#snapshotIndex,
-      proposalsPending: this.#proposals.size,
+      proposalsPending: this.#proposals.requests + this.#incrQueued,
       readsPending: this.#reads.size,
       followers: s.peers.filter((p) => p.id !== s.id),
       peers: this.#peers.stats(),
-      connections: this.#server.connectionCount,
-      connectionsAccepted: this.#server.connectionsAccepted,
+      connections: this.#transport.connectionCount(),
+      connectionsAccepted: this.#transport.connectionsAccepted(),
     };
   }
 
@@ -1293,7 +1409,7 @@ export class CounterNode {
       for (const [index, p] of this.#proposals) {
         if (index > rd.snapshot.index) continue;
         this.#proposals.delete(index);
-        p.reply({
+        replyAll(p, {
           ok: false,
           code: "TIMEOUT",
           error: "outcome unknown: the entry was replaced by a snapshot before this node saw it",
@@ -1349,9 +1465,9 @@ export class CounterNode {
     for (const e of entries) {
       if (this.#stopping) return;
       const isCommand = e.type === EntryType.Normal && e.data.length > 0;
-      let result: ReturnType<CounterStateMachine["applyIncrement"]> | null = null;
+      let results: ApplyResult[] | null = null;
       try {
-        if (isCommand) result = this.#sm.applyIncrement(e.data);
+        if (isCommand) results = this.#sm.applyEntry(e.data);
         if (e.type === EntryType.Config) this.#onConfApplied(e);
       } catch (err) {
         // Entries are checked before they are stored, so only a damaged log or a bug gets here.
@@ -1372,22 +1488,28 @@ export class CounterNode {
       this.#proposals.delete(e.index);
       if (p.term === e.term && e.type === EntryType.Config) {
         const conf = decodeConfState(e.data);
-        this.#metrics.proposalsCommitted.inc();
-        p.reply({ ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
-      } else if (result === null || p.term !== e.term) {
-        this.#metrics.proposalsFailed.inc();
-        p.reply({
+        this.#metrics.proposalsCommitted.inc(p.replies.length);
+        replyAll(p, { ok: true, leader, data: { voters: conf.voters, learners: conf.learners } });
+      } else if (results === null || p.term !== e.term || results.length !== p.replies.length) {
+        this.#metrics.proposalsFailed.inc(p.replies.length);
+        replyAll(p, {
           ok: false,
           code: "NOT_APPLIED",
           error: "a new leader replaced the entry before it committed; it was not applied",
           leader,
         });
-      } else if (result.ok) {
-        this.#metrics.proposalsCommitted.inc();
-        p.reply({ ok: true, value: result.value, leader });
       } else {
-        this.#metrics.proposalsFailed.inc();
-        p.reply({ ok: false, code: result.code, error: result.error, leader });
+        // One answer per increment of the entry, in order (a batch's items, see command.ts).
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i];
+          if (result.ok) {
+            this.#metrics.proposalsCommitted.inc();
+            p.replies[i]({ ok: true, value: result.value, leader });
+          } else {
+            this.#metrics.proposalsFailed.inc();
+            p.replies[i]({ ok: false, code: result.code, error: result.error, leader });
+          }
+        }
       }
     }
   }
@@ -1413,7 +1535,7 @@ export class CounterNode {
     // data dir; until then nothing from it is accepted.
     this.#storage.forgetPeerIncarnations(members).catch((err) => this.#fatal(err));
     for (const peer of this.#knownPeers) {
-      if (!members.has(peer)) this.#peers.removePeer(peer).catch(() => {});
+      if (!members.has(peer)) this.#transport.forgetPeer(peer);
     }
     this.#knownPeers = members;
     if (!members.has(this.#options.id) && e.index > 1) {
@@ -1450,7 +1572,7 @@ export class CounterNode {
     for (const [index, p] of this.#proposals) {
       if (p.deadlineMs > now) continue;
       this.#proposals.delete(index);
-      p.reply({
+      replyAll(p, {
         ok: false,
         code: "TIMEOUT",
         error: "outcome unknown: the increment was not committed in time",
@@ -1464,7 +1586,12 @@ export class CounterNode {
   }
 
   #failAll(code: "SHUTTING_DOWN", error: string): void {
-    for (const p of this.#proposals.values()) p.reply({ ok: false, code, error });
+    for (const p of this.#proposals.values()) replyAll(p, { ok: false, code, error });
+    for (const b of this.#incrBatches) {
+      for (const reply of b.replies) reply({ ok: false, code, error });
+    }
+    this.#incrBatches = [];
+    this.#incrQueued = 0;
     for (const r of this.#reads.values()) r.reply({ ok: false, code, error });
     this.#proposals.clear();
     this.#reads.clear();
@@ -1497,10 +1624,9 @@ export class CounterNode {
     clearInterval(this.#commitFloorTimer);
     const finish = async () => {
       this.#failAll("SHUTTING_DOWN", "the node stopped after a fatal error");
-      await this.#server.close().catch(() => {});
-      await this.#peers.close().catch(() => {});
       await this.#storage.close().catch(() => {});
     };
+    // The host sees `closed` reject and stops (the port, the peers, its other groups).
     finish().finally(() => this.#rejectClosed(err as Error));
   }
 }
@@ -1510,7 +1636,11 @@ export class CounterNode {
  * has recorded an incarnation for `id`, i.e. ever took Raft traffic from it. `raft` is null
  * while the node is starting (and perhaps running the same check itself).
  */
-function identityReply(req: ClientRequest, storage: DataDir, raft: Raft | null): ClientResponse {
+export function identityReply(
+  req: ClientRequest,
+  storage: DataDir,
+  raft: Raft | null,
+): ClientResponse {
   const id = req.args?.id;
   const incarnation = req.args?.incarnation;
   if (
@@ -1558,7 +1688,7 @@ async function checkBeforeBootstrap(
     members: options.conf,
     clusterId,
     timeoutMs: (options.bootstrapTimeoutSecs ?? 300) * 1000,
-    dataDir: storage.path,
+    dataDir: options.dataRoot ?? storage.path,
     logger: options.logger,
     ask: async (member) => {
       let conn: RpcClientConnection | null = null;

@@ -64,6 +64,11 @@ export interface RecoveryPlan {
   term: number;
   /** The new random cluster id. */
   newClusterId: string;
+  /**
+   * The data root to give `counter serve --data` when it is not `dataDir` (a group's dir under
+   * `DATA/groups/`).
+   */
+  rootDir?: string;
 }
 
 /** An open data dir ready to be forced; see {@linkcode prepareRecovery}. */

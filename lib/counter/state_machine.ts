@@ -10,7 +10,7 @@
  * @module
  */
 
-import { decodeIncrement, type IncrementCommand } from "./command.ts";
+import { decodeIncrements, type IncrementCommand } from "./command.ts";
 
 /** Largest value of a signed 64-bit integer. */
 export const INT64_MAX = (1n << 63n) - 1n;
@@ -66,9 +66,18 @@ export class CounterStateMachine {
     return newest;
   }
 
-  /** Applies one increment entry's data and returns its outcome. */
-  applyIncrement(data: Uint8Array): ApplyResult {
-    return this.apply(decodeIncrement(data));
+  /**
+   * Applies a command entry's data (one increment or a batch, see command.ts) and returns one
+   * outcome per increment, in order. A batch is applied item by item exactly as the same
+   * increments in consecutive entries with the batch's stamp would be: a (clientId, seq) twice
+   * in a batch is a duplicate the second time, an increment refused (OVERFLOW, BUSY) changes
+   * nothing and the next item goes on. Throws, changing nothing, on data that is not a command.
+   */
+  applyEntry(data: Uint8Array): ApplyResult[] {
+    const cmds = decodeIncrements(data);
+    const results: ApplyResult[] = new Array(cmds.length);
+    for (let i = 0; i < cmds.length; i++) results[i] = this.apply(cmds[i]);
+    return results;
   }
 
   /** Applies a decoded increment. A duplicate returns the first outcome and changes nothing. */

@@ -50,6 +50,9 @@ const OP_ACCESS: Readonly<Record<string, Access>> = {
   transfer_leader: "admin",
   snapshot: "admin",
   backup: "admin",
+  groups: "client",
+  create_group: "admin",
+  remove_group: "admin",
 };
 
 /** What `op` needs, before the node's configuration is taken into account. */
@@ -82,23 +85,30 @@ export function clientProof(
 
 /** The node's side: its tokens' keys, and the checks on each request. */
 export class ClientAuthenticator {
-  readonly #group: string;
+  readonly #accepts: (group: string) => boolean;
   readonly #clientKey: CryptoKey | null;
   readonly #adminKey: CryptoKey | null;
 
-  private constructor(group: string, clientKey: CryptoKey | null, adminKey: CryptoKey | null) {
-    this.#group = group;
+  private constructor(
+    accepts: (group: string) => boolean,
+    clientKey: CryptoKey | null,
+    adminKey: CryptoKey | null,
+  ) {
+    this.#accepts = accepts;
     this.#clientKey = clientKey;
     this.#adminKey = adminKey;
   }
 
-  /** Makes the authenticator of a node of `group` from the configured tokens' bytes. */
+  /**
+   * Makes the authenticator of a node of `group` (a name, or a predicate taking every group the
+   * node hosts: a proof is good for the group its request names) from the tokens' bytes.
+   */
   static async create(
-    group: string,
+    group: string | ((group: string) => boolean),
     tokens: { client?: Uint8Array; admin?: Uint8Array },
   ): Promise<ClientAuthenticator> {
     return new ClientAuthenticator(
-      group,
+      typeof group === "string" ? (g) => g === group : group,
       tokens.client === undefined ? null : await hmacKey(tokens.client),
       tokens.admin === undefined ? null : await hmacKey(tokens.admin),
     );
@@ -170,7 +180,7 @@ export class ClientAuthenticator {
         error: "auth proof without a nonce: ask for one first",
       };
     }
-    if (group === this.#group) {
+    if (this.#accepts(group)) {
       for (const [role, key] of [["admin", this.#adminKey], ["client", this.#clientKey]] as const) {
         if (key === null) continue;
         const expected = await clientProof(key, group, serverNonce, nonce);

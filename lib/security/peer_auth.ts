@@ -39,6 +39,8 @@ export interface DialerHandshake {
 export interface AcceptorHandshake {
   /** The dialer, as its step 1 named it. */
   dialer: string;
+  /** The group its step 1 named; step 3 must name the same. */
+  group: string;
   /** The MAC step 3 must carry. */
   expectedMac: Uint8Array;
 }
@@ -57,16 +59,38 @@ export class PeerAuthenticator {
   readonly #key: CryptoKey;
   readonly #group: string;
   readonly #self: string;
+  readonly #accepts: (group: string) => boolean;
 
-  private constructor(key: CryptoKey, group: string, self: string) {
+  private constructor(
+    key: CryptoKey,
+    group: string,
+    self: string,
+    accepts: (group: string) => boolean,
+  ) {
     this.#key = key;
     this.#group = group;
     this.#self = self;
+    this.#accepts = accepts;
   }
 
-  /** Makes the authenticator of node `self` in `group` from the cluster token's bytes. */
-  static async create(token: Uint8Array, group: string, self: string): Promise<PeerAuthenticator> {
-    return new PeerAuthenticator(await hmacKey(token), group, self);
+  /**
+   * Makes the authenticator of node `self` from the cluster token's bytes. It dials with
+   * `group`'s name in the transcript, and accepts handshakes for `group` or, with `accepts`, for
+   * every group that predicate takes (a node hosting several groups on one port with one cluster
+   * token: a connection carries all of them, so any hosted name binds it).
+   */
+  static async create(
+    token: Uint8Array,
+    group: string,
+    self: string,
+    accepts?: (group: string) => boolean,
+  ): Promise<PeerAuthenticator> {
+    return new PeerAuthenticator(
+      await hmacKey(token),
+      group,
+      self,
+      accepts ?? ((g) => g === group),
+    );
   }
 
   /** This node's id. */
@@ -106,6 +130,7 @@ export class PeerAuthenticator {
     }
     const expected = await this.#mac(
       "acceptor",
+      group,
       this.#self,
       state.to,
       state.nonce,
@@ -114,7 +139,14 @@ export class PeerAuthenticator {
     if (!equalBytes(expected, challenge.mac)) {
       throw new PeerAuthError("the peer's proof is wrong (another cluster token or group)");
     }
-    const mac = await this.#mac("dialer", this.#self, state.to, state.nonce, challenge.nonce);
+    const mac = await this.#mac(
+      "dialer",
+      group,
+      this.#self,
+      state.to,
+      state.nonce,
+      challenge.nonce,
+    );
     return { step: 3, from: this.#self, to: state.to, nonce: new Uint8Array(0), mac };
   }
 
@@ -128,18 +160,18 @@ export class PeerAuthenticator {
     opening: PeerAuth,
   ): Promise<{ step: PeerAuth; state: AcceptorHandshake }> {
     if (opening.step !== 1) throw new PeerAuthError(`expected step 1, got step ${opening.step}`);
-    if (group !== this.#group) throw new PeerAuthError(`opening for group ${group}`);
+    if (!this.#accepts(group)) throw new PeerAuthError(`opening for group ${group}`);
     if (opening.to !== this.#self) throw new PeerAuthError(`opening addressed to ${opening.to}`);
     if (opening.from === this.#self) throw new PeerAuthError("opening from this node's own id");
     const nonce = newNonce();
     const dialer = opening.from;
     const [mac, expectedMac] = await Promise.all([
-      this.#mac("acceptor", dialer, this.#self, opening.nonce, nonce),
-      this.#mac("dialer", dialer, this.#self, opening.nonce, nonce),
+      this.#mac("acceptor", group, dialer, this.#self, opening.nonce, nonce),
+      this.#mac("dialer", group, dialer, this.#self, opening.nonce, nonce),
     ]);
     return {
       step: { step: 2, from: this.#self, to: dialer, nonce, mac },
-      state: { dialer, expectedMac },
+      state: { dialer, group, expectedMac },
     };
   }
 
@@ -148,12 +180,13 @@ export class PeerAuthenticator {
    * computed with the challenge), so no body can slip in between the proof and its check.
    */
   acceptorVerify(state: AcceptorHandshake, group: string, proof: PeerAuth): boolean {
-    return proof.step === 3 && group === this.#group && proof.from === state.dialer &&
+    return proof.step === 3 && group === state.group && proof.from === state.dialer &&
       proof.to === this.#self && equalBytes(proof.mac, state.expectedMac);
   }
 
   #mac(
     role: "dialer" | "acceptor",
+    group: string,
     dialer: string,
     acceptor: string,
     dialerNonce: Uint8Array,
@@ -162,7 +195,7 @@ export class PeerAuthenticator {
     const message = transcript([
       LABEL,
       role,
-      this.#group,
+      group,
       dialer,
       acceptor,
       dialerNonce,

@@ -1,12 +1,18 @@
 /**
- * Encoding and decoding of frame bodies: `[kind, group, requestId, payload]` in MessagePack.
+ * Encoding and decoding of frame bodies: `[kind, group, requestId, payload]` in MessagePack, or,
+ * for the hot frames (Raft App, AppResp, Heartbeat, HeartbeatResp; `incr` and `get` requests and
+ * their responses), the binary form of `binary_codec.ts`, which starts with the byte 0xc1 that
+ * MessagePack never uses. The encoders choose the binary form by themselves whenever it can
+ * carry the value; {@linkcode decodeBody} accepts both forms for every kind it has.
  *
- * Decoding trusts nothing: the bytes are first walked by a structural check (limits, nesting,
- * no extension types, no trailing bytes), then decoded, then every field is checked for type and
- * range. Any failure is a {@linkcode ProtocolError}; nothing else escapes {@linkcode decodeBody}.
+ * Decoding a MessagePack body trusts nothing: the bytes are first walked by a structural check
+ * (limits, nesting, no extension types, no trailing bytes), then decoded, then every field is
+ * checked for type and range. Any failure is a {@linkcode ProtocolError}; nothing else escapes {@linkcode decodeBody}.
  *
  * Encoding asserts the same rules on the way out, so a bug on this side fails here, loudly,
- * instead of making a peer drop the connection.
+ * instead of making a peer drop the connection. A binary body is a view of a buffer shared with
+ * other bodies: its bytes never change once returned, but its `.buffer` is not the caller's to
+ * transfer or write through.
  *
  * @module
  */
@@ -21,6 +27,13 @@ import {
   type Snapshot,
 } from "../raft/types.ts";
 import { type ScanLimits, scanMsgpack } from "./_msgpack_scan.ts";
+import {
+  BINARY_MARKER,
+  decodeBinaryBody,
+  encodeRaftBinary,
+  encodeRequestBinary,
+  encodeResponseBinary,
+} from "./binary_codec.ts";
 import { FRAME_BYTES_LIMIT } from "./frame.ts";
 
 /** The `kind` field of a body. */
@@ -386,7 +399,7 @@ const RAFT_FIELDS = 13;
  * Largest election timeout (ticks) a HeartbeatResp may carry: well above the 60,000 ticks of the
  * longest `--election-timeout-ms`, far below anything that could overflow a tick count.
  */
-const ELECTION_TICKS_WIRE_MAX = 1_000_000;
+export const ELECTION_TICKS_WIRE_MAX = 1_000_000;
 const ENTRY_FIELDS = 4;
 const SNAPSHOT_FIELDS = 5;
 
@@ -406,7 +419,8 @@ const decoder = new Decoder({
 // Encoding
 
 /**
- * Encodes a Raft message for `group` as a body (`requestId` 0).
+ * Encodes a Raft message for `group` as a body (`requestId` 0): binary for App, AppResp,
+ * Heartbeat and HeartbeatResp, MessagePack for the others (see the module documentation).
  *
  * @example
  * ```ts
@@ -418,6 +432,14 @@ const decoder = new Decoder({
  * ```
  */
 export function encodeRaft(group: string, message: Message): Uint8Array {
+  return encodeRaftBinary(group, message) ?? encodeRaftMessagePack(group, message);
+}
+
+/**
+ * Encodes a Raft message for `group` as a MessagePack body, whatever its type: the form every
+ * receiver accepts, which {@linkcode encodeRaft} uses for the kinds without a binary form.
+ */
+export function encodeRaftMessagePack(group: string, message: Message): Uint8Array {
   assertGroup(group);
   const m = message;
   if (!MESSAGE_TYPES.has(m.type)) throw new TypeError(`Unknown message type ${m.type}`);
@@ -510,8 +532,21 @@ export function encodeHello(group: string, h: Hello): Uint8Array {
   return encoder.encode([BodyKind.Hello, group, 0, payload]);
 }
 
-/** Encodes a client request for `group` with `requestId` (at least 1) as a body. */
+/**
+ * Encodes a client request for `group` with `requestId` (at least 1) as a body: binary for
+ * `incr` and `get` without `args`, MessagePack otherwise.
+ */
 export function encodeRequest(
+  group: string,
+  requestId: number,
+  request: ClientRequest,
+): Uint8Array {
+  return encodeRequestBinary(group, requestId, request) ??
+    encodeRequestMessagePack(group, requestId, request);
+}
+
+/** Encodes a client request as a MessagePack body, whatever its op; see {@linkcode encodeRequest}. */
+export function encodeRequestMessagePack(
   group: string,
   requestId: number,
   request: ClientRequest,
@@ -534,8 +569,21 @@ export function encodeRequest(
   return encoder.encode([BodyKind.Request, group, wireUint(requestId), payload]);
 }
 
-/** Encodes a response to request `requestId` of `group` as a body. */
+/**
+ * Encodes a response to request `requestId` of `group` as a body: binary unless `data` is more
+ * than a few strings (then MessagePack).
+ */
 export function encodeResponse(
+  group: string,
+  requestId: number,
+  response: ClientResponse,
+): Uint8Array {
+  return encodeResponseBinary(group, requestId, response) ??
+    encodeResponseMessagePack(group, requestId, response);
+}
+
+/** Encodes a response as a MessagePack body, whatever it holds; see {@linkcode encodeResponse}. */
+export function encodeResponseMessagePack(
   group: string,
   requestId: number,
   response: ClientResponse,
@@ -699,13 +747,14 @@ function isPlainMap(v: unknown): v is Record<string, unknown> {
 // Decoding
 
 /**
- * Decodes a frame body. Throws {@linkcode ProtocolError}, and only that, when the bytes are not
- * a valid body.
+ * Decodes a frame body, binary (first byte 0xc1) or MessagePack. Throws
+ * {@linkcode ProtocolError}, and only that, when the bytes are not a valid body.
  *
  * The returned Raft message owns its bytes (entry and snapshot data are copied out of `bytes`);
  * binary values inside request `args` or response `data` are views of `bytes`.
  */
 export function decodeBody(bytes: Uint8Array): DecodedBody {
+  if (bytes.length > 0 && bytes[0] === BINARY_MARKER) return decodeBinaryBody(bytes);
   const problem = scanMsgpack(bytes, CODEC_LIMITS);
   if (problem !== null) throw new ProtocolError(problem);
   let body: unknown;

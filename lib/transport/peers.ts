@@ -54,12 +54,20 @@ export interface PeerSenderOptions {
    */
   peerAuth?: PeerAuthenticator;
   /**
-   * The HELLO body (see `encodeHello`) sent as the first frame of every connection, asked for
-   * anew each time so it carries the node's current cluster id. Without it no hello is sent, and
-   * a node's server delivers none of this sender's messages.
+   * The HELLO body (see `encodeHello`) of `group`, sent on a connection before the first body of
+   * that group and again every {@linkcode HELLO_REPEAT_MS} while the group sends on it; asked
+   * for anew each time so it carries the group's current cluster id. Null: the group has none
+   * (not running here), and its bodies are dropped. Without it no hello is sent, and a node's
+   * server delivers none of this sender's messages.
    */
-  hello?: () => Uint8Array;
+  hello?: (group: string) => Uint8Array | null;
 }
+
+/**
+ * A group's hello is repeated on a connection this often while the group sends on it, so that
+ * a receiver that refused it once (while other groups keep the connection open) judges it again.
+ */
+export const HELLO_REPEAT_MS = 10_000;
 
 /** Counters for one peer. */
 export interface PeerStats {
@@ -80,8 +88,10 @@ interface Peer {
   hostPort: HostPort;
   state: PeerState;
   conn: Connection | null;
-  // Bodies sent while the connection is being opened; they go out once it is.
-  pending: Uint8Array[];
+  // Bodies sent while the connection is being opened, with their groups; they go out once it is.
+  pending: Array<{ group: string; body: Uint8Array }>;
+  // When each group's hello last went out on the current connection.
+  hellos: Map<string, number>;
   pendingBytes: number;
   connecting: Promise<void> | null;
   abort: AbortController | null;
@@ -126,7 +136,7 @@ export class PeerSender {
   #now: () => number;
   #tls: ClientTls | undefined;
   #peerAuth: PeerAuthenticator | undefined;
-  #hello: (() => Uint8Array) | null;
+  #hello: ((group: string) => Uint8Array | null) | null;
   #closing = false;
   #closed: Promise<void> | null = null;
 
@@ -155,14 +165,20 @@ export class PeerSender {
    * or sender closed). Throws only for an invalid message or address, which are bugs.
    */
   send(to: NodeId, group: string, message: Message): boolean {
-    return this.sendBody(to, encodeRaft(group, message), `raft message type ${message.type}`);
+    return this.sendBody(
+      to,
+      group,
+      encodeRaft(group, message),
+      `raft message type ${message.type}`,
+    );
   }
 
   /**
-   * Queues an already encoded body (see `encodeSnapshotChunk`) for peer `to`; same outcome as
-   * {@linkcode PeerSender.send}. `what` names the body in the warning if it is too large.
+   * Queues an already encoded body of `group` (see `encodeSnapshotChunk`) for peer `to`; same
+   * outcome as {@linkcode PeerSender.send}. `what` names the body in the warning if it is too
+   * large.
    */
-  sendBody(to: NodeId, body: Uint8Array, what = "body"): boolean {
+  sendBody(to: NodeId, group: string, body: Uint8Array, what = "body"): boolean {
     if (this.#closing) return false;
     const peer = this.#peer(to);
     if (body.length > this.#frameBytesMax) {
@@ -177,13 +193,14 @@ export class PeerSender {
     }
     switch (peer.state) {
       case "up":
+        if (!this.#sayHello(peer, peer.conn!, group)) break;
         if (peer.conn!.send(body) > 0) return true;
         break;
       case "idle":
         this.#connect(peer);
-        return this.#hold(peer, body);
+        return this.#hold(peer, group, body);
       case "connecting":
-        return this.#hold(peer, body);
+        return this.#hold(peer, group, body);
       case "backoff":
         break;
     }
@@ -248,6 +265,7 @@ export class PeerSender {
         state: "idle",
         conn: null,
         pending: [],
+        hellos: new Map(),
         pendingBytes: 0,
         connecting: null,
         abort: null,
@@ -262,13 +280,36 @@ export class PeerSender {
     return peer;
   }
 
-  #hold(peer: Peer, body: Uint8Array): boolean {
+  /**
+   * Sends `group`'s hello on `conn` when it has not gone out there yet, or not for
+   * {@linkcode HELLO_REPEAT_MS}. False when the connection cannot take it.
+   */
+  #sayHello(peer: Peer, conn: Connection, group: string): boolean {
+    if (this.#hello === null) return true;
+    const nowMs = this.#now();
+    const lastMs = peer.hellos.get(group);
+    if (lastMs !== undefined && nowMs - lastMs < HELLO_REPEAT_MS) return true;
+    let hello: Uint8Array | null;
+    try {
+      hello = this.#hello(group);
+    } catch (err) {
+      // A bug on this side; without its hello the group's bodies would be refused.
+      this.#logger.error("could not encode the hello", { peer: peer.id, group, reason: err });
+      return false;
+    }
+    // No hello (the group is not running here): its body would only get the connection closed.
+    if (hello === null) return false;
+    peer.hellos.set(group, nowMs);
+    return conn.send(hello) > 0;
+  }
+
+  #hold(peer: Peer, group: string, body: Uint8Array): boolean {
     const frameBytes = FRAME_HEADER_BYTES + body.length;
     if (peer.pendingBytes + frameBytes > this.#queueBytesMax) {
       peer.dropped++;
       return false;
     }
-    peer.pending.push(body);
+    peer.pending.push({ group, body });
     peer.pendingBytes += frameBytes;
     return true;
   }
@@ -314,16 +355,6 @@ export class PeerSender {
       tcp.close();
       return;
     }
-    let hello: Uint8Array | null = null;
-    try {
-      hello = this.#hello?.() ?? null;
-    } catch (err) {
-      // A bug on this side; without its hello the connection would carry nothing.
-      this.#logger.error("could not encode the hello", { peer: peer.id, reason: err });
-      tcp.close();
-      this.#down(peer, err);
-      return;
-    }
     // The only body a peer may send back is the handshake's challenge, once.
     let onChallenge: ((body: DecodedBody) => void) | null = null;
     const conn = new Connection(tcp, (body) => {
@@ -349,19 +380,20 @@ export class PeerSender {
       }
     }
     peer.conn = conn;
+    peer.hellos = new Map();
     peer.state = "up";
     peer.upSinceMs = this.#now();
     if (peer.reported !== "up") {
       peer.reported = "up";
       this.#logger.info("peer up", { peer: peer.id });
     }
-    // First after the handshake: the peer takes no other body from us before it.
-    if (hello !== null) conn.send(hello);
     const pending = peer.pending;
     peer.pending = [];
     peer.pendingBytes = 0;
-    for (const body of pending) {
-      if (conn.send(body) === 0) peer.dropped++;
+    // Each group's hello goes first (after the handshake): the peer takes no body of a group
+    // before that group's hello.
+    for (const { group, body } of pending) {
+      if (!this.#sayHello(peer, conn, group) || conn.send(body) === 0) peer.dropped++;
     }
     conn.closed.then(() => {
       if (peer.conn !== conn) return;

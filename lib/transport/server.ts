@@ -79,9 +79,10 @@ export type HelloVerdict = boolean | Promise<boolean>;
 /**
  * What the server does with what it receives.
  *
- * Peer bodies (RAFT, SNAPSHOT_CHUNK, SNAPSHOT_ACK) are delivered only from a connection whose
- * HELLO `onHello` accepted, and only when they come from the node that hello named and are for
- * its group. A peer body before any hello closes the connection.
+ * Peer bodies (RAFT, SNAPSHOT_CHUNK, SNAPSHOT_ACK) are delivered only for a group whose HELLO
+ * `onHello` accepted on that connection, and only when they come from the node the connection's
+ * hellos named. A peer body of a group with no hello on the connection closes it; one of a group
+ * whose hello was refused (while other groups keep the connection open) is dropped.
  */
 export interface TransportHandler {
   /**
@@ -101,10 +102,10 @@ export interface TransportHandler {
   /** A follower acknowledged a snapshot chunk. Without a handler it is dropped. */
   onSnapshotAck?(group: string, ack: SnapshotAck): void;
   /**
-   * A request was answered `elapsedMs` after it arrived (for metrics). It must not throw; it is
-   * called before the response is sent.
+   * A request for `group` was answered `elapsedMs` after it arrived (for metrics). It must not
+   * throw; it is called before the response is sent.
    */
-  onReplied?(op: string, response: ClientResponse, elapsedMs: number): void;
+  onReplied?(op: string, response: ClientResponse, elapsedMs: number, group: string): void;
 }
 
 /** Options for {@linkcode TransportServer}. */
@@ -185,6 +186,14 @@ const STARTING_HANDLER: TransportHandler = {
 
 type PeerBody = DecodedBody & { kind: "raft" | "snapshot_chunk" | "snapshot_ack" };
 
+/** Where one group's HELLO stands on a peer connection. */
+interface PeerGroupState {
+  /** Being decided, accepted, or refused (its bodies are dropped until a new hello). */
+  state: "pending" | "accepted" | "refused";
+  /** Peer bodies of this group that arrived while its hello was pending. */
+  held: PeerBody[];
+}
+
 interface ClientState {
   conn: Connection;
   requestsInFlight: number;
@@ -195,14 +204,18 @@ interface ClientState {
   peerHandshake: AcceptorHandshake | null;
   /** The id the dialer proved in the peer handshake. */
   authPeerId: string;
-  /** Where the connection's hello stands: none yet, being decided, or accepted. */
-  helloState: "none" | "pending" | "accepted";
-  /** The accepted (or pending) hello's group and sender. */
-  peerGroup: string;
+  /**
+   * The sender every hello on this connection named ("" before the first one): one connection
+   * carries one peer's traffic, for every group it announced with a hello.
+   */
   peerId: string;
-  /** Peer bodies that arrived while the hello was pending. */
-  held: PeerBody[];
+  /** Each group this connection sent a hello for, and where that hello stands. */
+  groups: Map<string, PeerGroupState>;
+  /** Peer bodies held over all groups (bounded by {@linkcode HELD_BODIES_MAX}). */
+  heldCount: number;
   heldDropped: number;
+  /** Bodies dropped because their group's hello was refused. */
+  refusedDropped: number;
 }
 
 // Bounds on how often the limits are checked.
@@ -398,11 +411,11 @@ export class TransportServer {
     const client: ClientState = {
       conn: new Connection(tcp, (body) => this.#dispatch(client, body), this.#connectionOptions),
       requestsInFlight: 0,
-      helloState: "none",
-      peerGroup: "",
       peerId: "",
-      held: [],
+      groups: new Map(),
+      heldCount: 0,
       heldDropped: 0,
+      refusedDropped: 0,
       session: newSession(),
       peerAuth: "none",
       peerHandshake: null,
@@ -542,7 +555,7 @@ export class TransportServer {
     if (auth === undefined) {
       throw new ProtocolError("Peer authentication asked for, but this node has no cluster token");
     }
-    if (step.step === 1 && client.peerAuth === "none" && client.helloState === "none") {
+    if (step.step === 1 && client.peerAuth === "none" && client.groups.size === 0) {
       client.peerAuth = "challenging";
       auth.acceptorChallenge(group, step).then(({ step: challenge, state }) => {
         if (client.conn.isClosed) return;
@@ -571,8 +584,13 @@ export class TransportServer {
     throw new ProtocolError(`Peer handshake step ${step.step} out of order`);
   }
 
+  /**
+   * One hello per group: a connection carries one peer's traffic for every group it sent a hello
+   * for. A repeated hello for a group is judged again (the dialer repeats them, so a group refused
+   * once is heard again once the reason is gone). A hello naming another sender than the
+   * connection's first closes the connection.
+   */
   #onHello(client: ClientState, group: string, hello: Hello): void {
-    if (client.helloState !== "none") throw new ProtocolError("A second hello on one connection");
     if (this.#peerAuth !== undefined) {
       // With a cluster token, who is talking is what the handshake proved, nothing else.
       if (client.peerAuth !== "authenticated") {
@@ -584,48 +602,38 @@ export class TransportServer {
         );
       }
     }
+    if (client.peerId !== "" && hello.from !== client.peerId) {
+      throw new ProtocolError(`A hello from ${hello.from} on ${client.peerId}'s connection`);
+    }
     const remote = client.conn.remoteAddress;
-    client.peerGroup = group;
     client.peerId = hello.from;
+    const previous = client.groups.get(group);
+    if (previous !== undefined && previous.state === "pending") {
+      // The first is still being decided; its verdict stands for both.
+      return;
+    }
+    const entry: PeerGroupState = { state: "pending", held: [] };
+    client.groups.set(group, entry);
     // A node still starting has no handler yet: its peers retry the connection.
     const verdict = this.#handler?.onHello?.(group, hello, remote) ?? false;
     if (verdict === true) {
-      // Only an accepted hello takes a peer slot: a stranger's hello cannot push peers out.
-      this.#admitPeer(client);
-      client.helloState = "accepted";
+      this.#acceptGroup(client, group, entry);
       return;
     }
     if (verdict === false) {
-      this.#refuse(client, "hello refused");
+      this.#refuseGroup(client, group, entry, "hello refused");
       return;
     }
-    client.helloState = "pending";
     verdict.then(
       (accepted) => {
-        if (client.conn.isClosed) return;
-        if (!accepted) return this.#refuse(client, "hello refused");
-        this.#admitPeer(client);
-        client.helloState = "accepted";
-        const held = client.held;
-        client.held = [];
-        if (client.heldDropped > 0) {
-          this.#logger.debug("dropped peer bodies that arrived while the hello was decided", {
-            peer: client.peerId,
-            dropped: client.heldDropped,
-          });
-        }
-        try {
-          for (const body of held) {
-            if (client.conn.isClosed) return;
-            this.#deliverPeerBody(client, body);
-          }
-        } catch (err) {
-          this.#refuse(client, err instanceof Error ? err.message : String(err));
-        }
+        if (client.conn.isClosed || client.groups.get(group) !== entry) return;
+        if (!accepted) return this.#refuseGroup(client, group, entry, "hello refused");
+        this.#acceptGroup(client, group, entry);
       },
       (err) => {
         this.#logger.error("deciding a hello failed, closing connection", {
           peer: client.peerId,
+          group,
           remote,
           reason: err,
         });
@@ -634,24 +642,84 @@ export class TransportServer {
     );
   }
 
+  /** Accepts `group`'s hello on `client`: delivers its held bodies, in order. */
+  #acceptGroup(client: ClientState, group: string, entry: PeerGroupState): void {
+    // Only an accepted hello takes a peer slot: a stranger's hello cannot push peers out.
+    this.#admitPeer(client);
+    entry.state = "accepted";
+    const held = entry.held;
+    entry.held = [];
+    client.heldCount -= held.length;
+    if (client.heldDropped > 0) {
+      this.#logger.debug("dropped peer bodies that arrived while a hello was decided", {
+        peer: client.peerId,
+        group,
+        dropped: client.heldDropped,
+      });
+      client.heldDropped = 0;
+    }
+    try {
+      for (const body of held) {
+        if (client.conn.isClosed || entry.state !== "accepted") return;
+        this.#deliverPeerBody(client, body);
+      }
+    } catch (err) {
+      this.#refuse(client, err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  /**
+   * Refuses `group`'s hello. A connection that carries no other accepted group is closed (its
+   * dialer reconnects with backoff and says hello again); one that carries other groups stays
+   * open, and this group's bodies are dropped until a new hello for it is accepted.
+   */
+  #refuseGroup(client: ClientState, group: string, entry: PeerGroupState, reason: string): void {
+    client.heldCount -= entry.held.length;
+    entry.held = [];
+    entry.state = "refused";
+    for (const other of client.groups.values()) {
+      if (other.state === "accepted") {
+        this.#logger.debug("refused one group's hello on a peer connection", {
+          peer: client.peerId,
+          group,
+          remote: client.conn.remoteAddress,
+          reason,
+        });
+        return;
+      }
+    }
+    this.#refuse(client, reason);
+  }
+
   #refuse(client: ClientState, reason: string): void {
     this.#logger.debug("closing peer connection", {
       peer: client.peerId,
       remote: client.conn.remoteAddress,
       reason,
     });
-    client.held = [];
+    for (const entry of client.groups.values()) entry.held = [];
+    client.heldCount = 0;
     client.conn.close();
   }
 
   #onPeerBody(client: ClientState, body: PeerBody): void {
-    switch (client.helloState) {
-      case "none":
-        throw new ProtocolError(`A ${body.kind} body before any hello`);
+    const entry = client.groups.get(body.group);
+    if (entry === undefined) {
+      throw new ProtocolError(
+        `A ${body.kind} body before any hello for group ${JSON.stringify(body.group)}`,
+      );
+    }
+    switch (entry.state) {
       case "pending":
         // Nothing reaches the handler before the hello is accepted: held, bounded.
-        if (client.held.length < HELD_BODIES_MAX) client.held.push(body);
-        else client.heldDropped++;
+        if (client.heldCount < HELD_BODIES_MAX) {
+          entry.held.push(body);
+          client.heldCount++;
+        } else client.heldDropped++;
+        return;
+      case "refused":
+        // Raft tolerates loss; the dialer's next hello for the group is judged again.
+        client.refusedDropped++;
         return;
       case "accepted":
         this.#deliverPeerBody(client, body);
@@ -660,9 +728,6 @@ export class TransportServer {
   }
 
   #deliverPeerBody(client: ClientState, body: PeerBody): void {
-    if (body.group !== client.peerGroup) {
-      throw new ProtocolError(`A ${body.kind} body for another group than the hello's`);
-    }
     const from = body.kind === "raft"
       ? body.message.from
       : body.kind === "snapshot_chunk"
@@ -695,7 +760,7 @@ export class TransportServer {
       // Encoded before anything else so a bad response throws to the caller and changes nothing.
       const bytes = encodeResponse(group, requestId, response);
       replied = true;
-      this.#handler?.onReplied?.(op, response, performance.now() - arrivedMs);
+      this.#handler?.onReplied?.(op, response, performance.now() - arrivedMs, group);
       client.requestsInFlight--;
       const conn = client.conn;
       if (conn.isClosed) return;

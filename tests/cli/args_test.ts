@@ -232,6 +232,7 @@ Deno.test("serve has the documented defaults", () => {
     id: "h:1",
     conf: ["h:1", "h:2", "h:3"],
     group: "counter",
+    groups: ["counter"],
     electionTimeoutMs: 1000,
     heartbeatIntervalMs: 100,
     snapshotIntervalSecs: 3600,
@@ -467,4 +468,24 @@ Deno.test("certs needs --out and --hosts", () => {
     () => parseCommandLine(["certs", "--out", "d", "--hosts", "a b"]),
     /invalid --hosts entry/,
   );
+});
+
+Deno.test("serve --groups takes distinct valid names; the default is --group alone", () => {
+  assert.deepEqual(parseServeArgs([...SERVE_REQUIRED, "--groups", "counter,orders,views"]).groups, [
+    "counter",
+    "orders",
+    "views",
+  ]);
+  assert.deepEqual(parseServeArgs([...SERVE_REQUIRED, "--group", "g1"]).groups, ["g1"]);
+  assertUsage(
+    () => parseServeArgs([...SERVE_REQUIRED, "--groups", "a,,b"]),
+    /^invalid --groups "a,,b"/,
+  );
+  assertUsage(
+    () => parseServeArgs([...SERVE_REQUIRED, "--groups", "a,b/c"]),
+    /^invalid group name in --groups "b\/c"/,
+  );
+  assertUsage(() => parseServeArgs([...SERVE_REQUIRED, "--groups", "a,.."]), /not \. or \.\./);
+  assertUsage(() => parseServeArgs([...SERVE_REQUIRED, "--groups", "a,b,a"]), /names a twice/);
+  assertUsage(() => parseServeArgs([...SERVE_REQUIRED, "--group", "."]), /^invalid --group "\."/);
 });

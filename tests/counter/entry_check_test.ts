@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { encodeConfState, EntryType } from "../../lib/raft/mod.ts";
-import { encodeIncrement } from "../../lib/counter/command.ts";
+import {
+  BATCH_ITEMS_MAX,
+  encodeIncrement,
+  IncrementBatch,
+  OP_INCREMENT_BATCH,
+} from "../../lib/counter/command.ts";
 import { CounterStateMachine } from "../../lib/counter/state_machine.ts";
 import {
   CLIENT_ID_BYTES_MAX,
@@ -34,6 +39,44 @@ Deno.test("a poison entry and other malformed Normal entries are refused", () =>
   assert.match(entryProblem(normal(bigSeq))!, /beyond 2\^53/);
 });
 
+const batch = (...clientIds: string[]) => {
+  const b = new IncrementBatch();
+  clientIds.forEach((clientId, i) => b.add({ delta: 1n, clientId, seq: i + 1, ackedBelow: 0 }));
+  return b.encode(1);
+};
+
+Deno.test("well-formed batches pass", () => {
+  assert.equal(entryProblem(normal(batch("a", "b", "", "x".repeat(256)))), null);
+  const full = new IncrementBatch();
+  for (let i = 0; i < BATCH_ITEMS_MAX; i++) {
+    full.add({ delta: 1n, clientId: "c", seq: i + 1, ackedBelow: 0 });
+  }
+  assert.equal(entryProblem(normal(full.encode(1))), null);
+});
+
+Deno.test("malformed batches are refused with the reason", () => {
+  const good = batch("a", "b");
+  assert.equal(good[0], OP_INCREMENT_BATCH);
+  const withCount = (n: number) => {
+    const d = good.slice();
+    new DataView(d.buffer).setUint16(9, n);
+    return d;
+  };
+  assert.match(entryProblem(normal(good.subarray(0, good.length - 1)))!, /truncated/);
+  assert.match(entryProblem(normal(Uint8Array.of(...good, 7)))!, /after its last item/);
+  assert.match(entryProblem(normal(withCount(0)))!, /0 items/);
+  assert.match(entryProblem(normal(withCount(0xffff)))!, /65535 items/);
+  const bigSeq = good.slice();
+  new DataView(bigSeq.buffer).setBigUint64(11 + 8, 2n ** 60n);
+  assert.match(entryProblem(normal(bigSeq))!, /beyond 2\^53/);
+  const longId = good.slice();
+  new DataView(longId.buffer).setUint16(11 + 24, 2000);
+  assert.match(entryProblem(normal(longId))!, /client id of 2000 bytes/);
+  const badUtf8 = good.slice();
+  badUtf8[11 + 26] = 0xff;
+  assert.match(entryProblem(normal(badUtf8))!, /not UTF-8/);
+});
+
 Deno.test("malformed Config entries are refused", () => {
   const utf8 = new TextEncoder();
   for (
@@ -59,7 +102,7 @@ Deno.test("malformed Config entries are refused", () => {
 
 Deno.test("snapshots must restore and carry a usable configuration", () => {
   const sm = new CounterStateMachine();
-  sm.applyIncrement(increment());
+  sm.applyEntry(increment());
   const conf = { voters: ["127.0.0.1:1"], learners: [] };
   assert.equal(snapshotProblem(sm.snapshot(), conf), null);
   assert.match(snapshotProblem(new Uint8Array([0xff]), conf)!, /snapshot data/);

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { computeClusterId } from "../../lib/counter/bootstrap_check.ts";
+import { IncrementBatch } from "../../lib/counter/command.ts";
 import { CounterNode, type NodeOptions } from "../../lib/counter/node.ts";
 import { freePorts } from "../../lib/cli/local_cluster.ts";
 import { Logger } from "../../lib/logging/logger.ts";
@@ -163,6 +164,48 @@ Deno.test("an append carrying a poison entry is dropped whole, with a warning", 
         assert.ok(Date.now() < deadline, "the well-formed append is applied");
         await sleep(50);
       }
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+Deno.test("an append carrying a malformed increment batch is dropped; a valid batch applies", async () => {
+  await withLoneFollower(async (node, b, lines) => {
+    const before = await status(node.id);
+    const term = Number(before.term) + 10;
+    const lastIndex = Number(before.lastIndex);
+    const append = (data: Uint8Array) =>
+      makeMessage(MessageType.App, {
+        from: b,
+        to: node.id,
+        term,
+        logTerm: 1,
+        index: lastIndex,
+        commit: lastIndex + 1,
+        entries: [{ term, index: lastIndex + 1, type: EntryType.Normal, data }],
+      });
+    const batch = new IncrementBatch();
+    for (let i = 1; i <= 3; i++) batch.add({ delta: 10n, clientId: "h", seq: i, ackedBelow: 1 });
+    const good = batch.encode(1);
+    // The count says 4 items, the data holds 3: a follower that trusted it would read past them.
+    const lying = good.slice();
+    new DataView(lying.buffer).setUint16(9, 4);
+    const conn = await rawPeerSocket(node.id, { group: GROUP, from: b });
+    try {
+      await writeAll(conn, raftFrame(GROUP, append(lying)));
+      await sleep(800);
+      const after = await status(node.id);
+      assert.equal(after.lastIndex, lastIndex, "the malformed batch was not stored");
+      assert.ok(lines.some((l) => l.includes("malformed entry")), "logged the drop");
+      assert.ok(!lines.some((l) => l.includes("fatal")), lines.join("\n"));
+      await writeAll(conn, raftFrame(GROUP, append(good)));
+      const deadline = Date.now() + WAIT_MS;
+      while (Number((await status(node.id)).applied) < lastIndex + 1) {
+        assert.ok(Date.now() < deadline, "the well-formed batch is applied");
+        await sleep(50);
+      }
+      assert.equal((await status(node.id)).value, "30", "every item of the batch applied");
     } finally {
       conn.close();
     }

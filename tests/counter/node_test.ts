@@ -163,6 +163,70 @@ Deno.test("an overflowing increment is refused with OVERFLOW by the node", async
   }
 });
 
+Deno.test("concurrent increments share log entries; each gets its own answer", async () => {
+  // The leader proposes the increments of one event-loop turn as one batch entry (command.ts):
+  // fewer entries than increments, every increment applied once, each answered with the value
+  // right after it, a duplicate in the same turn answered as the first, followers in step.
+  const group = await startGroup(3);
+  const conns: RpcClientConnection[] = [];
+  try {
+    const leader = await waitForLeader(group.nodes);
+    const status = async (id: string) => (await callNode(id, GROUP, { op: "status" })).data!;
+    const before = await status(leader.id);
+    const count = 300;
+    for (let c = 0; c < 3; c++) conns.push(await RpcClientConnection.connect(leader.id));
+    const calls: Promise<ClientResponse>[] = [];
+    for (let i = 0; i < count; i++) {
+      const seq = i + 1;
+      // Positive deltas: every increment leads to a new value, and the steps between the values
+      // sorted tell the order of application.
+      const delta = 1n << BigInt(i % 40);
+      const request = { op: "incr", delta, clientId: `batch-${i % 3}`, seq, ackedBelow: 1 };
+      calls.push(conns[i % 3].call(GROUP, request, WAIT_MS));
+      // The same request again, in the same turn: a duplicate, answered with the first answer.
+      if (i % 50 === 7) calls.push(conns[i % 3].call(GROUP, request, WAIT_MS));
+    }
+    const answers = await Promise.all(calls);
+    for (const a of answers) assert.equal(a.ok, true, a.error);
+    const values = answers.map((a) => a.value!);
+    let total = 0n;
+    for (let i = 0; i < count; i++) total += 1n << BigInt(i % 40);
+    const distinct = new Set(values);
+    assert.equal(distinct.size, count, "one value per increment; duplicates repeat theirs");
+    const max = values.reduce((m, v) => (v > m ? v : m), 0n);
+    assert.equal(max, total, "the last increment applied sees them all");
+    assert.equal((await callNode(leader.id, GROUP, { op: "get" })).value, total);
+    // Each answer is the value right after that increment: sorted by value, the answers step up
+    // by exactly the deltas (order of application), duplicates aside.
+    const byValue = [...distinct].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const deltaOf = new Map<bigint, bigint>();
+    for (let i = 0, k = 0; i < count; i++, k++) {
+      deltaOf.set(answers[k].value!, 1n << BigInt(i % 40));
+      if (i % 50 === 7) {
+        k++;
+        assert.equal(answers[k].value, answers[k - 1].value, "duplicate answered as the first");
+      }
+    }
+    let previous = 0n;
+    for (const v of byValue) {
+      assert.equal(v - previous, deltaOf.get(v), `the step to ${v} is its own increment's delta`);
+      previous = v;
+    }
+    const after = await status(leader.id);
+    const entries = (after.lastIndex as number) - (before.lastIndex as number);
+    assert.ok(entries > 0 && entries < count, `${count} increments took ${entries} entries`);
+    for (const node of group.nodes) {
+      await waitFor(async () => {
+        const r = await callNode(node.id, GROUP, { op: "get", consistency: "stale" });
+        return r.value === total ? true : undefined;
+      }, `${node.id} to apply every batch`);
+    }
+  } finally {
+    await Promise.allSettled(conns.map((c) => c.close()));
+    await group.stop();
+  }
+});
+
 Deno.test("a leader's wall clock jumping 2 h ahead does not expire a live session", async () => {
   // Before cluster time, the leader stamped entries with Date.now(): the retry below carried a
   // stamp 2 h after the first attempt, the session expired, and the retry was applied twice.

@@ -1,7 +1,11 @@
 /** Tests of the counter state machine (lib/counter/state_machine.ts). */
 
 import assert from "node:assert/strict";
-import { encodeIncrement, type IncrementCommand } from "../../lib/counter/command.ts";
+import {
+  encodeIncrement,
+  IncrementBatch,
+  type IncrementCommand,
+} from "../../lib/counter/command.ts";
 import {
   type ApplyResult,
   CLIENT_IDLE_EXPIRY_MS,
@@ -74,14 +78,14 @@ Deno.test("arithmetic is exact above 2^53, where a double would round", () => {
   assert.equal(sm.value, INT64_MIN);
 });
 
-Deno.test("applyIncrement decodes the entry data and applies it", () => {
+Deno.test("applyEntry decodes the entry data and applies it", () => {
   const sm = new CounterStateMachine();
   const data = encodeIncrement(incr(2n ** 60n + 3n, { clientId: "c", seq: 1, ackedBelow: 1 }));
-  assert.deepEqual(sm.applyIncrement(data), ok(2n ** 60n + 3n));
+  assert.deepEqual(sm.applyEntry(data), [ok(2n ** 60n + 3n)]);
   // The same entry again is a duplicate.
-  assert.deepEqual(sm.applyIncrement(data), ok(2n ** 60n + 3n));
+  assert.deepEqual(sm.applyEntry(data), [ok(2n ** 60n + 3n)]);
   assert.equal(sm.value, 2n ** 60n + 3n);
-  assert.throws(() => sm.applyIncrement(new Uint8Array([9, 9, 9])));
+  assert.throws(() => sm.applyEntry(new Uint8Array([9, 9, 9])));
   assert.equal(sm.value, 2n ** 60n + 3n);
 });
 
@@ -437,4 +441,131 @@ Deno.test("restore rejects an unknown version, result kind, invalid UTF-8 and ga
     assert.deepEqual(target.snapshot(), junk);
   }
   assert.equal(sm.value, 3n);
+});
+
+// ---- Batch entries: the same as their items in consecutive entries ----
+
+/** One batch entry holding `cmds` (which share the first one's stamp). */
+function batchEntry(cmds: IncrementCommand[]): Uint8Array {
+  const batch = new IncrementBatch();
+  for (const { proposedAtMs: _, ...item } of cmds) assert.equal(batch.add(item), true);
+  return batch.encode(cmds[0].proposedAtMs);
+}
+
+/**
+ * Applies `cmds` to one machine as a batch and to another one entry each: the answers, the value
+ * and the whole state (the snapshot bytes, sessions included) must be the same.
+ */
+function assertBatchIsSequence(
+  start: CounterStateMachine,
+  cmds: IncrementCommand[],
+): ApplyResult[] {
+  const batched = new CounterStateMachine();
+  const single = new CounterStateMachine();
+  batched.restore(start.snapshot());
+  single.restore(start.snapshot());
+  const answers = batched.applyEntry(batchEntry(cmds));
+  const expected = cmds.map((cmd) => single.applyEntry(encodeIncrement(cmd))[0]);
+  assert.deepEqual(answers, expected);
+  assert.equal(batched.value, single.value);
+  assert.deepEqual(batched.snapshot(), single.snapshot());
+  start.restore(batched.snapshot());
+  return answers;
+}
+
+Deno.test("a batch applies like its increments in consecutive entries, one answer each", () => {
+  const sm = new CounterStateMachine();
+  const answers = assertBatchIsSequence(sm, [
+    from("a", 1, 5n),
+    incr(10n),
+    from("b", 1, -3n),
+    from("a", 2, 1n),
+    incr(1n, { clientId: "a", seq: 0 }),
+  ]);
+  assert.deepEqual(answers, [ok(5n), ok(15n), ok(12n), ok(13n), ok(14n)]);
+  assert.equal(sm.sessionCount, 2);
+  // A retry of a whole batch, as its own batch, is all duplicates but the anonymous ones.
+  assert.deepEqual(
+    assertBatchIsSequence(sm, [from("a", 1, 5n), incr(10n), from("b", 1, -3n), from("a", 2, 1n)]),
+    [ok(5n), ok(24n), ok(12n), ok(13n)],
+  );
+  assert.equal(sm.value, 24n);
+});
+
+Deno.test("the same request twice in one batch: the second is a duplicate with the first answer", () => {
+  const sm = new CounterStateMachine();
+  const answers = assertBatchIsSequence(sm, [
+    from("c", 1, 7n),
+    from("c", 1, 7n),
+    from("c", 2, 1n),
+    from("c", 1, 1000n),
+  ]);
+  assert.deepEqual(answers, [ok(7n), ok(7n), ok(8n), ok(7n)]);
+  assert.equal(sm.value, 8n);
+});
+
+Deno.test("an overflow in the middle of a batch refuses only that item", () => {
+  const sm = machineAt(INT64_MAX - 5n);
+  const answers = assertBatchIsSequence(sm, [
+    from("c", 1, 2n),
+    from("c", 2, 10n),
+    incr(3n),
+    from("c", 2, -100n),
+    from("c", 3, -1n),
+  ]);
+  assert.deepEqual(answers[0], ok(INT64_MAX - 3n));
+  assertFailed(answers[1], "OVERFLOW");
+  assert.deepEqual(answers[2], ok(INT64_MAX));
+  assertFailed(answers[3], "OVERFLOW"); // the retry of 2 keeps its first answer
+  assert.deepEqual(answers[4], ok(INT64_MAX - 1n));
+  assert.equal(sm.value, INT64_MAX - 1n);
+});
+
+Deno.test("ackedBelow inside a batch forgets answers for the items after it", () => {
+  const sm = new CounterStateMachine();
+  const answers = assertBatchIsSequence(sm, [
+    from("c", 1, 1n, { ackedBelow: 1 }),
+    from("c", 2, 2n, { ackedBelow: 1 }),
+    from("c", 1, 1n, { ackedBelow: 1 }), // still remembered
+    from("c", 3, 4n, { ackedBelow: 3 }), // the client has 1 and 2
+    from("c", 1, 1n, { ackedBelow: 1 }), // forgotten now
+    from("c", 2, 2n, { ackedBelow: 3 }),
+  ]);
+  assert.deepEqual(answers.slice(0, 4), [ok(1n), ok(3n), ok(1n), ok(7n)]);
+  assertFailed(answers[4], "STALE_REQUEST");
+  assertFailed(answers[5], "STALE_REQUEST");
+  assert.equal(sm.value, 7n);
+});
+
+Deno.test("a batch's stamp expires idle sessions before its first item, as an entry's would", () => {
+  const sm = new CounterStateMachine();
+  assert.deepEqual(sm.apply(from("old", 1, 1n, { proposedAtMs: T0_MS })), ok(1n));
+  const later = T0_MS + CLIENT_IDLE_EXPIRY_MS + 1;
+  const answers = assertBatchIsSequence(sm, [
+    from("new", 1, 2n, { proposedAtMs: later }),
+    from("old", 1, 1n, { proposedAtMs: later }),
+  ]);
+  // "old" was forgotten: its retry is a new request (the documented cost of expiry).
+  assert.deepEqual(answers, [ok(3n), ok(4n)]);
+  assert.equal(sm.sessionCount, 2);
+});
+
+Deno.test("a client past CLIENT_RESULTS_MAX is refused BUSY per item inside a batch", () => {
+  const sm = new CounterStateMachine();
+  for (let seq = 1; seq <= CLIENT_RESULTS_MAX; seq++) sm.apply(from("c", seq, 1n));
+  const answers = assertBatchIsSequence(sm, [
+    from("c", CLIENT_RESULTS_MAX + 1, 1n),
+    from("c", CLIENT_RESULTS_MAX + 2, 1n, { ackedBelow: 2 }),
+  ]);
+  assert.equal(answers[0].ok, false);
+  assert.equal(!answers[0].ok && answers[0].code, "BUSY");
+  assert.deepEqual(answers[1], ok(BigInt(CLIENT_RESULTS_MAX) + 1n));
+});
+
+Deno.test("a malformed batch changes nothing", () => {
+  const sm = machineAt(5n);
+  const data = batchEntry([from("c", 1, 1n), from("c", 2, 1n)]);
+  assert.throws(() => sm.applyEntry(data.subarray(0, data.length - 1)));
+  assert.equal(sm.value, 5n);
+  assert.equal(sm.sessionCount, 0);
 });

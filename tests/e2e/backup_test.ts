@@ -203,8 +203,8 @@ Deno.test("backup a running group, restore it as a new group, inspect the data d
         assert.deepEqual(json.problems, []);
 
         // A torn tail: reported (exit 1), not repaired.
-        const segments = await listFiles(join(dataDir, "log"), ".log");
-        const last = join(dataDir, "log", segments.at(-1)!);
+        const segments = await listFiles(join(dataDir, "groups", "counter", "log"), ".log");
+        const last = join(dataDir, "groups", "counter", "log", segments.at(-1)!);
         const file = await Deno.open(last, { append: true });
         await file.write(new Uint8Array([9, 0, 0, 0, 1, 2]));
         file.close();

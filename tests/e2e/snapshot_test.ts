@@ -64,8 +64,8 @@ async function checkDataDir(
   minFirstIndex: number,
 ): Promise<string> {
   const dir = cluster.dataDir(id);
-  const segments = await listFiles(join(dir, "log"), ".log");
-  const snaps = await listFiles(join(dir, "snapshot"), ".snap");
+  const segments = await listFiles(join(dir, "groups", "counter", "log"), ".log");
+  const snaps = await listFiles(join(dir, "groups", "counter", "snapshot"), ".snap");
   const summary = `${id}: ${segments.length} segments from ${segments[0]}, snapshots [${
     snaps.join(", ")
   }]`;
@@ -288,7 +288,7 @@ Deno.test("snapshots, compaction and InstallSnapshot on a real cluster", async (
       leader = await cluster.waitForLeader(WAIT_MS);
       const victim = cluster.ids.find((id) => id !== leader)!;
       await cluster.signal(victim, "SIGTERM");
-      const logDir = join(cluster.dataDir(victim), "log");
+      const logDir = join(cluster.dataDir(victim), "groups", "counter", "log");
       const segments = await listFiles(logDir, ".log");
       assert.ok(segments.length >= 2, `want a segment that is not the last: ${segments}`);
       // The first segment: every record in it is followed by valid ones (the rest of the

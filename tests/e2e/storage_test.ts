@@ -31,7 +31,7 @@ Deno.test("a node whose newest log segment was deleted refuses to start, naming 
     await client.close();
     assert.equal(await proc.stop("SIGTERM"), 0, await readLogFrom(logPath));
 
-    const logDir = join(dataDir, "log");
+    const logDir = join(dataDir, "groups", "counter", "log");
     const segments = await listFiles(logDir, ".log");
     assert.ok(segments.length >= 3, `want several segments: ${segments}`);
     const newest = join(logDir, segments.at(-1)!);

@@ -150,6 +150,7 @@ function parseArgs(argv: string[]): CliArgs {
 function main(): void {
   const args = parseArgs(Deno.args);
   let failures = 0;
+  const batched = { seeds: 0, batches: 0, increments: 0, repeats: 0 };
   const started = performance.now();
   for (const seed of args.seeds) {
     const result = simulate({
@@ -158,6 +159,10 @@ function main(): void {
       trace: args.verbose ? (line) => console.log(line) : undefined,
     });
     const s = result.stats;
+    if (s.batches > 0) batched.seeds++;
+    batched.batches += s.batches;
+    batched.increments += s.batchedIncrements;
+    batched.repeats += s.batchRepeats;
     const status = result.failure === null ? "ok" : `FAILED (${result.failure.check})`;
     console.log(
       `seed ${seed} nodes ${result.nodes}${result.params.membership ? " +membership" : ""}` +
@@ -165,7 +170,9 @@ function main(): void {
           result.params.forcedReset ? " +reset" : ""
         }${result.params.quiesce ? " +quiesce" : ""}: ` +
         `${status}; ${s.events} events, ${result.simMs.toFixed(0)} ms simulated, ` +
-        `${s.elections} elections, final index ${s.finalIndex}, trace ${result.traceHash}`,
+        `${s.elections} elections, final index ${s.finalIndex}${
+          s.batches > 0 ? `, ${s.batchedIncrements} increments in ${s.batches} batches` : ""
+        }, trace ${result.traceHash}`,
     );
     if (args.stats) console.log(JSON.stringify(s));
     if (result.failure !== null) {
@@ -180,7 +187,12 @@ function main(): void {
     }
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(`${args.seeds.length - failures}/${args.seeds.length} seeds ok in ${seconds}s`);
+  console.log(
+    `${args.seeds.length - failures}/${args.seeds.length} seeds ok in ${seconds}s; ` +
+      `${batched.seeds} seeds with batch entries: ${batched.increments} increments in ` +
+      `${batched.batches} batches, ${batched.repeats} requests repeated inside a batch and ` +
+      `answered as the first`,
+  );
   if (failures > 0) Deno.exit(1);
 }
 

@@ -7,8 +7,9 @@
 import assert from "node:assert/strict";
 import { type Entry, EntryType } from "../../lib/raft/mod.ts";
 import {
-  decodeIncrement,
+  decodeIncrements,
   encodeIncrement,
+  IncrementBatch,
   type IncrementCommand,
 } from "../../lib/counter/command.ts";
 import {
@@ -34,6 +35,13 @@ function entry(index: number, c: IncrementCommand | null, term = 1): Entry {
   };
 }
 
+/** A batch entry holding `cmds`, stamped with the first one's time. */
+function batchEntry(index: number, cmds: IncrementCommand[], term = 1): Entry {
+  const batch = new IncrementBatch();
+  for (const { proposedAtMs: _, ...item } of cmds) batch.add(item);
+  return { index, term, type: EntryType.Normal, data: batch.encode(cmds[0].proposedAtMs) };
+}
+
 function fails(check: CheckName, fn: () => void): void {
   assert.throws(fn, (e: unknown) => {
     assert.ok(e instanceof CheckFailure, `expected a CheckFailure, got ${e}`);
@@ -51,14 +59,22 @@ class Node {
     e: Entry,
     tamper: (c: IncrementCommand) => IncrementCommand = (c) => c,
   ): ApplyResult | null {
+    return this.applyAll(e, tamper)?.[0] ?? null;
+  }
+
+  /** Applies `e` and returns one answer per increment (null for a no-op). */
+  applyAll(
+    e: Entry,
+    tamper: (c: IncrementCommand) => IncrementCommand = (c) => c,
+  ): ApplyResult[] | null {
     this.ledger.observe(this.id, e);
     const before = this.sm.value;
-    let result: ApplyResult | null = null;
+    let results: ApplyResult[] | null = null;
     if (e.data.length > 0) {
-      result = this.sm.apply(tamper(decodeIncrement(e.data)));
+      results = decodeIncrements(e.data).map((c) => this.sm.apply(tamper(c)));
     }
-    this.ledger.nodeApplied(this.id, e, before, result, this.sm);
-    return result;
+    this.ledger.nodeApplied(this.id, e, before, results, this.sm);
+    return results;
   }
 }
 
@@ -84,8 +100,8 @@ Deno.test("ledger: a retried request counts once; the duplicate gets the first a
   assert.equal(answers[4]?.ok === false && answers[4].code, "STALE_REQUEST");
   for (const e of log()) b.apply(e);
   assert.equal(ledger.expected, 12n);
-  assert.equal(ledger.firstIndexAt(3), 2);
-  assert.equal(ledger.firstIndexAt(2), 0);
+  assert.deepEqual(ledger.repeatsAt(3), [2]);
+  assert.deepEqual(ledger.repeatsAt(2), []);
   assert.equal(ledger.stats.duplicates, 2);
   assert.equal(ledger.stats.staleAnswers, 1);
 });
@@ -125,7 +141,7 @@ Deno.test("ledger: a wrong value breaks state machine safety, a wrong answer exa
   ledger.observe("n3", e5);
   fails(
     Check.exactlyOnce,
-    () => ledger.nodeApplied("n3", e5, 12n, { ok: true, value: 5n }, c.sm),
+    () => ledger.nodeApplied("n3", e5, 12n, [{ ok: true, value: 5n }], c.sm),
   );
 });
 
@@ -162,4 +178,87 @@ Deno.test("ledger: sessions expire by the entries' clock, and the count is check
 Deno.test("ledger: an index applied before the one before it anywhere is reported", () => {
   const ledger = new Ledger(1);
   fails(Check.stateMachineSafety, () => ledger.observe("n1", entry(2, null)));
+});
+
+Deno.test("ledger: a batch is accounted item by item, a repeat inside it as a duplicate", () => {
+  const ledger = new Ledger(1);
+  const a = new Node(ledger, "n1");
+  const b = new Node(ledger, "n2");
+  const entries = [
+    entry(1, null),
+    batchEntry(2, [
+      cmd({ delta: 5n }),
+      cmd({ delta: 5n }),
+      cmd({ delta: 7n, seq: 2 }),
+      cmd({ delta: 1n, clientId: "", seq: 0, ackedBelow: 0 }),
+    ]),
+    batchEntry(3, [cmd({ delta: 5n }), cmd({ delta: 7n, seq: 2 })]),
+  ];
+  const answers = entries.map((e) => a.applyAll(e));
+  assert.deepEqual(answers[1], [
+    { ok: true, value: 5n },
+    { ok: true, value: 5n },
+    { ok: true, value: 12n },
+    { ok: true, value: 13n },
+  ]);
+  assert.deepEqual(answers[2], [{ ok: true, value: 5n }, { ok: true, value: 12n }]);
+  for (const e of entries) b.applyAll(e);
+  assert.equal(ledger.expected, 13n);
+  assert.deepEqual(ledger.repeatsAt(2), [2], "the second (c1, 1) repeats the first");
+  assert.deepEqual(ledger.repeatsAt(3), [2, 2]);
+  assert.equal(ledger.stats.duplicates, 3);
+});
+
+Deno.test("ledger: a node that applies a repeat inside a batch again breaks exactly once", () => {
+  const ledger = new Ledger(1000);
+  const e = batchEntry(1, [cmd({ delta: 5n }), cmd({ delta: 5n })]);
+  new Node(ledger, "n1").applyAll(e);
+  // n2 treats every item as new (it forgot the session between items).
+  const bad = new Node(ledger, "n2");
+  ledger.observe("n2", e);
+  bad.sm.apply(cmd({ delta: 5n, clientId: "", seq: 0 }));
+  bad.sm.apply(cmd({ delta: 5n, clientId: "", seq: 0 }));
+  fails(
+    Check.stateMachineSafety,
+    () =>
+      ledger.nodeApplied("n2", e, 0n, [{ ok: true, value: 5n }, { ok: true, value: 10n }], bad.sm),
+  );
+  // Same value, but answers out of item order: exactly once (each client gets its own answer).
+  const swapped = new Node(ledger, "n3");
+  const e2 = batchEntry(2, [cmd({ delta: 7n, seq: 2 }), cmd({ delta: 1n, seq: 3 })]);
+  new Node(ledger, "n4").applyAll(e); // n4 keeps up so that index 2 is observed
+  ledger.observe("n1", e2);
+  swapped.applyAll(e);
+  const sm = swapped.sm;
+  sm.applyEntry(e2.data);
+  fails(
+    Check.exactlyOnce,
+    () =>
+      ledger.nodeApplied("n3", e2, 5n, [{ ok: true, value: 13n }, { ok: true, value: 12n }], sm),
+  );
+});
+
+Deno.test("ledger: a batch whose every item was applied before must not change the counter", () => {
+  const ledger = new Ledger(1000);
+  const first = batchEntry(1, [cmd({ delta: 5n }), cmd({ delta: 7n, seq: 2 })]);
+  const again = batchEntry(2, [cmd({ delta: 5n }), cmd({ delta: 7n, seq: 2 })]);
+  const a = new Node(ledger, "n1");
+  a.applyAll(first);
+  a.applyAll(again);
+  assert.equal(a.sm.value, 12n);
+  const b = new Node(ledger, "n2");
+  b.applyAll(first);
+  ledger.observe("n2", again);
+  b.sm.apply(cmd({ delta: 1n, clientId: "", seq: 0 }));
+  fails(
+    Check.exactlyOnce,
+    () =>
+      ledger.nodeApplied(
+        "n2",
+        again,
+        12n,
+        [{ ok: true, value: 5n }, { ok: true, value: 12n }],
+        b.sm,
+      ),
+  );
 });

@@ -10,8 +10,8 @@ import { makeMessage, MessageType } from "../../lib/raft/types.ts";
 import {
   decodeBody,
   encodeRaft,
-  encodeRequest,
-  encodeResponse,
+  encodeRequestMessagePack,
+  encodeResponseMessagePack,
   encodeSnapshotAck,
   encodeSnapshotChunk,
   ENTRIES_PER_MESSAGE_MAX,
@@ -180,10 +180,10 @@ Deno.test("nested arrays cannot multiply decoded values past the per-body bound"
   rejected(body, /More than \d+ MessagePack values in one body/);
 });
 
-Deno.test("request ids of 2^32 and more travel as uint 64, never as float 64", () => {
+Deno.test("MessagePack request ids of 2^32 and more travel as uint 64, never as float 64", () => {
   for (const requestId of [2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER]) {
-    const request = encodeRequest("g", requestId, { op: "get" });
-    const response = encodeResponse("g", requestId, { ok: true, value: 1n });
+    const request = encodeRequestMessagePack("g", requestId, { op: "get" });
+    const response = encodeResponseMessagePack("g", requestId, { ok: true, value: 1n });
     for (const body of [request, response]) {
       // Byte 0 is the array header, byte 1 the kind, bytes 2..3 the group "g", byte 4 starts
       // the request id.

@@ -13,8 +13,11 @@ import {
   type ClientResponse,
   decodeBody,
   encodeRaft,
+  encodeRaftMessagePack,
   encodeRequest,
+  encodeRequestMessagePack,
   encodeResponse,
+  encodeResponseMessagePack,
   ERROR_CODES,
 } from "../../lib/transport/codec.ts";
 
@@ -92,21 +95,23 @@ function sampleMessages(): Message[] {
   ];
 }
 
-Deno.test("every Raft message type round-trips", () => {
+Deno.test("every Raft message type round-trips, in its own form and as MessagePack", () => {
   const messages = sampleMessages();
   const types = new Set(messages.map((m) => m.type));
   for (const value of Object.values(MessageType)) {
     if (typeof value === "number") assert.ok(types.has(value), `sample of type ${value}`);
   }
   for (const message of messages) {
-    const decoded = decodeBody(encodeRaft("counter", message));
-    assert.deepEqual(decoded, { kind: "raft", group: "counter", message });
+    for (const encode of [encodeRaft, encodeRaftMessagePack]) {
+      const decoded = decodeBody(encode("counter", message));
+      assert.deepEqual(decoded, { kind: "raft", group: "counter", message });
+    }
   }
 });
 
-Deno.test("a Raft payload is the documented field array", () => {
+Deno.test("a MessagePack Raft payload is the documented field array", () => {
   const message = sampleMessages()[0];
-  const raw = new Decoder({ useBigInt64: true }).decode(encodeRaft("counter", message));
+  const raw = new Decoder({ useBigInt64: true }).decode(encodeRaftMessagePack("counter", message));
   assert.deepEqual(raw, [
     BodyKind.Raft,
     "counter",
@@ -144,12 +149,15 @@ Deno.test("a Raft payload is the documented field array", () => {
 });
 
 Deno.test("decoded entry and snapshot data do not share the receive buffer", () => {
-  const body = encodeRaft("counter", sampleMessages()[0]);
-  const decoded = decodeBody(body);
-  assert.equal(decoded.kind, "raft");
-  if (decoded.kind !== "raft") return;
-  body.fill(0);
-  assert.deepEqual(decoded.message.entries[0].data, bytes(1, 2, 3));
+  for (const encode of [encodeRaft, encodeRaftMessagePack]) {
+    const body = encode("counter", sampleMessages()[0]);
+    const decoded = decodeBody(body);
+    assert.equal(decoded.kind, "raft");
+    if (decoded.kind !== "raft") return;
+    body.fill(0);
+    assert.deepEqual(decoded.message.entries[0].data, bytes(1, 2, 3));
+    assert.deepEqual(decoded.message.entries[2].data, bytes(0x92, 0x90, 0x90));
+  }
   const snapBody = encodeRaft("counter", sampleMessages()[10]);
   const snap = decodeBody(snapBody);
   snapBody.fill(0);
@@ -177,12 +185,14 @@ Deno.test("request round trips keep every field, with int64 deltas exact", () =>
   ];
   for (const [i, request] of requests.entries()) {
     const requestId = i + 1;
-    assert.deepEqual(decodeBody(encodeRequest("counter", requestId, request)), {
-      kind: "request",
-      group: "counter",
-      requestId,
-      request,
-    });
+    for (const encode of [encodeRequest, encodeRequestMessagePack]) {
+      assert.deepEqual(decodeBody(encode("counter", requestId, request)), {
+        kind: "request",
+        group: "counter",
+        requestId,
+        request,
+      });
+    }
   }
 });
 
@@ -199,18 +209,20 @@ Deno.test("response round trips keep every field, with int64 values exact", () =
     ...ERROR_CODES.map((code): ClientResponse => ({ ok: false, code })),
   ];
   for (const [i, response] of responses.entries()) {
-    assert.deepEqual(decodeBody(encodeResponse("counter", i + 1, response)), {
-      kind: "response",
-      group: "counter",
-      requestId: i + 1,
-      response,
-    });
+    for (const encode of [encodeResponse, encodeResponseMessagePack]) {
+      assert.deepEqual(decodeBody(encode("counter", i + 1, response)), {
+        kind: "response",
+        group: "counter",
+        requestId: i + 1,
+        response,
+      });
+    }
   }
 });
 
-Deno.test("small int64 values use compact encodings and still decode as bigint", () => {
+Deno.test("small int64 values use compact MessagePack encodings and still decode as bigint", () => {
   // [3, "counter", 1, {ok: true, value: 5}] with 5 as a fixint, not a 9-byte int64.
-  const body = encodeResponse("counter", 1, { ok: true, value: 5n });
+  const body = encodeResponseMessagePack("counter", 1, { ok: true, value: 5n });
   const text = (t: string) => [0xa0 + t.length, ...new TextEncoder().encode(t)];
   assert.deepEqual(
     body,
@@ -228,48 +240,54 @@ Deno.test("large numbers in terms and indexes go out as integers, never floats",
     term: 2 ** 40,
     commit: 2 ** 32,
   });
-  const body = encodeRaft("g", message);
+  const body = encodeRaftMessagePack("g", message);
   assert.ok(!body.includes(0xcb), "no float64 marker");
   assert.deepEqual(decodeBody(body), { kind: "raft", group: "g", message });
 });
 
-Deno.test("encoding refuses values the protocol cannot carry", () => {
-  const ok = makeMessage(MessageType.App, { from: "a:1", to: "b:1", term: 1 });
-  assert.throws(() => encodeRaft("", ok), TypeError);
-  assert.throws(() => encodeRaft("g", { ...ok, type: 99 as MessageType }), TypeError);
-  assert.throws(() => encodeRaft("g", { ...ok, term: -1 }), RangeError);
-  assert.throws(() => encodeRaft("g", { ...ok, index: 1.5 }), RangeError);
-  assert.throws(() => encodeRaft("g", { ...ok, commit: 2 ** 53 }), RangeError);
-  assert.throws(() => encodeRaft("g", { ...ok, from: "" }), TypeError);
-  assert.throws(
-    () => encodeRaft("g", { ...ok, entries: [{ term: 1, index: 0, type: 0, data: bytes() }] }),
-    RangeError,
-  );
-  assert.throws(
-    () =>
-      encodeRaft("g", {
-        ...ok,
-        entries: [{ term: 1, index: 1, type: 5 as EntryType, data: bytes() }],
-      }),
-    TypeError,
-  );
-  assert.throws(() => encodeRequest("g", 0, { op: "get" }), RangeError);
-  assert.throws(() => encodeRequest("g", 1, { op: "" }), TypeError);
-  assert.throws(() => encodeRequest("g", 1, { op: "incr", delta: 2n ** 63n }), RangeError);
-  assert.throws(() => encodeRequest("g", 1, { op: "incr", delta: 1 as unknown as bigint }));
-  assert.throws(
-    () => encodeRequest("g", 1, { op: "get", extra: 1 } as unknown as ClientRequest),
-    TypeError,
-  );
-  assert.throws(
-    () => encodeRequest("g", 1, { op: "x", args: { when: new Date() as never } }),
-    TypeError,
-  );
-  assert.throws(() => encodeResponse("g", 1, { ok: false }), TypeError);
-  assert.throws(() => encodeResponse("g", 1, { ok: true, code: "TIMEOUT" }), TypeError);
-  assert.throws(
-    () => encodeResponse("g", 1, { ok: false, code: "NOPE" as unknown as "TIMEOUT" }),
-    TypeError,
-  );
-  assert.throws(() => encodeResponse("g", 1, { ok: true, value: -(2n ** 63n) - 1n }), RangeError);
+Deno.test("both encoders refuse values the protocol cannot carry", () => {
+  const encoders = [
+    [encodeRaft, encodeRequest, encodeResponse],
+    [encodeRaftMessagePack, encodeRequestMessagePack, encodeResponseMessagePack],
+  ] as const;
+  for (const [raft, request, response] of encoders) {
+    const ok = makeMessage(MessageType.App, { from: "a:1", to: "b:1", term: 1 });
+    assert.throws(() => raft("", ok), TypeError);
+    assert.throws(() => raft("g", { ...ok, type: 99 as MessageType }), TypeError);
+    assert.throws(() => raft("g", { ...ok, term: -1 }), RangeError);
+    assert.throws(() => raft("g", { ...ok, index: 1.5 }), RangeError);
+    assert.throws(() => raft("g", { ...ok, commit: 2 ** 53 }), RangeError);
+    assert.throws(() => raft("g", { ...ok, from: "" }), TypeError);
+    assert.throws(
+      () => raft("g", { ...ok, entries: [{ term: 1, index: 0, type: 0, data: bytes() }] }),
+      RangeError,
+    );
+    assert.throws(
+      () =>
+        raft("g", {
+          ...ok,
+          entries: [{ term: 1, index: 1, type: 5 as EntryType, data: bytes() }],
+        }),
+      TypeError,
+    );
+    assert.throws(() => request("g", 0, { op: "get" }), RangeError);
+    assert.throws(() => request("g", 1, { op: "" }), TypeError);
+    assert.throws(() => request("g", 1, { op: "incr", delta: 2n ** 63n }), RangeError);
+    assert.throws(() => request("g", 1, { op: "incr", delta: 1 as unknown as bigint }));
+    assert.throws(
+      () => request("g", 1, { op: "get", extra: 1 } as unknown as ClientRequest),
+      TypeError,
+    );
+    assert.throws(
+      () => request("g", 1, { op: "x", args: { when: new Date() as never } }),
+      TypeError,
+    );
+    assert.throws(() => response("g", 1, { ok: false }), TypeError);
+    assert.throws(() => response("g", 1, { ok: true, code: "TIMEOUT" }), TypeError);
+    assert.throws(
+      () => response("g", 1, { ok: false, code: "NOPE" as unknown as "TIMEOUT" }),
+      TypeError,
+    );
+    assert.throws(() => response("g", 1, { ok: true, value: -(2n ** 63n) - 1n }), RangeError);
+  }
 });

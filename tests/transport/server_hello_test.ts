@@ -183,15 +183,93 @@ Deno.test("a Raft body for another group than the hello's closes the connection"
   await server.close();
 });
 
-Deno.test("a second hello on one connection closes it", async () => {
+Deno.test("a second hello for one group is judged again; the connection stays", async () => {
+  const { server, hellos, raft } = gatedServer(() => true);
+  const conn = await connect(server);
+  await writeAll(
+    conn,
+    frames(
+      encodeHello("counter", HELLO),
+      encodeHello("counter", HELLO),
+      encodeRaft("counter", heartbeat(1)),
+    ),
+  );
+  await waitFor(() => raft.length === 1, 2000, "the heartbeat");
+  assert.equal(hellos.length, 2);
+  conn.close();
+  await server.close();
+});
+
+Deno.test("a hello from another node on the same connection closes it", async () => {
   const { server, hellos } = gatedServer(() => true);
   const conn = await connect(server);
   await writeAll(
     conn,
-    frames(encodeHello("counter", HELLO), encodeHello("counter", HELLO)),
+    frames(
+      encodeHello("counter", HELLO),
+      encodeHello("orders", { ...HELLO, from: "10.0.0.3:4000" }),
+    ),
   );
   assert.equal((await readUntilClosed(conn, 2000)).length, 0);
   assert.equal(hellos.length, 1);
+  await server.close();
+});
+
+Deno.test("one connection carries several groups, each after its own hello", async () => {
+  const groups: string[] = [];
+  const { logger } = captureLogger();
+  const server = new TransportServer(LOCAL, {
+    onHello: () => true,
+    onRaftMessage: (group, message) => groups.push(`${group}:${message.term}`),
+    onRequest: (_group, _request, reply) => reply({ ok: true }),
+  }, { logger });
+  const conn = await connect(server);
+  await writeAll(
+    conn,
+    frames(
+      encodeHello("a", HELLO),
+      encodeRaft("a", heartbeat(1)),
+      encodeHello("b", HELLO),
+      encodeRaft("b", heartbeat(2)),
+      encodeRaft("a", heartbeat(3)),
+    ),
+  );
+  await waitFor(() => groups.length === 3, 2000, "three messages");
+  assert.deepEqual(groups, ["a:1", "b:2", "a:3"]);
+  assert.equal(server.peerConnectionCount, 1);
+  // A group that never said hello on this connection is a protocol error, as before.
+  await writeAll(conn, frames(encodeRaft("c", heartbeat(4))));
+  assert.equal((await readUntilClosed(conn, 2000)).length, 0);
+  assert.deepEqual(groups, ["a:1", "b:2", "a:3"]);
+  await server.close();
+});
+
+Deno.test("a refused group's bodies are dropped while an accepted group keeps the connection", async () => {
+  const groups: string[] = [];
+  let acceptB = false;
+  const server = new TransportServer(LOCAL, {
+    onHello: (group) => group === "a" || acceptB,
+    onRaftMessage: (group, message) => groups.push(`${group}:${message.term}`),
+    onRequest: (_group, _request, reply) => reply({ ok: true }),
+  });
+  const conn = await connect(server);
+  await writeAll(
+    conn,
+    frames(
+      encodeHello("a", HELLO),
+      encodeHello("b", HELLO),
+      encodeRaft("b", heartbeat(1)),
+      encodeRaft("a", heartbeat(2)),
+    ),
+  );
+  await waitFor(() => groups.length === 1, 2000, "group a's message");
+  assert.deepEqual(groups, ["a:2"]);
+  // The dialer repeats b's hello later; once accepted, b's bodies flow on the same connection.
+  acceptB = true;
+  await writeAll(conn, frames(encodeHello("b", HELLO), encodeRaft("b", heartbeat(3))));
+  await waitFor(() => groups.length === 2, 2000, "group b's message");
+  assert.deepEqual(groups, ["a:2", "b:3"]);
+  conn.close();
   await server.close();
 });
 

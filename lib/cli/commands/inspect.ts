@@ -7,6 +7,7 @@
  * @module
  */
 
+import { resolveGroupDataDir } from "../../storage/layout.ts";
 import { basename } from "node:path";
 import { inspectDataDir, type SnapshotFileReport } from "../../storage/inspect.ts";
 import type { InspectOptions } from "../args.ts";
@@ -30,7 +31,8 @@ export async function runInspect(
   options: InspectOptions,
   out: (line: string) => void = printLine,
 ): Promise<number> {
-  const report = await inspectDataDir(options.dataDir);
+  // A data root with the multi-group layout: the group's own dir under DATA/groups/.
+  const report = await inspectDataDir(await resolveGroupDataDir(options.dataDir));
   const newest = report.snapshots.find((s) => s.snapshot !== null);
   let summary: BackupSummary | null = null;
   let summaryProblem: string | undefined;

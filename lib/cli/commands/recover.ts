@@ -9,6 +9,8 @@
  * @module
  */
 
+import { resolve } from "node:path";
+import { resolveGroupDataDir } from "../../storage/layout.ts";
 import type { RecoverOptions } from "../args.ts";
 import { errorLine } from "../output.ts";
 import { prepareRecovery, RecoverError, type RecoveryPlan } from "../../counter/recover.ts";
@@ -56,7 +58,9 @@ export function formatDone(plan: RecoveryPlan): string[] {
   return [
     `recovered: ${plan.nodeId} is now the only voter of cluster ${plan.newClusterId} ` +
     `(entry ${plan.entryIndex}, term ${plan.term})`,
-    `next: start it: counter serve --data ${plan.dataDir} --id ${plan.nodeId} --conf ` +
+    `next: start it: counter serve --data ${
+      plan.rootDir ?? plan.dataDir
+    } --id ${plan.nodeId} --conf ` +
     `${plan.nodeId} --group ${plan.group}`,
     `then, for each other machine: wipe its data dir, run counter serve --data DIR --id HOST:PORT ` +
     `--group ${plan.group} --join ${plan.nodeId}, and counter peers add HOST:PORT --peers ` +
@@ -101,7 +105,10 @@ export async function runRecover(options: RecoverOptions, deps: RecoverDeps = {}
   const ask = deps.ask ?? askOnStdin;
   let recovery;
   try {
-    recovery = await prepareRecovery(options.dataDir);
+    // A data root with the multi-group layout: the group's own dir under DATA/groups/.
+    const dir = await resolveGroupDataDir(options.dataDir);
+    recovery = await prepareRecovery(dir);
+    if (dir !== resolve(options.dataDir)) recovery.plan.rootDir = resolve(options.dataDir);
   } catch (error) {
     err(`counter recover: ${error instanceof RecoverError ? error.message : errorLine(error)}`);
     return EXIT_FAILED;

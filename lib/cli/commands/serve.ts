@@ -4,12 +4,8 @@
  * @module
  */
 
-import {
-  type CounterNode,
-  type NodeOptions,
-  type NodeSecurity,
-  startNode,
-} from "../../counter/node.ts";
+import type { NodeOptions, NodeSecurity } from "../../counter/node.ts";
+import { type NodeHost, startHost } from "../../counter/host.ts";
 import { Logger } from "../../logging/logger.ts";
 import type { ServeOptions } from "../args.ts";
 import denoConfig from "../../../deno.json" with { type: "json" };
@@ -63,11 +59,11 @@ export async function loadSecurity(
 export const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 
 /** The part of a running node that `runServe` uses; tests pass a fake. */
-export type NodeHandle = Pick<CounterNode, "stop" | "closed">;
+export type NodeHandle = Pick<NodeHost, "stop" | "closed">;
 
 /** Replaceable effects of `runServe`; every field defaults to the real thing. */
 export interface ServeDeps {
-  /** Starts the node. */
+  /** Starts the node (the host of every group in `options.groups`). */
   startNode?: (options: NodeOptions) => Promise<NodeHandle>;
   /** Where log lines go; default stderr. */
   writeLog?: (line: string) => void;
@@ -150,6 +146,7 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       conf: [...options.conf],
       ...(options.join !== undefined ? { join: [...options.join] } : {}),
       group: options.group,
+      groups: [...options.groups],
       electionTimeoutMs: options.electionTimeoutMs,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       snapshotIntervalSecs: options.snapshotIntervalSecs,
@@ -167,7 +164,7 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
       deno: Deno.version.deno,
       data: options.dataDir,
       listen: options.listen ?? options.id,
-      group: options.group,
+      groups: options.groups.join(","),
       conf: options.join === undefined ? options.conf.join(",") : undefined,
       join: options.join?.join(","),
       electionTimeoutMs: options.electionTimeoutMs,
@@ -185,7 +182,7 @@ export async function runServe(options: ServeOptions, deps: ServeDeps = {}): Pro
     });
     nodeOptions.security = await loadSecurity(options, logger);
     // ---- Call into the service: the node (lib/counter/node.ts). ----
-    node = await (deps.startNode ?? startNode)(nodeOptions);
+    node = await (deps.startNode ?? startHost)(nodeOptions);
     if (metrics !== undefined && isMetricsTarget(node)) {
       const target = node;
       metrics.setTarget({

@@ -5,16 +5,18 @@
  *
  * The reference advances when the first node applies an index (every index is applied as an
  * entry by some node before any node can go past it: a snapshot only covers what its maker
- * applied). For each index it keeps the entry, the value after it, the answer the state machine
- * gave and, for sessions, the index at which that (clientId, seq) first changed the counter.
+ * applied). For each index it keeps the entry, the value after it, the answers the state machine
+ * gave (one per increment: an entry may be a batch, see lib/counter/command.ts) and, for repeated
+ * requests, the index at which that (clientId, seq) first changed the counter. A batch is
+ * accounted item by item, in order, exactly as the same increments in consecutive entries.
  * Independently of the state machine, it keeps the expected counter: the sum of the deltas of the
- * distinct (clientId, seq) that were applied (anonymous increments count once per entry).
+ * distinct (clientId, seq) that were applied (anonymous increments count once per item).
  *
  * @module
  */
 
 import { type Entry, EntryType, type NodeId, type Snapshot } from "../../../lib/raft/mod.ts";
-import { decodeIncrement, type IncrementCommand } from "../../../lib/counter/command.ts";
+import { decodeIncrements, type IncrementCommand } from "../../../lib/counter/command.ts";
 import {
   type ApplyResult,
   CLIENT_IDLE_EXPIRY_MS,
@@ -23,9 +25,13 @@ import {
 import { Check, CheckFailure, describeEntry } from "./checker.ts";
 
 /** What a client can observe of an answer: ok and the value, or the error code. */
-export function observable(r: ApplyResult | null): string | null {
-  if (r === null) return null;
+export function observable(r: ApplyResult): string {
   return r.ok ? `ok ${r.value}` : r.code;
+}
+
+/** The answers of an entry's increments, as clients observe them; null for other entries. */
+export function observables(results: ApplyResult[] | null): string[] | null {
+  return results === null ? null : results.map(observable);
 }
 
 /** True when `e` carries a counter command (not a no-op or configuration entry). */
@@ -52,16 +58,19 @@ export function hasSession(cmd: IncrementCommand): boolean {
 
 interface IndexRecord {
   entry: Entry;
-  /** Decoded command, null for no-ops and configuration entries. */
-  cmd: IncrementCommand | null;
+  /** Decoded increments (one, or a batch's items), null for no-ops and configuration entries. */
+  cmds: IncrementCommand[] | null;
   /** How much the entry changed the counter. */
   delta: bigint;
   /** Counter after the entry. */
   value: bigint;
-  /** Observable answer, null for entries that are not commands. */
-  answer: string | null;
-  /** For a session command seen before: the index where it first changed the state; else 0. */
-  firstIndex: number;
+  /** Observable answers, one per increment; null for entries that are not commands. */
+  answers: string[] | null;
+  /**
+   * For each increment repeating a request applied before (in an earlier entry, or earlier in
+   * this batch): the index where it first changed the state.
+   */
+  repeats: number[];
 }
 
 interface FirstApplication {
@@ -71,7 +80,7 @@ interface FirstApplication {
 
 /** Counts of what the ledger saw. */
 export interface LedgerStats {
-  /** Entries carrying a (clientId, seq) already applied earlier in the log. */
+  /** Increments carrying a (clientId, seq) already applied earlier in the log. */
   duplicates: number;
   /** Duplicates answered "STALE_REQUEST" (the client had acknowledged the answer). */
   staleAnswers: number;
@@ -149,10 +158,12 @@ export class Ledger {
     return this.#records[index]?.delta ?? 0n;
   }
 
-  /** For an entry repeating an applied request: the index of its first application; else 0. */
-  firstIndexAt(index: number): number {
-    const rec = this.#records[index];
-    return rec === undefined || rec.firstIndex === index ? 0 : rec.firstIndex;
+  /**
+   * For each increment of the entry at `index` that repeats an applied request: the index of its
+   * first application (`index` itself for a request applied earlier in the same batch).
+   */
+  repeatsAt(index: number): readonly number[] {
+    return this.#records[index]?.repeats ?? [];
   }
 
   /** The first application of (`clientId`, `seq`), if any. */
@@ -182,38 +193,53 @@ export class Ledger {
   }
 
   #apply(entry: Entry): void {
-    const before = this.#sm.value;
-    let cmd: IncrementCommand | null = null;
-    let answer: string | null = null;
-    let delta = 0n;
-    let firstIndex = 0;
+    const entryBefore = this.#sm.value;
+    let cmds: IncrementCommand[] | null = null;
+    let answers: string[] | null = null;
+    const repeats: number[] = [];
     if (isCommand(entry)) {
-      cmd = decodeIncrement(entry.data);
-      this.#modelSessions(cmd);
-      const result = this.#sm.apply(cmd);
-      if (this.#sm.sessionCount !== this.#sessions.size) {
-        throw this.#fail(
-          entry,
-          `holds ${this.#sm.sessionCount} client sessions, ${this.#sessions.size} expected ` +
-            `(expiry by the entries' clock)`,
-        );
-      }
-      answer = observable(result)!;
-      if (result.ok) delta = this.#sm.value - before;
-      if (!result.ok && result.code === "OVERFLOW") this.stats.overflows++;
-      if (!hasSession(cmd)) {
-        if (result.ok && (delta !== cmd.delta || result.value !== this.#sm.value)) {
-          throw this.#fail(entry, `applied an anonymous increment of ${cmd.delta} as ${answer}`);
+      // Item by item, through the real state machine's single-increment path: the nodes apply
+      // the whole entry at once (`applyEntry`), and must agree with this.
+      cmds = decodeIncrements(entry.data);
+      answers = [];
+      for (const cmd of cmds) {
+        const before = this.#sm.value;
+        this.#modelSessions(cmd);
+        const result = this.#sm.apply(cmd);
+        if (this.#sm.sessionCount !== this.#sessions.size) {
+          throw this.#fail(
+            entry,
+            `holds ${this.#sm.sessionCount} client sessions, ${this.#sessions.size} expected ` +
+              `(expiry by the entries' clock)`,
+          );
         }
-        this.#expected += delta;
-      } else {
-        firstIndex = this.#session(entry, cmd, result, answer, delta);
-      }
-      const key = cmd.clientId;
-      if (key !== "" && cmd.ackedBelow > (this.#ackedBelowMax.get(key) ?? 0)) {
-        this.#ackedBelowMax.set(key, cmd.ackedBelow);
+        const answer = observable(result);
+        answers.push(answer);
+        const delta = result.ok ? this.#sm.value - before : 0n;
+        if (!result.ok && result.code === "OVERFLOW") this.stats.overflows++;
+        if (!hasSession(cmd)) {
+          if (result.ok && (delta !== cmd.delta || result.value !== this.#sm.value)) {
+            throw this.#fail(entry, `applied an anonymous increment of ${cmd.delta} as ${answer}`);
+          }
+          this.#expected += delta;
+        } else {
+          const first = this.#session(entry, cmd, result, answer, delta);
+          if (first > 0) repeats.push(first);
+        }
+        const key = cmd.clientId;
+        if (key !== "" && cmd.ackedBelow > (this.#ackedBelowMax.get(key) ?? 0)) {
+          this.#ackedBelowMax.set(key, cmd.ackedBelow);
+        }
+        if (this.#sm.value !== this.#expected) {
+          throw new CheckFailure(
+            Check.exactlyOnce,
+            `the counter is ${this.#sm.value} after ${describeItem(entry, cmds, cmd)}, but the ` +
+              `distinct applied requests sum to ${this.#expected}`,
+          );
+        }
       }
     }
+    const delta = this.#sm.value - entryBefore;
     if (this.#sm.value !== this.#expected) {
       throw new CheckFailure(
         Check.exactlyOnce,
@@ -222,7 +248,7 @@ export class Ledger {
       );
     }
     this.#applied = entry.index;
-    this.#records[entry.index] = { entry, cmd, delta, value: this.#sm.value, answer, firstIndex };
+    this.#records[entry.index] = { entry, cmds, delta, value: this.#sm.value, answers, repeats };
     if (this.sampled(entry.index)) this.#bytes.set(entry.index, this.#sm.snapshot());
   }
 
@@ -238,7 +264,10 @@ export class Ledger {
     this.#sessions.set(cmd.clientId, Math.max(last ?? 0, cmd.proposedAtMs));
   }
 
-  /** Exactly-once accounting of a session command; returns the index of its first application. */
+  /**
+   * Exactly-once accounting of a session command. Returns the index of its first application
+   * when it repeats an applied request, else 0.
+   */
   #session(
     entry: Entry,
     cmd: IncrementCommand,
@@ -290,7 +319,7 @@ export class Ledger {
     }
     this.#first.set(key, { index: entry.index, answer });
     this.#expected += delta;
-    return entry.index;
+    return 0;
   }
 
   #fail(entry: Entry, what: string): CheckFailure {
@@ -299,15 +328,15 @@ export class Ledger {
 
   /**
    * `node` applied `entry` with its own state machine `sm`, which went from `before` to its
-   * current value and answered `result`. It must be the reference's entry, never apply a
-   * duplicate again, reach the same value and give the same answer; at sampled indexes its whole
-   * state (sessions included) must be the reference's, byte for byte.
+   * current value and answered `results` (one per increment). It must be the reference's entry,
+   * never apply a duplicate again, reach the same value and give the same answers; at sampled
+   * indexes its whole state (sessions included) must be the reference's, byte for byte.
    */
   nodeApplied(
     node: NodeId,
     entry: Entry,
     before: bigint,
-    result: ApplyResult | null,
+    results: ApplyResult[] | null,
     sm: CounterStateMachine,
   ): void {
     const rec = this.#records[entry.index]!;
@@ -318,11 +347,15 @@ export class Ledger {
       );
     }
     const after = sm.value;
-    if (rec.firstIndex > 0 && rec.firstIndex < entry.index && after !== before) {
+    // An entry whose every increment repeats a request applied in an earlier entry.
+    const allRepeats = rec.cmds !== null && rec.repeats.length === rec.cmds.length &&
+      rec.repeats.every((first) => first < entry.index);
+    if (allRepeats && after !== before) {
+      const what = rec.cmds!.map((c) => `(${c.clientId}, ${c.seq})`).join(" ");
       throw new CheckFailure(
         Check.exactlyOnce,
-        `${node} changed the counter from ${before} to ${after} applying (${rec.cmd!.clientId}, ` +
-          `${rec.cmd!.seq}) at index ${entry.index}, first applied at index ${rec.firstIndex}`,
+        `${node} changed the counter from ${before} to ${after} applying ${what} at index ` +
+          `${entry.index}, first applied at index ${rec.repeats.join(", ")}`,
       );
     }
     if (after !== rec.value) {
@@ -331,11 +364,12 @@ export class Ledger {
         `${node} has counter value ${after} at index ${entry.index}, expected ${rec.value}`,
       );
     }
-    const answer = observable(result);
-    if (answer !== rec.answer) {
+    const answers = observables(results);
+    if (answers?.join(" | ") !== rec.answers?.join(" | ")) {
       throw new CheckFailure(
         Check.exactlyOnce,
-        `${node} answered ${answer} at index ${entry.index}, the reference answered ${rec.answer}`,
+        `${node} answered ${answers?.join(" | ")} at index ${entry.index}, the reference ` +
+          `answered ${rec.answers?.join(" | ")}`,
       );
     }
     this.compareBytes(node, entry.index, sm);
@@ -368,6 +402,12 @@ export class Ledger {
   expectedAt(index: number): bigint | undefined {
     return index === 0 ? 0n : this.#records[index]?.value;
   }
+}
+
+/** Names increment `cmd` of `entry` for a failure message: its index, and its item in a batch. */
+function describeItem(entry: Entry, cmds: IncrementCommand[], cmd: IncrementCommand): string {
+  const item = cmds.length === 1 ? "" : ` item ${cmds.indexOf(cmd) + 1} of ${cmds.length}`;
+  return `index ${entry.index}${item} (${cmd.clientId}, ${cmd.seq})`;
 }
 
 /** Byte equality. */

@@ -15,6 +15,11 @@
  * - the plain shell: nothing happens between Readys, and a Ready's entries are applied only once
  *   its write is durable.
  *
+ * In some seeds a leader holds the increments it takes for a short while (node.ts's turn of the
+ * event loop) and proposes them as one batch entry (lib/counter/command.ts), now and then with the
+ * same request twice in it; the checks hold each item of a batch to what the same increments in
+ * consecutive entries would have done.
+ *
  * The state machine is the real {@linkcode CounterStateMachine} with client sessions. Simulated
  * clients number their increments, send the oldest sequence number they still wait for (as
  * lib/client/client.ts does), retry with the same number after a timeout, a refusal or a leader
@@ -55,7 +60,13 @@ import {
   Role,
   type Snapshot,
 } from "../../../lib/raft/mod.ts";
-import { decodeIncrement, encodeIncrement, readStampMs } from "../../../lib/counter/command.ts";
+import {
+  decodeIncrements,
+  encodeIncrement,
+  IncrementBatch,
+  type IncrementItem,
+  readStampMs,
+} from "../../../lib/counter/command.ts";
 import { ClusterClock } from "../../../lib/counter/cluster_clock.ts";
 import {
   type ApplyResult,
@@ -264,6 +275,15 @@ export interface SimParams {
    * the seeds, since nothing makes operators give every node the same `--election-timeout-ms`.
    */
   electionTicksOf: number[];
+  /**
+   * Probability that a leader holds an increment it takes for a batch entry (node.ts proposes a
+   * turn's increments as one entry); 0 in half the seeds.
+   */
+  batchProposals: number;
+  /** Longest a held increment waits for others before its batch is proposed (µs). */
+  batchWindowUsMax: number;
+  /** Probability that a request held for a batch is held twice (a client's early resend). */
+  batchRepeats: number;
   /** Groups quiesce when idle (see `SimOptions.quiesce`). */
   quiesce: boolean;
 }
@@ -335,7 +355,9 @@ export interface SimStats {
   answered: number;
   /** Requests given up without an answer. */
   gaveUp: number;
-  /** Entries repeating an applied request, applied by a node (and answered as the first time). */
+  /**
+   * Increments repeating an applied request, applied by a node (and answered as the first time).
+   */
   duplicateAnswers: number;
   /** Of those, on a node whose state machine came from a snapshot covering the first one. */
   duplicateAnswersAfterRestore: number;
@@ -376,6 +398,15 @@ export interface SimStats {
   forcedResets: number;
   /** Messages dropped because sender and receiver belong to different clusters. */
   clusterDrops: number;
+  /** Batch proposals a leader made (one call, one or more entries). */
+  batches: number;
+  /** Increments proposed in those batches. */
+  batchedIncrements: number;
+  /**
+   * Increments repeating a request earlier in the same batch entry, applied by a node (and
+   * answered as the first).
+   */
+  batchRepeats: number;
   /** Times a leader quiesced its group. */
   quiescences: number;
   /** Ticks nodes spent quiet (leaders and followers). */
@@ -465,7 +496,12 @@ interface Proposal {
   epoch: number;
   index: number;
   term: number;
+  /** The increment. */
+  increment: IncrementItem;
+  /** The data of the entry that carries it (a batch's, once proposed). */
   data: Uint8Array;
+  /** Its position in the entry: 0, or its item in a batch. */
+  item: number;
   status: "pending" | "acked" | "failed" | "unknown";
 }
 
@@ -509,6 +545,10 @@ interface SimNode {
   commitChecked: number;
   /** This life's proposals by log index. */
   proposals: Map<number, Proposal[]>;
+  /** Increments taken and held for the next batch entry (this life), in order. */
+  batch: Proposal[];
+  /** The stamp taken when the first held increment came, and the term it was taken in. */
+  batchStamp: { stampMs: number; term: number };
   /** This life's reads by id. */
   reads: Map<number, Read>;
   /** Reads with a read index, waiting for the state machine to reach it. */
@@ -554,6 +594,7 @@ const enum Kind {
   Retry = 11,
   Snapshot = 12,
   Operator = 13,
+  Batch = 14,
 }
 
 type SimEvent =
@@ -576,7 +617,8 @@ type SimEvent =
   | { kind: Kind.Pump; node: number; epoch: number; write: number }
   | { kind: Kind.Retry; request: Request; generation: number }
   | { kind: Kind.Snapshot; node: number; epoch: number }
-  | { kind: Kind.Operator; node: number; step: ReplaceStep };
+  | { kind: Kind.Operator; node: number; step: ReplaceStep }
+  | { kind: Kind.Batch; node: number; epoch: number };
 
 /** Where the operator's replacement of a refused node stands. */
 type ReplaceStep = "remove" | "add" | "promote";
@@ -688,6 +730,10 @@ export function simParams(options: SimOptions): SimParams {
   for (let i = 0; i < 5; i++) timeoutFactors.push(mixedTimeouts ? r.pick([1, 1, 1.5, 2, 3]) : 1);
   const clockJumpWeight = r.pick([0, 1]);
   const forcedResetDrawn = r.chance(0.25);
+  // Drawn after all of the above, so that seeds without batches run as they did before them.
+  const batchProposals = r.pick([0, 0, 0.5, 1]);
+  const batchWindowUsMax = r.pick([0, 500, 5_000, 20_000]);
+  const batchRepeats = r.pick([0, 0.05]);
   // Sessions idle for CLIENT_IDLE_EXPIRY_MS of the leaders' wall clock expire. That hour lasts
   // 0.3 s, 1 s or 3 s of simulated time in most seeds (so sessions expire during a run), or an
   // hour (real time) in the rest.
@@ -725,6 +771,9 @@ export function simParams(options: SimOptions): SimParams {
     forcedReset: options.forcedReset ??
       (forcedResetDrawn && (options.diskFaults ?? diskFaultsDrawn)),
     electionTicksOf: timeoutFactors.slice(0, pool).map((f) => Math.round(base.electionTicks * f)),
+    batchProposals,
+    batchWindowUsMax,
+    batchRepeats,
     quiesce: false,
   };
   // Drawn after everything else (the literal above draws in its own order), so that every other
@@ -822,6 +871,9 @@ export class Simulation {
     clockJumps: 0,
     forcedResets: 0,
     clusterDrops: 0,
+    batches: 0,
+    batchedIncrements: 0,
+    batchRepeats: 0,
     quiescences: 0,
     quietTicks: 0,
     livenessWakes: 0,
@@ -901,6 +953,8 @@ export class Simulation {
         termSeen: 0,
         commitChecked: 0,
         proposals: new Map(),
+        batch: [],
+        batchStamp: { stampMs: 0, term: 0 },
         reads: new Map(),
         readsWaiting: [],
         initialMember: i < p.voters,
@@ -1054,6 +1108,14 @@ export class Simulation {
       case Kind.Retry:
         if (ev.request.generation === ev.generation) this.#retry(ev.request);
         break;
+      case Kind.Batch: {
+        const node = this.#nodes[ev.node];
+        if (node.up && node.epoch === ev.epoch) {
+          this.#hash.num(ev.node);
+          this.#proposeBatch(node);
+        }
+        break;
+      }
       case Kind.Snapshot: {
         const node = this.#nodes[ev.node];
         if (node.up && node.epoch === ev.epoch && this.#faults) {
@@ -1075,6 +1137,7 @@ export class Simulation {
       case Kind.Report:
       case Kind.Pump:
       case Kind.Snapshot:
+      case Kind.Batch:
         index = ev.node;
         break;
       case Kind.Deliver:
@@ -1150,6 +1213,7 @@ export class Simulation {
     node.termSeen = node.raft.term;
     node.commitChecked = node.applied;
     node.proposals = new Map();
+    node.batch = [];
     node.reads = new Map();
     node.readsWaiting = [];
     node.quiet = false;
@@ -1269,6 +1333,9 @@ export class Simulation {
       for (const p of list) this.#resolve(p, "unknown");
     }
     node.proposals = new Map();
+    // Increments held for a batch die with the process: their clients hear nothing.
+    for (const p of node.batch) this.#resolve(p, "unknown");
+    node.batch = [];
     node.raft = null;
     node.write = null;
     node.epoch++;
@@ -1665,31 +1732,36 @@ export class Simulation {
     }
     this.#ledger.observe(node.id, e);
     const before = node.sm.value;
-    let result: ApplyResult | null = null;
+    let results: ApplyResult[] | null = null;
+    const m = this.#options.mutation;
     if (isCommand(e)) {
-      const cmd = decodeIncrement(e.data);
-      const m = this.#options.mutation;
-      if (m === "corrupt-apply" && node.index === 1 && cmd.seq % 2 === 1) cmd.delta++;
-      if (m === "local-clock-expiry" && node.index === 1) cmd.proposedAtMs = this.#wallMs(node);
-      result = node.sm.apply(cmd);
+      if ((m === "corrupt-apply" || m === "local-clock-expiry") && node.index === 1) {
+        results = decodeIncrements(e.data).map((cmd) => {
+          if (m === "corrupt-apply" && cmd.seq % 2 === 1) cmd.delta++;
+          if (m === "local-clock-expiry") cmd.proposedAtMs = this.#wallMs(node);
+          return node.sm.apply(cmd);
+        });
+      } else {
+        // As node.ts: the whole entry (one increment or a batch) in one call.
+        results = node.sm.applyEntry(e.data);
+      }
     }
     node.applied = e.index;
     this.#stats.applied++;
     if (e.type === EntryType.Config) this.#forgetNonMembers(node, decodeConfState(e.data));
     const sampled = this.#ledger.sampled(e.index);
     if (sampled) this.#stats.bytesCompared++;
-    this.#ledger.nodeApplied(node.id, e, before, result, node.sm);
+    this.#ledger.nodeApplied(node.id, e, before, results, node.sm);
     this.#checker.entryApplied(node.id, node.raft!.term, e, node.sm.value);
-    const firstIndex = this.#ledger.firstIndexAt(e.index);
-    if (firstIndex > 0) {
+    for (const firstIndex of this.#ledger.repeatsAt(e.index)) {
       // This node answered a repeated request with the first answer (checked just above).
       this.#stats.duplicateAnswers++;
+      if (firstIndex === e.index) this.#stats.batchRepeats++;
       if (node.restoredAt >= firstIndex) this.#stats.duplicateAnswersAfterRestore++;
     }
     const waiting = node.proposals.get(e.index);
     if (waiting === undefined) return;
     node.proposals.delete(e.index);
-    const answer = observable(result);
     for (const p of waiting) {
       if (p.term !== e.term) {
         // node.ts answers NOT_APPLIED: another leader's entry took the index.
@@ -1703,10 +1775,11 @@ export class Simulation {
             `data there`,
         );
       }
+      const answer = observable(results![p.item]);
       this.#checker.commandAcked(p.index, p.term, p.data);
       this.#resolve(p, "acked");
       this.#note(() => `${node.id} ACK #${p.id} ${describeProposal(p)} at ${p.index}: ${answer}`);
-      if (p.request !== null) this.#onAnswer(node, p, e.index, answer!);
+      if (p.request !== null) this.#onAnswer(node, p, e.index, answer);
     }
   }
 
@@ -2626,8 +2699,9 @@ export class Simulation {
   }
 
   /**
-   * Proposes `commands` at `node` in one call. False when the node refuses (not the leader, a
-   * transfer in progress, too many uncommitted entries).
+   * Proposes `commands` at `node` in one call, one entry each, or holds them for the node's next
+   * batch entry (see {@linkcode SimParams.batchProposals}). Null when the node refuses (not the
+   * leader, a transfer in progress, too many uncommitted entries).
    */
   #propose(
     node: SimNode,
@@ -2636,11 +2710,6 @@ export class Simulation {
     // A stopped process answers nothing; the client times out and tries elsewhere.
     if (node.pausedUntilUs > this.#now) return null;
     const r = node.raft!;
-    // As node.ts: only a leader stamps (a follower refuses before encoding the command; here
-    // the core refuses it below).
-    let stampMs = 0;
-    if (this.#options.mutation === "wall-clock-stamps") stampMs = this.#wallMs(node);
-    else if (r.role === Role.Leader) stampMs = node.clock.stamp(r.term);
     const made: Proposal[] = commands.map(({ request, duplicate, delta }) => ({
       id: ++this.#proposalSeq,
       request,
@@ -2650,15 +2719,52 @@ export class Simulation {
       epoch: node.epoch,
       index: 0,
       term: 0,
-      data: encodeIncrement({
+      increment: {
         delta,
-        proposedAtMs: stampMs,
         clientId: request?.client.id ?? "",
         seq: request?.seq ?? 0,
         ackedBelow: request?.ackedBelow ?? 0,
-      }),
+      },
+      data: new Uint8Array(0),
+      item: 0,
       status: "pending",
     }));
+    const p = this.#params;
+    // Not while settling: the final request is attempted again after every event until it is
+    // taken, and a held one would be refused (a transfer, say) at the same instant, forever.
+    const hold = r.role === Role.Leader && this.#faults &&
+      // Once one increment is held, every later one joins it: node.ts proposes in arrival order.
+      (node.batch.length > 0 || (p.batchProposals > 0 && this.#rng.chance(p.batchProposals)));
+    if (hold) {
+      // As node.ts: a leader takes the increment now and proposes it with the others of its turn.
+      if (node.batch.length === 0) {
+        // node.ts stamps its batch in the turn that took the increments. The window here stands
+        // for that turn, but a pause can stretch it over more than a session's expiry (an hour
+        // lasts 0.3 s in some seeds): the stamp is the turn's start, as it would be in node.ts.
+        node.batchStamp = { stampMs: this.#stampOf(node), term: r.term };
+        this.#schedule(this.#rng.int(0, p.batchWindowUsMax), {
+          kind: Kind.Batch,
+          node: node.index,
+          epoch: node.epoch,
+        });
+      }
+      for (const proposal of made) {
+        node.batch.push(proposal);
+        if (proposal.request !== null && this.#rng.chance(p.batchRepeats)) {
+          // The same request again before the batch goes out: a client resending early.
+          node.batch.push({ ...proposal, id: ++this.#proposalSeq });
+        }
+      }
+      this.#note(() =>
+        `${node.id} HOLDS ${made.map((p) => `#${p.id} ${describeProposal(p)}`).join(" ")} ` +
+        `for a batch of ${node.batch.length}`
+      );
+      return made;
+    }
+    const stampMs = this.#stampOf(node);
+    for (const proposal of made) {
+      proposal.data = encodeIncrement({ ...proposal.increment, proposedAtMs: stampMs });
+    }
     const res = r.propose(made.map((p) => p.data));
     this.#hash.num(res.ok ? res.firstIndex : 0);
     if (!res.ok) {
@@ -2693,6 +2799,77 @@ export class Simulation {
     );
     this.#afterInput(node);
     return made;
+  }
+
+  /**
+   * Proposes the increments `node` holds as batch entries (as many as the batch bounds need), as
+   * node.ts's `#flushIncrements` does at the end of its turn.
+   */
+  #proposeBatch(node: SimNode): void {
+    const held = node.batch;
+    node.batch = [];
+    if (held.length === 0) return;
+    const r = node.raft!;
+    const groups: Proposal[][] = [];
+    const batches: IncrementBatch[] = [];
+    for (const p of held) {
+      if (batches.length === 0 || !batches[batches.length - 1].add(p.increment)) {
+        batches.push(new IncrementBatch());
+        groups.push([]);
+        batches[batches.length - 1].add(p.increment);
+      }
+      const group = groups[groups.length - 1];
+      p.item = group.length;
+      group.push(p);
+    }
+    const stampMs = node.batchStamp.term === r.term ? node.batchStamp.stampMs : this.#stampOf(node);
+    const data = batches.map((b) => b.encode(stampMs));
+    groups.forEach((group, i) => group.forEach((p) => p.data = data[i]));
+    const res = r.propose(data);
+    this.#hash.num(res.ok ? res.firstIndex : 0);
+    if (!res.ok) {
+      // node.ts answers each client NOT_LEADER or BUSY; they retry.
+      this.#note(() => `${node.id} propose batch of ${held.length} refused: ${res.reason}`);
+      for (const p of held) this.#resolve(p, "failed");
+      return;
+    }
+    groups.forEach((group, i) => {
+      const index = res.firstIndex + i;
+      for (const p of group) {
+        p.index = index;
+        p.term = res.term;
+        let list = node.proposals.get(index);
+        if (list === undefined) {
+          list = [];
+          node.proposals.set(index, list);
+        }
+        list.push(p);
+        this.#stats.proposed++;
+      }
+      if (r.termAt(index) !== res.term) {
+        throw new CheckFailure(
+          Check.shell,
+          `${node.id} accepted a batch at ${index}/t${res.term}, its log says t${r.termAt(index)}`,
+        );
+      }
+    });
+    this.#stats.batches++;
+    this.#stats.batchedIncrements += held.length;
+    this.#note(() =>
+      `${node.id} PROPOSE BATCH ${
+        groups.map((g) => g.map((p) => `#${p.id} ${describeProposal(p)}`).join(" ")).join(" / ")
+      } at ${res.firstIndex}/t${res.term}`
+    );
+    this.#afterInput(node);
+  }
+
+  /** The stamp `node` gives the increments it proposes now. */
+  #stampOf(node: SimNode): number {
+    const r = node.raft!;
+    if (this.#options.mutation === "wall-clock-stamps") return this.#wallMs(node);
+    // As node.ts: only a leader stamps (a follower refuses before encoding the command; here
+    // the core refuses it).
+    return r.role === Role.Leader ? node.clock.stamp(r.term) : 0;
   }
 
   #clientRead(): void {
@@ -2795,6 +2972,9 @@ export class Simulation {
       }
       if (final === null || final.status === "failed" || final.status === "unknown") {
         if (!this.#caughtUp(leader, 0)) continue;
+        // Increments a leader held for a batch when the faults stopped go out first (node.ts
+        // holds them only to the end of a turn): the final read must see everything proposed.
+        if (this.#nodes.some((n) => n.batch.length > 0)) continue;
         // Retried with the same sequence number within the client's deadline; past it, the
         // client gives up and sends a new request.
         if (
