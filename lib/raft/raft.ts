@@ -11,7 +11,9 @@
  * leader stickiness (§4.2.3, §6.2), log replication with the consistency check and fast back-off,
  * commit by counting only entries of the current term (§5.4.2), pipelined AppendEntries with a
  * bounded window, batched ReadIndex (§6.4) including forwarded follower reads, snapshots
- * (§5), single-server membership changes with learners (§4.1-4.3), and leadership transfer (§3.10).
+ * (§5), single-server membership changes with learners (§4.1-4.3), leadership transfer (§3.10),
+ * and quiescence: an idle, fully replicated group stops heartbeating (CockroachDB's quiescent
+ * ranges; see `RaftOptions.quiesce` and docs/DESIGN.md "Quiescent groups").
  *
  * @module
  */
@@ -76,6 +78,19 @@ export interface RaftOptions {
    * second leader. The shell persists the floor (`voteFloor`) and passes it back on restart.
    */
   voteFloor?: number;
+  /**
+   * As leader, quiesce the group when it is idle: once an entry of this term is committed, the
+   * whole log is committed and on this node's disk, every follower (voters and learners) holds
+   * it, and no read, transfer or snapshot is pending, the next heartbeat is a quiesce heartbeat
+   * (a Heartbeat whose `index` is the leader's last index) and no heartbeat follows it. A
+   * follower that holds that entry goes quiet too: it sends no answer and its election timer
+   * stops. Anything that is not news from the leader wakes a node up again (see `quiesced`).
+   * The shell must call {@linkcode Raft.unquiesce} on a quiet follower whose leader's node it
+   * believes dead, and on a quiet leader when a member's node comes back (a restarted learner
+   * never campaigns), since nothing else would; and it must keep ticking quiet nodes. Followers
+   * honour quiesce heartbeats whatever this option says. Default false.
+   */
+  quiesce?: boolean;
 }
 
 /** What a node starts from: the persisted hard state, snapshot and log. */
@@ -175,6 +190,7 @@ export class Raft {
   readonly #applyBatchMax: number;
   readonly #uncommittedMax: number;
   readonly #pendingReadsMax: number;
+  readonly #quiesce: boolean;
 
   #term = 0;
   #vote: NodeId = "";
@@ -218,6 +234,18 @@ export class Raft {
   #hardStateInFlight = false;
   /** See `RaftOptions.voteFloor`. */
   #voteFloor: number;
+  /**
+   * The group is quiet (`RaftOptions.quiesce`): a leader sends no heartbeats and does not count
+   * CheckQuorum rounds, a follower's election timer is stopped. Ticks still count (`#ticks`), so
+   * leases run out on time.
+   */
+  #quiesced = false;
+  /**
+   * Follower: the latest round number of the leader when it quiesced. A regular heartbeat of
+   * that leader with a number up to this one was sent before the quiesce heartbeat (arriving
+   * late or duplicated) and is no sign that the leader woke up.
+   */
+  #quiesceRound = 0;
 
   /** Creates a node from its persisted state. It starts as a follower. */
   constructor(options: RaftOptions, initial: RaftInitialState) {
@@ -234,6 +262,7 @@ export class Raft {
     this.#applyBatchMax = options.applyBatchMax ?? 4096;
     this.#uncommittedMax = options.uncommittedMax ?? 65536;
     this.#pendingReadsMax = options.pendingReadsMax ?? 65536;
+    this.#quiesce = options.quiesce ?? false;
     this.#log = new RaftLog(initial.snapshot, initial.entries);
     this.#snapshot = initial.snapshot;
     this.#term = initial.hardState.term;
@@ -298,6 +327,16 @@ export class Raft {
     if (this.#conf.voters.includes(this.#id)) return true;
     const latest = this.#log.latestConfIndex();
     return latest > this.#log.committed && this.confAt(latest - 1).voters.includes(this.#id);
+  }
+
+  /**
+   * True while this node is quiet (see `RaftOptions.quiesce`): a quiesced leader sends no
+   * heartbeats, a quiesced follower never campaigns. A tick of a quiet node produces no work, so
+   * the shell may skip its Ready check after one; but it must go on ticking it, since leases
+   * run out on those ticks.
+   */
+  get quiesced(): boolean {
+    return this.#quiesced;
   }
 
   /** The vote floor in force: 0 for none, -1 until a leader is heard (`RaftOptions.voteFloor`). */
@@ -368,6 +407,8 @@ export class Raft {
   tick(): void {
     this.#ticks++;
     if (this.#startLeaseTicks > 0) this.#startLeaseTicks--;
+    // Quiet: time passes for leases, but no heartbeat, no CheckQuorum round, no election.
+    if (this.#quiesced) return;
     this.#electionElapsed++;
     if (this.#role === Role.Leader) {
       this.#tickLeader();
@@ -396,9 +437,107 @@ export class Raft {
     }
     if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
       this.#heartbeatElapsed = 0;
+      if (this.#mayQuiesce()) {
+        this.#quiesceGroup();
+        return;
+      }
       // Every heartbeat is a round: its acknowledgements renew the leader's lease.
       this.#broadcastHeartbeat(this.#readOnly.startRound(this.#id, this.#ticks));
     }
+  }
+
+  /**
+   * Wakes this node if it is quiet: a leader resumes heartbeats at once, a follower restarts its
+   * election timer (randomized) and tells its leader it is awake. The shell calls it from its node
+   * liveness, on a quiet follower whose leader's node it believes dead and on a quiet leader when
+   * a member's node comes back: nothing else would wake them.
+   */
+  unquiesce(): void {
+    if (this.#quiesced) this.#wake(true);
+  }
+
+  /**
+   * Leader: the group may go quiet. Everything is committed in this term and durable here, every
+   * follower holds the whole log (so the quiesce heartbeat tells each the final commit index), and
+   * nothing waits for a heartbeat round, a transfer or a snapshot.
+   */
+  #mayQuiesce(): boolean {
+    if (!this.#quiesce || !this.#committedInTerm()) return false;
+    const last = this.#log.lastIndex();
+    if (this.#log.committed !== last || this.#log.stableIndex() !== last) return false;
+    if (this.#leadTransferee !== "" || this.#readsAwaitingCommit.length > 0) return false;
+    if (this.#readOnly.size() > 0) return false;
+    for (const pr of this.#progress.values()) {
+      if (pr.match !== last || pr.state === ProgressState.Snapshot) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Leader: sends the quiesce heartbeat (the last index, its term and the commit index, which
+   * equals it) and stops heartbeating. It starts no round: followers that go quiet do not answer.
+   */
+  #quiesceGroup(): void {
+    this.#quiesced = true;
+    const last = this.#log.lastIndex();
+    const round = this.#readOnly.lastStarted();
+    for (const [id, pr] of this.#progress) {
+      this.#send(MessageType.Heartbeat, id, {
+        commit: last,
+        index: last,
+        logTerm: this.#term,
+        context: round,
+      });
+      pr.sentCommit = last;
+    }
+  }
+
+  /**
+   * Leaves the quiet state. A leader resumes heartbeats with one now, and starts a fresh
+   * CheckQuorum window: its followers had no heartbeat to answer while it was quiet, which must
+   * not count as silence. A follower restarts its election timer; unless `tellLeader` is false
+   * (the leader is talking to it already), it sends its leader a heartbeat answer without a round,
+   * which wakes a quiet leader, so that a follower is never awake under a quiet leader for long:
+   * it would campaign against a healthy one.
+   */
+  #wake(tellLeader: boolean): void {
+    this.#quiesced = false;
+    this.#electionElapsed = 0;
+    if (this.#role === Role.Leader) {
+      this.#heartbeatElapsed = 0;
+      for (const pr of this.#progress.values()) pr.recentActive = true;
+      this.#broadcastHeartbeat(this.#readOnly.startRound(this.#id, this.#ticks));
+      return;
+    }
+    this.#randomizedElectionTimeout = this.#electionTicks +
+      Math.floor(this.#random() * this.#electionTicks);
+    if (tellLeader && this.#leader !== "" && this.#leader !== this.#id) {
+      this.#send(MessageType.HeartbeatResp, this.#leader, {
+        index: this.#log.lastIndex(),
+        electionTicks: this.#electionTicks,
+      });
+    }
+  }
+
+  /**
+   * True when `m`, of this node's term or a later one, leaves a quiet node quiet: nothing in it is
+   * news. A message from a non-member; for a leader: a follower's answer to a round or to appends sent before it went quiet.
+   * For a follower: its leader's quiesce heartbeat (checked again by `#handleHeartbeat`), or a
+   * regular heartbeat sent before it.
+   */
+  #keepsQuiet(m: Message): boolean {
+    // A quiet node holds the whole committed log, configuration included: a node it does not
+    // list (one removed, campaigning from an old configuration) has no part in the group.
+    if (!this.#conf.voters.includes(m.from) && !this.#conf.learners.includes(m.from)) return true;
+    if (m.term !== this.#term) return false;
+    if (this.#role === Role.Leader) {
+      const pr = this.#progress.get(m.from);
+      if (pr === undefined || m.reject) return false;
+      if (m.type === MessageType.HeartbeatResp) return m.context > 0;
+      return m.type === MessageType.AppResp && m.index <= pr.match;
+    }
+    if (m.type !== MessageType.Heartbeat || m.from !== this.#leader) return false;
+    return isQuiesceHeartbeat(m) || (m.context > 0 && m.context <= this.#quiesceRound);
   }
 
   /** Starts an election now (PreVote first when enabled). */
@@ -414,6 +553,7 @@ export class Raft {
    */
   propose(commands: Uint8Array[]): ProposeResult {
     if (this.#role !== Role.Leader) return { ok: false, reason: "not the leader" };
+    if (this.#quiesced) this.#wake(true);
     if (this.#leadTransferee !== "") {
       return { ok: false, reason: "leadership transfer in progress" };
     }
@@ -439,6 +579,7 @@ export class Raft {
    */
   proposeConfChange(change: ConfChange): ProposeResult {
     if (this.#role !== Role.Leader) return { ok: false, reason: "not the leader" };
+    if (this.#quiesced) this.#wake(true);
     if (this.#leadTransferee !== "") {
       return { ok: false, reason: "leadership transfer in progress" };
     }
@@ -470,6 +611,7 @@ export class Raft {
     if (this.#role !== Role.Leader) return "not the leader";
     if (to === this.#id) return "already the leader";
     if (!this.#conf.voters.includes(to)) return `${to} is not a voter`;
+    if (this.#quiesced) this.#wake(true);
     this.#leadTransferee = to;
     this.#electionElapsed = 0;
     const pr = this.#progress.get(to)!;
@@ -483,6 +625,9 @@ export class Raft {
    * state machine has applied its index) or `Ready.failedReads` (retry elsewhere).
    */
   readIndex(requestId: number, options: { lease?: boolean } = {}): void {
+    // A leader that wakes may still serve from its lease: its ticks went on counting while it was
+    // quiet, and a quiet follower keeps its promise at least as long as an active one.
+    if (this.#quiesced) this.#wake(true);
     const waiting = this.#readOnly.size() + this.#readsAwaitingCommit.length +
       this.#forwardedReads.size;
     if (waiting >= this.#pendingReadsMax) {
@@ -548,6 +693,12 @@ export class Raft {
 
   /** Handles a message from another node. */
   step(m: Message): void {
+    // A quiet node wakes on anything of its term or later that is not old news (a stale term's
+    // message changes nothing, and its answer tells the sender of the newer term). A follower
+    // woken by its leader's heartbeat knows its leader is awake; any other wake is passed on.
+    if (this.#quiesced && m.term >= this.#term && !this.#keepsQuiet(m)) {
+      this.#wake(!(m.type === MessageType.Heartbeat && m.from === this.#leader));
+    }
     if (m.term > this.#term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.type === MessageType.Vote && m.context === CONTEXT_TRANSFER;
@@ -713,6 +864,7 @@ export class Raft {
       Math.floor(this.#random() * this.#electionTicks);
     this.#leadTransferee = "";
     this.#timeoutNowSent = false;
+    this.#quiesced = false;
     this.#votes.clear();
     this.#progress.clear();
     this.#failAllReads();
@@ -732,6 +884,7 @@ export class Raft {
     this.#progress.clear();
     this.#failAllReads();
     this.#leader = "";
+    this.#quiesced = false;
     this.#role = Role.PreCandidate;
     this.#electionElapsed = 0;
     this.#randomizedElectionTimeout = this.#electionTicks +
@@ -923,15 +1076,37 @@ export class Raft {
 
   #handleHeartbeat(m: Message): void {
     const last = this.#log.lastIndex();
+    const quiesce = isQuiesceHeartbeat(m);
     if (m.commit > last) {
       // The leader sends a commit index only up to what this node acknowledged, so this node
       // has lost entries it once held (a truncated or replaced log). Clamping would mark entries
       // committed that this log never had from this leader; refuse, and tell the leader how far
       // this log really goes so it stops counting on the rest (etcd panics here).
+      if (this.#quiesced) this.#wake(false);
       this.#send(MessageType.HeartbeatResp, m.from, {
-        context: m.context,
+        // The answer to a quiesce heartbeat acknowledges no round: it only wakes the leader.
+        context: quiesce ? 0 : m.context,
         reject: true,
         index: last,
+        electionTicks: this.#electionTicks,
+      });
+      return;
+    }
+    if (quiesce) {
+      if (m.index <= last && this.#log.matchTerm(m.index, m.logTerm)) {
+        // This log holds the leader's whole log, all of it committed: nothing can change until
+        // the leader speaks again. No answer, which would wake it.
+        this.#log.commitTo(m.commit);
+        this.#quiesced = true;
+        this.#quiesceRound = m.context;
+        return;
+      }
+      // The leader counts on entries this log does not hold (it lost or replaced them): refuse
+      // as above, pointing below the leader's last entry, and stay awake.
+      if (this.#quiesced) this.#wake(false);
+      this.#send(MessageType.HeartbeatResp, m.from, {
+        reject: true,
+        index: Math.min(last, m.index - 1),
         electionTicks: this.#electionTicks,
       });
       return;
@@ -1229,6 +1404,11 @@ export class Raft {
     }
     this.#maybeCommit();
   }
+}
+
+/** A heartbeat by which the leader quiesces the group: it names the leader's last entry. */
+function isQuiesceHeartbeat(m: Message): boolean {
+  return m.type === MessageType.Heartbeat && m.index > 0;
 }
 
 function isLeaderMessage(type: MessageType): boolean {

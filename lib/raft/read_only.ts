@@ -140,6 +140,11 @@ export class ReadOnlyQueue {
     return n > 0 ? this.#rounds[n - 1].seq : 0;
   }
 
+  /** Sequence number of the latest round started, waiting or not; 0 before the first. */
+  lastStarted(): number {
+    return this.#seq;
+  }
+
   /** Releases every round at once (used when the leader is the only voter). */
   releaseAll(): PendingRead[] {
     const all = this.#rounds.flatMap((r) => r.reads).concat(this.#unsent);

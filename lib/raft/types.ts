@@ -102,12 +102,15 @@ export interface Message {
   /**
    * App: term of the entry at `index`. Vote/PreVote: term of the candidate's last entry.
    * AppResp (reject): term of the follower's entry at `rejectHint` (conflict hint).
+   * Heartbeat: 0, or for a quiesce heartbeat the term of the entry at `index`.
    */
   logTerm: number;
   /**
    * App: index of the entry just before `entries`. Vote/PreVote: candidate's last index.
    * AppResp: the follower's last matching index when accepted, the rejected `index` otherwise.
-   * Snap: the snapshot's index. ReadIndexResp: the read index.
+   * Snap: the snapshot's index. ReadIndexResp: the read index. Heartbeat: 0, or the leader's
+   * last index in a quiesce heartbeat (the leader stops heartbeating until something happens;
+   * see `RaftOptions.quiesce`). HeartbeatResp: the sender's last index.
    */
   index: number;
   /** App: entries to append. */
@@ -118,7 +121,11 @@ export interface Message {
   reject: boolean;
   /** AppResp with reject: the index the leader should try next (fast back-off hint). */
   rejectHint: number;
-  /** Heartbeat/HeartbeatResp/ReadIndex/ReadIndexResp: read context; 0 for none. */
+  /**
+   * Heartbeat/HeartbeatResp/ReadIndex/ReadIndexResp: read context; 0 for none. A quiesce
+   * heartbeat starts no round: it carries the number of the leader's latest round, so that the
+   * follower can tell heartbeats sent before it from those of a leader that woke up.
+   */
   context: number;
   /**
    * HeartbeatResp: the sender's election timeout in ticks. Having heard from the leader, the

@@ -10,9 +10,10 @@
  * `--no-snapshots`, `--membership` / `--no-membership`, `--lease-reads` / `--no-lease-reads`,
  * `--pump` / `--no-pump` (node.ts's pumping shell or the plain one), `--disk-faults` /
  * `--no-disk-faults` (wiped dirs, detected data loss, long pauses), `--forced-reset` /
- * `--no-forced-reset` (a majority lost, one survivor forced into a new group), `--mutation NAME` (a
- * deliberately broken shell, to see a check fire), `--verbose` (print every trace line),
- * `--stats` (print counters).
+ * `--no-forced-reset` (a majority lost, one survivor forced into a new group), `--quiesce` /
+ * `--no-quiesce` (idle groups stop heartbeating; the shell's node liveness wakes them),
+ * `--mutation NAME` (a deliberately broken shell, to see a check fire), `--verbose` (print every
+ * trace line), `--stats` (print counters).
  * Exits with status 1 when any run fails.
  *
  * @module
@@ -32,6 +33,7 @@ const MUTATIONS: readonly Mutation[] = [
   "local-clock-expiry",
   "pump-during-snapshot",
   "late-ready-apply",
+  "no-node-liveness",
 ];
 
 interface CliArgs {
@@ -47,7 +49,7 @@ function usage(message: string): never {
     "usage: deno run -A tests/raft/simulate.ts (--seed N | --seeds A..B) [--nodes 3|5] " +
       "[--events N] [--no-snapshots] [--membership|--no-membership] " +
       "[--lease-reads|--no-lease-reads] [--pump|--no-pump] [--disk-faults|--no-disk-faults] " +
-      "[--forced-reset|--no-forced-reset] " +
+      "[--forced-reset|--no-forced-reset] [--quiesce|--no-quiesce] " +
       "[--mutation NAME] [--verbose] " +
       "[--stats]",
   );
@@ -125,6 +127,12 @@ function parseArgs(argv: string[]): CliArgs {
       case "--no-forced-reset":
         out.base.forcedReset = false;
         break;
+      case "--quiesce":
+        out.base.quiesce = true;
+        break;
+      case "--no-quiesce":
+        out.base.quiesce = false;
+        break;
       case "--verbose":
         out.verbose = true;
         break;
@@ -160,7 +168,7 @@ function main(): void {
       `seed ${seed} nodes ${result.nodes}${result.params.membership ? " +membership" : ""}` +
         `${result.params.pump ? " +pump" : ""}${result.params.diskFaults ? " +disk" : ""}${
           result.params.forcedReset ? " +reset" : ""
-        }: ` +
+        }${result.params.quiesce ? " +quiesce" : ""}: ` +
         `${status}; ${s.events} events, ${result.simMs.toFixed(0)} ms simulated, ` +
         `${s.elections} elections, final index ${s.finalIndex}${
           s.batches > 0 ? `, ${s.batchedIncrements} increments in ${s.batches} batches` : ""

@@ -26,6 +26,12 @@
  * change, and now and then send an already answered request again. The leader's wall clock that
  * expires idle sessions runs fast in some seeds, so sessions expire within a run.
  *
+ * In half the seeds the groups quiesce (`RaftOptions.quiesce`): an idle, fully replicated group
+ * stops heartbeating. The shell then plays the part of node liveness: a quiet follower that has
+ * not been able to reach its leader's node (down, paused, or cut off either way) for an election
+ * timeout is woken with `unquiesce()`. Those seeds end with an idle stretch in which the settled
+ * group should go quiet, then one more increment and read, which must wake it.
+ *
  * The {@linkcode Checker} looks at every Raft step; the {@linkcode Ledger} (the real state machine
  * fed once with the committed log) checks that every node's state machine applies each request at
  * most once, answers duplicates with the first answer, and holds the same sessions.
@@ -116,7 +122,12 @@ export type Mutation =
    * A node with a wiped data dir bootstraps again without asking its peers, and nodes accept
    * messages from any incarnation of a peer: the state before the identity checks.
    */
-  | "no-identity-check";
+  | "no-identity-check"
+  /**
+   * The shell never wakes quiet nodes (no node liveness): a quiet follower of a dead leader waits
+   * forever, which the liveness check must catch.
+   */
+  | "no-node-liveness";
 
 /** What to simulate. Everything not given is chosen from the seed. */
 export interface SimOptions {
@@ -153,6 +164,11 @@ export interface SimOptions {
    * other node. Default: a quarter of the disk-fault seeds.
    */
   forcedReset?: boolean;
+  /**
+   * Leaders quiesce idle groups, and the shell wakes quiet followers whose leader's node it
+   * cannot reach (node liveness). Default: on for half the seeds.
+   */
+  quiesce?: boolean;
 }
 
 /** Parameters of one run, all drawn from its seed. */
@@ -268,9 +284,14 @@ export interface SimParams {
   batchWindowUsMax: number;
   /** Probability that a request held for a batch is held twice (a client's early resend). */
   batchRepeats: number;
+  /** Groups quiesce when idle (see `SimOptions.quiesce`). */
+  quiesce: boolean;
 }
 
 type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" | "transfer";
+
+/** Clients stop for 1 to 5 election timeouts (quiesce seeds only): the group may go quiet. */
+type IdleAction = "idle";
 
 /**
  * Faults that an operator has to repair: `wipe` empties a node's data dir (a dead disk
@@ -386,6 +407,17 @@ export interface SimStats {
    * answered as the first).
    */
   batchRepeats: number;
+  /** Times a leader quiesced its group. */
+  quiescences: number;
+  /** Ticks nodes spent quiet (leaders and followers). */
+  quietTicks: number;
+  /**
+   * Quiet nodes woken by the shell's node liveness (`unquiesce()`): followers of an unreachable
+   * leader, leaders of a member that came back.
+   */
+  livenessWakes: number;
+  /** Runs whose settled group went wholly quiet in the idle stretch at the end (0 or 1). */
+  quietAtEnd: number;
 }
 
 /** The outcome of one simulated run. */
@@ -535,6 +567,12 @@ interface SimNode {
   pausedTicks: number;
   /** Its data dir was wiped and it has not bootstrapped or been replaced since. */
   wiped: boolean;
+  /** Its leader was quiet when last observed (counts quiescences). */
+  quiet: boolean;
+  /** Since when (µs) this node could not reach its leader's node; -1 while it can. */
+  leaderLostSinceUs: number;
+  /** Leader: how it last saw each member's node, "down" or "up EPOCH" (node liveness). */
+  peersSeen: Map<NodeId, string>;
   /**
    * Disks this node had before a wipe or a replacement: what it acknowledged while they were
    * its disks stays counted when the checker asks whether a commit was durable on a majority.
@@ -588,6 +626,8 @@ type ReplaceStep = "remove" | "add" | "promote";
 const EVENTS_DEFAULT = 4000;
 /** How long the cluster has to settle once faults stop (µs of simulated time). */
 const SETTLE_US_MAX = 60_000_000;
+/** Election timeouts of the idle stretch at the end of quiesce seeds (see `#settle`). */
+const IDLE_ELECTIONS = 10;
 /** Ready rounds one input may cause before the shell decides the node is looping. */
 const READY_ROUNDS_MAX = 10_000;
 const TRACE_LINES = 40;
@@ -709,7 +749,7 @@ export function simParams(options: SimOptions): SimParams {
   const giveUpBoundUs = (0.8 * CLIENT_IDLE_EXPIRY_MS - 2 * skewMs) / wallMsPerUs;
   const giveUpUs = Math.floor(Math.min(2_000_000, giveUpBoundUs) * r.range(0.5, 1));
   const attemptTimeoutUs = Math.min(r.pick([10_000, 30_000, 100_000]), Math.floor(giveUpUs / 2));
-  return {
+  const params: SimParams = {
     ...base,
     pump: options.pump ?? pumpDrawn,
     pumpAfterInput,
@@ -734,7 +774,13 @@ export function simParams(options: SimOptions): SimParams {
     batchProposals,
     batchWindowUsMax,
     batchRepeats,
+    quiesce: false,
   };
+  // Drawn after everything else (the literal above draws in its own order), so that every other
+  // value of a seed stays what it was before quiescence; seeds that draw it off replay as before.
+  const quiesceDrawn = r.chance(0.5);
+  params.quiesce = options.quiesce ?? quiesceDrawn;
+  return params;
 }
 
 /** The replay command for a run. */
@@ -757,6 +803,7 @@ export function replayCommand(options: SimOptions, params: SimParams): string {
   if (options.forcedReset !== undefined) {
     parts.push(options.forcedReset ? "--forced-reset" : "--no-forced-reset");
   }
+  if (options.quiesce !== undefined) parts.push(options.quiesce ? "--quiesce" : "--no-quiesce");
   parts.push("--verbose");
   return parts.join(" ");
 }
@@ -827,6 +874,10 @@ export class Simulation {
     batches: 0,
     batchedIncrements: 0,
     batchRepeats: 0,
+    quiescences: 0,
+    quietTicks: 0,
+    livenessWakes: 0,
+    quietAtEnd: 0,
   };
   /** `#blocked[from][to]`: messages on that link are dropped. */
   #blocked: boolean[][] = [];
@@ -837,6 +888,8 @@ export class Simulation {
   #netDup: number;
   #netFifo: boolean;
   #faults = true;
+  /** Clients send nothing new before this time (µs): an idle spell (`ChaosAction` "idle"). */
+  #idleUntilUs = 0;
   /** Offset of each node's wall clock (ms): the drawn skew, moved by clock jumps. */
   readonly #wallOffsetMs: number[];
   /** Cluster ids handed out so far (the run's group is 1). */
@@ -911,6 +964,9 @@ export class Simulation {
         pausedUntilUs: 0,
         pausedTicks: 0,
         wiped: false,
+        quiet: false,
+        leaderLostSinceUs: -1,
+        peersSeen: new Map(),
         formerDisks: [],
       };
       if (i < p.voters) node.disk.clusterId = 1;
@@ -1028,12 +1084,12 @@ export class Simulation {
         break;
       case Kind.Propose:
         if (!this.#faults) break;
-        this.#clientPropose();
+        if (this.#now >= this.#idleUntilUs) this.#clientPropose();
         this.#schedule(this.#expDelay(this.#params.proposeUsMean), { kind: Kind.Propose });
         break;
       case Kind.ReadReq:
         if (!this.#faults) break;
-        this.#clientRead();
+        if (this.#now >= this.#idleUntilUs) this.#clientRead();
         this.#schedule(this.#expDelay(this.#params.readUsMean), { kind: Kind.ReadReq });
         break;
       case Kind.Report:
@@ -1139,6 +1195,7 @@ export class Simulation {
       // As the real node does: a restarted node honours a lease it may have promised.
       respectLeaseOnStart: true,
       voteFloor: node.disk.voteFloor,
+      quiesce: p.quiesce,
     };
     const initial = node.disk.recover();
     node.raft = new Raft(options, initial);
@@ -1159,6 +1216,9 @@ export class Simulation {
     node.batch = [];
     node.reads = new Map();
     node.readsWaiting = [];
+    node.quiet = false;
+    node.leaderLostSinceUs = -1;
+    node.peersSeen = new Map();
     this.#checker.nodeRestarted(node.id, node.raft.term, initial.snapshot);
     // Recovered entries must agree with every other log (they were checked when written).
     const s = initial.snapshot;
@@ -1287,12 +1347,62 @@ export class Simulation {
     const node = this.#nodes[index];
     if (!node.up || node.epoch !== epoch) return;
     this.#hash.num(index);
+    if (node.raft!.quiesced) this.#stats.quietTicks++;
     node.raft!.tick();
+    if (this.#params.quiesce && this.#options.mutation !== "no-node-liveness") {
+      this.#nodeLiveness(node);
+    }
     this.#afterInput(node);
     const jitter = this.#params.tickJitterUsMax === 0
       ? 0
       : this.#rng.int(0, this.#params.tickJitterUsMax);
     this.#schedule(this.#params.tickUs[index] + jitter, { kind: Kind.Tick, node: index, epoch });
+  }
+
+  /**
+   * The host's node liveness, which quiescence relies on. A quiet follower has no election timer:
+   * when it has not been able to reach its leader's node for an election timeout (the node is
+   * down or paused, or a link between them is cut either way), the shell wakes it. A quiet leader
+   * sends nothing: when a member's node comes back (it restarted, or was unreachable and is not
+   * any more), the shell wakes the leader, whose heartbeats then find out what that node lacks
+   * (a restarted learner, which never campaigns, would otherwise wait forever).
+   */
+  #nodeLiveness(node: SimNode): void {
+    const r = node.raft!;
+    if (r.role === Role.Leader) {
+      let back = "";
+      for (const id of [...r.conf.voters, ...r.conf.learners]) {
+        const peer = this.#byId.get(id);
+        if (peer === undefined || peer === node) continue;
+        const seen = this.#reachable(node, peer) ? `up ${peer.epoch}` : "down";
+        const before = node.peersSeen.get(id);
+        node.peersSeen.set(id, seen);
+        if (before !== undefined && before !== seen && seen !== "down") back = id;
+      }
+      if (back === "" || !r.quiesced) return;
+      this.#stats.livenessWakes++;
+      this.#note(() => `${node.id} UNQUIESCE: ${back} is back`);
+      r.unquiesce();
+      return;
+    }
+    node.peersSeen.clear();
+    const leader = r.leader === "" || r.leader === node.id ? undefined : this.#byId.get(r.leader);
+    if (leader === undefined || this.#reachable(node, leader)) {
+      node.leaderLostSinceUs = -1;
+      return;
+    }
+    if (node.leaderLostSinceUs < 0) node.leaderLostSinceUs = this.#now;
+    const electionUs = this.#params.electionTicksOf[node.index] * this.#params.tickUs[node.index];
+    if (!r.quiesced || this.#now - node.leaderLostSinceUs < electionUs) return;
+    this.#stats.livenessWakes++;
+    this.#note(() => `${node.id} UNQUIESCE: leader ${r.leader} unreachable`);
+    r.unquiesce();
+  }
+
+  /** `peer`'s process runs and the links between it and `node` carry messages both ways. */
+  #reachable(node: SimNode, peer: SimNode): boolean {
+    return peer.up && peer.pausedUntilUs <= this.#now && !this.#blocked[peer.index][node.index] &&
+      !this.#blocked[node.index][peer.index];
   }
 
   /**
@@ -1322,6 +1432,12 @@ export class Simulation {
     }
     node.termSeen = term;
     if (term > this.#stats.termMax) this.#stats.termMax = term;
+    const quiet = r.role === Role.Leader && r.quiesced;
+    if (quiet && !node.quiet) {
+      this.#stats.quiescences++;
+      this.#note(() => `${node.id} QUIESCED its group (term ${term}, index ${r.lastIndex})`);
+    }
+    node.quiet = quiet;
     if (r.role === Role.Leader && node.leaderTerm !== term) {
       node.leaderTerm = term;
       // The commit index it learned as a follower was counted by an earlier leader (and checked
@@ -1865,7 +1981,7 @@ export class Simulation {
   #onChaos(): void {
     if (!this.#faults) return;
     const w = this.#params.weights;
-    const actions: (ChaosAction | DiskChaosAction)[] = [
+    const actions: (ChaosAction | DiskChaosAction | IdleAction)[] = [
       "crash",
       "bounce",
       "partition",
@@ -1891,6 +2007,11 @@ export class Simulation {
         dw.clockJump,
         this.#params.forcedReset && this.#stats.forcedResets === 0 ? dw.majorityLoss : 0,
       );
+    }
+    if (this.#params.quiesce) {
+      // Only quiesce seeds: the others draw their faults as before.
+      actions.push("idle");
+      weights.push(2);
     }
     const i = this.#rng.weighted(weights);
     if (i >= 0) {
@@ -1929,6 +2050,12 @@ export class Simulation {
         case "majorityLoss":
           this.#chaosMajorityLoss();
           break;
+        case "idle": {
+          const idleUs = Math.round(this.#electionUsMax() * this.#rng.range(1, 5));
+          this.#idleUntilUs = Math.max(this.#idleUntilUs, this.#now + idleUs);
+          this.#note(() => `IDLE clients for ${idleUs / 1000} ms`);
+          break;
+        }
       }
     }
     this.#schedule(this.#expDelay(this.#params.chaosUsMean), { kind: Kind.Chaos });
@@ -2790,8 +2917,39 @@ export class Simulation {
     this.#heal();
     this.#note(() => `SETTLE: faults stop`);
     for (const node of this.#nodes) if (!node.up) this.#start(node);
-    const deadline = this.#now + SETTLE_US_MAX;
     const finalClient = this.#newClient();
+    let { leader, read } = this.#incrementAndRead(finalClient, this.#now + SETTLE_US_MAX);
+    if (this.#params.quiesce) {
+      // Idle: no client, no fault. The group should go quiet; whether or not it does (a member
+      // that refused to start keeps it awake), one more increment and read must get through.
+      const idleUntilUs = this.#now + IDLE_ELECTIONS * this.#electionUsMax();
+      while (this.#now < idleUntilUs) {
+        if (!this.#step()) throw new CheckFailure(Check.liveness, "no events left");
+      }
+      const members = [...leader.raft!.conf.voters, ...leader.raft!.conf.learners];
+      const quiet = members.every((id) => this.#byId.get(id)!.raft?.quiesced === true);
+      this.#note(() => `IDLE: the group is ${quiet ? "quiet" : "awake"}`);
+      if (quiet) this.#stats.quietAtEnd = 1;
+      ({ leader, read } = this.#incrementAndRead(finalClient, this.#now + SETTLE_US_MAX));
+    }
+    this.#checkFinal(leader, read);
+  }
+
+  /** Longest election timeout of any node (µs). */
+  #electionUsMax(): number {
+    const p = this.#params;
+    let max = 0;
+    for (let i = 0; i < p.pool; i++) max = Math.max(max, p.electionTicksOf[i] * p.tickUs[i]);
+    return max;
+  }
+
+  /**
+   * Runs the cluster until one leader has acknowledged an increment of `client` that every member
+   * applied, and answered a read after it; throws a liveness failure past `deadlineUs`.
+   */
+  #incrementAndRead(client: Client, deadlineUs: number): { leader: SimNode; read: Read } {
+    const finalClient = client;
+    const deadline = deadlineUs;
     let finalRequest: Request | null = null;
     let final: Proposal | null = null;
     let read: Read | null = null;
@@ -2855,8 +3013,12 @@ export class Simulation {
         if (!leader.reads.has(read.id)) read = null;
         continue;
       }
-      break;
+      return { leader, read };
     }
+  }
+
+  /** The settled cluster's final checks: value, answers, sessions on every member. */
+  #checkFinal(leader: SimNode, read: Read): void {
     const value = leader.sm.value;
     const sum = this.#checker.finalSum(leader.applied, new Map());
     const expected = this.#ledger.expectedAt(leader.applied);
