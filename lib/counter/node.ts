@@ -53,6 +53,7 @@ import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
 import { PeerGate } from "./peer_identity.ts";
 import { NodeHost } from "./host.ts";
+import { turnNowMs } from "../transport/turn_clock.ts";
 import {
   computeClusterId,
   type IdentityAnswer,
@@ -212,17 +213,20 @@ const PROMOTE_LAG_ENTRIES_MAX = 1000;
 interface PendingPromotion {
   node: string;
   reply: (resp: ClientResponse) => void;
+  /** Monotonic deadline (`performance.now()` ms): a wall clock step moves no deadline. */
   deadlineMs: number;
 }
 
 interface PendingTransfer {
   target: string;
   reply: (resp: ClientResponse) => void;
+  /** Monotonic deadline (`performance.now()` ms): a wall clock step moves no deadline. */
   deadlineMs: number;
 }
 
 interface PendingRead {
   reply: (resp: ClientResponse) => void;
+  /** Monotonic deadline (`performance.now()` ms): a wall clock step moves no deadline. */
   deadlineMs: number;
   index: number;
 }
@@ -669,8 +673,7 @@ export class CounterNode {
    * paused (SIGSTOP, a long GC, an overloaded machine) thus sees its election timer and its
    * leader lease expire at once on resume, instead of believing no time has passed.
    */
-  #catchUpTicks(): void {
-    const now = performance.now();
+  #catchUpTicks(now: number = performance.now()): void {
     const due = Math.floor((now - this.#lastTickAtMs) / TICK_MS);
     if (due <= 0) return;
     this.#lastTickAtMs += due * TICK_MS;
@@ -828,8 +831,9 @@ export class CounterNode {
       });
       return;
     }
-    // As for Raft messages: a lease read must never be served by a clock that fell behind.
-    this.#catchUpTicks();
+    // As for Raft messages: the core's clock must not fall behind. One reading serves the
+    // requests of a whole network read; a lease read catches up again with a fresh one.
+    this.#catchUpTicks(turnNowMs());
     switch (req.op) {
       case "incr":
         this.#handleIncrement(req, reply);
@@ -957,7 +961,7 @@ export class CounterNode {
       const error = `cannot take the increment now: ${result.reason}`;
       return everyone((reply) => reply({ ok: false, code: "BUSY", error }));
     }
-    const deadlineMs = Date.now() + this.#requestTimeoutMs;
+    const deadlineMs = turnNowMs() + this.#requestTimeoutMs;
     for (let i = 0; i < batches.length; i++) {
       this.#proposals.add(result.firstIndex + i, {
         term: result.term,
@@ -1000,7 +1004,7 @@ export class CounterNode {
       return;
     }
     const id = ++this.#readSeq;
-    this.#reads.set(id, { reply, deadlineMs: Date.now() + this.#requestTimeoutMs, index: 0 });
+    this.#reads.set(id, { reply, deadlineMs: turnNowMs() + this.#requestTimeoutMs, index: 0 });
     // A lease is only as good as the core's clock: bring it up to real time first.
     if (consistency === "lease") this.#catchUpTicks();
     this.#raft.readIndex(id, { lease: consistency === "lease" });
@@ -1072,7 +1076,7 @@ export class CounterNode {
       reply({ ok: false, code: "REFUSED", error: result.reason });
       return;
     }
-    const deadlineMs = Date.now() + this.#requestTimeoutMs;
+    const deadlineMs = performance.now() + this.#requestTimeoutMs;
     const onCommitted = (resp: ClientResponse) => {
       if (!resp.ok || req.op !== "add_peer" || learnerOnly) return reply(resp);
       // New members join as learners; they become voters once they have caught up, so that
@@ -1110,7 +1114,7 @@ export class CounterNode {
     }
     this.#log.info("leadership transfer started", { to: target });
     // The core abandons a transfer after an election timeout; wait a little longer than that.
-    const deadlineMs = Date.now() + 2 * this.#options.electionTimeoutMs + 500;
+    const deadlineMs = performance.now() + 2 * this.#options.electionTimeoutMs + 500;
     this.#transfers.push({ target, reply, deadlineMs });
     this.#kick();
   }
@@ -1188,7 +1192,7 @@ export class CounterNode {
 
   /** Progresses promotions and transfers; called every tick. */
   #checkAdminWaits(): void {
-    const now = Date.now();
+    const now = performance.now();
     if (this.#promotions.length > 0) {
       const still: PendingPromotion[] = [];
       for (const p of this.#promotions) {
@@ -1568,7 +1572,7 @@ export class CounterNode {
   }
 
   #expireRequests(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [index, p] of this.#proposals) {
       if (p.deadlineMs > now) continue;
       this.#proposals.delete(index);

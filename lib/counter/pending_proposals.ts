@@ -20,7 +20,7 @@ export interface PendingProposal {
    * single increment or a configuration change, one per item for a batch of increments.
    */
   replies: Reply[];
-  /** Wall-clock deadline (ms) after which every client is answered TIMEOUT. */
+  /** Deadline (`performance.now()` ms) after which every client is answered TIMEOUT. */
   deadlineMs: number;
 }
 

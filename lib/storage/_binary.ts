@@ -37,6 +37,18 @@ export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<vo
 }
 
 /**
+ * Writes all of `bytes` at the file's position with synchronous writes on the calling thread;
+ * `FsFile.writeSync` may write fewer bytes. Into the page cache this is a copy, cheaper than
+ * the async write's hop to a blocking thread and back; the caller still flushes it.
+ */
+export function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
+  let written = 0;
+  while (written < bytes.length) {
+    written += file.writeSync(bytes.subarray(written));
+  }
+}
+
+/**
  * Reads exactly `length` bytes from `position`; fails when the file ends first, because the
  * callers only read ranges they already validated.
  */

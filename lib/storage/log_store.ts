@@ -41,7 +41,7 @@
 import { basename, join } from "node:path";
 import { type Entry, EntryType } from "../raft/types.ts";
 import { type Logger, silentLogger } from "../logging/logger.ts";
-import { getU64, hex32, isDigits, readExact, setU64, writeAll } from "./_binary.ts";
+import { getU64, hex32, isDigits, readExact, setU64, writeAll, writeAllSync } from "./_binary.ts";
 import { Mutex } from "./_mutex.ts";
 import { syncDir } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
@@ -335,7 +335,9 @@ export class LogStore {
    * from an old leader). Resolves once every entry survives a crash.
    *
    * Cost: one `write` and one `fdatasync` per segment file touched (usually one), plus a
-   * directory fsync when a segment is created; replacing a suffix adds its own flush.
+   * directory fsync when a segment is created; replacing a suffix adds its own flush. The
+   * write is synchronous (a copy into the page cache, on the calling thread); only the flush
+   * waits on a blocking thread.
    */
   append(entries: readonly Entry[]): Promise<void> {
     return this.#mutex.run(async () => {
@@ -664,7 +666,9 @@ export class LogStore {
       } else {
         file = await this.#openActive();
       }
-      await writeAll(file, buffer.subarray(chunk.bytesStart, chunk.bytesEnd));
+      // The write only copies into the page cache, so it runs on this thread; only the flush,
+      // which waits for the disk, goes to a blocking thread. One thread hop per chunk, not two.
+      writeAllSync(file, buffer.subarray(chunk.bytesStart, chunk.bytesEnd));
       await file.syncData();
       // The new file's name must survive a crash too, not only its contents.
       if (chunk.created) await syncDir(this.#dir);

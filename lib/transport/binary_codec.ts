@@ -606,16 +606,28 @@ class Reader {
 }
 
 // Short strings repeat on the hot path: every Raft message carries the same group, from and to,
-// every request the same client id. A small direct-mapped cache of recently decoded short
-// strings, keyed by their exact bytes, turns most string decodes into a byte comparison. Hostile
-// input can only cause misses; the cache holds at most STRING_CACHE_SLOTS copies of 64 bytes.
+// every request the same group and client id. A small cache of recently decoded short strings,
+// keyed by their exact bytes, turns most string decodes into a byte comparison. It is two-way
+// set associative with LRU in each set: a stream of one-off strings (the ids of many clients)
+// can only push a string that keeps being used (the group) to the second way, not out, which a
+// direct-mapped cache did whenever two hot strings shared a slot. Hostile input can only cause
+// misses; the cache holds STRING_CACHE_SETS * 2 buffers of 64 bytes, reused, never reallocated.
 const STRING_CACHE_BYTES_MAX = 64;
-const STRING_CACHE_SLOTS = 32;
+const STRING_CACHE_SETS = 32;
 const cachedBytes: Uint8Array[] = Array.from(
-  { length: STRING_CACHE_SLOTS },
-  () => new Uint8Array(0),
+  { length: 2 * STRING_CACHE_SETS },
+  () => new Uint8Array(STRING_CACHE_BYTES_MAX),
 );
-const cachedStrings: string[] = new Array(STRING_CACHE_SLOTS).fill("");
+const cachedLengths = new Int32Array(2 * STRING_CACHE_SETS).fill(-1);
+const cachedStrings: string[] = new Array(2 * STRING_CACHE_SETS).fill("");
+
+function cachedAt(way: number, bytes: Uint8Array, start: number, length: number): boolean {
+  if (cachedLengths[way] !== length) return false;
+  const cached = cachedBytes[way];
+  let i = 0;
+  while (i < length && cached[i] === bytes[start + i]) i++;
+  return i === length;
+}
 
 function decodeUtf8(bytes: Uint8Array, start: number, length: number, what: string): string {
   if (length === 0) return "";
@@ -624,25 +636,39 @@ function decodeUtf8(bytes: Uint8Array, start: number, length: number, what: stri
   // Hashed over every byte: ids such as 10.0.0.1:4000 and 10.0.0.2:4000 differ in the middle.
   let hash = length;
   for (let i = start; i < end; i++) hash = (Math.imul(hash, 31) + bytes[i]) | 0;
-  const slot = (hash ^ (hash >>> 15)) & (STRING_CACHE_SLOTS - 1);
-  const cached = cachedBytes[slot];
-  if (cached.length === length) {
-    let i = 0;
-    while (i < length && cached[i] === bytes[start + i]) i++;
-    if (i === length) return cachedStrings[slot];
+  // Way `first` of the set is its most recently used string, `first + 1` the other one.
+  const first = 2 * ((hash ^ (hash >>> 15)) & (STRING_CACHE_SETS - 1));
+  if (cachedAt(first, bytes, start, length)) return cachedStrings[first];
+  const second = first + 1;
+  if (cachedAt(second, bytes, start, length)) {
+    const hit = cachedStrings[second];
+    swapWays(first, second);
+    return hit;
   }
-  // ASCII, the common case, is built directly: any ASCII bytes are valid UTF-8.
-  let s = "";
-  let i = start;
-  for (; i < end; i++) {
-    const b = bytes[i];
-    if (b >= 0x80) break;
-    s += String.fromCharCode(b);
-  }
-  if (i < end) s = decodeUtf8Checked(bytes, start, length, what);
-  cachedBytes[slot] = bytes.slice(start, end);
-  cachedStrings[slot] = s;
+  // ASCII, the common case, is built in one call: any ASCII bytes are valid UTF-8.
+  let ascii = true;
+  for (let i = start; i < end && ascii; i++) ascii = bytes[i] < 0x80;
+  const s = ascii
+    ? String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[])
+    : decodeUtf8Checked(bytes, start, length, what);
+  // The least recently used way is replaced: the other one moves down, the new string goes first.
+  swapWays(first, second);
+  cachedBytes[first].set(bytes.subarray(start, end));
+  cachedLengths[first] = length;
+  cachedStrings[first] = s;
   return s;
+}
+
+function swapWays(a: number, b: number): void {
+  const bytes = cachedBytes[a];
+  cachedBytes[a] = cachedBytes[b];
+  cachedBytes[b] = bytes;
+  const length = cachedLengths[a];
+  cachedLengths[a] = cachedLengths[b];
+  cachedLengths[b] = length;
+  const s = cachedStrings[a];
+  cachedStrings[a] = cachedStrings[b];
+  cachedStrings[b] = s;
 }
 
 // The fatal decoder refuses invalid UTF-8.

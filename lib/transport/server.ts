@@ -28,6 +28,7 @@ import {
   IDLE_TIMEOUT_MS_DEFAULT,
 } from "./limits.ts";
 import { listen as listenMaybeTls, type ServerTls } from "./tls.ts";
+import { turnNowMs } from "./turn_clock.ts";
 import {
   type ClientAuthenticator,
   type ClientSession,
@@ -753,14 +754,15 @@ export class TransportServer {
   #replier(client: ClientState, body: DecodedBody & { kind: "request" }): ReplyFn {
     const { group, requestId } = body;
     const op = body.request.op;
-    const arrivedMs = performance.now();
+    // One clock read per burst: the requests of a network read, the replies of an entry.
+    const arrivedMs = turnNowMs();
     let replied = false;
     return (response) => {
       if (replied) throw new Error(`Request ${requestId} was already answered`);
       // Encoded before anything else so a bad response throws to the caller and changes nothing.
       const bytes = encodeResponse(group, requestId, response);
       replied = true;
-      this.#handler?.onReplied?.(op, response, performance.now() - arrivedMs, group);
+      this.#handler?.onReplied?.(op, response, turnNowMs() - arrivedMs, group);
       client.requestsInFlight--;
       const conn = client.conn;
       if (conn.isClosed) return;

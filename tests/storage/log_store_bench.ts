@@ -1,5 +1,6 @@
 /**
- * Micro-benchmarks of the append hot path: one batch, one write, one fdatasync.
+ * Micro-benchmarks of the append hot path: one batch, one write, one fdatasync; and of the
+ * write step alone, async against sync.
  *
  *     deno bench -A tests/storage/log_store_bench.ts
  *
@@ -12,6 +13,8 @@
 import { type Entry, EntryType } from "../../lib/raft/types.ts";
 import { crc32c } from "../../lib/storage/crc32c.ts";
 import { LogStore } from "../../lib/storage/log_store.ts";
+import { writeAll, writeAllSync } from "../../lib/storage/_binary.ts";
+import { join } from "node:path";
 
 const dir = await Deno.makeTempDir({ prefix: "log_store_bench_" });
 const log = await LogStore.open(dir);
@@ -50,4 +53,22 @@ const MIB = new Uint8Array(1024 * 1024).map((_, i) => i * 7);
 
 Deno.bench("crc32c of 1 MiB", () => {
   crc32c(MIB);
+});
+
+// The write step of an append alone, without the flush: the async write hops to a blocking
+// thread (and dups the fd) per call, the synchronous one copies into the page cache in place.
+// Both rewrite the same bytes at the start of a scratch file.
+const writeDir = await Deno.makeTempDir({ prefix: "log_store_bench_write_" });
+globalThis.addEventListener("unload", () => Deno.removeSync(writeDir, { recursive: true }));
+const writeFile = await Deno.open(join(writeDir, "scratch"), { create: true, write: true });
+const RECORDS_64 = new Uint8Array(64 * (25 + 16)).fill(0xcd);
+
+Deno.bench("write 64 records (2.6 KiB), async", { group: "write" }, async () => {
+  writeFile.seekSync(0, Deno.SeekMode.Start);
+  await writeAll(writeFile, RECORDS_64);
+});
+
+Deno.bench("write 64 records (2.6 KiB), sync", { group: "write", baseline: true }, () => {
+  writeFile.seekSync(0, Deno.SeekMode.Start);
+  writeAllSync(writeFile, RECORDS_64);
 });

@@ -510,3 +510,47 @@ Deno.test("operations after close are refused", async () => {
   await log.close();
   await assert.rejects(log.append(makeEntries(1, 1)), /is closed/);
 });
+
+Deno.test("an append finishes short writes and reads back whole", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  const real = Deno.FsFile.prototype.writeSync;
+  let calls = 0;
+  // At most 7 bytes per call: the append must keep writing until the batch is all out.
+  Deno.FsFile.prototype.writeSync = function (this: Deno.FsFile, bytes: Uint8Array) {
+    calls++;
+    return real.call(this, bytes.subarray(0, 7));
+  };
+  const entries = makeEntries(1, 5, 1);
+  try {
+    await log.append(entries);
+  } finally {
+    Deno.FsFile.prototype.writeSync = real;
+  }
+  assert.ok(calls > 1, `expected several short writes, saw ${calls}`);
+  await log.close();
+  const reopened = await LogStore.open(dir.path);
+  assert.deepEqual(await readAll(reopened), plain(entries));
+  await reopened.close();
+});
+
+for (const failing of ["writeSync", "syncData"] as const) {
+  Deno.test(`a failed ${failing} rejects the append and leaves the store unusable`, async () => {
+    await using dir = await tempDir();
+    const log = await LogStore.open(dir.path);
+    await log.append(makeEntries(1, 2, 1));
+    const proto = Deno.FsFile.prototype as unknown as Record<string, unknown>;
+    const real = proto[failing];
+    proto[failing] = () => {
+      throw new Error(`simulated ${failing} failure`);
+    };
+    try {
+      await assert.rejects(log.append(makeEntries(3, 2, 1)), /simulated/);
+    } finally {
+      proto[failing] = real;
+    }
+    await assert.rejects(log.append(makeEntries(3, 2, 1)), /unusable after an earlier write error/);
+    await assert.rejects(log.entries(1, 3), /unusable/);
+    await log.close();
+  });
+}

@@ -817,3 +817,17 @@ Deno.test("mutated valid binary bodies decode or give ProtocolError, never anyth
     }
   }
 });
+
+Deno.test("the string cache decodes every client id right, however many there are", () => {
+  const ids = Array.from({ length: 300 }, (_, i) => `client-${i}-${"x".repeat(i % 40)}`);
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < ids.length; i++) {
+      const bytes = encodeRequest("counter", i + 1, { op: "incr", delta: 1n, clientId: ids[i] });
+      const body = decodeBody(bytes);
+      assert.equal(body.kind, "request");
+      if (body.kind !== "request") continue;
+      assert.equal(body.group, "counter");
+      assert.equal(body.request.clientId, ids[i]);
+    }
+  }
+});

@@ -103,3 +103,19 @@ for (const [form, raft, request, response] of FORMS) {
     for (const body of decoder.push(chunk)) decodeBody(body);
   });
 }
+
+// The string cache of the binary decoder: one client (its id hits the cache), 1000 clients (a
+// UUID client id per request that misses it, and may evict the group name).
+const oneClient = encodeRequest("counter", 1, { ...incr, clientId: crypto.randomUUID() });
+const manyClients = Array.from(
+  { length: 1000 },
+  (_, i) => encodeRequest("counter", i + 1, { ...incr, clientId: crypto.randomUUID() }),
+);
+let next = 0;
+Deno.bench("binary: incr request decode, one client", { group: "client ids" }, () => {
+  decodeBody(oneClient);
+});
+Deno.bench("binary: incr request decode, 1000 clients", { group: "client ids" }, () => {
+  decodeBody(manyClients[next]);
+  next = (next + 1) % manyClients.length;
+});
