@@ -34,20 +34,25 @@ import {
   waitForLog,
 } from "./_cluster_helpers.ts";
 
-/** Snapshot every 1000 entries, keep 100 below it, 16 KiB segments: many of each, quickly. */
+/**
+ * Snapshot every 40 entries, keep 10 below it, 16 KiB segments: many of each, quickly. (The
+ * leader proposes the increments of one event-loop turn as one entry, so a round of BATCH
+ * concurrent increments is one entry or a few.)
+ */
+const SNAPSHOT_EVERY = 40;
 const SNAPSHOT_ARGS = [
   "--snapshot-log-entries",
-  "1000",
+  String(SNAPSHOT_EVERY),
   "--snapshot-retain-entries",
-  "100",
+  "10",
   "--log-segment-bytes",
   "16384",
 ];
 const SERVE_ARGS = [...SNAPSHOT_ARGS, "--election-timeout-ms", String(ELECTION_TIMEOUT_MS)];
 
 const TOTAL_INCREMENTS = 20_000;
-const BATCH = 250;
-/** Upper bound on the segments a node keeps: 100 retained + < 2000 unsnapshotted entries. */
+const BATCH = 50;
+/** Upper bound on the segments a node keeps: 10 retained + < 80 unsnapshotted entries. */
 const SEGMENTS_MAX = 16;
 
 /** Index of the first entry of a segment or snapshot file, from its zero-padded name. */
@@ -98,6 +103,8 @@ Deno.test("snapshots, compaction and InstallSnapshot on a real cluster", async (
   const extraLogs = new Map<string, string>();
   let ok = true;
   let failed = false;
+  /** Half the applied index after the first load: every log must be compacted beyond it. */
+  let compactedBelow = 0;
   try {
     let leader = await cluster.waitForLeader(WAIT_MS);
     let expected = (await client.get()).value;
@@ -130,13 +137,18 @@ Deno.test("snapshots, compaction and InstallSnapshot on a real cluster", async (
 
         // The two live nodes snapshotted and compacted many times.
         const { applied } = await waitForConvergence(live, expected);
-        assert.ok(applied > TOTAL_INCREMENTS, `applied ${applied}`);
+        // Each round of BATCH concurrent increments takes at least one entry.
+        assert.ok(applied >= TOTAL_INCREMENTS / BATCH, `applied ${applied}`);
+        compactedBelow = Math.floor(applied / 2);
         leader = await cluster.waitForLeader(WAIT_MS, [follower]);
         const statuses = await statusesOf(live);
         for (const id of live) {
           const s = statuses.get(id)!;
           assert.ok(s !== null, `${id} does not answer`);
-          assert.ok(s.snapshotIndex > 15_000, `${id} snapshotIndex ${s.snapshotIndex}`);
+          assert.ok(
+            s.snapshotIndex >= applied - 2 * SNAPSHOT_EVERY,
+            `${id} snapshotIndex ${s.snapshotIndex}, applied ${applied}`,
+          );
           const saved = countLines(await readLogFrom(cluster.logPath(id)), "snapshot saved");
           assert.ok(saved >= 5, `${id} logged "snapshot saved" ${saved} times`);
         }
@@ -153,7 +165,9 @@ Deno.test("snapshots, compaction and InstallSnapshot on a real cluster", async (
             `${(performance.now() - restartMs).toFixed(0)} ms`,
         );
 
-        for (const id of cluster.ids) console.log(await checkDataDir(cluster, id, 15_000));
+        for (const id of cluster.ids) {
+          console.log(await checkDataDir(cluster, id, compactedBelow));
+        }
       },
     );
 
@@ -223,7 +237,7 @@ Deno.test("snapshots, compaction and InstallSnapshot on a real cluster", async (
           );
           expected = value;
           assert.equal((await client.get()).value, expected);
-          console.log(await checkDataDir(cluster, victim, 15_000));
+          console.log(await checkDataDir(cluster, victim, compactedBelow));
         } finally {
           await load.close();
         }
@@ -234,16 +248,20 @@ Deno.test("snapshots, compaction and InstallSnapshot on a real cluster", async (
     ok = await t.step(
       "each node restarted in turn recovers from snapshot plus log tail",
       async () => {
-        // A snapshot on each node, then a tail of entries after it (fewer than the 1000 that
-        // would trigger the next snapshot).
+        // A snapshot on each node, then a tail of entries after it (fewer than the
+        // SNAPSHOT_EVERY that would trigger the next snapshot): rounds of a few increments,
+        // each round one entry or a few.
         const snapshotIndex = new Map<string, number>();
         for (const id of cluster.ids) {
           const { data } = await client.admin("snapshot", {}, { peer: id });
           snapshotIndex.set(id, data.snapshotIndex as number);
         }
-        const TAIL = 250;
-        await Promise.all(Array.from({ length: TAIL }, () => client.incrementAndGet(1n)));
-        expected += BigInt(TAIL);
+        const TAIL_ROUNDS = 25;
+        const PER_ROUND = 10;
+        for (let round = 0; round < TAIL_ROUNDS; round++) {
+          await Promise.all(Array.from({ length: PER_ROUND }, () => client.incrementAndGet(1n)));
+        }
+        expected += BigInt(TAIL_ROUNDS * PER_ROUND);
         await waitForConvergence(cluster.ids, expected);
 
         for (const id of cluster.ids) {
@@ -264,7 +282,7 @@ Deno.test("snapshots, compaction and InstallSnapshot on a real cluster", async (
             `${id} recovered another snapshot`,
           );
           assert.ok(
-            recoveredLast >= recoveredSnapshot + TAIL,
+            recoveredLast >= recoveredSnapshot + TAIL_ROUNDS,
             `${id} recovered no log tail: snapshot ${recoveredSnapshot}, last ${recoveredLast}`,
           );
           // A linearizable read through the restarted node's address alone.
