@@ -18,6 +18,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { CLOCK_TICKS_PER_SEC, readCpuTicks } from "../lib/cli/bench/cpu.ts";
 import { LocalCluster } from "../lib/cli/local_cluster.ts";
 import { NODE_V8_FLAGS, selfCommand } from "../lib/cli/self_command.ts";
 import { loadAverage } from "./_util.ts";
@@ -30,17 +31,12 @@ const { values } = parseArgs({
   },
 });
 
-const TICKS_PER_SEC = 100; // USER_HZ on Linux
+const TICKS_PER_SEC = CLOCK_TICKS_PER_SEC;
 
 /** utime + stime of `pid` in clock ticks; NaN when it is gone. */
 function procTicks(pid: number): number {
-  try {
-    const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return NaN;
-  }
+  const t = readCpuTicks(pid);
+  return "ticks" in t ? t.ticks : NaN;
 }
 
 const main = values.main;

@@ -408,13 +408,7 @@ export class LocalCluster {
         out.set(id, null);
         return;
       }
-      const client = new CounterClient({
-        peers: [id],
-        group: this.#group,
-        timeoutMs,
-        tls: this.#clientTls,
-        token: this.#clientToken,
-      });
+      const client = this.#clientOf(id, timeoutMs);
       try {
         const resp = await client.status(id);
         out.set(id, resp.ok && resp.data ? resp.data as Record<string, unknown> : null);
@@ -425,6 +419,17 @@ export class LocalCluster {
       }
     }));
     return out;
+  }
+
+  /** A client of node `id` alone, with the cluster's group, TLS and token. */
+  #clientOf(id: string, timeoutMs: number): CounterClient {
+    return new CounterClient({
+      peers: [id],
+      group: this.#group,
+      timeoutMs,
+      tls: this.#clientTls,
+      token: this.#clientToken,
+    });
   }
 
   /** Waits until some running node is leader and says so; returns its id. */
@@ -457,13 +462,7 @@ export class LocalCluster {
     const best = new Map<string, { leader: string; term: number }>();
     await Promise.all(this.ids.map(async (id) => {
       if (!this.isRunning(id)) return;
-      const client = new CounterClient({
-        peers: [id],
-        group: this.#group,
-        timeoutMs,
-        tls: this.#clientTls,
-        token: this.#clientToken,
-      });
+      const client = this.#clientOf(id, timeoutMs);
       try {
         const { data } = await client.admin("groups", {}, { peer: id });
         const list = Array.isArray(data.groups) ? data.groups : [];

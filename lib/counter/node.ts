@@ -51,7 +51,7 @@ import { PendingProposals, type Reply, replyAll } from "./pending_proposals.ts";
 import { entryProblem, snapshotProblem } from "./entry_check.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot_transfer.ts";
 import { type Health, judgeHealth, NodeMetrics, type NodeSample } from "./metrics.ts";
-import { PeerGate } from "./peer_identity.ts";
+import { PeerGate, settledMembers } from "./peer_identity.ts";
 import { NodeHost } from "./host.ts";
 import { turnNowMs } from "../transport/turn_clock.ts";
 import {
@@ -599,10 +599,7 @@ export class CounterNode {
 
   /** Members of the committed configuration and voters of the latest (see PeerGate). */
   #settledMembers(): ReadonlySet<string> | null {
-    const latest = this.#raft.conf;
-    if (latest.voters.length === 0 && latest.learners.length === 0) return null;
-    const committed = this.#raft.confAt(this.#raft.commitIndex);
-    return new Set([...latest.voters, ...committed.voters, ...committed.learners]);
+    return settledMembers(this.#raft.conf, this.#raft.confAt(this.#raft.commitIndex));
   }
 
   #startTimers(): void {

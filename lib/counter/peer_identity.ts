@@ -11,6 +11,7 @@
  * @module
  */
 
+import type { ConfState } from "../raft/mod.ts";
 import type { Hello } from "../transport/mod.ts";
 import type { Logger } from "../logging/logger.ts";
 
@@ -52,6 +53,16 @@ export interface HelloContext {
    * a new data dir under that id replaces the record. When absent, every record binds.
    */
   settled?: ReadonlySet<string> | null;
+}
+
+/**
+ * The ids whose recorded incarnation binds ({@linkcode HelloContext.settled}): members of the
+ * committed configuration and voters of the latest; null when `latest` is empty (no
+ * configuration yet).
+ */
+export function settledMembers(latest: ConfState, committed: ConfState): Set<string> | null {
+  if (latest.voters.length === 0 && latest.learners.length === 0) return null;
+  return new Set([...latest.voters, ...committed.voters, ...committed.learners]);
 }
 
 /**

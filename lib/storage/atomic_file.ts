@@ -63,6 +63,17 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   }
 }
 
+/** True when something (a file, a directory, a link) is at `path`; other errors are thrown. */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
 /**
  * Fsyncs the directory at `path`, making file creations, renames and deletions in it durable.
  *

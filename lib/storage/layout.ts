@@ -17,7 +17,7 @@
  */
 
 import { join, resolve } from "node:path";
-import { syncDir, writeFileAtomic } from "./atomic_file.ts";
+import { pathExists, syncDir, writeFileAtomic } from "./atomic_file.ts";
 import { decodeMeta, META_FILE_NAME } from "./meta_store.ts";
 import type { Logger } from "../logging/logger.ts";
 
@@ -32,20 +32,10 @@ export function groupDataDir(root: string, group: string): string {
   return join(resolve(root), GROUPS_DIR_NAME, group);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /** True when `root` holds a single-group data dir (some of `log/`, `raft_meta/`, `snapshot/`). */
 export async function hasSingleGroupLayout(root: string): Promise<boolean> {
   for (const name of LEGACY_SUBDIRS) {
-    if (await exists(join(resolve(root), name))) return true;
+    if (await pathExists(join(resolve(root), name))) return true;
   }
   return false;
 }
@@ -90,17 +80,17 @@ export async function migrateSingleGroupLayout(
   const group = await legacyGroup(top, fallback);
   const groupsDir = join(top, GROUPS_DIR_NAME);
   const target = join(groupsDir, group);
-  if (!await exists(groupsDir)) {
+  if (!await pathExists(groupsDir)) {
     await Deno.mkdir(groupsDir);
     await syncDir(top);
   }
-  if (!await exists(target)) {
+  if (!await pathExists(target)) {
     await Deno.mkdir(target);
     await syncDir(groupsDir);
   }
   for (const name of LEGACY_SUBDIRS) {
     const from = join(top, name);
-    if (!await exists(from)) continue;
+    if (!await pathExists(from)) continue;
     const to = join(target, name);
     try {
       // Replaces only an empty directory (POSIX rename), never one holding data.
@@ -132,7 +122,7 @@ export async function resolveGroupDataDir(root: string, group?: string): Promise
   const top = resolve(root);
   if (await hasSingleGroupLayout(top)) return top;
   const groupsDir = join(top, GROUPS_DIR_NAME);
-  if (!await exists(groupsDir)) return top;
+  if (!await pathExists(groupsDir)) return top;
   if (group !== undefined) return join(groupsDir, group);
   const names: string[] = [];
   for await (const entry of Deno.readDir(groupsDir)) {
@@ -220,9 +210,9 @@ export const REMOVED_DIR_NAME = "removed";
  */
 export async function moveGroupAside(root: string, group: string): Promise<string | null> {
   const from = groupDataDir(root, group);
-  if (!await exists(from)) return null;
+  if (!await pathExists(from)) return null;
   const removedDir = join(resolve(root), REMOVED_DIR_NAME);
-  if (!await exists(removedDir)) {
+  if (!await pathExists(removedDir)) {
     await Deno.mkdir(removedDir);
     await syncDir(resolve(root));
   }

@@ -67,21 +67,9 @@ export interface Verification {
 }
 
 /** What the requests of one group of a run spread over several (`--groups`) did. */
-export interface GroupReport extends Verification {
+export interface GroupReport extends Verification, OpReport {
   /** The group's name. */
   name: string;
-  /** Measured requests answered. */
-  ops: number;
-  /** Measured requests acknowledged. */
-  ok: number;
-  /** Measured requests that failed and certainly had no effect. */
-  failed: number;
-  /** Measured requests whose outcome is unknown. */
-  unknown: number;
-  /** Acknowledged requests per second of the run. */
-  opsPerSec: number;
-  /** Latency of the group's acknowledged requests. */
-  latencyMs: LatencySummaryMs;
   /** The node that answered the group's last read as leader; null when that read failed. */
   leader: string | null;
 }

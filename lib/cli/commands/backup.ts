@@ -13,7 +13,7 @@
 
 import { CounterStateMachine } from "../../counter/state_machine.ts";
 import type { Snapshot } from "../../raft/types.ts";
-import { writeFileAtomic } from "../../storage/atomic_file.ts";
+import { pathExists, writeFileAtomic } from "../../storage/atomic_file.ts";
 import { decodeSnapshot } from "../../storage/snapshot_store.ts";
 import type { BackupOptions } from "../args.ts";
 import {
@@ -73,16 +73,6 @@ export function summaryJson(summary: BackupSummary): Record<string, unknown> {
   return { ...summary, value: jsonSafeInteger(summary.value) };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /**
  * Runs `counter backup` and returns the exit status: 0 written, 1 failed, 3 outcome unknown (no
  * answer in time; nothing was written).
@@ -100,7 +90,7 @@ export async function runBackup(
   deps: AdminCommandDeps = {},
 ): Promise<number> {
   return await runAdmin("backup", connectOptions(options), deps, async (client, io) => {
-    if (!options.force && await exists(options.out)) {
+    if (!options.force && await pathExists(options.out)) {
       throw new Error(`${options.out} exists; remove it, choose another --out or add --force`);
     }
     // ---- Call into the service: the leader, following redirects. ----

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import type { CertsOptions } from "../args.ts";
 import { createCertificates } from "../../security/certs.ts";
+import { pathExists } from "../../storage/atomic_file.ts";
 import { printErrorLine, printLine } from "../output.ts";
 import { EXIT_FAILED, EXIT_OK } from "./_client.ts";
 
@@ -23,16 +24,6 @@ export interface CertsDeps {
   err?: (line: string) => void;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /** Runs `counter certs`; resolves with the exit status. */
 export async function runCerts(options: CertsOptions, deps: CertsDeps = {}): Promise<number> {
   const out = deps.out ?? printLine;
@@ -40,7 +31,7 @@ export async function runCerts(options: CertsOptions, deps: CertsDeps = {}): Pro
   const paths = CERT_FILES.map((name) => join(options.outDir, name));
   if (!options.force) {
     const taken = [];
-    for (const path of paths) if (await exists(path)) taken.push(path);
+    for (const path of paths) if (await pathExists(path)) taken.push(path);
     if (taken.length > 0) {
       err(`counter certs: ${taken.join(", ")} already exist; give --force to overwrite`);
       return EXIT_FAILED;

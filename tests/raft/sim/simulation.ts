@@ -68,6 +68,7 @@ import {
   readStampMs,
 } from "../../../lib/counter/command.ts";
 import { ClusterClock } from "../../../lib/counter/cluster_clock.ts";
+import { settledMembers } from "../../../lib/counter/peer_identity.ts";
 import {
   type ApplyResult,
   CLIENT_IDLE_EXPIRY_MS,
@@ -1875,10 +1876,7 @@ export class Simulation {
       // As judgeHello: a record binds for members of the committed configuration and voters of
       // the latest; a learner whose addition never committed may come back with a new dir.
       const r = to.raft!;
-      const committed = r.confAt(r.commitIndex);
-      const settled = r.conf.voters.includes(from) || committed.voters.includes(from) ||
-        committed.learners.includes(from);
-      if (settled) {
+      if (settledMembers(r.conf, r.confAt(r.commitIndex))?.has(from) !== false) {
         return !isCountedAnswer(m.type);
       }
       to.disk.peerIncarnations.set(from, incarnation);
