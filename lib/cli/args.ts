@@ -76,6 +76,16 @@ export const DEFAULT_SNAPSHOT_LOG_ENTRIES = 10_000;
 export const DEFAULT_SNAPSHOT_RETAIN_ENTRIES = 5_000;
 
 /**
+ * Default bytes of entry data since the last snapshot that trigger a new one (4 MiB). Increments
+ * are batched into entries of up to a few KiB each, so the entry count alone would let the log
+ * kept in memory reach tens of MiB under load; this bounds it by size as well.
+ */
+export const DEFAULT_SNAPSHOT_LOG_BYTES = 4 * 1024 * 1024;
+
+/** Default bytes of entry data kept below a snapshot when compacting (1 MiB). */
+export const DEFAULT_SNAPSHOT_RETAIN_BYTES = 1024 * 1024;
+
+/**
  * Default size at which the log rolls to a new segment file (4 MiB, about 45,000 increments).
  * Compaction deletes whole segments, so smaller segments keep less history on disk.
  */
@@ -119,6 +129,9 @@ export const LIMITS = {
   // 0 turns log-size snapshots off.
   snapshotLogEntries: { min: 0, max: 1_000_000_000 },
   snapshotRetainEntries: { min: 0, max: 1_000_000_000 },
+  // 0 turns size-triggered snapshots off.
+  snapshotLogBytes: { min: 0, max: 1024 * 1024 * 1024 * 1024 },
+  snapshotRetainBytes: { min: 0, max: 1024 * 1024 * 1024 * 1024 },
   logSegmentBytes: { min: 4096, max: 1024 * 1024 * 1024 },
   // 0 turns the idle timeout off.
   idleTimeoutSecs: { min: 0, max: 86_400 },
@@ -170,6 +183,10 @@ export interface ServeOptions {
   snapshotLogEntries: number;
   /** Entries kept below a snapshot when compacting (`--snapshot-retain-entries`). */
   snapshotRetainEntries: number;
+  /** Entry bytes since the last snapshot that trigger one (`--snapshot-log-bytes`); 0 = never. */
+  snapshotLogBytes: number;
+  /** Most entry bytes kept below a snapshot when compacting (`--snapshot-retain-bytes`). */
+  snapshotRetainBytes: number;
   /** Log segment file size (`--log-segment-bytes`). */
   logSegmentBytes: number;
   /**
@@ -617,6 +634,8 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
     "snapshot-log-entries": "string",
     join: "string",
     "snapshot-retain-entries": "string",
+    "snapshot-log-bytes": "string",
+    "snapshot-retain-bytes": "string",
     "log-segment-bytes": "string",
     "bootstrap-timeout-secs": "string",
     "idle-timeout-secs": "string",
@@ -720,6 +739,18 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
       "snapshot-retain-entries",
       DEFAULT_SNAPSHOT_RETAIN_ENTRIES,
       LIMITS.snapshotRetainEntries,
+    ),
+    snapshotLogBytes: integerOption(
+      scanned,
+      "snapshot-log-bytes",
+      DEFAULT_SNAPSHOT_LOG_BYTES,
+      LIMITS.snapshotLogBytes,
+    ),
+    snapshotRetainBytes: integerOption(
+      scanned,
+      "snapshot-retain-bytes",
+      DEFAULT_SNAPSHOT_RETAIN_BYTES,
+      LIMITS.snapshotRetainBytes,
     ),
     logSegmentBytes: integerOption(
       scanned,

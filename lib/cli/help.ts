@@ -22,7 +22,9 @@ import {
   DEFAULT_LOG_SEGMENT_BYTES,
   DEFAULT_PEERS,
   DEFAULT_SNAPSHOT_INTERVAL_SECS,
+  DEFAULT_SNAPSHOT_LOG_BYTES,
   DEFAULT_SNAPSHOT_LOG_ENTRIES,
+  DEFAULT_SNAPSHOT_RETAIN_BYTES,
   DEFAULT_SNAPSHOT_RETAIN_ENTRIES,
   DEFAULT_TIMEOUT_MS,
   LIMITS,
@@ -143,6 +145,13 @@ Options:
   --snapshot-retain-entries N entries kept below a snapshot when the log is
                               compacted, for slightly lagging followers
                               (default: ${DEFAULT_SNAPSHOT_RETAIN_ENTRIES})
+  --snapshot-log-bytes N      also snapshot once N bytes of entries have been
+                              applied since the last one, 0 for never
+                              (default: ${DEFAULT_SNAPSHOT_LOG_BYTES}, 4 MiB)
+  --snapshot-retain-bytes N   at most N bytes of entries kept below a
+                              snapshot (the tail also stops at
+                              --snapshot-retain-entries)
+                              (default: ${DEFAULT_SNAPSHOT_RETAIN_BYTES}, 1 MiB)
   --log-segment-bytes N       size at which the log starts a new segment
                               file (default: ${DEFAULT_LOG_SEGMENT_BYTES})
   --bootstrap-timeout-secs N  an empty node started with --conf first asks

@@ -107,6 +107,17 @@ export interface NodeOptions {
   snapshotLogEntries?: number;
   /** Entries kept below a snapshot when compacting, for lagging followers. Default 5,000. */
   snapshotRetainEntries?: number;
+  /**
+   * Bytes of entry data applied since the last snapshot that trigger a new one (0 = never).
+   * Default {@linkcode SNAPSHOT_LOG_BYTES_DEFAULT}: with batched increments an entry holds
+   * kilobytes, so a count of entries alone would let the log in memory grow to tens of MiB.
+   */
+  snapshotLogBytes?: number;
+  /**
+   * Most bytes of entry data kept below a snapshot when compacting (the tail also stops at
+   * `snapshotRetainEntries`). Default {@linkcode SNAPSHOT_RETAIN_BYTES_DEFAULT}.
+   */
+  snapshotRetainBytes?: number;
   /** Log segment size in bytes. Default: the storage layer's (16 MiB). */
   logSegmentBytes?: number;
   /** Where log lines go. */
@@ -193,6 +204,12 @@ const TICKS_CATCH_UP_MAX = 100_000;
 /** Waiting requests are checked against their deadlines every this many ticks (100 ms). */
 const EXPIRY_CHECK_TICKS = 10;
 
+/** Default of `NodeOptions.snapshotLogBytes`: 4 MiB. */
+export const SNAPSHOT_LOG_BYTES_DEFAULT = 4 * 1024 * 1024;
+
+/** Default of `NodeOptions.snapshotRetainBytes`: 1 MiB. */
+export const SNAPSHOT_RETAIN_BYTES_DEFAULT = 1024 * 1024;
+
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 const TICK_MS = 10;
 /** How often the commit floor is saved when it moved (see DataDir.flushCommitFloor). */
@@ -245,6 +262,8 @@ export class CounterNode {
   readonly #requestTimeoutMs: number;
   readonly #pendingRequestsMax: number;
   #applied: number;
+  /** Bytes of entry data applied since the last snapshot was taken or installed. */
+  #appliedBytesSinceSnapshot = 0;
   /** Stamps increments with cluster time (never the wall clock); see cluster_clock.ts. */
   readonly #clock = new ClusterClock();
   #proposals = new PendingProposals();
@@ -633,12 +652,19 @@ export class CounterNode {
       return Promise.resolve(this.#snapshotIndex);
     }
     const snap = { index, term, conf: this.#raft.confAt(index), data: this.#sm.snapshot() };
+    this.#appliedBytesSinceSnapshot = 0;
     const startMs = performance.now();
     const task = (async () => {
       await this.#storage.saveSnapshot(snap);
       this.#snapshotIndex = Math.max(this.#snapshotIndex, index);
       const retain = this.#options.snapshotRetainEntries ?? 5_000;
-      const compactIndex = Math.max(0, index - retain);
+      const retainBytes = this.#options.snapshotRetainBytes ?? SNAPSHOT_RETAIN_BYTES_DEFAULT;
+      // Keep the shorter of the two tails: at most `retain` entries and `retainBytes` of data.
+      const compactIndex = Math.max(
+        0,
+        index - retain,
+        this.#raft.tailStart(index, retainBytes) - 1,
+      );
       this.#raft.setSnapshot(snap, compactIndex);
       if (compactIndex > 0) await this.#storage.compactTo(compactIndex);
       this.#metrics.snapshots.inc();
@@ -659,9 +685,12 @@ export class CounterNode {
   }
 
   #maybeSnapshotForLogSize(): void {
+    if (this.#snapshotting !== null) return;
     const every = this.#options.snapshotLogEntries ?? 10_000;
-    if (every <= 0 || this.#snapshotting !== null) return;
-    if (this.#applied - this.#snapshotIndex < every) return;
+    const everyBytes = this.#options.snapshotLogBytes ?? SNAPSHOT_LOG_BYTES_DEFAULT;
+    const byEntries = every > 0 && this.#applied - this.#snapshotIndex >= every;
+    const byBytes = everyBytes > 0 && this.#appliedBytesSinceSnapshot >= everyBytes;
+    if (!byEntries && !byBytes) return;
     this.#snapshot("log size").catch((err) => this.#fatal(err));
   }
 
@@ -1396,6 +1425,7 @@ export class CounterNode {
     // Only now may votes and acknowledgements go out: they promise what was just made durable.
     this.#send(rd.messages);
     if (rd.snapshot !== null) {
+      this.#appliedBytesSinceSnapshot = 0;
       this.#sm.restore(rd.snapshot.data);
       this.#clock.observe(this.#sm.newestActivityMs());
       this.#applied = rd.snapshot.index;
@@ -1484,6 +1514,7 @@ export class CounterNode {
         return;
       }
       this.#applied = e.index;
+      this.#appliedBytesSinceSnapshot += e.data.length;
       const p = this.#proposals.get(e.index);
       if (p === undefined) continue;
       this.#proposals.delete(e.index);

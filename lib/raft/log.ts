@@ -250,6 +250,21 @@ export class RaftLog {
   }
 
   /**
+   * The lowest index `lo` (at least the first retained one) such that the entries `lo..hi` hold
+   * at most `bytesMax` bytes of data; `hi + 1` when the entry at `hi` alone holds more.
+   */
+  tailStart(hi: number, bytesMax: number): number {
+    let lo = Math.min(hi, this.lastIndex()) + 1;
+    let bytes = 0;
+    while (lo > this.#snapshotIndex + 1) {
+      bytes += this.#entries[lo - 1 - this.#snapshotIndex - 1].data.length;
+      if (bytes > bytesMax) break;
+      lo--;
+    }
+    return lo;
+  }
+
+  /**
    * Drops entries up to `index`, which a durable snapshot covers. Only applied entries may go.
    */
   compact(index: number): void {

@@ -691,6 +691,14 @@ export class Raft {
     this.#log.compact(Math.min(compactIndex, snapshot.index));
   }
 
+  /**
+   * The lowest index from which the entries up to `hi` hold at most `bytesMax` bytes of data
+   * (see `RaftLog.tailStart`): a shell bounds the log it keeps after a snapshot with it.
+   */
+  tailStart(hi: number, bytesMax: number): number {
+    return this.#log.tailStart(hi, bytesMax);
+  }
+
   /** Handles a message from another node. */
   step(m: Message): void {
     // A quiet node wakes on anything of its term or later that is not old news (a stale term's

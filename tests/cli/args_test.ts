@@ -238,6 +238,8 @@ Deno.test("serve has the documented defaults", () => {
     snapshotIntervalSecs: 3600,
     snapshotLogEntries: 10_000,
     snapshotRetainEntries: 5_000,
+    snapshotLogBytes: 4 * 1024 * 1024,
+    snapshotRetainBytes: 1024 * 1024,
     logSegmentBytes: 4 * 1024 * 1024,
     bootstrapTimeoutSecs: 300,
     idleTimeoutSecs: 300,

@@ -659,3 +659,37 @@ Deno.test("raft messages for another group are warned about once per peer", asyn
     await remove();
   }
 });
+
+Deno.test("--snapshot-log-bytes triggers snapshots; --snapshot-retain-bytes bounds the tail kept", async () => {
+  const { root, remove } = await tempRoot();
+  const [port] = freePorts(1);
+  const id = `127.0.0.1:${port}`;
+  const node = await CounterNode.start({
+    ...nodeOptions(join(root, "n0"), id, [id]),
+    snapshotLogEntries: 0, // only the byte trigger
+    snapshotLogBytes: 2_000,
+    snapshotRetainEntries: 1_000, // a count that alone would keep every entry
+    snapshotRetainBytes: 300,
+  });
+  const client = new CounterClient({ peers: [id], timeoutMs: WAIT_MS });
+  try {
+    await waitForLeader([node]);
+    // One at a time, so each increment is its own entry (tens of bytes each).
+    for (let i = 0; i < 200; i++) await client.incrementAndGet(1n);
+    const status = node.status();
+    const snapshotIndex = Number(status.snapshotIndex);
+    const compactedIndex = Number(status.compactedIndex);
+    assert.ok(snapshotIndex > 100, `a snapshot was taken by size: ${JSON.stringify(status)}`);
+    // The tail below the newest snapshot holds at most 300 bytes: far fewer than 1,000 entries.
+    assert.ok(compactedIndex > 0, `the log was compacted: ${JSON.stringify(status)}`);
+    assert.ok(
+      snapshotIndex - compactedIndex < 30,
+      `tail of ${snapshotIndex - compactedIndex} entries kept for 300 bytes`,
+    );
+    assert.equal(status.value, "200");
+  } finally {
+    await client.close();
+    await node.stop();
+    await remove();
+  }
+});

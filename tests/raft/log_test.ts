@@ -429,3 +429,22 @@ Deno.test("§5.4.1 isUpToDate: a later last term wins; with equal terms the long
     assert.equal(log.isUpToDate(c.index, c.term), c.want, JSON.stringify(c));
   }
 });
+
+Deno.test("tailStart: the lowest index whose entries up to hi fit in a byte budget", () => {
+  const sized = (index: number, bytes: number): Entry => ({
+    index,
+    term: 1,
+    type: EntryType.Normal,
+    data: new Uint8Array(bytes),
+  });
+  // Entries 4..8 after a snapshot at 3, holding 10, 20, 30, 40 and 50 bytes.
+  const log = new RaftLog(snapshot(3, 1), [10, 20, 30, 40, 50].map((b, i) => sized(i + 4, b)));
+  assert.equal(log.tailStart(8, 50), 8, "entry 8 alone fits exactly");
+  assert.equal(log.tailStart(8, 89), 8, "7 and 8 hold 90");
+  assert.equal(log.tailStart(8, 90), 7);
+  assert.equal(log.tailStart(7, 70), 6, "counted from hi, not from the last index");
+  assert.equal(log.tailStart(8, 49), 9, "the entry at hi alone is over the budget");
+  assert.equal(log.tailStart(8, 1_000), 4, "never below the first retained entry");
+  assert.equal(log.tailStart(20, 50), 8, "hi past the last index counts from the last");
+  assert.equal(new RaftLog(snapshot(3, 1), []).tailStart(3, 100), 4, "nothing held");
+});
