@@ -1,14 +1,17 @@
 /**
  * The figures of issue 12 from one local 3-node cluster, as one JSON line on stdout:
  *
- * - increments/s and p99 at 64 and at 256 in flight (`--ops` increments each, after a warm-up);
- * - CPU µs per increment of each process at 256 in flight (client, leader, each follower),
- *   from /proc/PID/stat sampled around the run (the client's, less what a one-request run of
- *   the client costs: start-up and module loading);
+ * - increments/s and p99 at 64 and at 256 in flight (`--ops` increments each, after a warm-up
+ *   of `--warmup` requests in the same client process, so that its JIT is warm: a fresh process
+ *   runs its first tens of thousands of requests at up to twice the CPU each);
+ * - CPU µs per increment of each process at 256 in flight: the client's from `bench --json`
+ *   (measured phase only), each node's from /proc/PID/stat sampled around the whole client run,
+ *   divided by warm-up plus measured requests;
  * - linearizable gets/s at 256 in flight;
  * - the seed burst (1000 increments all in flight) on the warm cluster, median of 3.
  *
- *     deno run -A bench/figures.ts [--ops 60000] [--get-ops 200000] [--main PATH/main.ts]
+ *     deno run -A bench/figures.ts [--ops 60000] [--warmup 60000] [--get-ops 200000]
+ *         [--main PATH/main.ts]
  *
  * `--main` runs the cluster and the bench client from another checkout's main.ts (for a baseline
  * measured in the same session; see bench/compare.ts). The script uses only `counter serve` and
@@ -27,6 +30,7 @@ const { values } = parseArgs({
   options: {
     ops: { type: "string", default: "60000" },
     "get-ops": { type: "string", default: "200000" },
+    warmup: { type: "string", default: "60000" },
     main: { type: "string" },
   },
 });
@@ -48,13 +52,14 @@ interface BenchOut {
   durationMs: number;
   latencyMs: { p50: number; p99: number };
   errors?: unknown;
+  cpu?: { processes?: { role: string | null; usPerOp: number }[] };
 }
 
-/** Runs `counter bench --peers ... ARGS --json`; with `pids`, also CPU ticks of each process. */
+/** Runs `counter bench --peers ... ARGS --json`; with `pids`, also their CPU ticks meanwhile. */
 async function bench(
   args: string[],
   pids: number[] = [],
-): Promise<{ out: BenchOut; clientTicks: number; nodeTicks: number[] }> {
+): Promise<{ out: BenchOut; nodeTicks: number[] }> {
   const [exe, ...prefix] = selfCommand({ main });
   const child = new Deno.Command(exe, {
     args: [...prefix, "bench", "--peers", cluster.ids.join(","), ...args, "--json"],
@@ -63,23 +68,10 @@ async function bench(
     stderr: "null",
   }).spawn();
   const n0 = pids.map(procTicks);
-  let clientTicks = 0;
-  let done = false;
-  const status = child.status.then((s) => {
-    done = true;
-    return s;
-  });
-  // The client's own ticks are read just before it exits: poll while it runs.
-  while (!done && pids.length > 0) {
-    const t = procTicks(child.pid);
-    if (!Number.isNaN(t)) clientTicks = t;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const nodeTicks = pids.map((pid, i) => procTicks(pid) - n0[i]);
   const output = await child.output();
-  await status;
+  const nodeTicks = pids.map((pid, i) => procTicks(pid) - n0[i]);
   const text = new TextDecoder().decode(output.stdout);
-  return { out: JSON.parse(text), clientTicks, nodeTicks };
+  return { out: JSON.parse(text), nodeTicks };
 }
 
 const result: Record<string, unknown> = {
@@ -90,23 +82,20 @@ try {
   const leader = await cluster.waitForLeader();
   await bench(["--concurrency", "64", "--duration", "3"]);
   const ops = values.ops!;
-  const c64 = await bench(["--concurrency", "64", "--ops", ops]);
+  const warmup = ["--warmup", values.warmup!];
+  const c64 = await bench(["--concurrency", "64", "--ops", ops, ...warmup]);
   result.incr64 = { opsPerSec: c64.out.opsPerSec, p99Ms: c64.out.latencyMs.p99 };
   const pids = cluster.ids.map((id) => cluster.pid(id)!);
-  // The client's ticks cover its whole life: take off what a run of one request costs (start-up,
-  // module loading, connecting, the value checks), median of 3.
-  const fixed: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    fixed.push((await bench(["--concurrency", "1", "--ops", "1"], pids)).clientTicks);
-  }
-  const clientFixedTicks = fixed.sort((a, b) => a - b)[1];
-  const c256 = await bench(["--concurrency", "256", "--ops", ops], pids);
-  const done = c256.out.opsPerSec * c256.out.durationMs / 1000;
-  const usPerOp = (ticks: number) => ticks / TICKS_PER_SEC * 1e6 / done;
+  const c256 = await bench(["--concurrency", "256", "--ops", ops, ...warmup], pids);
+  // Nodes: ticks over the whole client run, which served the warm-up and the measured requests.
+  const served = c256.out.opsPerSec * c256.out.durationMs / 1000 + Number(values.warmup);
+  const usPerOp = (ticks: number) => ticks / TICKS_PER_SEC * 1e6 / served;
   const li = cluster.ids.indexOf(leader);
   const followers = c256.nodeTicks.filter((_, i) => i !== li).map(usPerOp);
+  const clientCpu = c256.out.cpu?.processes?.find((p) => p.role === "client")?.usPerOp;
   const cpu = {
-    client: usPerOp(Math.max(0, c256.clientTicks - clientFixedTicks)),
+    // An older client (a baseline checkout) may not report its CPU: NaN then, not a guess.
+    client: clientCpu ?? NaN,
     leader: usPerOp(c256.nodeTicks[li]),
     followers,
     total: 0,
@@ -126,6 +115,7 @@ try {
     "get=100",
     "--consistency",
     "linearizable",
+    ...warmup,
   ]);
   result.get256 = { opsPerSec: gets.out.opsPerSec, p99Ms: gets.out.latencyMs.p99 };
   const bursts: number[] = [];
