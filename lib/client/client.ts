@@ -105,6 +105,11 @@ interface GroupRoute {
   leader: string | null;
   /** The cluster id pinned from the first node that named one for this group; "" until then. */
   clusterId: string;
+  /**
+   * Peers that answered `UNKNOWN_GROUP` for this group (a group may live on some of the nodes
+   * only): skipped when picking a node to ask, until every peer has said so.
+   */
+  absent: Set<string> | null;
 }
 
 /**
@@ -130,6 +135,21 @@ export class CounterError extends Error {
     this.code = code;
     this.outcome = outcome;
   }
+}
+
+/**
+ * Notes that `target` does not serve `route`'s group. True when another peer may still serve
+ * it; false when every peer has said it does not (the answer is then final), which also forgets
+ * the notes, so that a later call asks them all again (the group may have been created since).
+ */
+function noteGroupAbsent(route: GroupRoute, target: string, peers: readonly string[]): boolean {
+  route.absent ??= new Set();
+  route.absent.add(target);
+  if (peers.every((p) => route.absent!.has(p))) {
+    route.absent = null;
+    return false;
+  }
+  return true;
 }
 
 /** Answers that end a call at once: retrying cannot change them. */
@@ -185,7 +205,7 @@ export class CounterClient {
     if (options.peers.length === 0) throw new Error("a client needs at least one peer");
     this.#peers = [...options.peers];
     const group = options.group ?? "counter";
-    this.#route = { group, leader: null, clusterId: "" };
+    this.#route = { group, leader: null, clusterId: "", absent: null };
     this.#routes.set(group, this.#route);
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 1000;
@@ -378,8 +398,8 @@ export class CounterClient {
       // so that they cannot land in two separately recovered groups before the pin exists.
       const sticky = hasEffect && route.clusterId === "";
       const target = anyNode
-        ? this.#rotatePeer()
-        : route.leader ?? (sticky ? this.#currentPeer() : this.#rotatePeer());
+        ? this.#rotatePeer(route)
+        : route.leader ?? (sticky ? this.#currentPeer(route) : this.#rotatePeer(route));
       let resp: ClientResponse;
       try {
         // The connection is almost always open already: no promise to wait for then.
@@ -411,6 +431,12 @@ export class CounterClient {
       const code = resp.code ?? "UNKNOWN";
       lastCode = code;
       lastError = resp.error ?? code;
+      if (code === "UNKNOWN_GROUP" && noteGroupAbsent(route, target, this.#peers)) {
+        // This node does not serve the group; another of the peers may. Ask the next one now.
+        if (route.leader === target) route.leader = null;
+        if (sticky) this.#passPeer(target);
+        continue;
+      }
       if (FINAL_CODES.has(code)) {
         // With de-duplication, a final answer is the answer for this request, even after an
         // earlier attempt with unknown outcome.
@@ -460,7 +486,7 @@ export class CounterClient {
         break;
       }
     }
-    route = { group, leader: null, clusterId: "" };
+    route = { group, leader: null, clusterId: "", absent: null };
     this.#routes.set(group, route);
     return route;
   }
@@ -496,8 +522,19 @@ export class CounterClient {
   }
 
   /** The peer that `#rotatePeer` would pick next, without moving on. */
-  #currentPeer(): string {
+  #currentPeer(route?: GroupRoute): string {
+    this.#skipAbsent(route);
     return this.#peers[this.#nextPeer % this.#peers.length];
+  }
+
+  /** Moves the rotation past peers that said they do not serve `route`'s group. */
+  #skipAbsent(route: GroupRoute | undefined): void {
+    const absent = route?.absent;
+    if (absent === null || absent === undefined) return;
+    for (let i = 0; i < this.#peers.length; i++) {
+      if (!absent.has(this.#peers[this.#nextPeer % this.#peers.length])) return;
+      this.#nextPeer++;
+    }
   }
 
   /** Moves past `peer` if it is the current one (many calls failing there move on once). */
@@ -505,7 +542,8 @@ export class CounterClient {
     if (this.#currentPeer() === peer) this.#nextPeer++;
   }
 
-  #rotatePeer(): string {
+  #rotatePeer(route?: GroupRoute): string {
+    this.#skipAbsent(route);
     const peer = this.#peers[this.#nextPeer % this.#peers.length];
     this.#nextPeer++;
     return peer;
