@@ -130,9 +130,7 @@ try {
     opsPerSec: b.opsPerSec,
     p99Ms: b.latencyMs?.p99,
     verifiedGroups: (b.groups ?? []).filter((g: { verified?: boolean }) => g.verified).length,
-    nodeUsPerOp: loadTicks.map((t) =>
-      Math.round(t / CLOCK_TICKS_PER_SEC * 1e6 / served * 10) / 10
-    ),
+    nodeUsPerOp: loadTicks.map((t) => Math.round(t / CLOCK_TICKS_PER_SEC * 1e6 / served * 10) / 10),
     clientUsPerOp: b.cpu?.processes?.find((p: { role: string }) => p.role === "client")?.usPerOp,
   };
 } finally {
