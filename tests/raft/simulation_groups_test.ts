@@ -172,6 +172,16 @@ Deno.test("simulation: multi-group seed 504 needs the host to notice a restarted
   assert.ok(result.host.leaderWakes > 0);
 });
 
+// Found by the first multi-group sweep (seeds 1001..4000): the quiesce heartbeat to a learner was
+// lost and the idle group stayed with the learner awake and short of the last commit index, since
+// a learner never campaigns (lib/raft/raft.ts now has such a member tell its leader it is awake
+// after each election timeout without word from it).
+Deno.test("simulation: multi-group seed 3044 brings a learner that missed the quiesce heartbeat up", () => {
+  const result = simulateGroups({ seed: 3044, groups: 2, nodes: 3 });
+  assert.equal(result.failure, null, result.failure === null ? "" : describeFailure(result));
+  assert.ok(result.params.quiesce && result.params.membership);
+});
+
 Deno.test("simulation: the replay CLI runs multi-group seeds", async () => {
   const cli = new URL("./simulate.ts", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
