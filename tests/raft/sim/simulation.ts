@@ -32,6 +32,10 @@
  * timeout is woken with `unquiesce()`. Those seeds end with an idle stretch in which the settled
  * group should go quiet, then one more increment and read, which must wake it.
  *
+ * A {@linkcode Simulation} is one group. In a multi-group run (tests/raft/sim/multigroup.ts) each
+ * group is one, built with a {@linkcode GroupHost}: the host runs the shared clock, crashes,
+ * pauses and partitions nodes for every group at once, and plays node liveness itself.
+ *
  * The {@linkcode Checker} looks at every Raft step; the {@linkcode Ledger} (the real state machine
  * fed once with the committed log) checks that every node's state machine applies each request at
  * most once, answers duplicates with the first answer, and holds the same sessions.
