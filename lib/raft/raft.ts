@@ -419,7 +419,28 @@ export class Raft {
     if (this.#electionElapsed >= this.#randomizedElectionTimeout && this.promotable) {
       this.#electionElapsed = 0;
       this.campaign();
+      return;
     }
+    this.#pokeQuietLeader();
+  }
+
+  /**
+   * A member that may not campaign (a learner, a voter below its vote floor) and missed its
+   * leader's quiesce heartbeat would wait awake, short of the final commit index, under a quiet
+   * leader until the group's next write: a voter in its place campaigns, which wakes the leader,
+   * but this one never does. So with quiescence, after each election timeout without word from
+   * its leader it tells the leader it is awake (a heartbeat answer without a round, as a woken
+   * follower does), which wakes a quiet leader; an awake one just answers with what it lacks.
+   */
+  #pokeQuietLeader(): void {
+    if (!this.#quiesce || this.#leader === "" || this.#leader === this.#id) return;
+    const elapsed = this.#electionElapsed;
+    if (elapsed === 0 || elapsed % this.#randomizedElectionTimeout !== 0) return;
+    if (!this.#conf.voters.includes(this.#id) && !this.#conf.learners.includes(this.#id)) return;
+    this.#send(MessageType.HeartbeatResp, this.#leader, {
+      index: this.#log.lastIndex(),
+      electionTicks: this.#electionTicks,
+    });
   }
 
   #tickLeader(): void {

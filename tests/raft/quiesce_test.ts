@@ -395,3 +395,27 @@ Deno.test("quiesce: a learner restarted under a quiet leader waits for the host 
   assert.equal(net.node("d").commitIndex, a.commitIndex);
   assert.deepEqual(quietIds(net), [...IDS, "d"]);
 });
+
+// Found by the multi-group simulator (seed 3044, `--groups 2`): the quiesce heartbeat to a
+// learner was lost, the learner never campaigns, and the idle group stayed with the learner awake
+// and short of the final commit index until the next write.
+Deno.test("quiesce: a learner that missed the quiesce heartbeat wakes its quiet leader", () => {
+  const net = quietGroup({ learners: ["d"] });
+  const a = net.node("a");
+  assert.equal(a.propose(commands("x")).ok, true);
+  const target = a.lastIndex;
+  // d takes and acknowledges x, but hears nothing that carries its commit, the leader's quiesce
+  // heartbeat included.
+  net.dropWhere((m) => m.to === "d" && m.commit >= target);
+  net.stabilize();
+  run(net, 2);
+  assert.deepEqual(quietIds(net), IDS, "the leader went quiet, counting on d");
+  const d = net.node("d");
+  assert.equal(d.lastIndex, target);
+  assert.ok(d.commitIndex < target, "d does not know x is committed");
+  net.heal();
+  // Within two election timeouts (its randomized timeout) d tells the leader it is awake.
+  run(net, 2 * ELECTION_TICKS + 2);
+  assert.equal(d.commitIndex, target);
+  assert.deepEqual(quietIds(net), [...IDS, "d"]);
+});

@@ -4,6 +4,7 @@
  * ```sh
  * deno run -A tests/raft/simulate.ts --seed 42 --verbose     # one run, full event trace
  * deno run -A tests/raft/simulate.ts --seeds 1..500 --nodes 5 # a range, one line per seed
+ * deno run -A tests/raft/simulate.ts --multi-group --seeds 1..200 # nodes hosting 2 to 5 groups
  * ```
  *
  * Options: `--seed N`, `--seeds A..B`, `--nodes 3|5`, `--events N` (fault-phase events),
@@ -12,6 +13,8 @@
  * `--no-disk-faults` (wiped dirs, detected data loss, long pauses), `--forced-reset` /
  * `--no-forced-reset` (a majority lost, one survivor forced into a new group), `--quiesce` /
  * `--no-quiesce` (idle groups stop heartbeating; the shell's node liveness wakes them),
+ * `--multi-group` (every node hosts 2 to 5 groups, drawn from the seed: node and link faults hit
+ * every group, node liveness is the host's), `--groups N` (a multi-group run with N groups),
  * `--mutation NAME` (a deliberately broken shell, to see a check fire), `--verbose` (print every
  * trace line), `--stats` (print counters).
  * Exits with status 1 when any run fails.
@@ -19,7 +22,8 @@
  * @module
  */
 
-import { type Mutation, type SimOptions, simulate } from "./sim/simulation.ts";
+import { type MultiGroupOptions, simulateGroups } from "./sim/multigroup.ts";
+import { type Mutation, type SimResult, simulate } from "./sim/simulation.ts";
 
 const MUTATIONS: readonly Mutation[] = [
   "no-identity-check",
@@ -34,11 +38,16 @@ const MUTATIONS: readonly Mutation[] = [
   "pump-during-snapshot",
   "late-ready-apply",
   "no-node-liveness",
+  "group-liveness",
+  "restart-unseen",
+  "cross-group-delivery",
 ];
 
 interface CliArgs {
   seeds: number[];
-  base: Omit<SimOptions, "seed">;
+  base: Omit<MultiGroupOptions, "seed">;
+  /** Multi-group runs (`--multi-group` or `--groups N`). */
+  multiGroup: boolean;
   verbose: boolean;
   stats: boolean;
 }
@@ -49,7 +58,7 @@ function usage(message: string): never {
     "usage: deno run -A tests/raft/simulate.ts (--seed N | --seeds A..B) [--nodes 3|5] " +
       "[--events N] [--no-snapshots] [--membership|--no-membership] " +
       "[--lease-reads|--no-lease-reads] [--pump|--no-pump] [--disk-faults|--no-disk-faults] " +
-      "[--forced-reset|--no-forced-reset] [--quiesce|--no-quiesce] " +
+      "[--forced-reset|--no-forced-reset] [--quiesce|--no-quiesce] [--multi-group] [--groups N] " +
       "[--mutation NAME] [--verbose] " +
       "[--stats]",
   );
@@ -62,7 +71,7 @@ function parseInteger(flag: string, text: string | undefined): number {
 }
 
 function parseArgs(argv: string[]): CliArgs {
-  const out: CliArgs = { seeds: [], base: {}, verbose: false, stats: false };
+  const out: CliArgs = { seeds: [], base: {}, multiGroup: false, verbose: false, stats: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     switch (flag) {
@@ -133,6 +142,16 @@ function parseArgs(argv: string[]): CliArgs {
       case "--no-quiesce":
         out.base.quiesce = false;
         break;
+      case "--multi-group":
+        out.multiGroup = true;
+        break;
+      case "--groups": {
+        const g = parseInteger(flag, argv[++i]);
+        if (g < 2 || g > 5) usage("--groups must be 2 to 5");
+        out.base.groups = g;
+        out.multiGroup = true;
+        break;
+      }
       case "--verbose":
         out.verbose = true;
         break;
@@ -153,11 +172,13 @@ function main(): void {
   const batched = { seeds: 0, batches: 0, increments: 0, repeats: 0 };
   const started = performance.now();
   for (const seed of args.seeds) {
-    const result = simulate({
+    const options = {
       ...args.base,
       seed,
-      trace: args.verbose ? (line) => console.log(line) : undefined,
-    });
+      trace: args.verbose ? (line: string) => console.log(line) : undefined,
+    };
+    const multi = args.multiGroup ? simulateGroups(options) : null;
+    const result: SimResult = multi ?? simulate(options);
     const s = result.stats;
     if (s.batches > 0) batched.seeds++;
     batched.batches += s.batches;
@@ -165,7 +186,8 @@ function main(): void {
     batched.repeats += s.batchRepeats;
     const status = result.failure === null ? "ok" : `FAILED (${result.failure.check})`;
     console.log(
-      `seed ${seed} nodes ${result.nodes}${result.params.membership ? " +membership" : ""}` +
+      `seed ${seed} nodes ${result.nodes}${multi === null ? "" : ` groups ${multi.groups}`}` +
+        `${result.params.membership ? " +membership" : ""}` +
         `${result.params.pump ? " +pump" : ""}${result.params.diskFaults ? " +disk" : ""}${
           result.params.forcedReset ? " +reset" : ""
         }${result.params.quiesce ? " +quiesce" : ""}: ` +
@@ -174,7 +196,7 @@ function main(): void {
           s.batches > 0 ? `, ${s.batchedIncrements} increments in ${s.batches} batches` : ""
         }, trace ${result.traceHash}`,
     );
-    if (args.stats) console.log(JSON.stringify(s));
+    if (args.stats) console.log(JSON.stringify(multi === null ? s : { ...s, host: multi.host }));
     if (result.failure !== null) {
       failures++;
       const f = result.failure;

@@ -32,6 +32,10 @@
  * timeout is woken with `unquiesce()`. Those seeds end with an idle stretch in which the settled
  * group should go quiet, then one more increment and read, which must wake it.
  *
+ * A {@linkcode Simulation} is one group. In a multi-group run (tests/raft/sim/multigroup.ts) each
+ * group is one, built with a {@linkcode GroupHost}: the host runs the shared clock, crashes,
+ * pauses and partitions nodes for every group at once, and plays node liveness itself.
+ *
  * The {@linkcode Checker} looks at every Raft step; the {@linkcode Ledger} (the real state machine
  * fed once with the committed log) checks that every node's state machine applies each request at
  * most once, answers duplicates with the first answer, and holds the same sessions.
@@ -128,7 +132,25 @@ export type Mutation =
    * The shell never wakes quiet nodes (no node liveness): a quiet follower of a dead leader waits
    * forever, which the liveness check must catch.
    */
-  | "no-node-liveness";
+  | "no-node-liveness"
+  /**
+   * Multi-group runs: the host tracks liveness per group instead of per node, from that group's
+   * own messages only (no node heartbeats, nothing heard from other groups): a quiet group hears
+   * nothing from its quiet leader, so its followers are woken over and over by a host that takes
+   * silence for death.
+   */
+  | "group-liveness"
+  /**
+   * Multi-group runs: the host wakes a quiet leader only for a member heard again after it was
+   * thought dead, not for one that restarted quickly (a bounced learner is never woken for).
+   */
+  | "restart-unseen"
+  /**
+   * Multi-group runs: the host now and then hands a message of one group to the node's replica of
+   * another group (a routing mistake on the shared connection), which the per-group checks must
+   * notice.
+   */
+  | "cross-group-delivery";
 
 /** What to simulate. Everything not given is chosen from the seed. */
 export interface SimOptions {
@@ -170,6 +192,11 @@ export interface SimOptions {
    * cannot reach (node liveness). Default: on for half the seeds.
    */
   quiesce?: boolean;
+  /**
+   * Node processes: the voters plus spares that membership changes may add. Default: the voters,
+   * or 5 with membership changes.
+   */
+  pool?: number;
 }
 
 /** Parameters of one run, all drawn from its seed. */
@@ -598,7 +625,8 @@ const enum Kind {
   Batch = 14,
 }
 
-type SimEvent =
+/** An event of a group's simulation. */
+export type SimEvent =
   | { kind: Kind.Tick; node: number; epoch: number }
   | {
     kind: Kind.Deliver;
@@ -607,6 +635,10 @@ type SimEvent =
     cluster: number;
     /** The receiver's incarnation when it was sent: a wiped receiver's connections died. */
     toIncarnation: number;
+    /** The sender's life (epoch) when it was sent: what node liveness learns of restarts. */
+    epoch: number;
+    /** When it was sent (µs): a connection closed after it loses it. */
+    sentUs: number;
   }
   | { kind: Kind.Disk; node: number; epoch: number }
   | { kind: Kind.Chaos }
@@ -624,14 +656,16 @@ type SimEvent =
 /** Where the operator's replacement of a refused node stands. */
 type ReplaceStep = "remove" | "add" | "promote";
 
-const EVENTS_DEFAULT = 4000;
+/** Events in the fault phase of a run, unless `SimOptions.events` says otherwise. */
+export const EVENTS_DEFAULT = 4000;
 /** How long the cluster has to settle once faults stop (µs of simulated time). */
-const SETTLE_US_MAX = 60_000_000;
+export const SETTLE_US_MAX = 60_000_000;
 /** Election timeouts of the idle stretch at the end of quiesce seeds (see `#settle`). */
-const IDLE_ELECTIONS = 10;
+export const IDLE_ELECTIONS = 10;
 /** Ready rounds one input may cause before the shell decides the node is looping. */
 const READY_ROUNDS_MAX = 10_000;
-const TRACE_LINES = 40;
+/** Trace lines kept for a failure report. */
+export const TRACE_LINES = 40;
 /** Wall clock of the simulated leaders at simulated time 0 (ms since the epoch). */
 const WALL_BASE_MS = 1_700_000_000_000;
 /** Probability that a node takes a snapshot at some moment of a given write. */
@@ -661,7 +695,7 @@ export function simParams(options: SimOptions): SimParams {
   const membershipDrawn = r.chance(0.5);
   const voters = options.nodes ?? votersDrawn;
   const membership = options.membership ?? membershipDrawn;
-  const pool = membership ? 5 : voters;
+  const pool = options.pool ?? (membership ? 5 : voters);
   const electionTicksDrawn = r.int(5, 15);
   const heartbeatTicks = r.int(1, 3);
   const calm = r.chance(0.2);
@@ -784,9 +818,10 @@ export function simParams(options: SimOptions): SimParams {
   return params;
 }
 
-/** The replay command for a run. */
-export function replayCommand(options: SimOptions, params: SimParams): string {
+/** The replay command for a run (`groups`: groups per node of a multi-group run). */
+export function replayCommand(options: SimOptions, params: SimParams, groups?: number): string {
   const parts = ["deno run -A tests/raft/simulate.ts", `--seed ${options.seed}`];
+  if (groups !== undefined) parts.push(`--groups ${groups}`);
   parts.push(`--nodes ${params.voters}`);
   if (options.events !== undefined) parts.push(`--events ${options.events}`);
   if (options.snapshots === false) parts.push("--no-snapshots");
@@ -809,6 +844,59 @@ export function replayCommand(options: SimOptions, params: SimParams): string {
   return parts.join(" ");
 }
 
+/** The simulator's clock as a group sees it: simulated time and its events. */
+export interface SimQueue {
+  /** Simulated time (µs) of the event being handled. */
+  readonly now: number;
+  /** Schedules `event` at `time` (µs). */
+  push(time: number, event: SimEvent): void;
+  /** The next event (a single-group run only). */
+  pop(): SimEvent | undefined;
+}
+
+/**
+ * What a group's simulation shares with the other groups of its nodes in a multi-group run
+ * (tests/raft/sim/multigroup.ts): the clock, the links between nodes (one connection per pair of
+ * nodes for every group), the trace, and node liveness, which the host plays instead of the
+ * group.
+ */
+export interface GroupHost {
+  /** The group's name in trace lines (g1, g2, ...). */
+  readonly name: string;
+  /** The group's own random stream. */
+  readonly rng: Prng;
+  /** The run's clock: the host hands the events pushed here back to `handleEvent`. */
+  readonly queue: SimQueue;
+  /** `blocked[from][to]`: messages of every group on that link are dropped. */
+  readonly blocked: boolean[][];
+  /** `linkDueUs[from][to]`: delivery time of the latest message of any group (FIFO links). */
+  readonly linkDueUs: number[][];
+  /** `linkResetUs[from][to]`: when the connection last closed; what was in flight is lost. */
+  readonly linkResetUs: number[][];
+  /** The run's parameters (the same for every group: they are the nodes' settings). */
+  readonly params: SimParams;
+  /** This group's initial voters (node indexes); the other nodes start as spares. */
+  readonly voters: readonly number[];
+  /** The run's trace ring (failure reports). */
+  readonly ring: TraceRing;
+  /** The run's trace hash. */
+  readonly hash: TraceHash;
+  /** The run's trace output (`--verbose`). */
+  readonly trace: ((line: string) => void) | undefined;
+  /** Handles the run's next event (any group's or the host's); false when none is left. */
+  step(): boolean;
+  /** A message of this group from node `from`, sent in its life `epoch`, reached node `to`. */
+  heard(from: number, to: number, epoch: number): void;
+}
+
+/** The property an error thrown by a run broke. */
+export function checkOf(error: unknown): CheckName {
+  if (error instanceof CheckFailure) return error.check;
+  if (error instanceof InvariantError) return Check.raftInvariant;
+  if (error instanceof DiskError) return Check.durability;
+  return Check.shell;
+}
+
 /** Runs one simulation to the end (or to the first failed check). */
 export function simulate(options: SimOptions): SimResult {
   return new Simulation(options).run();
@@ -819,13 +907,17 @@ export class Simulation {
   readonly #options: SimOptions;
   readonly #params: SimParams;
   readonly #rng: Prng;
-  readonly #queue = new EventQueue<SimEvent>();
+  readonly #queue: SimQueue;
+  /** The multi-group host this group runs in; null in a single-group run. */
+  readonly #host: GroupHost | null;
+  /** Prefix of this group's trace lines ("" in a single-group run). */
+  readonly #tag: string;
   readonly #nodes: SimNode[] = [];
   readonly #byId = new Map<NodeId, SimNode>();
   readonly #ledger: Ledger;
   readonly #checker: Checker;
-  readonly #ring = new TraceRing(TRACE_LINES);
-  readonly #hash = new TraceHash();
+  readonly #ring: TraceRing;
+  readonly #hash: TraceHash;
   readonly #trace: ((line: string) => void) | undefined;
   readonly #stats: SimStats = {
     events: 0,
@@ -884,6 +976,8 @@ export class Simulation {
   #blocked: boolean[][] = [];
   /** `#linkDueUs[from][to]`: delivery time of the latest message on that link (FIFO links). */
   #linkDueUs: number[][] = [];
+  /** `#linkResetUs[from][to]`: when that link's connection closed (multi-group runs only). */
+  #linkResetUs: number[][] | null = null;
   #partitionGeneration = 0;
   #netLoss: number;
   #netDup: number;
@@ -908,13 +1002,20 @@ export class Simulation {
   #clientSeq = 0;
   /** Every answered request, for the final check. */
   readonly #answered: Request[] = [];
+  /** Multi-group runs: the group's final client, leader and read once it settled. */
+  #final: { client: Client; leader: SimNode; read: Read } | null = null;
 
   /** Sets up a cluster for `options`; nothing runs until {@linkcode Simulation.run}. */
-  constructor(options: SimOptions) {
+  constructor(options: SimOptions, host: GroupHost | null = null) {
     this.#options = options;
-    this.#params = simParams(options);
+    this.#host = host;
+    this.#params = host?.params ?? simParams(options);
     this.#wallOffsetMs = this.#params.wallOffsetMs.slice();
-    this.#rng = new Prng(options.seed);
+    this.#rng = host?.rng ?? new Prng(options.seed);
+    this.#queue = host?.queue ?? new EventQueue<SimEvent>();
+    this.#ring = host?.ring ?? new TraceRing(TRACE_LINES);
+    this.#hash = host?.hash ?? new TraceHash();
+    this.#tag = host === null ? "" : `${host.name} `;
     const ledger = new Ledger(this.#params.sampleEvery);
     this.#ledger = ledger;
     // The checker sees the effective change of each entry (0 for a duplicate), as the reference
@@ -924,16 +1025,17 @@ export class Simulation {
       proposalIdOf: () => 0,
       valueOf: smValueOf,
     });
-    this.#trace = options.trace;
+    this.#trace = host === null ? options.trace : host.trace;
     this.#netLoss = this.#params.netLoss;
     this.#netDup = this.#params.netDup;
     this.#netFifo = this.#params.netFifo;
     const p = this.#params;
+    const isVoter = (i: number) => host === null ? i < p.voters : host.voters.includes(i);
     const voters: NodeId[] = [];
-    for (let i = 0; i < p.voters; i++) voters.push(nodeId(i));
+    for (let i = 0; i < p.pool; i++) if (isVoter(i)) voters.push(nodeId(i));
     for (let i = 0; i < p.pool; i++) {
       // Spares start empty, as a freshly installed server does before it is added.
-      const initial = i < p.voters
+      const initial = isVoter(i)
         ? bootstrapState({ voters, learners: [] })
         : { hardState: { term: 0, vote: "" }, snapshot: null, entries: [] };
       const node: SimNode = {
@@ -958,8 +1060,8 @@ export class Simulation {
         batchStamp: { stampMs: 0, term: 0 },
         reads: new Map(),
         readsWaiting: [],
-        initialMember: i < p.voters,
-        initialMemberOfRun: i < p.voters,
+        initialMember: isVoter(i),
+        initialMemberOfRun: isVoter(i),
         refused: false,
         probing: false,
         pausedUntilUs: 0,
@@ -970,11 +1072,16 @@ export class Simulation {
         peersSeen: new Map(),
         formerDisks: [],
       };
-      if (i < p.voters) node.disk.clusterId = 1;
+      if (isVoter(i)) node.disk.clusterId = 1;
       this.#nodes.push(node);
       this.#byId.set(node.id, node);
       this.#blocked.push(new Array(p.pool).fill(false));
       this.#linkDueUs.push(new Array(p.pool).fill(0));
+    }
+    if (host !== null) {
+      this.#blocked = host.blocked;
+      this.#linkDueUs = host.linkDueUs;
+      this.#linkResetUs = host.linkResetUs;
     }
     for (let i = 0; i < p.clients; i++) this.#clients.push(this.#newClient());
   }
@@ -1015,10 +1122,7 @@ export class Simulation {
   }
 
   #failure(error: unknown): SimFailure {
-    let check: CheckName = Check.shell;
-    if (error instanceof CheckFailure) check = error.check;
-    else if (error instanceof InvariantError) check = Check.raftInvariant;
-    else if (error instanceof DiskError) check = Check.durability;
+    const check = checkOf(error);
     const message = error instanceof Error ? error.message : String(error);
     this.#note(() => `FAILED ${message}`);
     return {
@@ -1028,6 +1132,135 @@ export class Simulation {
       replay: replayCommand(this.#options, this.#params),
       error,
     };
+  }
+
+  // ---------------------------------------------------------------- the multi-group host's hooks
+
+  /** Starts the group (multi-group runs): notes, every node's replica, clients. */
+  begin(): void {
+    for (const node of this.#nodes) this.#start(node);
+    this.#schedule(this.#expDelay(this.#params.proposeUsMean), { kind: Kind.Propose });
+    this.#schedule(this.#expDelay(this.#params.readUsMean), { kind: Kind.ReadReq });
+  }
+
+  /** What happened in this group so far. */
+  get stats(): SimStats {
+    this.#stats.staleAnswers = this.#ledger.stats.staleAnswers;
+    this.#stats.sessionsExpired = this.#ledger.stats.sessionsExpired;
+    this.#stats.overflows = this.#ledger.stats.overflows;
+    return this.#stats;
+  }
+
+  /** Handles one event of this group, popped by the host. */
+  handleEvent(ev: SimEvent): void {
+    this.#handle(ev);
+  }
+
+  /** Node `index`'s process crashed: this group's replica goes with it. */
+  crashNode(index: number): void {
+    const node = this.#nodes[index];
+    if (node.up) this.#crash(node);
+  }
+
+  /** Node `index`'s process starts: so does this group's replica. */
+  startNode(index: number): void {
+    const node = this.#nodes[index];
+    if (!node.up) this.#start(node);
+  }
+
+  /** Node `index`'s process stops until `untilUs`; `ticks` fall due meanwhile. */
+  pauseNode(index: number, untilUs: number, ticks: number): void {
+    const node = this.#nodes[index];
+    if (!node.up) return;
+    node.pausedUntilUs = untilUs;
+    node.pausedTicks = ticks;
+  }
+
+  /** Node `index`'s wall clock steps by `ms`. */
+  jumpWallClock(index: number, ms: number): void {
+    this.#wallOffsetMs[index] += ms;
+  }
+
+  /** A fault of this group alone: a snapshot, a membership change, a transfer, idle clients. */
+  groupChaos(action: "snapshot" | "confChange" | "transfer" | "idle"): void {
+    switch (action) {
+      case "snapshot":
+        return this.#chaosSnapshot();
+      case "confChange":
+        return this.#chaosConfChange();
+      case "transfer":
+        return this.#chaosTransfer();
+      case "idle": {
+        const idleUs = Math.round(this.#electionUsMax() * this.#rng.range(1, 5));
+        this.#idleUntilUs = Math.max(this.#idleUntilUs, this.#now + idleUs);
+        this.#note(() => `IDLE clients for ${idleUs / 1000} ms`);
+      }
+    }
+  }
+
+  /** Node indexes of this group's leaders now. */
+  leaderIndexes(): number[] {
+    return this.#leaders().map((n) => n.index);
+  }
+
+  /**
+   * Node `index`'s replica as node liveness sees it: null when down or not quiet; otherwise its
+   * role, its leader's node and its members' nodes.
+   */
+  quietReplica(
+    index: number,
+  ): { leading: boolean; leader: number; members: number[] } | null {
+    const node = this.#nodes[index];
+    const r = node.raft;
+    if (!node.up || r === null || !r.quiesced) return null;
+    const members = [...r.conf.voters, ...r.conf.learners]
+      .map((id) => this.#byId.get(id)?.index ?? -1)
+      .filter((i) => i >= 0 && i !== index);
+    const leader = r.leader === "" ? -1 : this.#byId.get(r.leader)?.index ?? -1;
+    return { leading: r.role === Role.Leader, leader, members };
+  }
+
+  /** The host's node liveness wakes node `index`'s quiet replica (`unquiesce()`). */
+  unquiesce(index: number, why: string): void {
+    const node = this.#nodes[index];
+    this.#stats.livenessWakes++;
+    this.#note(() => `${node.id} UNQUIESCE: ${why}`);
+    node.raft!.unquiesce();
+    this.#afterInput(node);
+  }
+
+  /** Faults stop for this group: no new client work, no more loss, duplication or reordering. */
+  stopFaults(): void {
+    this.#faults = false;
+    this.#netLoss = 0;
+    this.#netDup = 0;
+    this.#netFifo = true;
+  }
+
+  /**
+   * Runs the whole run (every group) until this group has one leader that acknowledged one more
+   * increment every member applied, and answered a read after it; a liveness failure past
+   * `deadlineUs`.
+   */
+  settleGroup(deadlineUs: number): void {
+    const client = this.#final?.client ?? this.#newClient();
+    const { leader, read } = this.#incrementAndRead(client, deadlineUs);
+    this.#final = { client, leader, read };
+  }
+
+  /** True when every member of this group's settled configuration is quiet. */
+  quietNow(): boolean {
+    const leader = this.#final!.leader;
+    const members = [...leader.raft!.conf.voters, ...leader.raft!.conf.learners];
+    const quiet = members.every((id) => this.#byId.get(id)!.raft?.quiesced === true);
+    this.#note(() => `IDLE: the group is ${quiet ? "quiet" : "awake"}`);
+    if (quiet) this.#stats.quietAtEnd = 1;
+    return quiet;
+  }
+
+  /** The settled group's final checks (see `#checkFinal`). */
+  checkSettled(): void {
+    this.#checkFinal(this.#final!.leader, this.#final!.read);
   }
 
   // ---------------------------------------------------------------- event loop
@@ -1045,10 +1278,16 @@ export class Simulation {
     return 1 - Math.log(1 - this.#rng.float()) * meanUs;
   }
 
-  /** Processes one event; false when none is left. */
+  /** Processes one event (in a multi-group run, of any group); false when none is left. */
   #step(): boolean {
+    if (this.#host !== null) return this.#host.step();
     const ev = this.#queue.pop();
     if (ev === undefined) return false;
+    this.#handle(ev);
+    return true;
+  }
+
+  #handle(ev: SimEvent): void {
     this.#stats.events++;
     this.#hash.num(this.#now);
     this.#hash.num(ev.kind);
@@ -1057,14 +1296,14 @@ export class Simulation {
       // A stopped process does nothing: what arrives waits in its socket buffers, its timers
       // and its disk completions fire when it runs again (in their original order).
       this.#queue.push(paused.pausedUntilUs, ev);
-      return true;
+      return;
     }
     switch (ev.kind) {
       case Kind.Tick:
         this.#onTick(ev.node, ev.epoch);
         break;
       case Kind.Deliver:
-        this.#onDeliver(ev.msg, ev.incarnation, ev.cluster, ev.toIncarnation);
+        this.#onDeliver(ev);
         break;
       case Kind.Disk:
         this.#onDiskDone(ev.node, ev.epoch);
@@ -1126,7 +1365,6 @@ export class Simulation {
         break;
       }
     }
-    return true;
   }
 
   /** The paused node an event is for, or null (resuming a node whose pause is over). */
@@ -1165,7 +1403,8 @@ export class Simulation {
   /** Records a trace line (formatted lazily unless tracing). */
   #note(line: () => string): void {
     const t = this.#now;
-    const stamped = () => `${(t / 1000).toFixed(3).padStart(10)}ms ${line()}`;
+    const tag = this.#tag;
+    const stamped = () => `${(t / 1000).toFixed(3).padStart(10)}ms ${tag}${line()}`;
     this.#ring.push(stamped);
     if (this.#trace !== undefined) this.#trace(stamped());
   }
@@ -1350,7 +1589,9 @@ export class Simulation {
     this.#hash.num(index);
     if (node.raft!.quiesced) this.#stats.quietTicks++;
     node.raft!.tick();
-    if (this.#params.quiesce && this.#options.mutation !== "no-node-liveness") {
+    if (
+      this.#params.quiesce && this.#host === null && this.#options.mutation !== "no-node-liveness"
+    ) {
       this.#nodeLiveness(node);
     }
     this.#afterInput(node);
@@ -1841,6 +2082,8 @@ export class Simulation {
         incarnation: node.disk.incarnation,
         cluster: node.disk.clusterId,
         toIncarnation: to.disk.incarnation,
+        epoch: node.epoch,
+        sentUs: this.#now,
       });
     }
   }
@@ -1920,7 +2163,8 @@ export class Simulation {
     this.#afterInput(node);
   }
 
-  #onDeliver(m: Message, incarnation: number, cluster: number, toIncarnation: number): void {
+  #onDeliver(ev: SimEvent & { kind: Kind.Deliver }): void {
+    const { msg: m, incarnation, cluster, toIncarnation } = ev;
     const from = this.#byId.get(m.from)!;
     const to = this.#byId.get(m.to)!;
     this.#hash.num(m.type);
@@ -1934,6 +2178,13 @@ export class Simulation {
       this.#drop(m);
       return;
     }
+    if (this.#linkResetUs !== null && ev.sentUs < this.#linkResetUs[from.index][to.index]) {
+      // The one connection between the two nodes closed since: every group's messages on it
+      // were lost.
+      this.#note(() => `drop (connection closed) ${formatMessage(m)}`);
+      this.#drop(m);
+      return;
+    }
     const stale = from.disk.incarnation !== incarnation || to.disk.incarnation !== toIncarnation;
     if (stale && this.#options.mutation !== "no-identity-check") {
       // Sender or receiver had its data dir wiped since: the connection died with the process.
@@ -1941,6 +2192,8 @@ export class Simulation {
       this.#drop(m);
       return;
     }
+    // The host heard the sender's process: node liveness counts any message of any group.
+    this.#host?.heard(from.index, to.index, ev.epoch);
     const mine = to.disk.clusterId;
     if (cluster !== 0 && mine !== 0 && cluster !== mine) {
       // The HELLO of another cluster's node is refused: a group forced from a survivor never
