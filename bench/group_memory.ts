@@ -88,6 +88,7 @@ async function measureProcesses(n: number): Promise<Sample[][]> {
     groups: groupNames(n),
     serveArgs: ["--election-timeout-ms", String(ELECTION_TIMEOUT_MS)],
     logLevel: "warn",
+    readyTimeoutMs: 600_000,
   });
   try {
     await cluster.waitForLeaders(300_000);
