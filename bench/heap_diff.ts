@@ -6,7 +6,8 @@
  *     deno run -A bench/heap_diff.ts BEFORE.heapsnapshot AFTER.heapsnapshot [--per 300] [--top 30]
  *
  * `--per N` divides the differences by N (e.g. the groups added between the two snapshots, times
- * the replicas of each in the process), to read them as bytes per group.
+ * the replicas of each in the process), to read them as bytes per group. `--by-holder` adds to
+ * each kind the object and property holding it (`array <- Map.table`), the first one found.
  *
  * @module
  */
@@ -21,7 +22,7 @@ interface Tally {
 }
 
 /** Totals by "type:name" (e.g. `object:Histogram`, `array:(object elements)`, `string`). */
-async function tallies(path: string): Promise<Map<string, Tally>> {
+async function tallies(path: string, byHolder: boolean): Promise<Map<string, Tally>> {
   const snapshot = JSON.parse(await Deno.readTextFile(path));
   const meta = snapshot.snapshot.meta;
   const fields: string[] = meta.node_fields;
@@ -32,6 +33,7 @@ async function tallies(path: string): Promise<Map<string, Tally>> {
   const sizeAt = fields.indexOf("self_size");
   const nodes: number[] = snapshot.nodes;
   const strings: string[] = snapshot.strings;
+  const holders = byHolder ? holderNames(snapshot, strings) : null;
   const out = new Map<string, Tally>();
   for (let i = 0; i < nodes.length; i += stride) {
     const type = types[nodes[i + typeAt]];
@@ -39,7 +41,8 @@ async function tallies(path: string): Promise<Map<string, Tally>> {
     const name = type === "string" || type === "concatenated string" || type === "sliced string"
       ? ""
       : strings[nodes[i + nameAt]];
-    const key = name === "" ? type : `${type}:${name.slice(0, 60)}`;
+    let key = name === "" ? type : `${type}:${name.slice(0, 60)}`;
+    if (holders !== null) key += ` <- ${holders.get(i / stride) ?? "?"}`;
     const tally = out.get(key) ?? { count: 0, bytes: 0 };
     tally.count++;
     tally.bytes += nodes[i + sizeAt];
@@ -48,17 +51,60 @@ async function tallies(path: string): Promise<Map<string, Tally>> {
   return out;
 }
 
+/** For each node (by ordinal), "Holder.edge" of the first object found holding it. */
+function holderNames(
+  // deno-lint-ignore no-explicit-any
+  snapshot: any,
+  strings: string[],
+): Map<number, string> {
+  const meta = snapshot.snapshot.meta;
+  const nodeFields: string[] = meta.node_fields;
+  const edgeFields: string[] = meta.edge_fields;
+  const edgeTypes: string[] = meta.edge_types[0];
+  const nodes: number[] = snapshot.nodes;
+  const edges: number[] = snapshot.edges;
+  const stride = nodeFields.length;
+  const edgeStride = edgeFields.length;
+  const nameAt = nodeFields.indexOf("name");
+  const countAt = nodeFields.indexOf("edge_count");
+  const typeAt = edgeFields.indexOf("type");
+  const edgeNameAt = edgeFields.indexOf("name_or_index");
+  const toAt = edgeFields.indexOf("to_node");
+  const out = new Map<number, string>();
+  let e = 0;
+  for (let i = 0; i < nodes.length; i += stride) {
+    const holder = strings[nodes[i + nameAt]].slice(0, 40);
+    for (let k = 0; k < nodes[i + countAt]; k++, e += edgeStride) {
+      const edgeType = edgeTypes[edges[e + typeAt]];
+      if (edgeType === "weak") continue;
+      const child = edges[e + toAt] / stride;
+      if (out.has(child)) continue;
+      const edgeName = edgeType === "element" || edgeType === "hidden"
+        ? `[${edges[e + edgeNameAt]}]`.replace(/\[\d+\]/, "[i]")
+        : String(strings[edges[e + edgeNameAt]]).slice(0, 30);
+      out.set(child, `${holder}.${edgeName}`);
+    }
+  }
+  return out;
+}
+
 const { values, positionals } = parseArgs({
   args: Deno.args,
   allowPositionals: true,
-  options: { per: { type: "string", default: "1" }, top: { type: "string", default: "30" } },
+  options: {
+    per: { type: "string", default: "1" },
+    top: { type: "string", default: "30" },
+    "by-holder": { type: "boolean", default: false },
+  },
 });
 if (positionals.length !== 2) {
-  console.error("usage: heap_diff.ts BEFORE.heapsnapshot AFTER.heapsnapshot [--per N] [--top K]");
+  console.error("usage: heap_diff.ts BEFORE AFTER [--per N] [--top K] [--by-holder]");
   Deno.exit(2);
 }
 const per = Number(values.per);
-const [before, after] = await Promise.all(positionals.map(tallies));
+const [before, after] = await Promise.all(
+  positionals.map((path) => tallies(path, values["by-holder"])),
+);
 const rows = [...after].map(([key, a]) => {
   const b = before.get(key) ?? { count: 0, bytes: 0 };
   return { key, count: (a.count - b.count) / per, bytes: (a.bytes - b.bytes) / per };
