@@ -81,6 +81,11 @@ export interface LocalClusterOptions {
    * program itself ({@linkcode selfCommand}); benchmarks pass another checkout's for a baseline.
    */
   command?: string[];
+  /**
+   * How long a starting node may take to answer (it answers once every group it hosts is open,
+   * which with a thousand new groups takes a while). Default {@linkcode NODE_READY_TIMEOUT_MS}.
+   */
+  readyTimeoutMs?: number;
 }
 
 interface NodeProcess {
@@ -195,6 +200,7 @@ export class LocalCluster {
   readonly #logLevel: string;
   readonly #clientTls: ClientTls | undefined;
   readonly #clientToken: Uint8Array | undefined;
+  readonly #readyTimeoutMs: number;
 
   private constructor(
     ids: string[],
@@ -215,6 +221,7 @@ export class LocalCluster {
     this.#logLevel = options.logLevel ?? "info";
     this.#clientTls = options.clientTls;
     this.#clientToken = options.clientToken;
+    this.#readyTimeoutMs = options.readyTimeoutMs ?? NODE_READY_TIMEOUT_MS;
     this.#nodes = new Map(ids.map((id, k) => [id, {
       id,
       dataDir: join(dataRoot, `node${k + 1}`),
@@ -344,7 +351,7 @@ export class LocalCluster {
   async #waitReady(
     id: string,
     fresh: boolean,
-    timeoutMs = NODE_READY_TIMEOUT_MS,
+    timeoutMs = this.#readyTimeoutMs,
   ): Promise<void> {
     const node = this.#node(id);
     const child = node.child;

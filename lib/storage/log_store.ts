@@ -80,7 +80,13 @@ const SEGMENT_NAME_DIGITS = 20;
 
 /** The append buffer is kept between batches up to this size; bigger batches get their own. */
 const SCRATCH_BYTES_RETAINED_MAX = 1024 * 1024;
-const SCRATCH_BYTES_INITIAL = 64 * 1024;
+/**
+ * The append buffer's first size, allocated at the first append and doubled as batches need:
+ * an idle group (a host may serve a thousand) keeps a few KiB, a busy one grows to its batches.
+ */
+const SCRATCH_BYTES_INITIAL = 4 * 1024;
+const PENDING_OFFSETS_INITIAL = 16;
+const EMPTY_BYTES = new Uint8Array(0);
 
 /** Returns the file name of the segment whose first entry is `firstIndex`. */
 export function segmentFileName(firstIndex: number): string {
@@ -190,8 +196,9 @@ export class LogStore {
   /** Write handle (append mode) of the last segment, opened on first use. */
   #activeFile: Deno.FsFile | null = null;
   #mutex = new Mutex();
-  #scratch = new Uint8Array(SCRATCH_BYTES_INITIAL);
-  #pendingOffsets = new Uint32Array(256);
+  /** The append buffer: none until the first append (see SCRATCH_BYTES_INITIAL). */
+  #scratch: Uint8Array = EMPTY_BYTES;
+  #pendingOffsets = new Uint32Array(PENDING_OFFSETS_INITIAL);
   /** Set by the first I/O error of a write: memory and disk may then disagree. */
   #failure: unknown = null;
   #closed = false;
@@ -686,7 +693,7 @@ export class LogStore {
   #scratchFor(bytes: number): Uint8Array {
     if (bytes > SCRATCH_BYTES_RETAINED_MAX) return new Uint8Array(bytes);
     if (this.#scratch.length < bytes) {
-      let length = this.#scratch.length;
+      let length = Math.max(this.#scratch.length, SCRATCH_BYTES_INITIAL);
       while (length < bytes) length *= 2;
       this.#scratch = new Uint8Array(length);
     }

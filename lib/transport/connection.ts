@@ -33,6 +33,10 @@ export const CONNECT_TIMEOUT_MS_DEFAULT = 1000;
 
 // One read takes at most this much; large frames arrive over several reads.
 const READ_BYTES = 64 * 1024;
+// The read buffer's first size: it grows (x4) up to READ_BYTES whenever a read fills it. A
+// short-lived connection (a client's call, a starting group's identity probe: a host starting a
+// thousand new groups opens thousands at once) then never takes 64 KiB.
+const READ_BYTES_FIRST = 4 * 1024;
 // A batch buffer up to this size is kept for the next batch; bigger ones are freed after use.
 const BATCH_BYTES_RETAINED = 1024 * 1024;
 
@@ -263,7 +267,7 @@ export class Connection {
   }
 
   async #readLoop(): Promise<void> {
-    const buffer = new Uint8Array(READ_BYTES);
+    let buffer = new Uint8Array(READ_BYTES_FIRST);
     try {
       while (!this.#closing) {
         let n: number | null;
@@ -278,7 +282,11 @@ export class Connection {
         if (n === null) return;
         this.#lastReceiveMs = performance.now();
         // A fresh chunk per read: bodies and the frame decoder may keep views of it.
-        if (!await this.#deliver(buffer.slice(0, n))) return;
+        const chunk = buffer.slice(0, n);
+        if (n === buffer.length && buffer.length < READ_BYTES) {
+          buffer = new Uint8Array(Math.min(READ_BYTES, buffer.length * 4));
+        }
+        if (!await this.#deliver(chunk)) return;
       }
     } finally {
       this.#beginClose();

@@ -135,6 +135,29 @@ Deno.test("a big batch across many tiny segments", async () => {
   await reopened.close();
 });
 
+Deno.test("batches of every size read back: the append buffer starts empty and grows", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  // One small entry, then batches past the first buffer (4 KiB), past 64 KiB, past the size
+  // kept between batches (1 MiB), of many entries (past the first offsets array), then small.
+  const batches = [
+    makeEntries(1, 1, 1, 8),
+    makeEntries(2, 3, 1, 3000),
+    makeEntries(5, 40, 1, 2000),
+    makeEntries(45, 3, 2, 600_000),
+    makeEntries(48, 300, 2, 1),
+    makeEntries(348, 2, 3, 8),
+  ];
+  for (const batch of batches) await log.append(batch);
+  const entries = batches.flat();
+  assert.equal(log.lastIndex(), 349);
+  assert.deepEqual(await readAll(log), plain(entries));
+  await log.close();
+  const reopened = await LogStore.open(dir.path);
+  assert.deepEqual(await readAll(reopened), plain(entries));
+  await reopened.close();
+});
+
 Deno.test("appending over a suffix truncates it, across segments", async () => {
   await using dir = await tempDir();
   const segmentBytesMax = SEGMENT_HEADER_BYTES + 4 * RECORD_BYTES_16;

@@ -155,3 +155,39 @@ Deno.test("frames split into single bytes on the socket are reassembled", async 
   await conn.close();
   b.close();
 });
+
+Deno.test("frames of any size arrive whole while the read buffer grows from 4 KiB to 64 KiB", async () => {
+  const [a, b] = await tcpPair();
+  const received: DecodedBody[] = [];
+  const conn = new Connection(a, (body) => received.push(body));
+  const sizes = [10, 3000, 10_000, 300_000, 10, 70_000, 5];
+  // Strings are at most 64 KiB each: a big body is several of them.
+  const pad = (bytes: number) =>
+    Object.fromEntries(
+      Array.from({ length: Math.ceil(bytes / 50_000) }, (_, k) => [
+        `p${k}`,
+        "x".repeat(Math.min(50_000, bytes - k * 50_000)),
+      ]),
+    );
+  const requests = sizes.map((size, i) => ({ op: "status", args: pad(size + i) }));
+  const frames = requests.map((req, i) => encodeFrame(encodeRequest("counter", i + 1, req)));
+  // Sent as one stream: reads come back full, and the buffer must grow through its sizes.
+  const stream = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let at = 0;
+  for (const frame of frames) {
+    stream.set(frame, at);
+    at += frame.length;
+  }
+  await writeAll(b, stream);
+  await waitFor(() => received.length === sizes.length, 5000, "every body");
+  received.forEach((body, i) => {
+    assert.deepEqual(body, {
+      kind: "request",
+      group: "counter",
+      requestId: i + 1,
+      request: requests[i],
+    });
+  });
+  await conn.close();
+  b.close();
+});
