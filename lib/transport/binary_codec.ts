@@ -1,6 +1,7 @@
 /**
  * The binary body format of the hot frames: Raft App, AppResp, Heartbeat and HeartbeatResp
- * messages, `incr` and `get` requests, and their responses. Everything else is MessagePack
+ * messages, `incr` and `get` requests, and their responses, alone or in batches (many requests,
+ * or many responses, of one group in one body). Everything else is MessagePack
  * (see `codec.ts`, which chooses the form and dispatches on the first byte).
  *
  * A binary body starts with 0xc1, the one byte MessagePack never uses, then a tag byte naming
@@ -62,8 +63,9 @@ export enum BinaryTag {
 export const BATCH_ITEMS_MAX = 1024;
 
 /**
- * Bytes after which an encoder closes the batch it is filling and starts another (a soft bound:
- * a batch ends with the item that crosses it). Decoders only apply the frame limit.
+ * Most bytes of item bodies an encoder joins into one batch: it closes the batch before the item
+ * that would take it past this (or past the frame limit, if smaller) and starts another. A single
+ * item larger than this goes alone. Decoders only apply the frame limit.
  */
 export const BATCH_BYTES_SOFT_MAX = 64 * 1024;
 
