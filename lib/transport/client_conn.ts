@@ -3,10 +3,10 @@
  *
  * Cost model: a busy client has hundreds of calls in flight per connection, and a timer per
  * call (set, then cleared when the answer comes) costs more than the rest of the call's
- * bookkeeping. So calls are kept in one `Map` by request id, in the order they were sent, each
- * with its deadline, and one timer per connection sweeps them: it is armed for the earliest
- * deadline, fails every call whose deadline has passed, and re-arms for the next one. An answer
- * only deletes its call from the map. Sweeps run at most once per {@linkcode SWEEP_MS_MIN}, so a
+ * bookkeeping. So calls are kept by request id (in a ring, see `calls_by_id.ts`), in the order
+ * they were sent, each with its deadline, and one timer per connection sweeps them: it is armed
+ * for the earliest deadline, fails every call whose deadline has passed, and re-arms for the next
+ * one. An answer only deletes its call. Sweeps run at most once per {@linkcode SWEEP_MS_MIN}, so a
  * call fails at its timeout or up to that much later, never earlier.
  *
  * Requests made in one turn of the event loop go out as one frame: each is encoded (and so
@@ -40,6 +40,7 @@ import {
   connectionLimits,
   type ConnectionOptions,
 } from "./connection.ts";
+import { CallsById } from "./calls_by_id.ts";
 import { type ClientTls, connect as connectMaybeTls, TlsHandshakeError } from "./tls.ts";
 
 /** Default bound on calls awaiting a response; matches the server's per-connection limit. */
@@ -150,7 +151,7 @@ export class RpcClientConnection {
   #address: string;
   #callsInFlightMax: number;
   /** Calls awaiting a response, by request id, in the order they were sent. */
-  #pending = new Map<number, PendingCall>();
+  #pending = new CallsById<PendingCall>();
   #lastRequestId = 0;
   #closedByUs = false;
   /** The sweep's timer, or null when none is armed. */
@@ -286,7 +287,7 @@ export class RpcClientConnection {
     this.#lastRequestId = requestId;
     const { promise, resolve, reject } = Promise.withResolvers<ClientResponse>();
     const call: PendingCall = { group, requestId, seq, deadlineMs, timeoutMs, resolve, reject };
-    this.#pending.set(requestId, call);
+    this.#pending.add(requestId, call);
     if (batched) this.#addToBatch(group, bytes, call);
     // Calls mostly come with the same timeout, so the sweep armed for an earlier call fires
     // first; only a call with a shorter timeout than those before it moves the sweep earlier.
@@ -373,14 +374,14 @@ export class RpcClientConnection {
     const nowMs = performance.now();
     this.#lastSweepMs = nowMs;
     let nextMs = Infinity;
-    const expired: [number, PendingCall][] = [];
-    for (const entry of this.#pending) {
-      const deadlineMs = entry[1].deadlineMs;
-      if (deadlineMs <= nowMs) expired.push(entry);
+    const expired: PendingCall[] = [];
+    this.#pending.forEach((call) => {
+      const deadlineMs = call.deadlineMs;
+      if (deadlineMs <= nowMs) expired.push(call);
       else if (deadlineMs < nextMs) nextMs = deadlineMs;
-    }
-    for (const [requestId, call] of expired) {
-      this.#pending.delete(requestId);
+    });
+    for (const call of expired) {
+      this.#pending.delete(call.requestId);
       call.reject(
         new RpcError("timeout", this.#wasSent(call.seq), { detail: `${call.timeoutMs} ms` }),
       );
@@ -421,8 +422,7 @@ export class RpcClientConnection {
     this.#batchCalls = [];
     this.#batchBodies = [];
     this.#batchBytes = 0;
-    const calls = [...this.#pending.values()];
-    this.#pending.clear();
+    const calls = this.#pending.takeAll();
     if (this.#conn.peerSpokeTls) {
       // The node's TLS layer refused the plain bytes: nothing was decoded, nothing applied.
       const detail = `${this.#address} serves TLS; give --tls-ca FILE (or COUNTER_TLS_CA)`;
