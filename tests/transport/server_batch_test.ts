@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
 import {
   type ClientRequest,
   type ClientResponse,
@@ -219,4 +220,37 @@ Deno.test("a response batch sent to a server closes the connection", async () =>
     encodeResponseBinary("counter", 2, { ok: true })!,
   ], 2);
   await assertRefused(encodeFrame(body), /does not accept responses/);
+});
+
+Deno.test("a batch counts as its requests in the per-connection pacing", async () => {
+  const order: string[] = [];
+  const handler: TransportHandler = {
+    onRaftMessage() {},
+    onRequest(_group, request, reply) {
+      // Runs at the next turn: after the first batch if the loop yields there, else after both.
+      if (order.length === 0) setImmediate(() => order.push("next turn"));
+      order.push(`incr ${request.delta}`);
+      reply({ ok: true, value: request.delta });
+    },
+  };
+  const server = new TransportServer(LOCAL, handler, { clientFramesPerTurn: 4 });
+  const { conn, bodies, reading } = await rawClient(server);
+  const batch = (from: number) =>
+    batchOf(Array.from({ length: 4 }, (_, i) => ({ op: "incr", delta: BigInt(from + i) })), from);
+  await writeAll(conn, new Uint8Array([...batch(1), ...batch(5)]));
+  await waitFor(() => answers(bodies).length === 8 && order.length === 9, 2000, "all answers");
+  assert.deepEqual(order, [
+    "incr 1",
+    "incr 2",
+    "incr 3",
+    "incr 4",
+    "next turn",
+    "incr 5",
+    "incr 6",
+    "incr 7",
+    "incr 8",
+  ]);
+  conn.close();
+  await reading;
+  await server.close();
 });
