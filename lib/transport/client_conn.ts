@@ -315,7 +315,8 @@ export class RpcClientConnection {
   /**
    * Hands the batch being filled to the connection: one request alone, more as one request
    * batch. When the connection will not take it (closed, or its queue is full) its calls fail as
-   * unsent.
+   * unsent. It runs as a microtask of the turn that opened the batch, so before any timer: no
+   * call of a batch can have been failed by the sweep (as unsent) before its request leaves.
    */
   #flushBatch(): void {
     const calls = this.#batchCalls;
