@@ -161,3 +161,31 @@ Deno.test("a request without a binary form goes alone, after the batch before it
     }
   });
 });
+
+Deno.test("a turn's requests are cut into batches of at most 1024 requests and 64 KiB", async () => {
+  await withMemoryNode(async (_client, conns) => {
+    const conn = await RpcClientConnection.connect(PEER, { callsInFlightMax: 4096 });
+    try {
+      const small = Array.from(
+        { length: 1500 },
+        () => conn.call("counter", { op: "incr", delta: 1n }, 5000),
+      );
+      await Promise.all(small);
+      assert.deepEqual(conns[0].frames, [1024, 476]);
+      // Requests of about 1 KiB each: 64 KiB holds 62 of them.
+      const clientId = "c".repeat(1000);
+      const big = Array.from(
+        { length: 100 },
+        (_, i) => conn.call("counter", { op: "incr", delta: 1n, clientId, seq: i + 1 }, 5000),
+      );
+      await Promise.all(big);
+      const bigFrames = conns[0].frames.slice(2);
+      assert.equal(bigFrames.reduce((a, b) => a + b, 0), 100);
+      assert.ok(bigFrames.length >= 2, `split into ${bigFrames}`);
+      const itemBytes = 8 + 1 + 1 + 8 + 2 + 1000 + 8;
+      for (const n of bigFrames) assert.ok(n * itemBytes <= 64 * 1024, `${n} items fit 64 KiB`);
+    } finally {
+      await conn.close();
+    }
+  });
+});
