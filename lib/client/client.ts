@@ -25,6 +25,7 @@
 
 import type { ClientRequest, ClientResponse, WireMap } from "../transport/codec.ts";
 import { RpcClientConnection, RpcError } from "../transport/client_conn.ts";
+import { InflightSeqs } from "./inflight_seqs.ts";
 import type { ClientTls } from "../transport/tls.ts";
 import { authenticate, ClientAuthError } from "../security/client_auth.ts";
 import { hmacKey } from "../security/tokens.ts";
@@ -197,7 +198,7 @@ export class CounterClient {
   #nextPeer = 0;
   #seq = 0;
   /** Sequence numbers of the increments in flight, in issue order (a `Set` keeps it). */
-  #inflight = new Set<number>();
+  #inflight = new InflightSeqs();
   #closed = false;
 
   /** Creates a client; connections are opened on first use. */
@@ -268,7 +269,7 @@ export class CounterClient {
     const seq = ++this.#seq;
     this.#inflight.add(seq);
     // Every answer below the oldest increment still waiting is in hand: the node may forget them.
-    const ackedBelow = this.#inflight.values().next().value!;
+    const ackedBelow = this.#inflight.oldest;
     const clientId = this.#clientId;
     const req: ClientRequest = route.clusterId === ""
       ? { op: "incr", delta, clientId, seq, ackedBelow }
@@ -363,7 +364,8 @@ export class CounterClient {
 
   /**
    * Runs `req` to its end: retries, redirects, backoff. `seq`, when not 0, is the increment's
-   * sequence number, dropped from those in flight when the call settles.
+   * sequence number, dropped from those in flight when the call settles. (One async function per
+   * call, not a wrapper around another: each costs a promise and a resumption per request.)
    */
   async #call(
     route: GroupRoute,
@@ -372,107 +374,101 @@ export class CounterClient {
     seq: number,
   ): Promise<CounterValue> {
     try {
-      return await this.#attempts(route, req, hasEffect);
+      const group = route.group;
+      const deadline = Date.now() + this.#timeoutMs;
+      let maybeApplied = false;
+      let lastError = "no server answered";
+      let lastCode = "TIMEOUT";
+      let backoffMs = BACKOFF_MS_MIN;
+      let redirects = 0;
+      while (!this.#closed) {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) break;
+        const anyNode = req.consistency === "follower" || req.consistency === "stale";
+        // Until a cluster id is pinned, concurrent increments all go to one node (not one each),
+        // so that they cannot land in two separately recovered groups before the pin exists.
+        const sticky = hasEffect && route.clusterId === "";
+        const target = anyNode
+          ? this.#rotatePeer(route)
+          : route.leader ?? (sticky ? this.#currentPeer(route) : this.#rotatePeer(route));
+        let resp: ClientResponse;
+        try {
+          // The connection is almost always open already: no promise to wait for then.
+          let conn = this.#conns.get(target);
+          if (conn === undefined || conn.isClosed) conn = await this.#connection(target, group);
+          const attempt = this.#pinned(route, req);
+          resp = await conn.call(group, attempt, Math.min(remaining, this.#attemptTimeoutMs));
+        } catch (err) {
+          const sent = err instanceof RpcError ? err.sent : false;
+          if (!maybeApplied) throwIfTls(err);
+          if (sent && hasEffect) maybeApplied = true;
+          lastError = `${target}: ${(err as Error).message}`;
+          lastCode = sent ? "TIMEOUT" : "UNAVAILABLE";
+          this.#log.debug("attempt failed", { target, error: lastError, sent });
+          this.#dropConnection(target);
+          if (route.leader === target) route.leader = null;
+          if (sticky) this.#passPeer(target);
+          await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
+          backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
+          continue;
+        }
+        this.#checkCluster(route, target, resp, hasEffect && resp.ok ? "unknown" : "failed");
+        if (resp.ok) {
+          if (resp.value === undefined) {
+            throw new CounterError("BAD_RESPONSE", "unknown", "no value");
+          }
+          if (resp.leader) route.leader = resp.leader;
+          else if (!anyNode) route.leader = target;
+          return { value: resp.value, leader: resp.leader ?? target, node: target };
+        }
+        const code = resp.code ?? "UNKNOWN";
+        lastCode = code;
+        lastError = resp.error ?? code;
+        if (code === "UNKNOWN_GROUP" && noteGroupAbsent(route, target, this.#peers)) {
+          // This node does not serve the group; another of the peers may. Ask the next one now.
+          if (route.leader === target) route.leader = null;
+          if (sticky) this.#passPeer(target);
+          continue;
+        }
+        if (FINAL_CODES.has(code)) {
+          // With de-duplication, a final answer is the answer for this request, even after an
+          // earlier attempt with unknown outcome.
+          throw new CounterError(code, "failed", lastError);
+        }
+        if (code === "TIMEOUT" && hasEffect) maybeApplied = true;
+        if (code === "NOT_LEADER" && resp.leader && resp.leader !== target && !anyNode) {
+          route.leader = resp.leader;
+          // Nodes that disagree about the leader (mid-election) must not be ping-ponged at full
+          // speed: after one redirect per peer, back off as for any other failure.
+          if (++redirects <= this.#peers.length) continue;
+          redirects = 0;
+          await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
+          backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
+          continue;
+        }
+        route.leader = null;
+        if (sticky) this.#passPeer(target);
+        await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
+        backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
+      }
+      if (this.#closed) {
+        throw new CounterError("CLOSED", maybeApplied ? "unknown" : "failed", "client closed");
+      }
+      if (maybeApplied) {
+        throw new CounterError(
+          "TIMEOUT",
+          "unknown",
+          `no answer within ${this.#timeoutMs} ms; the increment may or may not have been applied (last error: ${lastError})`,
+        );
+      }
+      throw new CounterError(
+        lastCode === "TIMEOUT" ? "TIMEOUT" : lastCode,
+        "failed",
+        `failed within ${this.#timeoutMs} ms: ${lastError}`,
+      );
     } finally {
       if (seq !== 0) this.#inflight.delete(seq);
     }
-  }
-
-  async #attempts(
-    route: GroupRoute,
-    req: ClientRequest,
-    hasEffect: boolean,
-  ): Promise<CounterValue> {
-    const group = route.group;
-    const deadline = Date.now() + this.#timeoutMs;
-    let maybeApplied = false;
-    let lastError = "no server answered";
-    let lastCode = "TIMEOUT";
-    let backoffMs = BACKOFF_MS_MIN;
-    let redirects = 0;
-    while (!this.#closed) {
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      const anyNode = req.consistency === "follower" || req.consistency === "stale";
-      // Until a cluster id is pinned, concurrent increments all go to one node (not one each),
-      // so that they cannot land in two separately recovered groups before the pin exists.
-      const sticky = hasEffect && route.clusterId === "";
-      const target = anyNode
-        ? this.#rotatePeer(route)
-        : route.leader ?? (sticky ? this.#currentPeer(route) : this.#rotatePeer(route));
-      let resp: ClientResponse;
-      try {
-        // The connection is almost always open already: no promise to wait for then.
-        let conn = this.#conns.get(target);
-        if (conn === undefined || conn.isClosed) conn = await this.#connection(target, group);
-        const attempt = this.#pinned(route, req);
-        resp = await conn.call(group, attempt, Math.min(remaining, this.#attemptTimeoutMs));
-      } catch (err) {
-        const sent = err instanceof RpcError ? err.sent : false;
-        if (!maybeApplied) throwIfTls(err);
-        if (sent && hasEffect) maybeApplied = true;
-        lastError = `${target}: ${(err as Error).message}`;
-        lastCode = sent ? "TIMEOUT" : "UNAVAILABLE";
-        this.#log.debug("attempt failed", { target, error: lastError, sent });
-        this.#dropConnection(target);
-        if (route.leader === target) route.leader = null;
-        if (sticky) this.#passPeer(target);
-        await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
-        backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
-        continue;
-      }
-      this.#checkCluster(route, target, resp, hasEffect && resp.ok ? "unknown" : "failed");
-      if (resp.ok) {
-        if (resp.value === undefined) throw new CounterError("BAD_RESPONSE", "unknown", "no value");
-        if (resp.leader) route.leader = resp.leader;
-        else if (!anyNode) route.leader = target;
-        return { value: resp.value, leader: resp.leader ?? target, node: target };
-      }
-      const code = resp.code ?? "UNKNOWN";
-      lastCode = code;
-      lastError = resp.error ?? code;
-      if (code === "UNKNOWN_GROUP" && noteGroupAbsent(route, target, this.#peers)) {
-        // This node does not serve the group; another of the peers may. Ask the next one now.
-        if (route.leader === target) route.leader = null;
-        if (sticky) this.#passPeer(target);
-        continue;
-      }
-      if (FINAL_CODES.has(code)) {
-        // With de-duplication, a final answer is the answer for this request, even after an
-        // earlier attempt with unknown outcome.
-        throw new CounterError(code, "failed", lastError);
-      }
-      if (code === "TIMEOUT" && hasEffect) maybeApplied = true;
-      if (code === "NOT_LEADER" && resp.leader && resp.leader !== target && !anyNode) {
-        route.leader = resp.leader;
-        // Nodes that disagree about the leader (mid-election) must not be ping-ponged at full
-        // speed: after one redirect per peer, back off as for any other failure.
-        if (++redirects <= this.#peers.length) continue;
-        redirects = 0;
-        await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
-        backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
-        continue;
-      }
-      route.leader = null;
-      if (sticky) this.#passPeer(target);
-      await this.#sleep(Math.min(backoffMs, deadline - Date.now()));
-      backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
-    }
-    if (this.#closed) {
-      throw new CounterError("CLOSED", maybeApplied ? "unknown" : "failed", "client closed");
-    }
-    if (maybeApplied) {
-      throw new CounterError(
-        "TIMEOUT",
-        "unknown",
-        `no answer within ${this.#timeoutMs} ms; the increment may or may not have been applied (last error: ${lastError})`,
-      );
-    }
-    throw new CounterError(
-      lastCode === "TIMEOUT" ? "TIMEOUT" : lastCode,
-      "failed",
-      `failed within ${this.#timeoutMs} ms: ${lastError}`,
-    );
   }
 
   /** The route of `group`, made on first use (at most {@linkcode ROUTES_MAX} besides the default). */

@@ -1,6 +1,7 @@
 /**
  * The binary body format of the hot frames: Raft App, AppResp, Heartbeat and HeartbeatResp
- * messages, `incr` and `get` requests, and their responses. Everything else is MessagePack
+ * messages, `incr` and `get` requests, and their responses, alone or in batches (many requests,
+ * or many responses, of one group in one body). Everything else is MessagePack
  * (see `codec.ts`, which chooses the form and dispatches on the first byte).
  *
  * A binary body starts with 0xc1, the one byte MessagePack never uses, then a tag byte naming
@@ -34,7 +35,9 @@ import {
   ProtocolError,
   RAFT_NUMBER_LIMIT,
   type RaftBody,
+  type RequestBatchBody,
   type RequestBody,
+  type ResponseBatchBody,
   type ResponseBody,
   type WireMap,
 } from "./codec.ts";
@@ -50,7 +53,25 @@ export enum BinaryTag {
   Request = 0x02,
   /** A response without `data`, or with a small `data` map of strings. */
   Response = 0x03,
+  /** Requests of one group, each as in {@linkcode BinaryTag.Request} without marker and group. */
+  RequestBatch = 0x04,
+  /** Responses of one group, each as in {@linkcode BinaryTag.Response} without marker and group. */
+  ResponseBatch = 0x05,
 }
+
+/** Most requests (or responses) one batch body carries; 0 is not a batch either. */
+export const BATCH_ITEMS_MAX = 1024;
+
+/**
+ * Most bytes of item bodies an encoder joins into one batch: it closes the batch before the item
+ * that would take it past this (or past the frame limit, if smaller) and starts another. A single
+ * item larger than this goes alone. Decoders only apply the frame limit.
+ */
+export const BATCH_BYTES_SOFT_MAX = 64 * 1024;
+
+// Fewest bytes one item of a batch takes: requestId, op and flags; requestId and flags.
+const REQUEST_ITEM_BYTES_MIN = 8 + 1 + 1;
+const RESPONSE_ITEM_BYTES_MIN = 8 + 1;
 
 /** Most keys of a response `data` map the binary form carries; larger maps go as MessagePack. */
 export const BINARY_DATA_KEYS_MAX = 8;
@@ -458,6 +479,86 @@ export function encodeResponseBinary(
   return finish();
 }
 
+/**
+ * True when `body` is a binary request body ({@linkcode encodeRequestBinary}'s output), which a
+ * request batch can carry.
+ */
+export function isBinaryRequest(body: Uint8Array): boolean {
+  return body.length > 2 && body[0] === BINARY_MARKER && body[1] === BinaryTag.Request;
+}
+
+/**
+ * True when `body` is a binary response body ({@linkcode encodeResponseBinary}'s output), which
+ * a response batch can carry.
+ */
+export function isBinaryResponse(body: Uint8Array): boolean {
+  return body.length > 2 && body[0] === BINARY_MARKER && body[1] === BinaryTag.Response;
+}
+
+/**
+ * Joins `bodies[0..count)`, binary request bodies of one group (from
+ * {@linkcode encodeRequestBinary}), into one request batch body. Throws `RangeError` for a count
+ * outside 1..{@linkcode BATCH_ITEMS_MAX}, `TypeError` for a body that is not a binary request or
+ * names another group than the first.
+ */
+export function encodeRequestBatch(bodies: readonly Uint8Array[], count: number): Uint8Array {
+  return encodeBatch(BinaryTag.RequestBatch, BinaryTag.Request, bodies, count);
+}
+
+/**
+ * Joins `bodies[0..count)`, binary response bodies of one group (from
+ * {@linkcode encodeResponseBinary}), into one response batch body; throws as
+ * {@linkcode encodeRequestBatch}.
+ */
+export function encodeResponseBatch(bodies: readonly Uint8Array[], count: number): Uint8Array {
+  return encodeBatch(BinaryTag.ResponseBatch, BinaryTag.Response, bodies, count);
+}
+
+// A batch is the first body's group, a u16 count, then each body after its group: the items are
+// copied, never encoded again.
+function encodeBatch(
+  batchTag: BinaryTag,
+  itemTag: BinaryTag,
+  bodies: readonly Uint8Array[],
+  count: number,
+): Uint8Array {
+  if (!Number.isSafeInteger(count) || count < 1 || count > BATCH_ITEMS_MAX) {
+    throw new RangeError(`A batch carries 1 to ${BATCH_ITEMS_MAX} items, got ${count}`);
+  }
+  if (count > bodies.length) throw new RangeError(`Only ${bodies.length} bodies to batch`);
+  const first = bodies[0];
+  // Marker, tag, the group's u16 length and bytes: what every item drops.
+  const prefix = first.length >= 4 ? 4 + ((first[2] << 8) | first[3]) : 0;
+  let itemBytes = 0;
+  for (let i = 0; i < count; i++) {
+    const body = bodies[i];
+    if (body.length <= prefix || body[0] !== BINARY_MARKER || body[1] !== itemTag) {
+      throw new TypeError(`Batch item ${i} is not a binary body of tag ${itemTag}`);
+    }
+    for (let j = 2; j < prefix; j++) {
+      if (body[j] !== first[j]) throw new TypeError(`Batch item ${i} is of another group`);
+    }
+    itemBytes += body.length - prefix;
+  }
+  begin(batchTag, prefix - 2 + 2 + itemBytes);
+  copyIn(first, 2, prefix);
+  slab[at] = count >>> 8;
+  slab[at + 1] = count & 0xff;
+  at += 2;
+  for (let i = 0; i < count; i++) copyIn(bodies[i], prefix, bodies[i].length);
+  return finish();
+}
+
+// Copies src[from..to) to the write position: byte by byte when short (no view to allocate).
+function copyIn(src: Uint8Array, from: number, to: number): void {
+  if (to - from > 64) {
+    slab.set(src.subarray(from, to), at);
+    at += to - from;
+    return;
+  }
+  for (let i = from; i < to; i++) slab[at++] = src[i];
+}
+
 // A plain object of at most BINARY_DATA_KEYS_MAX string values (and no `__proto__` key, which a
 // decoder must not assign): what a binary response carries in `data`.
 function isSmallStringMap(data: WireMap): boolean {
@@ -686,7 +787,9 @@ function decodeUtf8Checked(bytes: Uint8Array, start: number, length: number, wha
  *
  * As with MessagePack bodies, a Raft message owns its bytes: entry data is copied out of `bytes`.
  */
-export function decodeBinaryBody(bytes: Uint8Array): RaftBody | RequestBody | ResponseBody {
+export function decodeBinaryBody(
+  bytes: Uint8Array,
+): RaftBody | RequestBody | ResponseBody | RequestBatchBody | ResponseBatchBody {
   if (bytes.length < 2 || bytes[0] !== BINARY_MARKER) {
     throw new ProtocolError("Binary body (first byte 0xc1) ends before its tag");
   }
@@ -698,6 +801,10 @@ export function decodeBinaryBody(bytes: Uint8Array): RaftBody | RequestBody | Re
       return decodeRequest(r);
     case BinaryTag.Response:
       return decodeResponse(r);
+    case BinaryTag.RequestBatch:
+      return decodeRequestBatch(r);
+    case BinaryTag.ResponseBatch:
+      return decodeResponseBatch(r);
     default:
       throw new ProtocolError(`Unknown binary body tag ${bytes[1]}`);
   }
@@ -798,8 +905,66 @@ const EMPTY_DATA = new Uint8Array(0);
 
 function decodeRequest(r: Reader): RequestBody {
   const group = r.id("group");
+  const requestId = readRequestId(r);
+  const request = readRequest(r);
+  r.end();
+  return { kind: "request", group, requestId, request };
+}
+
+function decodeResponse(r: Reader): ResponseBody {
+  const group = r.id("group");
+  const requestId = readRequestId(r);
+  const response = readResponse(r);
+  r.end();
+  return { kind: "response", group, requestId, response };
+}
+
+function decodeRequestBatch(r: Reader): RequestBatchBody {
+  const group = r.id("group");
+  const count = readBatchCount(r, REQUEST_ITEM_BYTES_MIN);
+  const requestIds: number[] = new Array(count);
+  const requests: ClientRequest[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    requestIds[i] = readRequestId(r);
+    requests[i] = readRequest(r);
+  }
+  r.end();
+  return { kind: "request_batch", group, requestIds, requests };
+}
+
+function decodeResponseBatch(r: Reader): ResponseBatchBody {
+  const group = r.id("group");
+  const count = readBatchCount(r, RESPONSE_ITEM_BYTES_MIN);
+  const requestIds: number[] = new Array(count);
+  const responses: ClientResponse[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    requestIds[i] = readRequestId(r);
+    responses[i] = readResponse(r);
+  }
+  r.end();
+  return { kind: "response_batch", group, requestIds, responses };
+}
+
+// A batch's item count: 1..BATCH_ITEMS_MAX, and no more than the rest of the body can hold, so a
+// count alone allocates nothing.
+function readBatchCount(r: Reader, itemBytesMin: number): number {
+  r.need(2, "batch count");
+  const count = (r.bytes[r.pos] << 8) | r.bytes[r.pos + 1];
+  r.pos += 2;
+  if (count < 1 || count > BATCH_ITEMS_MAX) {
+    throw new ProtocolError(`Batch count ${count} is outside 1..${BATCH_ITEMS_MAX}`);
+  }
+  r.need(count * itemBytesMin, "batch items");
+  return count;
+}
+
+function readRequestId(r: Reader): number {
   const requestId = r.uint("requestId");
   if (requestId < 1) throw new ProtocolError("Body request id is not a positive integer");
+  return requestId;
+}
+
+function readRequest(r: Reader): ClientRequest {
   const op = r.u8("op");
   if (op !== OP_INCR && op !== OP_GET) throw new ProtocolError(`Unknown binary request op ${op}`);
   const flags = r.u8("flags");
@@ -811,14 +976,10 @@ function decodeRequest(r: Reader): RequestBody {
   if (flags & REQ_ACKED_BELOW) request.ackedBelow = r.uint("ackedBelow");
   if (flags & REQ_CONSISTENCY) request.consistency = r.str("consistency");
   if (flags & REQ_CLUSTER_ID) request.clusterId = r.str("clusterId");
-  r.end();
-  return { kind: "request", group, requestId, request };
+  return request;
 }
 
-function decodeResponse(r: Reader): ResponseBody {
-  const group = r.id("group");
-  const requestId = r.uint("requestId");
-  if (requestId < 1) throw new ProtocolError("Body request id is not a positive integer");
+function readResponse(r: Reader): ClientResponse {
   const flags = r.u8("flags");
   if ((flags & ~RESP_FLAGS_ALL) !== 0) {
     throw new ProtocolError("Response flags has unknown bits set");
@@ -835,11 +996,10 @@ function decodeResponse(r: Reader): ResponseBody {
   if (flags & RESP_LEADER) response.leader = r.str("leader");
   if (flags & RESP_DATA) response.data = readData(r);
   if (flags & RESP_CLUSTER_ID) response.clusterId = r.str("clusterId");
-  r.end();
   if (response.ok === (response.code !== undefined)) {
     throw new ProtocolError("Response carries a code when ok is true or none when ok is false");
   }
-  return { kind: "response", group, requestId, response };
+  return response;
 }
 
 function readData(r: Reader): WireMap {

@@ -3,11 +3,18 @@
  *
  * Cost model: a busy client has hundreds of calls in flight per connection, and a timer per
  * call (set, then cleared when the answer comes) costs more than the rest of the call's
- * bookkeeping. So calls are kept in one `Map` by request id, in the order they were sent, each
- * with its deadline, and one timer per connection sweeps them: it is armed for the earliest
- * deadline, fails every call whose deadline has passed, and re-arms for the next one. An answer
- * only deletes its call from the map. Sweeps run at most once per {@linkcode SWEEP_MS_MIN}, so a
+ * bookkeeping. So calls are kept by request id (in a ring, see `calls_by_id.ts`), in the order
+ * they were sent, each with its deadline, and one timer per connection sweeps them: it is armed
+ * for the earliest deadline, fails every call whose deadline has passed, and re-arms for the next
+ * one. An answer only deletes its call. Sweeps run at most once per {@linkcode SWEEP_MS_MIN}, so a
  * call fails at its timeout or up to that much later, never earlier.
+ *
+ * Requests made in one turn of the event loop go out as one frame: each is encoded (and so
+ * checked) when it is made, and a microtask joins the binary ones of a group into one request
+ * batch (docs/PROTOCOL.md, section 2a), so the node decodes one frame instead of hundreds and
+ * answers them in response batches. A request without a binary form closes the batch being
+ * filled and goes alone, so requests still leave in the order they were made. A node from before
+ * batches closes the connection on a batch: upgrade nodes before clients.
  *
  * @module
  */
@@ -15,13 +22,25 @@
 import { type Logger, silentLogger } from "../logging/logger.ts";
 import { formatAddress, parseAddress } from "./address.ts";
 import {
+  BATCH_BYTES_SOFT_MAX,
+  BATCH_ITEMS_MAX,
+  encodeRequestBatch,
+  isBinaryRequest,
+} from "./binary_codec.ts";
+import {
   type ClientRequest,
   type ClientResponse,
   type DecodedBody,
   encodeRequest,
   ProtocolError,
 } from "./codec.ts";
-import { CONNECT_TIMEOUT_MS_DEFAULT, Connection, type ConnectionOptions } from "./connection.ts";
+import {
+  CONNECT_TIMEOUT_MS_DEFAULT,
+  Connection,
+  connectionLimits,
+  type ConnectionOptions,
+} from "./connection.ts";
+import { CallsById } from "./calls_by_id.ts";
 import { type ClientTls, connect as connectMaybeTls, TlsHandshakeError } from "./tls.ts";
 
 /** Default bound on calls awaiting a response; matches the server's per-connection limit. */
@@ -36,6 +55,9 @@ const TIMEOUT_MS_LIMIT = 2 ** 31 - 1;
  * node that stopped answering) are failed by one sweep rather than one timer each.
  */
 export const SWEEP_MS_MIN = 10;
+
+// The sequence number of a call whose batch has not been handed to the connection yet.
+const NOT_QUEUED = Number.MAX_SAFE_INTEGER;
 
 /**
  * Why a call failed without a response:
@@ -99,7 +121,11 @@ export interface RpcClientOptions extends ConnectionOptions {
 
 interface PendingCall {
   group: string;
-  /** The frame's sequence number on the connection: whether it was sent. */
+  requestId: number;
+  /**
+   * The frame's sequence number on the connection: whether it was sent.
+   * {@linkcode NOT_QUEUED} while the call waits in the batch being filled.
+   */
   seq: number;
   /** `performance.now()` time after which the call fails. */
   deadlineMs: number;
@@ -125,7 +151,7 @@ export class RpcClientConnection {
   #address: string;
   #callsInFlightMax: number;
   /** Calls awaiting a response, by request id, in the order they were sent. */
-  #pending = new Map<number, PendingCall>();
+  #pending = new CallsById<PendingCall>();
   #lastRequestId = 0;
   #closedByUs = false;
   /** The sweep's timer, or null when none is armed. */
@@ -134,10 +160,19 @@ export class RpcClientConnection {
   #sweepAtMs = Infinity;
   /** When the last sweep ran. */
   #lastSweepMs = -Infinity;
+  /** Most bytes of request bodies one batch joins (within a frame). */
+  #batchBytesMax: number;
+  /** The batch being filled: binary request bodies of `#batchGroup`, and their calls. */
+  #batchBodies: Uint8Array[] = [];
+  #batchCalls: PendingCall[] = [];
+  #batchBytes = 0;
+  #batchGroup = "";
+  #flushBound = () => this.#flushBatch();
 
   private constructor(tcp: Deno.Conn, options: RpcClientOptions) {
     this.#address = formatAddress(tcp.remoteAddr as Deno.NetAddr);
     this.#callsInFlightMax = options.callsInFlightMax ?? CALLS_IN_FLIGHT_MAX_DEFAULT;
+    this.#batchBytesMax = Math.min(BATCH_BYTES_SOFT_MAX, connectionLimits(options).frameBytesMax);
     const logger: Logger = options.logger ?? silentLogger;
     this.#conn = new Connection(tcp, (body) => this.#onBody(body), {
       frameBytesMax: options.frameBytesMax,
@@ -235,23 +270,74 @@ export class RpcClientConnection {
     if (this.#pending.size >= this.#callsInFlightMax) {
       return Promise.reject(new RpcError("busy", false));
     }
-    let seq: number;
-    try {
-      seq = this.#conn.send(bytes);
-    } catch (err) {
-      // Larger than a frame.
-      return Promise.reject(err);
+    const deadlineMs = performance.now() + timeoutMs;
+    let seq = NOT_QUEUED;
+    const batched = isBinaryRequest(bytes) && bytes.length + 2 <= this.#batchBytesMax;
+    if (!batched) {
+      // Alone, after the requests made before it.
+      this.#flushBatch();
+      try {
+        seq = this.#conn.send(bytes);
+      } catch (err) {
+        // Larger than a frame.
+        return Promise.reject(err);
+      }
+      if (seq === 0) return Promise.reject(new RpcError("busy", false));
     }
-    if (seq === 0) return Promise.reject(new RpcError("busy", false));
     this.#lastRequestId = requestId;
     const { promise, resolve, reject } = Promise.withResolvers<ClientResponse>();
-    const deadlineMs = performance.now() + timeoutMs;
-    this.#pending.set(requestId, { group, seq, deadlineMs, timeoutMs, resolve, reject });
+    const call: PendingCall = { group, requestId, seq, deadlineMs, timeoutMs, resolve, reject };
+    this.#pending.add(requestId, call);
+    if (batched) this.#addToBatch(group, bytes, call);
     // Calls mostly come with the same timeout, so the sweep armed for an earlier call fires
     // first; only a call with a shorter timeout than those before it moves the sweep earlier.
     const sweepAtMs = Math.max(deadlineMs, this.#lastSweepMs + SWEEP_MS_MIN);
     if (sweepAtMs < this.#sweepAtMs) this.#armSweep(sweepAtMs);
     return promise;
+  }
+
+  #addToBatch(group: string, bytes: Uint8Array, call: PendingCall): void {
+    // A batch is at most 2 bytes longer than its items' bodies together.
+    if (
+      this.#batchCalls.length > 0 &&
+      (group !== this.#batchGroup || this.#batchBytes + bytes.length + 2 > this.#batchBytesMax)
+    ) this.#flushBatch();
+    if (this.#batchCalls.length === 0) {
+      this.#batchGroup = group;
+      queueMicrotask(this.#flushBound);
+    }
+    this.#batchBodies.push(bytes);
+    this.#batchCalls.push(call);
+    this.#batchBytes += bytes.length;
+    if (this.#batchCalls.length >= BATCH_ITEMS_MAX) this.#flushBatch();
+  }
+
+  /**
+   * Hands the batch being filled to the connection: one request alone, more as one request
+   * batch. When the connection will not take it (closed, or its queue is full) its calls fail as
+   * unsent. It runs as a microtask of the turn that opened the batch, so before any timer: no
+   * call of a batch can have been failed by the sweep (as unsent) before its request leaves.
+   */
+  #flushBatch(): void {
+    const calls = this.#batchCalls;
+    const count = calls.length;
+    if (count === 0) return;
+    const bodies = this.#batchBodies;
+    this.#batchCalls = [];
+    this.#batchBodies = [];
+    this.#batchBytes = 0;
+    // Closed: the calls fail with the connection (see #failAll), as unsent.
+    if (this.#conn.isClosed) return;
+    const seq = this.#conn.send(count === 1 ? bodies[0] : encodeRequestBatch(bodies, count));
+    if (seq !== 0) {
+      for (let i = 0; i < count; i++) calls[i].seq = seq;
+      return;
+    }
+    for (let i = 0; i < count; i++) {
+      const call = calls[i];
+      this.#pending.delete(call.requestId);
+      call.reject(new RpcError("busy", false));
+    }
   }
 
   /**
@@ -289,14 +375,14 @@ export class RpcClientConnection {
     const nowMs = performance.now();
     this.#lastSweepMs = nowMs;
     let nextMs = Infinity;
-    const expired: [number, PendingCall][] = [];
-    for (const entry of this.#pending) {
-      const deadlineMs = entry[1].deadlineMs;
-      if (deadlineMs <= nowMs) expired.push(entry);
+    const expired: PendingCall[] = [];
+    this.#pending.forEach((call) => {
+      const deadlineMs = call.deadlineMs;
+      if (deadlineMs <= nowMs) expired.push(call);
       else if (deadlineMs < nextMs) nextMs = deadlineMs;
-    }
-    for (const [requestId, call] of expired) {
-      this.#pending.delete(requestId);
+    });
+    for (const call of expired) {
+      this.#pending.delete(call.requestId);
       call.reject(
         new RpcError("timeout", this.#wasSent(call.seq), { detail: `${call.timeoutMs} ms` }),
       );
@@ -307,26 +393,37 @@ export class RpcClientConnection {
   }
 
   #onBody(body: DecodedBody): void {
-    if (body.kind !== "response") {
+    if (body.kind === "response") {
+      this.#onResponse(body.group, body.requestId, body.response);
+      return;
+    }
+    if (body.kind !== "response_batch") {
       throw new ProtocolError(`A client does not accept ${body.kind} bodies`);
     }
-    if (body.requestId > this.#lastRequestId) {
-      throw new ProtocolError(`Response to request ${body.requestId}, which was never sent`);
+    const { group, requestIds, responses } = body;
+    for (let i = 0; i < responses.length; i++) this.#onResponse(group, requestIds[i], responses[i]);
+  }
+
+  #onResponse(group: string, requestId: number, response: ClientResponse): void {
+    if (requestId > this.#lastRequestId) {
+      throw new ProtocolError(`Response to request ${requestId}, which was never sent`);
     }
-    const call = this.#pending.get(body.requestId);
+    const call = this.#pending.get(requestId);
     // Absent when the call already timed out: the late answer has nowhere to go.
     if (call === undefined) return;
-    if (call.group !== body.group) {
-      throw new ProtocolError(`Response for group ${body.group} to a request for ${call.group}`);
+    if (call.group !== group) {
+      throw new ProtocolError(`Response for group ${group} to a request for ${call.group}`);
     }
-    this.#pending.delete(body.requestId);
-    call.resolve(body.response);
+    this.#pending.delete(requestId);
+    call.resolve(response);
   }
 
   #failAll(): void {
     this.#disarmSweep();
-    const calls = [...this.#pending.values()];
-    this.#pending.clear();
+    this.#batchCalls = [];
+    this.#batchBodies = [];
+    this.#batchBytes = 0;
+    const calls = this.#pending.takeAll();
     if (this.#conn.peerSpokeTls) {
       // The node's TLS layer refused the plain bytes: nothing was decoded, nothing applied.
       const detail = `${this.#address} serves TLS; give --tls-ca FILE (or COUNTER_TLS_CA)`;

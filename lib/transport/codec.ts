@@ -192,6 +192,34 @@ export interface ResponseBody {
 }
 
 /**
+ * A decoded request batch: requests of one group sent in one frame (binary form only, see
+ * docs/PROTOCOL.md section 2a). `requestIds[i]` is the id of `requests[i]`; each is answered
+ * on its own.
+ */
+export interface RequestBatchBody {
+  /** Discriminant. */
+  kind: "request_batch";
+  /** The Raft group id every request is for. */
+  group: string;
+  /** Each request's id, at least 1. */
+  requestIds: number[];
+  /** The requests, in the order they were sent. */
+  requests: ClientRequest[];
+}
+
+/** A decoded response batch: answers to requests of one group, in one frame. */
+export interface ResponseBatchBody {
+  /** Discriminant. */
+  kind: "response_batch";
+  /** The Raft group id of the requests. */
+  group: string;
+  /** The id of the request each response answers. */
+  requestIds: number[];
+  /** The responses. */
+  responses: ClientResponse[];
+}
+
+/**
  * One step of the peer handshake (see `lib/security/peer_auth.ts` and docs/PROTOCOL.md):
  * 1 (dialer to acceptor) `from`, `to` and the dialer's nonce; 2 (acceptor to dialer) the
  * acceptor's nonce and its MAC; 3 (dialer to acceptor) the dialer's MAC. Unused fields are
@@ -228,6 +256,8 @@ export type DecodedBody =
   | RaftBody
   | RequestBody
   | ResponseBody
+  | RequestBatchBody
+  | ResponseBatchBody
   | SnapshotChunkBody
   | SnapshotAckBody
   | PeerAuthBody

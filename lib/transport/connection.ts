@@ -59,7 +59,8 @@ export interface ConnectionOptions {
   budget?: ByteBudget;
   /**
    * Bodies delivered before the read loop yields to the event loop, until the connection is
-   * marked as a peer ({@linkcode Connection.markPeer}). Default: no limit.
+   * marked as a peer ({@linkcode Connection.markPeer}); a request batch counts as its requests
+   * (it yields after a batch that reaches the limit). Default: no limit.
    */
   framesPerTurn?: number;
 }
@@ -311,9 +312,12 @@ export class Connection {
       let completed = false;
       for (const bytes of this.#frames.push(chunk)) {
         completed = true;
-        this.#onBody(decodeBody(bytes));
+        const body = decodeBody(bytes);
+        this.#onBody(body);
         if (this.#closing) return false;
-        if (++delivered >= this.#framesPerTurn) {
+        // A batch weighs its requests: batches must not let one client hold the loop longer.
+        delivered += body.kind === "request_batch" ? body.requests.length : 1;
+        if (delivered >= this.#framesPerTurn) {
           delivered = 0;
           await yieldTurn();
           if (this.#closing) return false;

@@ -20,7 +20,8 @@ export const HELD_BYTES_MAX_DEFAULT: number = 64 * 1024 * 1024;
 
 /**
  * Default: client frames one connection may have handled before it yields to the event loop,
- * so that timers (heartbeats) and other connections get their turn.
+ * so that timers (heartbeats) and other connections get their turn. A request batch counts as
+ * its requests.
  */
 export const CLIENT_FRAMES_PER_TURN_DEFAULT = 64;
 

@@ -36,7 +36,9 @@ export {
   type PeerAuthBody,
   ProtocolError,
   type RaftBody,
+  type RequestBatchBody,
   type RequestBody,
+  type ResponseBatchBody,
   type ResponseBody,
   type SnapshotAck,
   type SnapshotAckBody,
@@ -45,6 +47,12 @@ export {
   type WireMap,
   type WireValue,
 } from "./codec.ts";
+export {
+  BATCH_BYTES_SOFT_MAX,
+  BATCH_ITEMS_MAX,
+  encodeRequestBatch,
+  encodeResponseBatch,
+} from "./binary_codec.ts";
 export {
   type BodyHandler,
   CONNECT_TIMEOUT_MS_DEFAULT,

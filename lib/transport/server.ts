@@ -19,6 +19,12 @@ import {
   type SnapshotAck,
   type SnapshotChunk,
 } from "./codec.ts";
+import {
+  BATCH_BYTES_SOFT_MAX,
+  BATCH_ITEMS_MAX,
+  encodeResponseBatch,
+  isBinaryResponse,
+} from "./binary_codec.ts";
 import { Connection, connectionLimits, type ConnectionOptions } from "./connection.ts";
 import {
   ByteBudget,
@@ -217,6 +223,16 @@ interface ClientState {
   heldDropped: number;
   /** Bodies dropped because their group's hello was refused. */
   refusedDropped: number;
+  /**
+   * Binary responses to requests that came in batches, waiting for the end of the turn to go
+   * out as one response batch (`replyCount` of them, all of `replyGroup`, `replyBytes` long).
+   */
+  replies: Uint8Array[];
+  replyCount: number;
+  replyBytes: number;
+  replyGroup: string;
+  /** Sends `replies`; made once per connection, queued as a microtask when the first waits. */
+  flushReplies: () => void;
 }
 
 // Bounds on how often the limits are checked.
@@ -252,6 +268,8 @@ export class TransportServer {
   #idleTimeoutMs: number;
   #frameTimeoutMs: number;
   #requestsInFlightMax: number;
+  /** Most bytes of response bodies one response batch joins. */
+  #replyBatchBytesMax: number;
   #clientAuth: ClientAuthenticator | undefined;
   #peerAuth: PeerAuthenticator | undefined;
   // Every connection, and the ones known to be peers'; the others count as clients.
@@ -296,6 +314,10 @@ export class TransportServer {
     this.#connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
     this.#peerConnectionsMax = options.peerConnectionsMax ?? PEER_CONNECTIONS_MAX_DEFAULT;
     this.#requestsInFlightMax = options.requestsInFlightMax ?? REQUESTS_IN_FLIGHT_MAX_DEFAULT;
+    this.#replyBatchBytesMax = Math.min(
+      BATCH_BYTES_SOFT_MAX,
+      this.#connectionOptions.frameBytesMax!,
+    );
     this.#idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT;
     this.#frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS_DEFAULT;
     this.#clientAuth = options.clientAuth;
@@ -421,6 +443,11 @@ export class TransportServer {
       peerAuth: "none",
       peerHandshake: null,
       authPeerId: "",
+      replies: [],
+      replyCount: 0,
+      replyBytes: 0,
+      replyGroup: "",
+      flushReplies: () => this.#flushReplies(client),
     };
     this.#clients.add(client);
     this.#live.add(client.conn);
@@ -516,26 +543,24 @@ export class TransportServer {
       case "snapshot_ack":
         this.#onPeerBody(client, body);
         return;
-      case "request": {
+      case "request":
         if (client.requestsInFlight >= this.#requestsInFlightMax) {
           throw new ProtocolError(
             `More than ${this.#requestsInFlightMax} requests in flight on one connection`,
           );
         }
-        client.requestsInFlight++;
-        const reply = this.#replier(client, body);
-        const auth = this.#clientAuth;
-        if (auth === undefined) {
-          handler.onRequest(body.group, body.request, reply);
-        } else if (body.request.op === "auth") {
-          auth.answerAuth(client.session, body.group, body.request).then(reply, (err) => {
-            this.#logger.error("auth failed", { reason: err });
-            reply({ ok: false, code: "INTERNAL", error: "auth failed" });
-          });
-        } else {
-          const refusal = auth.check(client.session, body.request);
-          if (refusal === null) handler.onRequest(body.group, body.request, reply);
-          else reply(refusal);
+        this.#onRequest(client, handler, body.group, body.requestId, body.request, false);
+        return;
+      case "request_batch": {
+        // Checked for the whole batch before any of it runs: a refused batch costs nothing.
+        const { group, requestIds, requests } = body;
+        if (client.requestsInFlight + requests.length > this.#requestsInFlightMax) {
+          throw new ProtocolError(
+            `More than ${this.#requestsInFlightMax} requests in flight on one connection`,
+          );
+        }
+        for (let i = 0; i < requests.length && !client.conn.isClosed; i++) {
+          this.#onRequest(client, handler, group, requestIds[i], requests[i], true);
         }
         return;
       }
@@ -543,7 +568,34 @@ export class TransportServer {
         this.#onPeerAuth(client, body.group, body.auth);
         return;
       case "response":
+      case "response_batch":
         throw new ProtocolError("A node does not accept responses");
+    }
+  }
+
+  /** One client request, alone or from a batch: the role check, then the handler. */
+  #onRequest(
+    client: ClientState,
+    handler: TransportHandler,
+    group: string,
+    requestId: number,
+    request: ClientRequest,
+    batched: boolean,
+  ): void {
+    client.requestsInFlight++;
+    const reply = this.#replier(client, group, requestId, request.op, batched);
+    const auth = this.#clientAuth;
+    if (auth === undefined) {
+      handler.onRequest(group, request, reply);
+    } else if (request.op === "auth") {
+      auth.answerAuth(client.session, group, request).then(reply, (err) => {
+        this.#logger.error("auth failed", { reason: err });
+        reply({ ok: false, code: "INTERNAL", error: "auth failed" });
+      });
+    } else {
+      const refusal = auth.check(client.session, request);
+      if (refusal === null) handler.onRequest(group, request, reply);
+      else reply(refusal);
     }
   }
 
@@ -751,9 +803,19 @@ export class TransportServer {
     }
   }
 
-  #replier(client: ClientState, body: DecodedBody & { kind: "request" }): ReplyFn {
-    const { group, requestId } = body;
-    const op = body.request.op;
+  /**
+   * The reply function of one request. The answer to a request that came in a batch waits for
+   * the end of the turn and goes out in a response batch with the others answered in the turn
+   * (unless it has no binary form); the answer to a lone request goes out alone, as clients
+   * from before batches expect.
+   */
+  #replier(
+    client: ClientState,
+    group: string,
+    requestId: number,
+    op: string,
+    batched: boolean,
+  ): ReplyFn {
     // One clock read per burst: the requests of a network read, the replies of an entry.
     const arrivedMs = turnNowMs();
     let replied = false;
@@ -764,16 +826,50 @@ export class TransportServer {
       replied = true;
       this.#handler?.onReplied?.(op, response, turnNowMs() - arrivedMs, group);
       client.requestsInFlight--;
-      const conn = client.conn;
-      if (conn.isClosed) return;
-      if (conn.send(bytes) === 0) {
-        // The client stopped reading; its later responses would only pile up.
-        this.#logger.warn("client not reading responses, closing connection", {
-          remote: conn.remoteAddress,
-        });
-        conn.close();
-      }
+      if (client.conn.isClosed) return;
+      if (batched && isBinaryResponse(bytes)) this.#queueReply(client, group, bytes);
+      else this.#sendReply(client, bytes);
     };
+  }
+
+  #queueReply(client: ClientState, group: string, bytes: Uint8Array): void {
+    // A batch is at most 2 bytes longer than its items' bodies together: kept within a frame.
+    if (
+      client.replyCount > 0 &&
+      (client.replyGroup !== group ||
+        client.replyBytes + bytes.length + 2 > this.#replyBatchBytesMax)
+    ) this.#flushReplies(client);
+    if (client.replyCount === 0) {
+      client.replyGroup = group;
+      queueMicrotask(client.flushReplies);
+    }
+    client.replies[client.replyCount++] = bytes;
+    client.replyBytes += bytes.length;
+    if (client.replyCount >= BATCH_ITEMS_MAX) this.#flushReplies(client);
+  }
+
+  /** Sends the responses waiting on `client`: one alone, more as one response batch. */
+  #flushReplies(client: ClientState): void {
+    const count = client.replyCount;
+    if (count === 0) return;
+    const replies = client.replies;
+    const body = count === 1 ? replies[0] : encodeResponseBatch(replies, count);
+    // Dropped: the bodies are views of the codec's shared buffer, which they would pin.
+    replies.length = 0;
+    client.replyCount = 0;
+    client.replyBytes = 0;
+    if (!client.conn.isClosed) this.#sendReply(client, body);
+  }
+
+  #sendReply(client: ClientState, bytes: Uint8Array): void {
+    const conn = client.conn;
+    if (conn.send(bytes) === 0) {
+      // The client stopped reading; its later responses would only pile up.
+      this.#logger.warn("client not reading responses, closing connection", {
+        remote: conn.remoteAddress,
+      });
+      conn.close();
+    }
   }
 }
 

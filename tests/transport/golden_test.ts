@@ -6,7 +6,8 @@
  *
  * Bodies with a binary form (hot Raft messages, incr/get requests, their responses) have two
  * files: `NAME.hex`, the binary body the encoders send, and `NAME_msgpack.hex`, the MessagePack
- * body of the same value, which every receiver still accepts.
+ * body of the same value, which every receiver still accepts. Request and response batches have
+ * only the binary form, so only `NAME.hex`.
  */
 
 import assert from "node:assert/strict";
@@ -25,6 +26,12 @@ import {
   encodeSnapshotAck,
   encodeSnapshotChunk,
 } from "../../lib/transport/codec.ts";
+import {
+  encodeRequestBatch,
+  encodeRequestBinary,
+  encodeResponseBatch,
+  encodeResponseBinary,
+} from "../../lib/transport/binary_codec.ts";
 import { encodeFrame } from "../../lib/transport/frame.ts";
 
 const GOLDEN_DIR = new URL("../../snapshots/wire/", import.meta.url);
@@ -289,6 +296,41 @@ const CASES: GoldenCase[] = [
       hello: { from: "10.0.0.4:4000", incarnation: "00ff00ff00ff00ff", clusterId: "" },
     },
   },
+  {
+    name: "request_batch",
+    description: "REQUEST batch: an incr with its session fields, a linearizable get, a lone incr",
+    body: {
+      kind: "request_batch",
+      group: "counter",
+      requestIds: [41, 42, 2 ** 40],
+      requests: [
+        {
+          op: "incr",
+          delta: 3n,
+          clientId: "c-7",
+          seq: 12,
+          ackedBelow: 10,
+          clusterId: "0123456789abcdef",
+        },
+        { op: "get", consistency: "linearizable" },
+        { op: "incr", delta: -(2n ** 63n) },
+      ],
+    },
+  },
+  {
+    name: "response_batch",
+    description: "RESPONSE batch: a value, a redirect, a stale read with data",
+    body: {
+      kind: "response_batch",
+      group: "counter",
+      requestIds: [41, 42, 43],
+      responses: [
+        { ok: true, value: 15n, clusterId: "0123456789abcdef" },
+        { ok: false, code: "NOT_LEADER", error: "not the leader", leader: "10.0.0.2:4000" },
+        { ok: true, value: -1n, data: { node: "10.0.0.3:4000" } },
+      ],
+    },
+  },
 ];
 
 // The body as the encoders send it, or forced to MessagePack.
@@ -317,6 +359,16 @@ function encodeBody(body: DecodedBody, form: Form | "default"): Uint8Array {
       return encodePeerAuth(body.group, body.auth);
     case "hello":
       return encodeHello(body.group, body.hello);
+    case "request_batch":
+      return encodeRequestBatch(
+        body.requests.map((r, i) => encodeRequestBinary(body.group, body.requestIds[i], r)!),
+        body.requests.length,
+      );
+    case "response_batch":
+      return encodeResponseBatch(
+        body.responses.map((r, i) => encodeResponseBinary(body.group, body.requestIds[i], r)!),
+        body.responses.length,
+      );
   }
 }
 
@@ -359,13 +411,19 @@ function hasBinaryForm(body: DecodedBody): boolean {
     case "response":
       return body.response.data === undefined ||
         Object.values(body.response.data).every((v) => typeof v === "string");
+    case "request_batch":
+    case "response_batch":
+      return true;
     default:
       return false;
   }
 }
 
+const isBatch = (body: DecodedBody) =>
+  body.kind === "request_batch" || body.kind === "response_batch";
+
 const FILES: { c: GoldenCase; form: Form; file: string }[] = CASES.flatMap((c) =>
-  hasBinaryForm(c.body)
+  isBatch(c.body) ? [{ c, form: "binary" as const, file: c.name }] : hasBinaryForm(c.body)
     ? [
       { c, form: "binary" as const, file: c.name },
       { c, form: "msgpack" as const, file: `${c.name}_msgpack` },
