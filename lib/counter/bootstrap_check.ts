@@ -87,10 +87,14 @@ export function answerIdentity(
     clusterId: storage.clusterId(),
     term,
     lastIndex,
-    // Only the bootstrap entry in term 1 is no history, whether or not the node is up yet: a
-    // member that bootstrapped a moment ago and is still starting must not make the asker wait
-    // below a vote floor (if every initial member did, none would ever campaign).
-    fresh: lastIndex <= 1 && term <= 1,
+    // Only the bootstrap entry is no history, whether or not the node is up yet: a member that
+    // bootstrapped a moment ago and is still starting must not make the asker wait below a vote
+    // floor (if every initial member did, none would ever campaign). Nor may a term without a
+    // leader: a member that campaigned alone (without PreVote) holds no more, and if its answer
+    // put every other member below a vote floor, none would vote for it. A leader of any term
+    // appends an entry (index 2 or later) before it can commit anything, and a member that
+    // voted for the asker has its incarnation on record.
+    fresh: lastIndex <= 1,
     members: raft === null ? [] : [...raft.conf.voters, ...raft.conf.learners],
   };
 }
