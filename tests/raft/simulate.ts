@@ -41,6 +41,7 @@ const MUTATIONS: readonly Mutation[] = [
   "group-liveness",
   "restart-unseen",
   "cross-group-delivery",
+  "starting-not-fresh",
 ];
 
 interface CliArgs {
@@ -58,7 +59,8 @@ function usage(message: string): never {
     "usage: deno run -A tests/raft/simulate.ts (--seed N | --seeds A..B) [--nodes 3|5] " +
       "[--events N] [--no-snapshots] [--membership|--no-membership] " +
       "[--lease-reads|--no-lease-reads] [--pump|--no-pump] [--disk-faults|--no-disk-faults] " +
-      "[--forced-reset|--no-forced-reset] [--quiesce|--no-quiesce] [--multi-group] [--groups N] " +
+      "[--forced-reset|--no-forced-reset] [--quiesce|--no-quiesce] " +
+      "[--staggered-start|--no-staggered-start] [--multi-group] [--groups N] " +
       "[--mutation NAME] [--verbose] " +
       "[--stats]",
   );
@@ -142,6 +144,12 @@ function parseArgs(argv: string[]): CliArgs {
       case "--no-quiesce":
         out.base.quiesce = false;
         break;
+      case "--staggered-start":
+        out.base.staggeredStart = true;
+        break;
+      case "--no-staggered-start":
+        out.base.staggeredStart = false;
+        break;
       case "--multi-group":
         out.multiGroup = true;
         break;
@@ -190,7 +198,9 @@ function main(): void {
         `${result.params.membership ? " +membership" : ""}` +
         `${result.params.pump ? " +pump" : ""}${result.params.diskFaults ? " +disk" : ""}${
           result.params.forcedReset ? " +reset" : ""
-        }${result.params.quiesce ? " +quiesce" : ""}: ` +
+        }${result.params.quiesce ? " +quiesce" : ""}${
+          result.params.staggeredStart ? " +staggered" : ""
+        }: ` +
         `${status}; ${s.events} events, ${result.simMs.toFixed(0)} ms simulated, ` +
         `${s.elections} elections, final index ${s.finalIndex}${
           s.batches > 0 ? `, ${s.batchedIncrements} increments in ${s.batches} batches` : ""

@@ -133,6 +133,9 @@ export function multiGroupParams(
   // A group that cannot start stops the whole host: no wiped dirs, lost data or forced resets.
   params.diskWeights = { ...params.diskWeights, wipe: 0, loss: 0, majorityLoss: 0 };
   params.forcedReset = false;
+  // Staggered initial starts stay in single-group runs for now.
+  params.staggeredStart = false;
+  params.startUs = params.startUs.map(() => 0);
   const voters: number[][] = [];
   for (let g = 0; g < groups; g++) {
     const all = Array.from({ length: params.pool }, (_, i) => i);
