@@ -214,8 +214,9 @@ export interface SimOptions {
    * The initial members start with empty data dirs at times drawn from the seed (one of them
    * sometimes much later), run node.ts's bootstrap check against each other, and may take a
    * while from bootstrapping to running Raft; the group must then elect a leader within
-   * {@linkcode STAGGER_ELECTIONS} election timeouts of the last one's start, before any other
-   * fault. Default: on for 30% of the seeds (single-group runs only).
+   * {@linkcode STAGGER_ELECTIONS} election timeouts of the last one's start (or of the end of
+   * the partitions and crashes that half of these seeds have while the group starts), before
+   * any other fault. Default: on for 30% of the seeds (single-group runs only).
    */
   staggeredStart?: boolean;
 }
@@ -347,6 +348,12 @@ export interface SimParams {
   bootUsMax: number;
   /** Staggered starts: delay (µs) between two rounds of a waiting bootstrap check. */
   probeRetryUs: number;
+  /**
+   * Staggered starts: faults go on for this long (µs) after the last member's start, 0 for none:
+   * partitions, and crashes of members checking (the check starts over), starting (Raft runs
+   * once the process is back) or running.
+   */
+  startFaultsUs: number;
 }
 
 type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" | "transfer";
@@ -870,6 +877,7 @@ export function simParams(options: SimOptions): SimParams {
     startUs: [],
     bootUsMax: 0,
     probeRetryUs: 0,
+    startFaultsUs: 0,
   };
   // Drawn after everything else (the literal above draws in its own order), so that every other
   // value of a seed stays what it was before quiescence; seeds that draw it off replay as before.
@@ -890,6 +898,7 @@ export function simParams(options: SimOptions): SimParams {
   params.startUs = params.staggeredStart ? startUs.slice(0, pool) : new Array(pool).fill(0);
   params.bootUsMax = Math.round(electionUs * r.pick([0.1, 1, 4]));
   params.probeRetryUs = Math.round(electionUs * r.pick([0.2, 1, 3]));
+  params.startFaultsUs = Math.round(electionUs * r.pick([0, 0, 3, 10]));
   return params;
 }
 
@@ -1695,36 +1704,51 @@ export class Simulation {
 
   /**
    * Staggered start: each initial member's process starts at its drawn time and runs the
-   * bootstrap check; spares start at once. Returns once the group has a leader; a liveness
-   * failure when it has none {@linkcode STAGGER_ELECTIONS} election timeouts after the last
-   * member started its Raft node.
+   * bootstrap check; spares start at once; in some seeds faults go on until
+   * `startFaultsUs` after the last start. Returns once the group has a leader; a liveness
+   * failure when it has none {@linkcode STAGGER_ELECTIONS} election timeouts after the faults
+   * ended and every member runs its Raft node.
    */
   #staggeredStart(): void {
+    const p = this.#params;
     const members = this.#nodes.filter((n) => n.initialMemberOfRun);
     for (const node of this.#nodes) {
       if (!node.initialMemberOfRun) this.#start(node);
-      else {this.#schedule(this.#params.startUs[node.index], {
-          kind: Kind.Restart,
-          node: node.index,
-        });}
+      else this.#schedule(p.startUs[node.index], { kind: Kind.Restart, node: node.index });
     }
     this.#note(() =>
-      `STAGGERED START at ${
-        members.map((n) => `${n.id} ${this.#params.startUs[n.index] / 1000}ms`)
-      }`
+      `STAGGERED START at ${members.map((n) => `${n.id} ${p.startUs[n.index] / 1000}ms`)}`
     );
+    const lastStartUs = Math.max(...members.map((n) => p.startUs[n.index]));
+    const faultsEndUs = p.startFaultsUs === 0 ? 0 : lastStartUs + p.startFaultsUs;
+    const faultMeanUs = this.#electionUsMax();
+    let nextFaultUs = p.startFaultsUs === 0 ? Infinity : this.#expDelay(faultMeanUs);
     let allUpUs = -1;
+    /** When the faults of the start ended (the network healed). */
+    let healedUs = p.startFaultsUs === 0 ? 0 : Infinity;
     for (;;) {
       if (!this.#step()) throw new CheckFailure(Check.liveness, "no events left");
-      if (allUpUs < 0 && members.every((n) => n.up)) allUpUs = this.#now;
       if (this.#leaders().length > 0) return;
+      if (this.#now >= nextFaultUs) {
+        if (this.#now < faultsEndUs) {
+          this.#startFault(members);
+          nextFaultUs = this.#now + this.#expDelay(faultMeanUs);
+        } else {
+          // Faults end: the network heals, members that are down start again.
+          nextFaultUs = Infinity;
+          healedUs = this.#now;
+          this.#partitionGeneration++;
+          this.#heal();
+          for (const n of members) if (!n.up && !n.probing && !n.booting) this.#start(n);
+        }
+      }
+      if (!members.every((n) => n.up)) allUpUs = -1;
+      else if (allUpUs < 0) allUpUs = this.#now;
       // Without faults, every member bootstraps within a few check rounds of the last start.
-      const lastStartUs = Math.max(...members.map((n) => this.#params.startUs[n.index]));
-      const boundUs = STAGGER_ELECTIONS * this.#electionUsMax();
       const fromUs = allUpUs >= 0
-        ? allUpUs
-        : lastStartUs + this.#params.bootUsMax + 10 * this.#params.probeRetryUs;
-      if (this.#now > fromUs + boundUs) {
+        ? Math.max(healedUs, allUpUs)
+        : Math.max(healedUs, lastStartUs) + p.bootUsMax + 10 * p.probeRetryUs;
+      if (this.#now > fromUs + STAGGER_ELECTIONS * this.#electionUsMax()) {
         throw new CheckFailure(
           Check.liveness,
           `no leader ${STAGGER_ELECTIONS} election timeouts after ` +
@@ -1732,6 +1756,33 @@ export class Simulation {
             ` (staggered start): ${this.#describeCluster()}`,
         );
       }
+    }
+  }
+
+  /**
+   * A fault while a staggered group starts: a partition, or a crash of a member that is checking
+   * (it checks again from the start), starting (it runs Raft once back), or running.
+   */
+  #startFault(members: SimNode[]): void {
+    if (this.#rng.chance(0.4)) {
+      this.#chaosPartition();
+      return;
+    }
+    const node = this.#rng.pick(members);
+    if (node.probing) {
+      // The process restarts at once (a supervisor): its check starts over.
+      node.probeAnswers = null;
+      this.#note(() => `${node.id} CRASH while checking: its check starts over`);
+    } else if (node.booting) {
+      // Its dir holds the bootstrap entry: it runs Raft when the pending restart comes.
+      node.booting = false;
+      this.#note(() => `${node.id} CRASH while starting`);
+    } else if (node.up) {
+      this.#crash(node);
+      this.#schedule(this.#rng.int(1_000, this.#electionUsMax() * 3), {
+        kind: Kind.Restart,
+        node: node.index,
+      });
     }
   }
 
