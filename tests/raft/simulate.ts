@@ -13,6 +13,8 @@
  * `--no-disk-faults` (wiped dirs, detected data loss, long pauses), `--forced-reset` /
  * `--no-forced-reset` (a majority lost, one survivor forced into a new group), `--quiesce` /
  * `--no-quiesce` (idle groups stop heartbeating; the shell's node liveness wakes them),
+ * `--staggered-start` / `--no-staggered-start` (initial members start empty at drawn times and
+ * run the bootstrap check; in a multi-group run only with the flag),
  * `--multi-group` (every node hosts 2 to 5 groups, drawn from the seed: node and link faults hit
  * every group, node liveness is the host's), `--groups N` (a multi-group run with N groups),
  * `--mutation NAME` (a deliberately broken shell, to see a check fire), `--verbose` (print every

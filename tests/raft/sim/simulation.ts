@@ -974,6 +974,8 @@ export interface GroupHost {
   step(): boolean;
   /** A message of this group from node `from`, sent in its life `epoch`, reached node `to`. */
   heard(from: number, to: number, epoch: number): void;
+  /** Node `index`'s process runs (a replica still checking or starting waits on it). */
+  processUp(index: number): boolean;
 }
 
 /** The property an error thrown by a run broke. */
@@ -1235,7 +1237,8 @@ export class Simulation {
 
   /** Starts the group (multi-group runs): notes, every node's replica, clients. */
   begin(): void {
-    for (const node of this.#nodes) this.#start(node);
+    // With staggered starts the host starts each node's process (every group) at its time.
+    if (!this.#params.staggeredStart) { for (const node of this.#nodes) this.#start(node); }
     this.#schedule(this.#expDelay(this.#params.proposeUsMean), { kind: Kind.Propose });
     this.#schedule(this.#expDelay(this.#params.readUsMean), { kind: Kind.ReadReq });
   }
@@ -1257,6 +1260,11 @@ export class Simulation {
   crashNode(index: number): void {
     const node = this.#nodes[index];
     if (node.up) this.#crash(node);
+    // A replica still checking forgets its answers; one starting runs Raft from its dir (the
+    // bootstrap entry) when the process is back.
+    node.probing = false;
+    node.probeAnswers = null;
+    node.booting = false;
   }
 
   /** Node `index`'s process starts: so does this group's replica. */
@@ -1410,6 +1418,8 @@ export class Simulation {
         break;
       case Kind.Restart:
         this.#hash.num(ev.node);
+        // In a multi-group run a replica's check rounds and start wait on its node's process.
+        if (this.#host !== null && !this.#host.processUp(ev.node)) break;
         if (!this.#nodes[ev.node].up) this.#start(this.#nodes[ev.node]);
         break;
       case Kind.Operator:
