@@ -216,7 +216,7 @@ export interface SimOptions {
    * while from bootstrapping to running Raft; the group must then elect a leader within
    * {@linkcode STAGGER_ELECTIONS} election timeouts of the last one's start (or of the end of
    * the partitions and crashes that half of these seeds have while the group starts), before
-   * any other fault. Default: on for 30% of the seeds (single-group runs only).
+   * any other fault. Default: on for 30% of the seeds; multi-group runs only when set.
    */
   staggeredStart?: boolean;
 }
@@ -338,7 +338,10 @@ export interface SimParams {
   quiesce: boolean;
   /** The initial members start empty at `startUs` (see `SimOptions.staggeredStart`). */
   staggeredStart: boolean;
-  /** Staggered starts: when each node's process starts (µs); 0 for spares. */
+  /**
+   * Staggered starts: when each node's process starts (µs); a single-group run starts its spares
+   * at once.
+   */
   startUs: number[];
   /**
    * Staggered starts: longest time (µs) from a member's bootstrap (its dir holds the bootstrap
