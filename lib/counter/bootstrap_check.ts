@@ -36,6 +36,69 @@ export interface IdentityAnswer {
   members?: string[];
 }
 
+/** What an identity answer reads of a data dir (implemented by `DataDir`). */
+export interface IdentitySource {
+  /** The incarnation recorded for peer `id`, if any. */
+  peerIncarnation(id: string): string | undefined;
+  /** The data dir's cluster id, or "" while it has none. */
+  clusterId(): string;
+  /** The state the dir held when the node opened it. */
+  recovered(): { hardState: { term: number } };
+  /** Index of the last stored entry. */
+  lastIndex(): number;
+  /** True while the dir holds no state at all. */
+  isFresh(): boolean;
+}
+
+/** What an identity answer reads of a running Raft node (implemented by `Raft`). */
+export interface IdentityRaftView {
+  /** Current term. */
+  readonly term: number;
+  /** Last log index. */
+  readonly lastIndex: number;
+  /** Current configuration. */
+  readonly conf: { readonly voters: readonly string[]; readonly learners: readonly string[] };
+}
+
+/**
+ * A member's answer to the `identity` request of node `asker`, from its data dir and, once it
+ * runs, its Raft node (`raft` is null while the node is starting, perhaps running the same
+ * check itself). Pure, so that the simulator answers its probes with it too.
+ *
+ * @example
+ * ```ts
+ * import { answerIdentity } from "./bootstrap_check.ts";
+ * const dir = {
+ *   peerIncarnation: () => undefined, clusterId: () => "0123456789abcdef",
+ *   recovered: () => ({ hardState: { term: 0 } }), lastIndex: () => 1, isFresh: () => false,
+ * };
+ * console.log(answerIdentity("b:1", dir, null).fresh); // true: only the bootstrap entry
+ * ```
+ */
+export function answerIdentity(
+  asker: string,
+  storage: IdentitySource,
+  raft: IdentityRaftView | null,
+): IdentityAnswer {
+  const term = raft?.term ?? storage.recovered().hardState.term;
+  const lastIndex = raft?.lastIndex ?? storage.lastIndex();
+  return {
+    heardOf: storage.peerIncarnation(asker) !== undefined,
+    clusterId: storage.clusterId(),
+    term,
+    lastIndex,
+    // Only the bootstrap entry is no history, whether or not the node is up yet: a member that
+    // bootstrapped a moment ago and is still starting must not make the asker wait below a vote
+    // floor (if every initial member did, none would ever campaign). Nor may a term without a
+    // leader: a member that campaigned alone (without PreVote) holds no more, and if its answer
+    // put every other member below a vote floor, none would vote for it. A leader of any term
+    // appends an entry (index 2 or later) before it can commit anything, and a member that
+    // voted for the asker has its incarnation on record.
+    fresh: lastIndex <= 1,
+    members: raft === null ? [] : [...raft.conf.voters, ...raft.conf.learners],
+  };
+}
+
 /** At most this many members are read from one answer (the network may be hostile). */
 export const IDENTITY_MEMBERS_MAX = 64;
 

@@ -55,8 +55,8 @@ import { PeerGate, settledMembers } from "./peer_identity.ts";
 import { NodeHost } from "./host.ts";
 import { turnNowMs } from "../transport/turn_clock.ts";
 import {
+  answerIdentity,
   computeClusterId,
-  type IdentityAnswer,
   parseIdentityAnswer,
   runBootstrapCheck,
 } from "./bootstrap_check.ts";
@@ -1685,19 +1685,7 @@ export function identityReply(
       error: "identity needs args.id (HOST:PORT) and args.incarnation (16 hex digits)",
     };
   }
-  const term = raft?.term ?? storage.recovered().hardState.term;
-  const lastIndex = raft?.lastIndex ?? storage.lastIndex();
-  const answer: IdentityAnswer = {
-    heardOf: storage.peerIncarnation(id) !== undefined,
-    clusterId: storage.clusterId(),
-    term,
-    lastIndex,
-    // Only the bootstrap entry in term 1 is no history, whether or not the node is up yet: a
-    // member that bootstrapped a moment ago and is still starting must not make the asker wait
-    // below a vote floor (if every initial member did, none would ever campaign).
-    fresh: lastIndex <= 1 && term <= 1,
-    members: raft === null ? [] : [...raft.conf.voters, ...raft.conf.learners],
-  };
+  const answer = answerIdentity(id, storage, raft);
   return { ok: true, data: { ...answer } };
 }
 

@@ -13,6 +13,8 @@
  * `--no-disk-faults` (wiped dirs, detected data loss, long pauses), `--forced-reset` /
  * `--no-forced-reset` (a majority lost, one survivor forced into a new group), `--quiesce` /
  * `--no-quiesce` (idle groups stop heartbeating; the shell's node liveness wakes them),
+ * `--staggered-start` / `--no-staggered-start` (initial members start empty at drawn times and
+ * run the bootstrap check; in a multi-group run only with the flag),
  * `--multi-group` (every node hosts 2 to 5 groups, drawn from the seed: node and link faults hit
  * every group, node liveness is the host's), `--groups N` (a multi-group run with N groups),
  * `--mutation NAME` (a deliberately broken shell, to see a check fire), `--verbose` (print every
@@ -41,6 +43,7 @@ const MUTATIONS: readonly Mutation[] = [
   "group-liveness",
   "restart-unseen",
   "cross-group-delivery",
+  "starting-not-fresh",
 ];
 
 interface CliArgs {
@@ -58,7 +61,8 @@ function usage(message: string): never {
     "usage: deno run -A tests/raft/simulate.ts (--seed N | --seeds A..B) [--nodes 3|5] " +
       "[--events N] [--no-snapshots] [--membership|--no-membership] " +
       "[--lease-reads|--no-lease-reads] [--pump|--no-pump] [--disk-faults|--no-disk-faults] " +
-      "[--forced-reset|--no-forced-reset] [--quiesce|--no-quiesce] [--multi-group] [--groups N] " +
+      "[--forced-reset|--no-forced-reset] [--quiesce|--no-quiesce] " +
+      "[--staggered-start|--no-staggered-start] [--multi-group] [--groups N] " +
       "[--mutation NAME] [--verbose] " +
       "[--stats]",
   );
@@ -142,6 +146,12 @@ function parseArgs(argv: string[]): CliArgs {
       case "--no-quiesce":
         out.base.quiesce = false;
         break;
+      case "--staggered-start":
+        out.base.staggeredStart = true;
+        break;
+      case "--no-staggered-start":
+        out.base.staggeredStart = false;
+        break;
       case "--multi-group":
         out.multiGroup = true;
         break;
@@ -190,7 +200,9 @@ function main(): void {
         `${result.params.membership ? " +membership" : ""}` +
         `${result.params.pump ? " +pump" : ""}${result.params.diskFaults ? " +disk" : ""}${
           result.params.forcedReset ? " +reset" : ""
-        }${result.params.quiesce ? " +quiesce" : ""}: ` +
+        }${result.params.quiesce ? " +quiesce" : ""}${
+          result.params.staggeredStart ? " +staggered" : ""
+        }: ` +
         `${status}; ${s.events} events, ${result.simMs.toFixed(0)} ms simulated, ` +
         `${s.elections} elections, final index ${s.finalIndex}${
           s.batches > 0 ? `, ${s.batchedIncrements} increments in ${s.batches} batches` : ""

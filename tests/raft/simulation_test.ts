@@ -44,11 +44,13 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
   const totals: Partial<Record<keyof SimStats, number>> = {};
   const shells = { pump: 0, plain: 0 };
   let quiesceSeeds = 0;
+  let staggeredSeeds = 0;
   for (let seed = SEED_FIRST; seed < SEED_FIRST + SEEDS; seed++) {
     const result = simulate({ seed, nodes: seed % 2 === 0 ? 3 : 5 });
     if (result.failure !== null) failures.push(result);
     shells[result.params.pump ? "pump" : "plain"]++;
     if (result.params.quiesce) quiesceSeeds++;
+    if (result.params.staggeredStart) staggeredSeeds++;
     for (const [key, value] of Object.entries(result.stats) as [keyof SimStats, number][]) {
       totals[key] = (totals[key] ?? 0) + value;
     }
@@ -75,7 +77,10 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
       `${totals.batchRepeats} requests repeated inside a batch entry; ` +
       `${quiesceSeeds} seeds with quiescence: ${totals.quiescences} groups quiesced, ` +
       `${totals.quietTicks} quiet node ticks, ${totals.livenessWakes} quiet nodes woken by ` +
-      `node liveness, ${totals.quietAtEnd} settled groups quiet when left idle`,
+      `node liveness, ${totals.quietAtEnd} settled groups quiet when left idle; ` +
+      `${staggeredSeeds} seeds with staggered initial starts: ${totals.staggeredBootstraps} ` +
+      `members bootstrapped after their check (${totals.bootstrapsBelowVoteFloor} below a vote ` +
+      `floor), ${totals.answersWhileStarting} identity answers from members still starting`,
   );
   // What the checks are about must have happened (the counts are in the thousands at 1000 seeds).
   if (SEEDS >= 200) {
@@ -103,6 +108,8 @@ Deno.test(`simulation: ${SEEDS} seeds of 3- and 5-node clusters keep every check
         "quiescences",
         "quietTicks",
         "livenessWakes",
+        "staggeredBootstraps",
+        "answersWhileStarting",
       ] as const
     ) {
       assert.ok((totals[key] ?? 0) > 0, `no seed had any ${key}`);

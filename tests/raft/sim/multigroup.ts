@@ -22,6 +22,10 @@
  * lost data and forced new clusters stay in single-group runs (a group refusing to start stops
  * the whole host, which the operator model does not cover).
  *
+ * With `staggeredStart` (only when asked for), each node's process starts at its drawn time with
+ * empty dirs, and every group of it runs its own bootstrap check and takes its own time from
+ * bootstrap to running Raft, while the host's faults go on.
+ *
  * Once faults stop, every group must settle as in a single-group run; in quiesce seeds the whole
  * host then idles, every group should go quiet, and each takes one more increment and read. While
  * settled, node liveness must never wake a quiet follower whose leader's node is up and connected
@@ -133,6 +137,12 @@ export function multiGroupParams(
   // A group that cannot start stops the whole host: no wiped dirs, lost data or forced resets.
   params.diskWeights = { ...params.diskWeights, wipe: 0, loss: 0, majorityLoss: 0 };
   params.forcedReset = false;
+  // Staggered initial starts only when asked for (so that the other seeds replay as before they
+  // existed): node processes start at the drawn times, every group of a node runs its own
+  // bootstrap check, and the host's faults go on meanwhile (none of the single-group run's own).
+  params.staggeredStart = options.staggeredStart === true;
+  if (!params.staggeredStart) params.startUs = params.startUs.map(() => 0);
+  params.startFaultsUs = 0;
   const voters: number[][] = [];
   for (let g = 0; g < groups; g++) {
     const all = Array.from({ length: params.pool }, (_, i) => i);
@@ -245,6 +255,7 @@ export class MultiGroupSimulation {
         trace: this.#trace,
         step: () => this.#step(),
         heard: (from, to, epoch) => this.#heard(g, from, to, epoch),
+        processUp: (i) => this.#up[i],
       };
       this.#groups.push(new Simulation({ ...options, trace: undefined }, host));
     }
@@ -260,7 +271,13 @@ export class MultiGroupSimulation {
         JSON.stringify(this.#params)
       );
       for (const group of this.#groups) group.begin();
-      for (let i = 0; i < this.#params.pool; i++) this.#processStarted(i);
+      for (let i = 0; i < this.#params.pool; i++) {
+        if (this.#params.staggeredStart) {
+          this.#scheduleHost(this.#params.startUs[i], { kind: "restart", node: i });
+        } else {
+          this.#processStarted(i);
+        }
+      }
       this.#scheduleHost(this.#expDelay(this.#params.chaosUsMean), { kind: "chaos" });
       while (this.#events < this.#params.events) {
         if (!this.#step()) break;

@@ -74,6 +74,13 @@ import {
 import { ClusterClock } from "../../../lib/counter/cluster_clock.ts";
 import { settledMembers } from "../../../lib/counter/peer_identity.ts";
 import {
+  answerIdentity,
+  decideBootstrap,
+  type IdentityAnswer,
+  type IdentityRaftView,
+  type IdentitySource,
+} from "../../../lib/counter/bootstrap_check.ts";
+import {
   type ApplyResult,
   CLIENT_IDLE_EXPIRY_MS,
   CounterStateMachine,
@@ -150,7 +157,13 @@ export type Mutation =
    * another group (a routing mistake on the shared connection), which the per-group checks must
    * notice.
    */
-  | "cross-group-delivery";
+  | "cross-group-delivery"
+  /**
+   * Staggered-start seeds: a member that bootstrapped and is still starting answers `identity`
+   * "not fresh" (the answer before it went by the log alone), so members that ask it then start
+   * below a vote floor, and a group whose members all did never campaigns.
+   */
+  | "starting-not-fresh";
 
 /** What to simulate. Everything not given is chosen from the seed. */
 export interface SimOptions {
@@ -197,6 +210,15 @@ export interface SimOptions {
    * or 5 with membership changes.
    */
   pool?: number;
+  /**
+   * The initial members start with empty data dirs at times drawn from the seed (one of them
+   * sometimes much later), run node.ts's bootstrap check against each other, and may take a
+   * while from bootstrapping to running Raft; the group must then elect a leader within
+   * {@linkcode STAGGER_ELECTIONS} election timeouts of the last one's start (or of the end of
+   * the partitions and crashes that half of these seeds have while the group starts), before
+   * any other fault. Default: on for 30% of the seeds; multi-group runs only when set.
+   */
+  staggeredStart?: boolean;
 }
 
 /** Parameters of one run, all drawn from its seed. */
@@ -314,6 +336,27 @@ export interface SimParams {
   batchRepeats: number;
   /** Groups quiesce when idle (see `SimOptions.quiesce`). */
   quiesce: boolean;
+  /** The initial members start empty at `startUs` (see `SimOptions.staggeredStart`). */
+  staggeredStart: boolean;
+  /**
+   * Staggered starts: when each node's process starts (µs); a single-group run starts its spares
+   * at once.
+   */
+  startUs: number[];
+  /**
+   * Staggered starts: longest time (µs) from a member's bootstrap (its dir holds the bootstrap
+   * entry) to its Raft node running, during which it answers `identity` as a starting node (a
+   * host opening many groups at once, its disk slow with their first writes).
+   */
+  bootUsMax: number;
+  /** Staggered starts: delay (µs) between two rounds of a waiting bootstrap check. */
+  probeRetryUs: number;
+  /**
+   * Staggered starts: faults go on for this long (µs) after the last member's start, 0 for none:
+   * partitions, and crashes of members checking (the check starts over), starting (Raft runs
+   * once the process is back) or running.
+   */
+  startFaultsUs: number;
 }
 
 type ChaosAction = "crash" | "bounce" | "partition" | "snapshot" | "confChange" | "transfer";
@@ -416,6 +459,12 @@ export interface SimStats {
   startsRefused: number;
   /** Wiped nodes that found no peer had heard of them and bootstrapped. */
   bootstrapsAfterWipe: number;
+  /** Staggered starts: initial members that bootstrapped after their bootstrap check. */
+  staggeredBootstraps: number;
+  /** Of those, members that found a history and started below a vote floor. */
+  bootstrapsBelowVoteFloor: number;
+  /** Identity answers given by members that had bootstrapped but were still starting. */
+  answersWhileStarting: number;
   /** Dead nodes replaced by the operator (removed, wiped, added back, promoted). */
   replacements: number;
   /** Messages dropped because the sender's incarnation is not the one the receiver knows. */
@@ -589,6 +638,13 @@ interface SimNode {
   refused: boolean;
   /** Waiting, with an empty disk, for every initial member to answer its bootstrap probe. */
   probing: boolean;
+  /**
+   * The answers its bootstrap check has gathered (as runBootstrapCheck, an answered member is not
+   * asked again), and whether any said "not fresh"; null when no check runs.
+   */
+  probeAnswers: { answers: Map<NodeId, IdentityAnswer>; history: boolean } | null;
+  /** Bootstrapped (its dir holds the bootstrap entry) but its Raft node is not running yet. */
+  booting: boolean;
   /** The process is stopped until this time (µs); 0 when running. */
   pausedUntilUs: number;
   /** Ticks that fell due while paused, given at once on resume (node.ts's catch-up). */
@@ -660,6 +716,11 @@ type ReplaceStep = "remove" | "add" | "promote";
 export const EVENTS_DEFAULT = 4000;
 /** How long the cluster has to settle once faults stop (µs of simulated time). */
 export const SETTLE_US_MAX = 60_000_000;
+/**
+ * Staggered starts: once every initial member runs, the group must have a leader within this
+ * many (longest) election timeouts, before any fault (message loss aside).
+ */
+export const STAGGER_ELECTIONS = 30;
 /** Election timeouts of the idle stretch at the end of quiesce seeds (see `#settle`). */
 export const IDLE_ELECTIONS = 10;
 /** Ready rounds one input may cause before the shell decides the node is looping. */
@@ -680,6 +741,11 @@ const ANSWERED_KEPT = 8;
 function isCountedAnswer(type: MessageType): boolean {
   return type === MessageType.VoteResp || type === MessageType.PreVoteResp ||
     type === MessageType.AppResp || type === MessageType.HeartbeatResp;
+}
+
+/** The text of cluster id `n` as a data dir holds it ("" for none). */
+function clusterIdText(n: number): string {
+  return n === 0 ? "" : n.toString(16).padStart(16, "0");
 }
 
 /** Node id of the i-th node (0-based). */
@@ -810,11 +876,32 @@ export function simParams(options: SimOptions): SimParams {
     batchWindowUsMax,
     batchRepeats,
     quiesce: false,
+    staggeredStart: false,
+    startUs: [],
+    bootUsMax: 0,
+    probeRetryUs: 0,
+    startFaultsUs: 0,
   };
   // Drawn after everything else (the literal above draws in its own order), so that every other
   // value of a seed stays what it was before quiescence; seeds that draw it off replay as before.
   const quiesceDrawn = r.chance(0.5);
   params.quiesce = options.quiesce ?? quiesceDrawn;
+  // Drawn after quiescence, for the same reason: seeds that draw it off replay as before.
+  const staggerDrawn = r.chance(0.3);
+  const electionUs = base.electionTicks * tickBase;
+  // Most members within a few election timeouts of each other, one now and then far later.
+  const spreadUs = electionUs * r.pick([0, 1, 3, 8]);
+  const lateUs = r.chance(0.3) ? electionUs * r.range(10, 40) : 0;
+  const late = r.int(0, 4);
+  const startUs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    startUs.push(Math.round(r.range(0, spreadUs) + (i === late ? lateUs : 0)));
+  }
+  params.staggeredStart = options.staggeredStart ?? staggerDrawn;
+  params.startUs = params.staggeredStart ? startUs.slice(0, pool) : new Array(pool).fill(0);
+  params.bootUsMax = Math.round(electionUs * r.pick([0.1, 1, 4]));
+  params.probeRetryUs = Math.round(electionUs * r.pick([0.2, 1, 3]));
+  params.startFaultsUs = Math.round(electionUs * r.pick([0, 0, 3, 10]));
   return params;
 }
 
@@ -840,6 +927,9 @@ export function replayCommand(options: SimOptions, params: SimParams, groups?: n
     parts.push(options.forcedReset ? "--forced-reset" : "--no-forced-reset");
   }
   if (options.quiesce !== undefined) parts.push(options.quiesce ? "--quiesce" : "--no-quiesce");
+  if (options.staggeredStart !== undefined) {
+    parts.push(options.staggeredStart ? "--staggered-start" : "--no-staggered-start");
+  }
   parts.push("--verbose");
   return parts.join(" ");
 }
@@ -887,6 +977,8 @@ export interface GroupHost {
   step(): boolean;
   /** A message of this group from node `from`, sent in its life `epoch`, reached node `to`. */
   heard(from: number, to: number, epoch: number): void;
+  /** Node `index`'s process runs (a replica still checking or starting waits on it). */
+  processUp(index: number): boolean;
 }
 
 /** The property an error thrown by a run broke. */
@@ -959,6 +1051,9 @@ export class Simulation {
     pauses: 0,
     startsRefused: 0,
     bootstrapsAfterWipe: 0,
+    staggeredBootstraps: 0,
+    bootstrapsBelowVoteFloor: 0,
+    answersWhileStarting: 0,
     replacements: 0,
     identityDrops: 0,
     clockJumps: 0,
@@ -1034,8 +1129,9 @@ export class Simulation {
     const voters: NodeId[] = [];
     for (let i = 0; i < p.pool; i++) if (isVoter(i)) voters.push(nodeId(i));
     for (let i = 0; i < p.pool; i++) {
-      // Spares start empty, as a freshly installed server does before it is added.
-      const initial = isVoter(i)
+      // Spares start empty, as a freshly installed server does before it is added; so do the
+      // initial members of a staggered start, which bootstrap after their check.
+      const initial = isVoter(i) && !p.staggeredStart
         ? bootstrapState({ voters, learners: [] })
         : { hardState: { term: 0, vote: "" }, snapshot: null, entries: [] };
       const node: SimNode = {
@@ -1064,6 +1160,8 @@ export class Simulation {
         initialMemberOfRun: isVoter(i),
         refused: false,
         probing: false,
+        probeAnswers: null,
+        booting: false,
         pausedUntilUs: 0,
         pausedTicks: 0,
         wiped: false,
@@ -1072,7 +1170,7 @@ export class Simulation {
         peersSeen: new Map(),
         formerDisks: [],
       };
-      if (isVoter(i)) node.disk.clusterId = 1;
+      if (isVoter(i) && !p.staggeredStart) node.disk.clusterId = 1;
       this.#nodes.push(node);
       this.#byId.set(node.id, node);
       this.#blocked.push(new Array(p.pool).fill(false));
@@ -1096,7 +1194,11 @@ export class Simulation {
     let failure: SimFailure | null = null;
     try {
       this.#note(() => `seed ${this.#options.seed}: ${JSON.stringify(this.#params)}`);
-      for (const node of this.#nodes) this.#start(node);
+      if (this.#params.staggeredStart) {
+        this.#staggeredStart();
+      } else {
+        for (const node of this.#nodes) this.#start(node);
+      }
       this.#schedule(this.#expDelay(this.#params.chaosUsMean), { kind: Kind.Chaos });
       this.#schedule(this.#expDelay(this.#params.proposeUsMean), { kind: Kind.Propose });
       this.#schedule(this.#expDelay(this.#params.readUsMean), { kind: Kind.ReadReq });
@@ -1138,7 +1240,8 @@ export class Simulation {
 
   /** Starts the group (multi-group runs): notes, every node's replica, clients. */
   begin(): void {
-    for (const node of this.#nodes) this.#start(node);
+    // With staggered starts the host starts each node's process (every group) at its time.
+    if (!this.#params.staggeredStart) { for (const node of this.#nodes) this.#start(node); }
     this.#schedule(this.#expDelay(this.#params.proposeUsMean), { kind: Kind.Propose });
     this.#schedule(this.#expDelay(this.#params.readUsMean), { kind: Kind.ReadReq });
   }
@@ -1160,6 +1263,11 @@ export class Simulation {
   crashNode(index: number): void {
     const node = this.#nodes[index];
     if (node.up) this.#crash(node);
+    // A replica still checking forgets its answers; one starting runs Raft from its dir (the
+    // bootstrap entry) when the process is back.
+    node.probing = false;
+    node.probeAnswers = null;
+    node.booting = false;
   }
 
   /** Node `index`'s process starts: so does this group's replica. */
@@ -1313,6 +1421,8 @@ export class Simulation {
         break;
       case Kind.Restart:
         this.#hash.num(ev.node);
+        // In a multi-group run a replica's check rounds and start wait on its node's process.
+        if (this.#host !== null && !this.#host.processUp(ev.node)) break;
         if (!this.#nodes[ev.node].up) this.#start(this.#nodes[ev.node]);
         break;
       case Kind.Operator:
@@ -1414,7 +1524,11 @@ export class Simulation {
   #start(node: SimNode): void {
     if (node.refused) return;
     const fresh = node.disk.isFresh();
-    if (fresh && node.formerDisks.length > 0 && !this.#probe(node)) return;
+    // An empty dir runs the bootstrap check when wiped, or with --conf (a staggered start).
+    const check = node.formerDisks.length > 0 ||
+      (node.initialMember && this.#params.staggeredStart);
+    if (fresh && check && !this.#probe(node)) return;
+    node.booting = false;
     // An empty dir started with --join (a spare, a node added back) may replay configurations
     // of its id's earlier life: no vote and no campaign before it passes what a leader held.
     if (fresh && !node.initialMember && this.#options.mutation !== "no-vote-floor") {
@@ -1482,49 +1596,56 @@ export class Simulation {
   }
 
   /**
-   * A node whose data dir was wiped starts with an empty one. node.ts asks every peer it knows
-   * of (the initial `--conf` members, or with `--join` the members it was told to join) whether
-   * it has heard from this id. True when it may go on (with `--conf` it bootstrapped); false
-   * when it waits for answers (a restart is scheduled) or refused to start.
+   * A node starts with an empty data dir: wiped, or an initial member of a staggered start.
+   * node.ts asks every peer it knows of (the initial `--conf` members, or with `--join` the
+   * members it was told to join) whether it has heard from this id, with bootstrap_check.ts's
+   * rounds and decision, each peer answering with the real `answerIdentity`. True when it may go
+   * on (with `--conf` it bootstrapped); false when it waits for answers (a restart is scheduled),
+   * refused to start, or bootstrapped and is still starting (a restart is scheduled).
    */
   #probe(node: SimNode): boolean {
     const voters = this.#nodes.filter((n) => n.initialMemberOfRun).map((n) => n.id);
-    // As bootstrap_check.ts: the initial members, then every member an answer names.
-    const asked = new Set(node.initialMember ? voters : this.#nodes.map((n) => n.id));
-    let decision: "bootstrap" | "refuse" | "wait" = "bootstrap";
-    let history = false;
+    const members = node.initialMember ? voters : this.#nodes.map((n) => n.id);
+    const check = node.probeAnswers ?? { answers: new Map(), history: false };
+    node.probeAnswers = check;
+    let action: "bootstrap" | "refuse" | "wait" = "bootstrap";
     if (this.#options.mutation !== "no-identity-check") {
-      let missing = 0;
+      // As runBootstrapCheck: one round asks every member not answered yet (the initial ones,
+      // then every member an answer names), then decides.
+      const asked = new Set(members);
+      for (const a of check.answers.values()) for (const m of a.members ?? []) asked.add(m);
       for (const id of asked) {
-        if (id === node.id) continue;
-        const peer = this.#byId.get(id)!;
-        const reachable = !this.#blocked[node.index][peer.index] &&
-          !this.#blocked[peer.index][node.index];
-        // A node waiting in its own probe answers too: it has heard of no one.
-        if (reachable && peer.probing) continue;
-        if (!reachable || !peer.up || peer.pausedUntilUs > this.#now) {
-          missing++;
-          continue;
-        }
-        if (peer.disk.peerIncarnations.has(node.id)) {
-          decision = "refuse";
-          break;
-        }
-        if (peer.disk.lastIndex() > 1 || peer.disk.hardState.term > 1) history = true;
-        // A Set iterates over members added while it runs: they are asked in this round.
-        const conf = peer.raft!.conf;
-        for (const m of [...conf.voters, ...conf.learners]) asked.add(m);
+        if (id === node.id || check.answers.has(id)) continue;
+        const answer = this.#askIdentity(node, this.#byId.get(id));
+        if (answer === null) continue;
+        check.answers.set(id, answer);
+        if (!answer.fresh) check.history = true;
       }
-      if (decision !== "refuse" && missing > 0) decision = "wait";
+      // A --join node compares no cluster ids (it has none until it hears from a leader).
+      const answers = node.initialMember ? check.answers : new Map(
+        [...check.answers].map(([id, a]) => [id, { ...a, clusterId: "" }]),
+      );
+      action = decideBootstrap(answers, {
+        self: node.id,
+        members,
+        clusterId: node.initialMember ? clusterIdText(1) : "",
+        elapsedMs: 0,
+        timeoutMs: 0,
+        dataDir: "DIR",
+      }).action as "bootstrap" | "refuse" | "wait";
     }
-    this.#note(() => `${node.id} PROBE with an empty dir: ${decision}`);
-    if (decision === "wait") {
+    this.#note(() => `${node.id} PROBE with an empty dir: ${action}`);
+    if (action === "wait") {
       node.probing = true;
-      this.#schedule(this.#rng.int(10_000, 100_000), { kind: Kind.Restart, node: node.index });
+      const retryUs = this.#params.staggeredStart
+        ? this.#params.probeRetryUs
+        : this.#rng.int(10_000, 100_000);
+      this.#schedule(retryUs, { kind: Kind.Restart, node: node.index });
       return false;
     }
     node.probing = false;
-    if (decision === "refuse") {
+    node.probeAnswers = null;
+    if (action === "refuse") {
       node.refused = true;
       this.#stats.startsRefused++;
       this.#beginReplace(node);
@@ -1535,12 +1656,147 @@ export class Simulation {
     // No peer has ever heard from this id: it never voted nor acknowledged anything, so it may
     // start the group's first configuration as a brand-new member would.
     const initial = bootstrapState({ voters, learners: [] });
+    const firstStart = node.formerDisks.length === 0;
     node.disk = new SimDisk(initial, node.disk.incarnation);
-    // As node.ts: the group has a history no peer says this id took part in (their records of
-    // it may have been reset by a snapshot): catch up from a leader before voting.
-    if (history) node.disk.voteFloor = -1;
-    this.#stats.bootstrapsAfterWipe++;
-    return true;
+    if (firstStart) node.disk.clusterId = 1;
+    // As node.ts: the group has a history no peer says this id took part in (a member that
+    // started late, or whose peers' records of it were reset by a snapshot): catch up from a
+    // leader before voting.
+    if (check.history) node.disk.voteFloor = -1;
+    if (firstStart) {
+      this.#stats.staggeredBootstraps++;
+      if (check.history) this.#stats.bootstrapsBelowVoteFloor++;
+    } else {
+      this.#stats.bootstrapsAfterWipe++;
+    }
+    if (!this.#params.staggeredStart) return true;
+    // Its Raft node runs a while later; meanwhile it answers identity probes from its dir.
+    node.booting = true;
+    this.#note(() => `${node.id} BOOTSTRAPPED${check.history ? " below a vote floor" : ""}`);
+    this.#schedule(this.#rng.int(0, this.#params.bootUsMax), {
+      kind: Kind.Restart,
+      node: node.index,
+    });
+    return false;
+  }
+
+  /**
+   * `peer`'s answer to `asker`'s identity probe, as node.ts gives it (`answerIdentity`): null
+   * when it does not answer (unreachable, down, paused, no process yet). A peer runs a process
+   * that answers from its dir while it waits in its own check or is still starting.
+   */
+  #askIdentity(asker: SimNode, peer: SimNode | undefined): IdentityAnswer | null {
+    if (peer === undefined) return null;
+    const reachable = !this.#blocked[asker.index][peer.index] &&
+      !this.#blocked[peer.index][asker.index];
+    if (!reachable || peer.pausedUntilUs > this.#now) return null;
+    const starting = peer.probing || peer.booting;
+    if (!peer.up && !starting) return null;
+    const disk = peer.disk;
+    const dir: IdentitySource = {
+      peerIncarnation: (id) => {
+        const inc = disk.peerIncarnations.get(id);
+        return inc === undefined ? undefined : inc.toString(16).padStart(16, "0");
+      },
+      clusterId: () => clusterIdText(disk.clusterId),
+      // What the dir held when the process opened it: a starting node opened an empty one.
+      recovered: () => ({ hardState: { term: peer.up ? disk.hardState.term : 0 } }),
+      lastIndex: () => disk.lastIndex(),
+      isFresh: () => disk.isFresh(),
+    };
+    const raft: IdentityRaftView | null = peer.up ? peer.raft! : null;
+    if (peer.booting) this.#stats.answersWhileStarting++;
+    const answer = answerIdentity(asker.id, dir, raft);
+    if (this.#options.mutation === "starting-not-fresh") {
+      // The answer before the fix: a starting node went by its dir being empty, a running one
+      // by its log alone.
+      answer.fresh = raft === null ? disk.isFresh() : raft.lastIndex <= 1;
+    }
+    return answer;
+  }
+
+  /**
+   * Staggered start: each initial member's process starts at its drawn time and runs the
+   * bootstrap check; spares start at once; in some seeds faults go on until
+   * `startFaultsUs` after the last start. Returns once the group has a leader; a liveness
+   * failure when it has none {@linkcode STAGGER_ELECTIONS} election timeouts after the faults
+   * ended and every member runs its Raft node.
+   */
+  #staggeredStart(): void {
+    const p = this.#params;
+    const members = this.#nodes.filter((n) => n.initialMemberOfRun);
+    for (const node of this.#nodes) {
+      if (!node.initialMemberOfRun) this.#start(node);
+      else this.#schedule(p.startUs[node.index], { kind: Kind.Restart, node: node.index });
+    }
+    this.#note(() =>
+      `STAGGERED START at ${members.map((n) => `${n.id} ${p.startUs[n.index] / 1000}ms`)}`
+    );
+    const lastStartUs = Math.max(...members.map((n) => p.startUs[n.index]));
+    const faultsEndUs = p.startFaultsUs === 0 ? 0 : lastStartUs + p.startFaultsUs;
+    const faultMeanUs = this.#electionUsMax();
+    let nextFaultUs = p.startFaultsUs === 0 ? Infinity : this.#expDelay(faultMeanUs);
+    let allUpUs = -1;
+    /** When the faults of the start ended (the network healed). */
+    let healedUs = p.startFaultsUs === 0 ? 0 : Infinity;
+    for (;;) {
+      if (!this.#step()) throw new CheckFailure(Check.liveness, "no events left");
+      if (this.#leaders().length > 0) return;
+      if (this.#now >= nextFaultUs) {
+        if (this.#now < faultsEndUs) {
+          this.#startFault(members);
+          nextFaultUs = this.#now + this.#expDelay(faultMeanUs);
+        } else {
+          // Faults end: the network heals, members that are down start again.
+          nextFaultUs = Infinity;
+          healedUs = this.#now;
+          this.#partitionGeneration++;
+          this.#heal();
+          for (const n of members) if (!n.up && !n.probing && !n.booting) this.#start(n);
+        }
+      }
+      if (!members.every((n) => n.up)) allUpUs = -1;
+      else if (allUpUs < 0) allUpUs = this.#now;
+      // Without faults, every member bootstraps within a few check rounds of the last start.
+      const fromUs = allUpUs >= 0
+        ? Math.max(healedUs, allUpUs)
+        : Math.max(healedUs, lastStartUs) + p.bootUsMax + 10 * p.probeRetryUs;
+      if (this.#now > fromUs + STAGGER_ELECTIONS * this.#electionUsMax()) {
+        throw new CheckFailure(
+          Check.liveness,
+          `no leader ${STAGGER_ELECTIONS} election timeouts after ` +
+            `${allUpUs >= 0 ? "every initial member started" : "the last initial member began"}` +
+            ` (staggered start): ${this.#describeCluster()}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * A fault while a staggered group starts: a partition, or a crash of a member that is checking
+   * (it checks again from the start), starting (it runs Raft once back), or running.
+   */
+  #startFault(members: SimNode[]): void {
+    if (this.#rng.chance(0.4)) {
+      this.#chaosPartition();
+      return;
+    }
+    const node = this.#rng.pick(members);
+    if (node.probing) {
+      // The process restarts at once (a supervisor): its check starts over.
+      node.probeAnswers = null;
+      this.#note(() => `${node.id} CRASH while checking: its check starts over`);
+    } else if (node.booting) {
+      // Its dir holds the bootstrap entry: it runs Raft when the pending restart comes.
+      node.booting = false;
+      this.#note(() => `${node.id} CRASH while starting`);
+    } else if (node.up) {
+      this.#crash(node);
+      this.#schedule(this.#rng.int(1_000, this.#electionUsMax() * 3), {
+        kind: Kind.Restart,
+        node: node.index,
+      });
+    }
   }
 
   /** Starts a node the operator just wiped after its removal: nobody may know it, no probe. */
@@ -2338,7 +2594,9 @@ export class Simulation {
   /** A node is being repaired: wiped, waiting for its probe, refused or being replaced. */
   #repairing(): boolean {
     return this.#replacing.size > 0 ||
-      this.#nodes.some((n) => n.probing || n.refused || n.wiped || this.#belowVoteFloor(n));
+      this.#nodes.some((n) =>
+        n.probing || n.booting || n.refused || n.wiped || this.#belowVoteFloor(n)
+      );
   }
 
   /**
@@ -3334,9 +3592,12 @@ export class Simulation {
 
   #describeCluster(): string {
     return this.#nodes.map((n) => {
-      if (!n.up) return `${n.id} down`;
+      if (!n.up) {
+        return `${n.id} ${n.probing ? "checking" : n.booting ? "starting" : "down"}`;
+      }
       const s = n.raft!.status();
-      return `${n.id} ${s.role} t${s.term} lead "${s.leader}" commit ${s.commit} ` +
+      const floor = n.raft!.voteFloor === 0 ? "" : ` floor ${n.raft!.voteFloor}`;
+      return `${n.id} ${s.role} t${s.term}${floor} lead "${s.leader}" commit ${s.commit} ` +
         `applied ${n.applied} last ${s.lastIndex} snap ${s.snapshotIndex} ` +
         `conf {${s.conf.voters}}/{${s.conf.learners}}` +
         (s.peers.length > 0
