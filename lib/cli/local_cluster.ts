@@ -81,6 +81,11 @@ export interface LocalClusterOptions {
    * program itself ({@linkcode selfCommand}); benchmarks pass another checkout's for a baseline.
    */
   command?: string[];
+  /**
+   * How long a node may take to answer as started (many groups start slowly). Default
+   * {@linkcode NODE_READY_TIMEOUT_MS}.
+   */
+  readyTimeoutMs?: number;
 }
 
 interface NodeProcess {
@@ -193,6 +198,7 @@ export class LocalCluster {
   readonly #command: string[];
   readonly #ownsRoot: boolean;
   readonly #logLevel: string;
+  readonly #readyTimeoutMs: number;
   readonly #clientTls: ClientTls | undefined;
   readonly #clientToken: Uint8Array | undefined;
 
@@ -209,6 +215,7 @@ export class LocalCluster {
       ? [...options.groups]
       : [options.group ?? "counter"];
     this.#group = groups[0];
+    this.#readyTimeoutMs = options.readyTimeoutMs ?? NODE_READY_TIMEOUT_MS;
     this.groups = groups;
     this.#serveArgs = options.serveArgs ?? [];
     this.#command = options.command ?? selfCommand({ v8Flags: NODE_V8_FLAGS });
@@ -344,7 +351,7 @@ export class LocalCluster {
   async #waitReady(
     id: string,
     fresh: boolean,
-    timeoutMs = NODE_READY_TIMEOUT_MS,
+    timeoutMs = this.#readyTimeoutMs,
   ): Promise<void> {
     const node = this.#node(id);
     const child = node.child;

@@ -128,6 +128,11 @@ export interface NodeOptions {
   idleTimeoutMs?: number;
   /** A frame must arrive whole this long after its first byte. Default 10 s. */
   frameTimeoutMs?: number;
+  /**
+   * Let idle, fully replicated groups go quiet (no heartbeats; see docs/DESIGN.md, "Quiescent
+   * groups"); the host then provides node liveness. Default true.
+   */
+  quiesce?: boolean;
 }
 
 /**
@@ -193,10 +198,20 @@ const TICKS_CATCH_UP_MAX = 100_000;
 /** Waiting requests are checked against their deadlines every this many ticks (100 ms). */
 const EXPIRY_CHECK_TICKS = 10;
 
+/**
+ * A quiet group's tick does its checks (catch-up ticks, deadlines, admin waits) only every this
+ * many ticks (100 ms); the ticks in between return at once. Every input catches the core's ticks
+ * up first, so the core's clock is never behind when it matters.
+ */
+const QUIET_CHECK_TICKS = EXPIRY_CHECK_TICKS;
+
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
-const TICK_MS = 10;
-/** How often the commit floor is saved when it moved (see DataDir.flushCommitFloor). */
-const COMMIT_FLOOR_FLUSH_MS = 1000;
+export const TICK_MS = 10;
+/**
+ * How often the host calls {@linkcode CounterNode.slowTick}: the commit floor is saved then when
+ * it moved (see DataDir.flushCommitFloor), and a periodic snapshot is taken when due.
+ */
+export const SLOW_TICK_MS = 1000;
 
 /** Bytes of a backup sent per `backup` answer (well under the 4 MiB frame limit). */
 export const BACKUP_CHUNK_BYTES = 512 * 1024;
@@ -260,7 +275,8 @@ export class CounterNode {
   #readSeq = 0;
   #pumpScheduled = false;
   #lastTickAtMs = performance.now();
-  #tickCount = 0;
+  /** Starts at a random phase so that quiet groups do their checks on different ticks. */
+  #tickCount = Math.floor(Math.random() * QUIET_CHECK_TICKS);
   #loopStartScheduled = false;
   /** The Ready being handled installs a snapshot: nothing may be applied until it is loaded. */
   #snapshotInFlight = false;
@@ -276,12 +292,11 @@ export class CounterNode {
   #stopping = false;
   /** A fatal error was met: the first one is reported, later ones are its consequences. */
   #fatalSeen = false;
-  #ticker: ReturnType<typeof setInterval> | undefined;
   #lastRole: Role;
   #lastTerm: number;
   #lastLeader: string;
-  #snapshotTimer: ReturnType<typeof setInterval> | undefined;
-  #commitFloorTimer: ReturnType<typeof setInterval> | undefined;
+  /** When the next periodic snapshot is due (monotonic ms); see `snapshotIntervalSecs`. */
+  #nextSnapshotAtMs: number;
   /** Index of the newest snapshot on disk (ours or the leader's). */
   #snapshotIndex: number;
   /** The snapshot being written, if any; one at a time. */
@@ -312,6 +327,7 @@ export class CounterNode {
     this.#peers = transport.peers;
     this.#applied = applied;
     this.#snapshotIndex = applied;
+    this.#nextSnapshotAtMs = performance.now() + options.snapshotIntervalSecs * 1000;
     // Cluster time continues from the newest stamp this node holds.
     this.#clock.observe(sm.newestActivityMs());
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
@@ -434,6 +450,7 @@ export class CounterNode {
         random: Math.random,
         respectLeaseOnStart: true,
         voteFloor: storage.voteFloorPending() ? -1 : 0,
+        quiesce: options.quiesce ?? true,
       }, recovered);
       const sm = new CounterStateMachine();
       let applied = 0;
@@ -454,7 +471,6 @@ export class CounterNode {
       const node = new CounterNode(options, storage, raft, transport, sm, applied);
       node.#observeStamps(recovered.entries);
       node.#knownPeers = new Set([...raft.conf.voters, ...raft.conf.learners]);
-      node.#startTimers();
       log.info("serving", { id: options.id, listen: transport.address, group: options.group });
       return node;
     } catch (err) {
@@ -564,9 +580,6 @@ export class CounterNode {
   async stopGroup(): Promise<void> {
     if (this.#stopping) return this.closed;
     this.#stopping = true;
-    clearInterval(this.#ticker);
-    clearInterval(this.#snapshotTimer);
-    clearInterval(this.#commitFloorTimer);
     try {
       while (this.#loopRunning) await new Promise((r) => setTimeout(r, 1));
       if (this.#snapshotting !== null) await this.#snapshotting.catch(() => {});
@@ -602,17 +615,17 @@ export class CounterNode {
     return settledMembers(this.#raft.conf, this.#raft.confAt(this.#raft.commitIndex));
   }
 
-  #startTimers(): void {
-    this.#ticker = setInterval(() => this.#onTick(), TICK_MS);
-    this.#commitFloorTimer = setInterval(() => {
-      if (this.#stopping) return;
-      this.#storage.flushCommitFloor().catch((err) => this.#fatal(err));
-    }, COMMIT_FLOOR_FLUSH_MS);
-    if (this.#options.snapshotIntervalSecs > 0) {
-      this.#snapshotTimer = setInterval(
-        () => this.#snapshot("interval").catch((err) => this.#fatal(err)),
-        this.#options.snapshotIntervalSecs * 1000,
-      );
+  /**
+   * Once a second, from the host's ticker: saves the commit floor when it moved, and takes the
+   * periodic snapshot when `snapshotIntervalSecs` passed since the last one was due.
+   */
+  slowTick(nowMs: number): void {
+    if (this.#stopping) return;
+    this.#storage.flushCommitFloor().catch((err) => this.#fatal(err));
+    const intervalMs = this.#options.snapshotIntervalSecs * 1000;
+    if (intervalMs > 0 && nowMs >= this.#nextSnapshotAtMs) {
+      this.#nextSnapshotAtMs = Math.max(this.#nextSnapshotAtMs + intervalMs, nowMs);
+      this.#snapshot("interval").catch((err) => this.#fatal(err));
     }
   }
 
@@ -679,15 +692,51 @@ export class CounterNode {
     for (let i = 0; i < ticks; i++) this.#raft.tick();
   }
 
-  #onTick(): void {
+  /**
+   * One tick, from the host's ticker (every {@linkcode TICK_MS}; `nowMs` is its monotonic clock
+   * reading). A quiet group (`raft.quiesced`) returns at once except every `QUIET_CHECK_TICKS`
+   * ticks, and its Ready is not checked: a tick of a quiet core produces no work.
+   */
+  tick(nowMs: number): void {
     if (this.#stopping) return;
-    this.#catchUpTicks();
+    const count = ++this.#tickCount;
+    const quiet = this.#raft.quiesced;
+    if (quiet && count % QUIET_CHECK_TICKS !== 0) return;
+    this.#catchUpTicks(nowMs);
     // Deadlines are coarse (seconds); scanning every waiting request each tick would not be.
-    if (++this.#tickCount % EXPIRY_CHECK_TICKS === 0) this.#expireRequests();
+    if (count % EXPIRY_CHECK_TICKS === 0) this.#expireRequests();
     this.#checkAdminWaits();
     if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
     else this.#snapshotSender.expire(Date.now());
-    this.#checkLeaderless();
+    this.#checkLeaderless(nowMs);
+    if (!this.#raft.quiesced) this.#kick();
+  }
+
+  /** True while the group is quiet (see `RaftOptions.quiesce`). */
+  get quiesced(): boolean {
+    return this.#raft.quiesced;
+  }
+
+  /** The leader this node knows of ("" if none). */
+  get leader(): string {
+    return this.#raft.leader;
+  }
+
+  /** True when `peer` is a voter or learner of the latest configuration. */
+  hasMember(peer: string): boolean {
+    const conf = this.#raft.conf;
+    return conf.voters.includes(peer) || conf.learners.includes(peer);
+  }
+
+  /**
+   * Wakes a quiet group (the host's node liveness: its leader's node seems dead, or a member's
+   * node came back). The core's ticks are caught up first; a group that is not quiet is left
+   * alone.
+   */
+  unquiesce(): void {
+    if (this.#stopping || !this.#raft.quiesced) return;
+    this.#catchUpTicks();
+    this.#raft.unquiesce();
     this.#kick();
   }
 
@@ -696,7 +745,7 @@ export class CounterNode {
    * unreachable, or elections keep failing), again every `leaderlessWarnIntervalMs` while it
    * lasts, and says when a leader is back.
    */
-  #checkLeaderless(): void {
+  #checkLeaderless(nowMs: number): void {
     const voters = this.#raft.conf.voters;
     if (this.#raft.leader !== "" || !voters.includes(this.#options.id)) {
       if (this.#leaderlessWarnedAtMs !== null) {
@@ -706,7 +755,6 @@ export class CounterNode {
       this.#leaderlessWarnedAtMs = null;
       return;
     }
-    const nowMs = performance.now();
     this.#leaderlessSinceMs ??= nowMs;
     const leaderlessMs = nowMs - this.#leaderlessSinceMs;
     if (leaderlessMs < 2 * this.#options.electionTimeoutMs) return;
@@ -791,6 +839,7 @@ export class CounterNode {
       this.#log.warn("snapshot transfer dropped", { from: chunk.from, reason: result.error });
     }
     if (result.message !== null && this.#admissible(result.message)) {
+      this.#catchUpTicks();
       this.#raft.step(result.message);
       this.#kick();
     }
@@ -1620,9 +1669,6 @@ export class CounterNode {
     this.#fatalSeen = true;
     this.#log.error("fatal error; stopping the node", { error: err as Error });
     this.#stopping = true;
-    clearInterval(this.#ticker);
-    clearInterval(this.#snapshotTimer);
-    clearInterval(this.#commitFloorTimer);
     const finish = async () => {
       this.#failAll("SHUTTING_DOWN", "the node stopped after a fatal error");
       await this.#storage.close().catch(() => {});

@@ -16,6 +16,7 @@ import {
   type DecodedBody,
   encodeHello,
   encodePeerAuth,
+  encodePeerHeartbeat,
   encodeRaft,
   encodeRaftMessagePack,
   encodeRequest,
@@ -289,6 +290,15 @@ const CASES: GoldenCase[] = [
       hello: { from: "10.0.0.4:4000", incarnation: "00ff00ff00ff00ff", clusterId: "" },
     },
   },
+  {
+    name: "peer_heartbeat",
+    description: "PEER_HEARTBEAT: node 10.0.0.2:4000 is alive, sent under a group it shares",
+    body: {
+      kind: "peer_heartbeat",
+      group: "counter",
+      heartbeat: { from: "10.0.0.2:4000", to: "10.0.0.1:4000" },
+    },
+  },
 ];
 
 // The body as the encoders send it, or forced to MessagePack.
@@ -317,6 +327,8 @@ function encodeBody(body: DecodedBody, form: Form | "default"): Uint8Array {
       return encodePeerAuth(body.group, body.auth);
     case "hello":
       return encodeHello(body.group, body.hello);
+    case "peer_heartbeat":
+      return encodePeerHeartbeat(body.group, body.heartbeat);
   }
 }
 
