@@ -54,6 +54,7 @@ import {
   encodePeerHeartbeat,
   parseAddress,
   PeerSender,
+  type PeerStats,
   TransportServer,
 } from "../transport/mod.ts";
 import type { Hello } from "../transport/codec.ts";
@@ -245,6 +246,11 @@ export class NodeHost {
   /** Inbound peer connections open now (one per peer, for every group). */
   get peerConnectionCount(): number {
     return this.#server.peerConnectionCount;
+  }
+
+  /** Counters of the outbound peer connections (bodies sent, node-level heartbeats, drops). */
+  peerStats(): PeerStats[] {
+    return this.#peers.stats();
   }
 
   /** This host's node id. */
@@ -459,7 +465,10 @@ export class NodeHost {
     );
   }
 
-  /** `groups`: each hosted group with this node's role, the leader it knows and the term. */
+  /**
+   * `groups`: each hosted group with this node's role, the leader it knows, the term, and
+   * whether it is quiet here.
+   */
   #listGroups(reply: (resp: ClientResponse) => void): void {
     const groups = this.groups().map((name) => {
       const status = this.#slots.get(name)?.node?.status();
@@ -468,6 +477,7 @@ export class NodeHost {
         role: String(status?.role ?? "starting"),
         leader: String(status?.leader ?? ""),
         term: Number(status?.term ?? 0),
+        quiet: this.#slots.get(name)?.node?.quiesced ?? false,
       };
     });
     reply({ ok: true, data: { node: this.#options.id, groups } });

@@ -709,7 +709,8 @@ export class CounterNode {
     if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
     else this.#snapshotSender.expire(Date.now());
     this.#checkLeaderless(nowMs);
-    if (!this.#raft.quiesced) this.#kick();
+    // The tick that quiets the group has its quiesce heartbeats to send; later ones have nothing.
+    if (!quiet || !this.#raft.quiesced) this.#kick();
   }
 
   /** True while the group is quiet (see `RaftOptions.quiesce`). */

@@ -84,6 +84,10 @@ export interface PeerStats {
   dropped: number;
   /** Bytes waiting to be sent. */
   queuedBytes: number;
+  /** Bodies queued for it (hellos and node-level heartbeats aside) since the sender was created. */
+  sent: number;
+  /** Node-level heartbeats queued for it ({@linkcode PeerSender.beatIdlePeers}). */
+  heartbeats: number;
 }
 
 type PeerState = "idle" | "connecting" | "up" | "backoff";
@@ -109,6 +113,8 @@ interface Peer {
   // A body was sent since the last `beatIdlePeers`, and the group of the latest one.
   sentSinceBeat: boolean;
   lastGroup: string;
+  sent: number;
+  heartbeats: number;
 }
 
 /**
@@ -193,7 +199,9 @@ export class PeerSender {
     const peer = this.#peer(to);
     peer.sentSinceBeat = true;
     peer.lastGroup = group;
-    return this.#sendBody(peer, group, body, what);
+    if (!this.#sendBody(peer, group, body, what)) return false;
+    peer.sent++;
+    return true;
   }
 
   /**
@@ -208,6 +216,7 @@ export class PeerSender {
     for (const peer of this.#peers.values()) {
       if (!peer.sentSinceBeat && peer.lastGroup !== "") {
         if (this.#sendBody(peer, peer.lastGroup, encode(peer.id, peer.lastGroup), "heartbeat")) {
+          peer.heartbeats++;
           sent++;
         }
       }
@@ -257,6 +266,8 @@ export class PeerSender {
       up: peer.state === "up",
       dropped: peer.dropped,
       queuedBytes: peer.pendingBytes + (peer.conn?.queuedBytes ?? 0),
+      sent: peer.sent,
+      heartbeats: peer.heartbeats,
     }));
   }
 
@@ -313,6 +324,8 @@ export class PeerSender {
         reported: null,
         sentSinceBeat: false,
         lastGroup: "",
+        sent: 0,
+        heartbeats: 0,
       };
       this.#peers.set(id, peer);
     }
