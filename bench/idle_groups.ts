@@ -42,7 +42,8 @@ function procTicks(pid: number): number {
 
 const t0 = performance.now();
 const secs = () => ((performance.now() - t0) / 1000).toFixed(1);
-console.log(`code ${await codeVersion()}, ${groupCount} groups, load ${await loadAverage()}`);
+const code = values.command === undefined ? await codeVersion() : values.command;
+console.log(`nodes run ${code}, ${groupCount} groups, load ${await loadAverage()}`);
 const cluster = await LocalCluster.start({
   groups,
   serveArgs: ["--election-timeout-ms", values["election-timeout-ms"]!],
@@ -52,8 +53,13 @@ const cluster = await LocalCluster.start({
 });
 try {
   console.log(`nodes up after ${secs()} s`);
-  await cluster.waitForLeaders(Number(values["leaders-timeout"]) * 1000);
-  console.log(`every group has a leader after ${secs()} s`);
+  try {
+    await cluster.waitForLeaders(Number(values["leaders-timeout"]) * 1000);
+    console.log(`every group has a leader after ${secs()} s`);
+  } catch (err) {
+    // Measured anyway: an overloaded node may never elect every group (that is the finding).
+    console.log(`after ${secs()} s: ${(err as Error).message}; measuring anyway`);
+  }
   await sleep(Number(values.settle) * 1000);
   const pids = cluster.ids.map((id) => cluster.pid(id)!);
   const before = pids.map(procTicks);

@@ -704,8 +704,8 @@ export class CounterNode {
     if (quiet && count % QUIET_CHECK_TICKS !== 0) return;
     this.#catchUpTicks(nowMs);
     // Deadlines are coarse (seconds); scanning every waiting request each tick would not be.
-    if (count % EXPIRY_CHECK_TICKS === 0) this.#expireRequests();
-    this.#checkAdminWaits();
+    if (count % EXPIRY_CHECK_TICKS === 0) this.#expireRequests(nowMs);
+    this.#checkAdminWaits(nowMs);
     if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
     else this.#snapshotSender.expire(Date.now());
     this.#checkLeaderless(nowMs);
@@ -1238,8 +1238,8 @@ export class CounterNode {
   }
 
   /** Progresses promotions and transfers; called every tick. */
-  #checkAdminWaits(): void {
-    const now = performance.now();
+  #checkAdminWaits(now: number): void {
+    if (this.#promotions.length === 0 && this.#transfers.length === 0) return;
     if (this.#promotions.length > 0) {
       const still: PendingPromotion[] = [];
       for (const p of this.#promotions) {
@@ -1618,8 +1618,7 @@ export class CounterNode {
     }
   }
 
-  #expireRequests(): void {
-    const now = performance.now();
+  #expireRequests(now: number): void {
     for (const [index, p] of this.#proposals) {
       if (p.deadlineMs > now) continue;
       this.#proposals.delete(index);
