@@ -18,6 +18,7 @@
 import { parseArgs } from "node:util";
 import { CLOCK_TICKS_PER_SEC, readCpuTicks } from "../lib/cli/bench/cpu.ts";
 import { LocalCluster } from "../lib/cli/local_cluster.ts";
+import { CounterClient } from "../lib/client/client.ts";
 import { codeVersion, loadAverage, residentBytes, sleep, table } from "./_util.ts";
 
 const { values } = parseArgs({
@@ -38,6 +39,20 @@ const groups = ["counter", ...Array.from({ length: groupCount - 1 }, (_, k) => `
 function procTicks(pid: number): number {
   const t = readCpuTicks(pid);
   return "ticks" in t ? t.ticks : NaN;
+}
+
+/** How many groups node `id` reports quiet (the `groups` op's `quiet`), or "?" without answer. */
+async function quietCount(id: string): Promise<string> {
+  const client = new CounterClient({ peers: [id], timeoutMs: 5000 });
+  try {
+    const { data } = await client.admin("groups", {}, { peer: id });
+    const list = Array.isArray(data.groups) ? data.groups as Record<string, unknown>[] : [];
+    return String(list.filter((g) => g.quiet === true).length);
+  } catch {
+    return "?";
+  } finally {
+    await client.close();
+  }
 }
 
 const t0 = performance.now();
@@ -85,7 +100,11 @@ try {
       table(["node", "CPU (% of a core)", "RSS", "RSS / group"], rows),
   );
   const leaders = await cluster.groupLeaders(5000);
-  console.log(`groups with a leader at the end: ${leaders.size} of ${groupCount}`);
+  const quiet = await Promise.all(cluster.ids.map((id) => quietCount(id)));
+  console.log(
+    `at the end: ${leaders.size} of ${groupCount} groups have a leader; quiet groups per node: ` +
+      quiet.join(", "),
+  );
 } finally {
   await cluster.stop();
 }
