@@ -16,7 +16,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { CLOCK_TICKS_PER_SEC, readCpuTicks } from "../lib/cli/bench/cpu.ts";
+import { CLOCK_TICKS_PER_SEC, parseStatTicks, readCpuTicks } from "../lib/cli/bench/cpu.ts";
 import { LocalCluster } from "../lib/cli/local_cluster.ts";
 import { CounterClient } from "../lib/client/client.ts";
 import { codeVersion, loadAverage, residentBytes, sleep, table } from "./_util.ts";
@@ -39,6 +39,29 @@ const groups = ["counter", ...Array.from({ length: groupCount - 1 }, (_, k) => `
 function procTicks(pid: number): number {
   const t = readCpuTicks(pid);
   return "ticks" in t ? t.ticks : NaN;
+}
+
+/** CPU ticks of each thread of `pid`, by thread name (threads of one name summed). */
+function threadTicks(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const t = parseStatTicks(stat);
+        if ("ticks" in t) out.set(name, (out.get(name) ?? 0) + t.ticks);
+        // System time apart: the share spent in system calls (sockets, timers, epoll).
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        out.set(`${name} (sys)`, (out.get(`${name} (sys)`) ?? 0) + Number(fields[12]));
+      } catch {
+        // The thread ended.
+      }
+    }
+  } catch {
+    // The process is gone.
+  }
+  return out;
 }
 
 /** How many groups node `id` reports quiet (the `groups` op's `quiet`), or "?" without answer. */
@@ -78,10 +101,12 @@ try {
   await sleep(Number(values.settle) * 1000);
   const pids = cluster.ids.map((id) => cluster.pid(id)!);
   const before = pids.map(procTicks);
+  const threadsBefore = pids.map(threadTicks);
   const startMs = performance.now();
   const loadBefore = await loadAverage();
   await sleep(Number(values.measure) * 1000);
   const after = pids.map(procTicks);
+  const threadsAfter = pids.map(threadTicks);
   const elapsedS = (performance.now() - startMs) / 1000;
   const loadAfter = await loadAverage();
   const rows: string[][] = [];
@@ -99,6 +124,19 @@ try {
     `idle for ${elapsedS.toFixed(1)} s (load ${loadBefore} before, ${loadAfter} after):\n` +
       table(["node", "CPU (% of a core)", "RSS", "RSS / group"], rows),
   );
+  // Where the CPU went, by thread (the main JavaScript thread, V8's GC helpers, Tokio's).
+  for (let k = 0; k < pids.length; k++) {
+    const parts = [...threadsAfter[k]].map(([name, ticks]) => {
+      const pct = 100 * (ticks - (threadsBefore[k].get(name) ?? 0)) / CLOCK_TICKS_PER_SEC /
+        elapsedS;
+      return [name, pct] as const;
+    }).filter(([, pct]) => pct > 0).sort((a, b) => b[1] - a[1]);
+    console.log(
+      `${cluster.ids[k]} by thread: ${
+        parts.map(([name, pct]) => `${name} ${pct.toFixed(1)}%`).join(", ")
+      }`,
+    );
+  }
   const leaders = await cluster.groupLeaders(5000);
   const quiet = await Promise.all(cluster.ids.map((id) => quietCount(id)));
   console.log(

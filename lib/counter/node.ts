@@ -710,8 +710,10 @@ export class CounterNode {
     // Deadlines are coarse (seconds); scanning every waiting request each tick would not be.
     if (count % EXPIRY_CHECK_TICKS === 0) this.#expireRequests(nowMs);
     this.#checkAdminWaits(nowMs);
-    if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
-    else this.#snapshotSender.expire(Date.now());
+    if (this.#snapshotSender.activeCount > 0) {
+      if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
+      else this.#snapshotSender.expire(Date.now());
+    }
     this.#checkLeaderless(nowMs);
     // The tick that quiets the group has its quiesce heartbeats to send; later ones have nothing.
     if (!quiet || !this.#raft.quiesced) this.#kick();
@@ -1623,6 +1625,12 @@ export class CounterNode {
   }
 
   #expireRequests(now: number): void {
+    // Empty maps are the common case (every idle group): no iterator is made for them.
+    if (this.#proposals.size > 0) this.#expireProposals(now);
+    if (this.#reads.size > 0) this.#expireReads(now);
+  }
+
+  #expireProposals(now: number): void {
     for (const [index, p] of this.#proposals) {
       if (p.deadlineMs > now) continue;
       this.#proposals.delete(index);
@@ -1632,6 +1640,9 @@ export class CounterNode {
         error: "outcome unknown: the increment was not committed in time",
       });
     }
+  }
+
+  #expireReads(now: number): void {
     for (const [id, r] of this.#reads) {
       if (r.deadlineMs > now) continue;
       this.#reads.delete(id);
