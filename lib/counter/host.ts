@@ -31,6 +31,7 @@ import {
   identityReply,
   type NodeOptions,
   type NodeTransport,
+  QUIET_CHECK_MS,
   SLOW_TICK_MS,
   TICK_MS,
 } from "./node.ts";
@@ -113,8 +114,9 @@ export class NodeHost {
   readonly #ticker: GroupTicker<CounterNode>;
   /** When each peer node was last heard from (over every group). */
   readonly #liveness: NodeLiveness;
-  /** Node liveness (heartbeats, waking quiet groups) runs every this many ticks. */
-  readonly #livenessTicks: number;
+  /** Node liveness (heartbeats, waking quiet groups) runs this often, and next at this time. */
+  readonly #livenessMs: number;
+  #livenessAtMs = 0;
   #resolveClosed!: () => void;
   #rejectClosed!: (err: Error) => void;
   /** Settles when the host has stopped (rejects if a group stopped on a fatal error). */
@@ -136,12 +138,16 @@ export class NodeHost {
     this.#peers = peers;
     this.#lock = lock;
     this.#liveness = new NodeLiveness(options.electionTimeoutMs);
-    this.#livenessTicks = Math.max(1, Math.round(options.heartbeatIntervalMs / TICK_MS));
+    this.#livenessMs = Math.max(TICK_MS, options.heartbeatIntervalMs);
     this.#ticker = new GroupTicker<CounterNode>({
       tickMs: TICK_MS,
-      slowTicks: Math.round(SLOW_TICK_MS / TICK_MS),
-      onTick: (nowMs, tick) => {
-        if (tick % this.#livenessTicks === 0) this.#livenessRound(nowMs);
+      // Quiet groups check every QUIET_CHECK_MS; the node heartbeats go every interval.
+      idleTickMs: Math.min(QUIET_CHECK_MS, this.#livenessMs),
+      slowMs: SLOW_TICK_MS,
+      onTick: (nowMs) => {
+        if (nowMs < this.#livenessAtMs) return;
+        this.#livenessAtMs = Math.max(this.#livenessAtMs + this.#livenessMs, nowMs);
+        this.#livenessRound(nowMs);
       },
     });
     this.closed = new Promise((resolve, reject) => {
@@ -499,6 +505,7 @@ export class NodeHost {
       connectionsAccepted: () => server.connectionsAccepted,
       forgetPeer: (peer) => this.#forgetPeer(peer),
       starting: (storage) => opened.storage = storage,
+      busy: () => this.#ticker.hurry(),
     };
     let node: CounterNode;
     try {

@@ -158,6 +158,11 @@ export interface NodeTransport {
    * answers the other members' `identity` probes for this group from `storage`.
    */
   starting(storage: DataDir): void;
+  /**
+   * The node has work (its Ready loop is being run): the host's ticker, which slows down while
+   * every group is quiet, ticks at full rate again. Optional.
+   */
+  busy?(): void;
 }
 
 /** How often a node without a leader warns again. */
@@ -199,11 +204,11 @@ const TICKS_CATCH_UP_MAX = 100_000;
 const EXPIRY_CHECK_TICKS = 10;
 
 /**
- * A quiet group's tick does its checks (catch-up ticks, deadlines, admin waits) only every this
- * many ticks (100 ms); the ticks in between return at once. Every input catches the core's ticks
- * up first, so the core's clock is never behind when it matters.
+ * A quiet group's tick does its checks (catch-up ticks, deadlines, admin waits) only this often;
+ * the ticks in between return at once. Every input catches the core's ticks up first, so the
+ * core's clock is never behind when it matters.
  */
-const QUIET_CHECK_TICKS = EXPIRY_CHECK_TICKS;
+export const QUIET_CHECK_MS = 100;
 
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
 export const TICK_MS = 10;
@@ -275,8 +280,9 @@ export class CounterNode {
   #readSeq = 0;
   #pumpScheduled = false;
   #lastTickAtMs = performance.now();
-  /** Starts at a random phase so that quiet groups do their checks on different ticks. */
-  #tickCount = Math.floor(Math.random() * QUIET_CHECK_TICKS);
+  #tickCount = 0;
+  /** When a quiet group checks next; a random phase spreads the groups over the period. */
+  #quietCheckAtMs = performance.now() + Math.random() * QUIET_CHECK_MS;
   #loopStartScheduled = false;
   /** The Ready being handled installs a snapshot: nothing may be applied until it is loaded. */
   #snapshotInFlight = false;
@@ -697,18 +703,22 @@ export class CounterNode {
   }
 
   /**
-   * One tick, from the host's ticker (every {@linkcode TICK_MS}; `nowMs` is its monotonic clock
-   * reading). A quiet group (`raft.quiesced`) returns at once except every `QUIET_CHECK_TICKS`
-   * ticks, and its Ready is not checked: a tick of a quiet core produces no work.
+   * One tick, from the host's ticker (every {@linkcode TICK_MS} while some group is awake;
+   * `nowMs` is its monotonic clock reading). A quiet group (`raft.quiesced`) returns at once
+   * except every {@linkcode QUIET_CHECK_MS}, and its Ready is not checked: a tick of a quiet core
+   * produces no work. Returns whether the group is awake (wants ticks every `TICK_MS`).
    */
-  tick(nowMs: number): void {
-    if (this.#stopping) return;
-    const count = ++this.#tickCount;
+  tick(nowMs: number): boolean {
+    if (this.#stopping) return false;
     const quiet = this.#raft.quiesced;
-    if (quiet && count % QUIET_CHECK_TICKS !== 0) return;
+    if (quiet) {
+      if (nowMs < this.#quietCheckAtMs) return false;
+      this.#quietCheckAtMs = nowMs + QUIET_CHECK_MS;
+    }
+    const count = ++this.#tickCount;
     this.#catchUpTicks(nowMs);
     // Deadlines are coarse (seconds); scanning every waiting request each tick would not be.
-    if (count % EXPIRY_CHECK_TICKS === 0) this.#expireRequests(nowMs);
+    if (quiet || count % EXPIRY_CHECK_TICKS === 0) this.#expireRequests(nowMs);
     this.#checkAdminWaits(nowMs);
     if (this.#snapshotSender.activeCount > 0) {
       if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
@@ -717,6 +727,7 @@ export class CounterNode {
     this.#checkLeaderless(nowMs);
     // The tick that quiets the group has its quiesce heartbeats to send; later ones have nothing.
     if (!quiet || !this.#raft.quiesced) this.#kick();
+    return !this.#raft.quiesced;
   }
 
   /** True while the group is quiet (see `RaftOptions.quiesce`). */
@@ -1366,6 +1377,7 @@ export class CounterNode {
   /** Runs the Ready loop unless it is already running; it drains everything pending. */
   #kick(): void {
     if (this.#stopping) return;
+    this.#transport.busy?.();
     if (this.#loopRunning) {
       this.#schedulePump();
       return;
