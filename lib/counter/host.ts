@@ -225,12 +225,13 @@ export class NodeHost {
         if (!slots.has(group)) slots.set(group, { node: null, storage: null });
       }
       for (const group of [...slots.keys()]) if (!hosted.includes(group)) slots.delete(group);
+      // Each group ticks from the moment it is open, as the others still open.
+      host.#ticker.start();
       await Promise.all(hosted.map((group) => host.#openGroup(group)));
     } catch (err) {
       await host.#shutdown();
       throw err;
     }
-    host.#ticker.start();
     return host;
   }
 
