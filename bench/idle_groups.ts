@@ -124,16 +124,20 @@ try {
     `idle for ${elapsedS.toFixed(1)} s (load ${loadBefore} before, ${loadAfter} after):\n` +
       table(["node", "CPU (% of a core)", "RSS", "RSS / group"], rows),
   );
-  // Where the CPU went, by thread (the main JavaScript thread, V8's GC helpers, Tokio's).
+  // Where the CPU went, by thread (the main JavaScript thread "deno", V8's GC helpers, Tokio's),
+  // each with the part of it spent in the kernel (system calls: sockets, timers, epoll).
+  const pct = (ticks: number) => 100 * ticks / CLOCK_TICKS_PER_SEC / elapsedS;
   for (let k = 0; k < pids.length; k++) {
-    const parts = [...threadsAfter[k]].map(([name, ticks]) => {
-      const pct = 100 * (ticks - (threadsBefore[k].get(name) ?? 0)) / CLOCK_TICKS_PER_SEC /
-        elapsedS;
-      return [name, pct] as const;
-    }).filter(([, pct]) => pct > 0).sort((a, b) => b[1] - a[1]);
+    const delta = (name: string) =>
+      (threadsAfter[k].get(name) ?? 0) - (threadsBefore[k].get(name) ?? 0);
+    const parts = [...threadsAfter[k].keys()].filter((name) => !name.endsWith(" (sys)"))
+      .map((name) => [name, delta(name), delta(`${name} (sys)`)] as const)
+      .filter(([, ticks]) => ticks > 0).sort((a, b) => b[1] - a[1]);
     console.log(
       `${cluster.ids[k]} by thread: ${
-        parts.map(([name, pct]) => `${name} ${pct.toFixed(1)}%`).join(", ")
+        parts.map(([name, all, sys]) =>
+          `${name} ${pct(all).toFixed(1)}% (system ${pct(sys).toFixed(1)}%)`
+        ).join(", ")
       }`,
     );
   }
