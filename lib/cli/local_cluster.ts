@@ -198,9 +198,9 @@ export class LocalCluster {
   readonly #command: string[];
   readonly #ownsRoot: boolean;
   readonly #logLevel: string;
+  readonly #readyTimeoutMs: number;
   readonly #clientTls: ClientTls | undefined;
   readonly #clientToken: Uint8Array | undefined;
-  readonly #readyTimeoutMs: number;
 
   private constructor(
     ids: string[],
@@ -215,13 +215,13 @@ export class LocalCluster {
       ? [...options.groups]
       : [options.group ?? "counter"];
     this.#group = groups[0];
+    this.#readyTimeoutMs = options.readyTimeoutMs ?? NODE_READY_TIMEOUT_MS;
     this.groups = groups;
     this.#serveArgs = options.serveArgs ?? [];
     this.#command = options.command ?? selfCommand({ v8Flags: NODE_V8_FLAGS });
     this.#logLevel = options.logLevel ?? "info";
     this.#clientTls = options.clientTls;
     this.#clientToken = options.clientToken;
-    this.#readyTimeoutMs = options.readyTimeoutMs ?? NODE_READY_TIMEOUT_MS;
     this.#nodes = new Map(ids.map((id, k) => [id, {
       id,
       dataDir: join(dataRoot, `node${k + 1}`),

@@ -12,13 +12,33 @@
  *   (as before there were several groups), and kept, dropping that group's bodies, when it does
  *   (`TransportServer`).
  *
+ * The host also drives every group's time from one {@linkcode GroupTicker} (no timer per group),
+ * and provides the node liveness quiet groups need (see docs/DESIGN.md, "Quiescent groups"): it
+ * tracks when it last heard from each peer node over all groups ({@linkcode NodeLiveness}), sends
+ * each peer a node-level heartbeat (PEER_HEARTBEAT) every heartbeat interval in which nothing
+ * else went to it, wakes every quiet group whose leader's node it has not heard from for an
+ * election timeout, and wakes every quiet group it leads that has as member a peer whose node
+ * came back (heard again after that, or a new connection to it).
+ *
  * See docs/DESIGN.md, "Many groups in one process".
  *
  * @module
  */
 
 import { resolve } from "node:path";
-import { CounterNode, identityReply, type NodeOptions, type NodeTransport } from "./node.ts";
+import {
+  CounterNode,
+  identityReply,
+  type NodeOptions,
+  type NodeTransport,
+  QUIET_CHECK_MS,
+  SLOW_TICK_MS,
+  TICK_MS,
+} from "./node.ts";
+import { GroupTicker } from "./group_ticker.ts";
+import { NodeLiveness } from "./node_liveness.ts";
+import { Role } from "../raft/mod.ts";
+import { turnNowMs } from "../transport/turn_clock.ts";
 import { DirLock } from "../storage/dir_lock.ts";
 import type { DataDir } from "../storage/mod.ts";
 import {
@@ -32,8 +52,10 @@ import {
 import {
   type ClientRequest,
   type ClientResponse,
+  encodePeerHeartbeat,
   parseAddress,
   PeerSender,
+  type PeerStats,
   TransportServer,
 } from "../transport/mod.ts";
 import type { Hello } from "../transport/codec.ts";
@@ -88,6 +110,13 @@ export class NodeHost {
   /** Group set changes run one at a time (each rewrites `groups.json`). */
   #changing: Promise<unknown> = Promise.resolve();
   #stopping = false;
+  /** Drives every group's ticks; started once the groups are open. */
+  readonly #ticker: GroupTicker<CounterNode>;
+  /** When each peer node was last heard from (over every group). */
+  readonly #liveness: NodeLiveness;
+  /** Node liveness (heartbeats, waking quiet groups) runs this often, and next at this time. */
+  readonly #livenessMs: number;
+  #livenessAtMs = 0;
   #resolveClosed!: () => void;
   #rejectClosed!: (err: Error) => void;
   /** Settles when the host has stopped (rejects if a group stopped on a fatal error). */
@@ -108,6 +137,19 @@ export class NodeHost {
     this.#server = server;
     this.#peers = peers;
     this.#lock = lock;
+    this.#liveness = new NodeLiveness(options.electionTimeoutMs);
+    this.#livenessMs = Math.max(TICK_MS, options.heartbeatIntervalMs);
+    this.#ticker = new GroupTicker<CounterNode>({
+      tickMs: TICK_MS,
+      // Quiet groups check every QUIET_CHECK_MS; the node heartbeats go every interval.
+      idleTickMs: Math.min(QUIET_CHECK_MS, this.#livenessMs),
+      slowMs: SLOW_TICK_MS,
+      onTick: (nowMs) => {
+        if (nowMs < this.#livenessAtMs) return;
+        this.#livenessAtMs = Math.max(this.#livenessAtMs + this.#livenessMs, nowMs);
+        this.#livenessRound(nowMs);
+      },
+    });
     this.closed = new Promise((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -162,13 +204,17 @@ export class NodeHost {
       await server.close();
       throw err;
     }
+    let host: NodeHost | null = null;
     const peers = new PeerSender({
       logger: log,
       tls: security.tls?.client,
       peerAuth,
       hello: (group) => slots.get(group)?.node?.hello() ?? null,
+      onPeerUp: (peer) => {
+        if (host !== null) host.#peerCameBack(peer);
+      },
     });
-    const host = new NodeHost({ ...options, groups }, root, server, peers, lock, slots);
+    host = new NodeHost({ ...options, groups }, root, server, peers, lock, slots);
     // Every group given answers "node is starting" (not UNKNOWN_GROUP) from now on.
     for (const group of groups) slots.set(group, { node: null, storage: null });
     server.setHandler(host.#handler());
@@ -179,6 +225,8 @@ export class NodeHost {
         if (!slots.has(group)) slots.set(group, { node: null, storage: null });
       }
       for (const group of [...slots.keys()]) if (!hosted.includes(group)) slots.delete(group);
+      // Each group ticks from the moment it is open, as the others still open.
+      host.#ticker.start();
       await Promise.all(hosted.map((group) => host.#openGroup(group)));
     } catch (err) {
       await host.#shutdown();
@@ -205,6 +253,11 @@ export class NodeHost {
   /** Inbound peer connections open now (one per peer, for every group). */
   get peerConnectionCount(): number {
     return this.#server.peerConnectionCount;
+  }
+
+  /** Counters of the outbound peer connections (bodies sent, node-level heartbeats, drops). */
+  peerStats(): PeerStats[] {
+    return this.#peers.stats();
   }
 
   /** This host's node id. */
@@ -262,6 +315,7 @@ export class NodeHost {
 
   async #shutdown(): Promise<void> {
     this.#stopping = true;
+    this.#ticker.stop();
     await this.#server.close();
     const nodes = [...this.#slots.values()].map((slot) => slot.node).filter((n) => n !== null);
     await Promise.all(nodes.map((node) => node.stopGroup().catch(() => {})));
@@ -402,6 +456,7 @@ export class NodeHost {
       this.#slots.delete(name);
       this.#removed.add(name);
       await this.#saveGroupSet();
+      this.#ticker.delete(slot.node);
       await slot.node.stopGroup().catch(() => {});
       const movedTo = await moveGroupAside(this.#root, name) ?? "";
       this.#log.info("removed group", { group: name, movedTo });
@@ -417,7 +472,10 @@ export class NodeHost {
     );
   }
 
-  /** `groups`: each hosted group with this node's role, the leader it knows and the term. */
+  /**
+   * `groups`: each hosted group with this node's role, the leader it knows, the term, and
+   * whether it is quiet here.
+   */
   #listGroups(reply: (resp: ClientResponse) => void): void {
     const groups = this.groups().map((name) => {
       const status = this.#slots.get(name)?.node?.status();
@@ -426,6 +484,7 @@ export class NodeHost {
         role: String(status?.role ?? "starting"),
         leader: String(status?.leader ?? ""),
         term: Number(status?.term ?? 0),
+        quiet: this.#slots.get(name)?.node?.quiesced ?? false,
       };
     });
     reply({ ok: true, data: { node: this.#options.id, groups } });
@@ -447,6 +506,7 @@ export class NodeHost {
       connectionsAccepted: () => server.connectionsAccepted,
       forgetPeer: (peer) => this.#forgetPeer(peer),
       starting: (storage) => opened.storage = storage,
+      busy: () => this.#ticker.hurry(),
     };
     let node: CounterNode;
     try {
@@ -464,7 +524,11 @@ export class NodeHost {
     }
     opened.node = node;
     opened.storage = null;
-    node.closed.catch((err) => this.#fatal(group, err));
+    this.#ticker.add(node);
+    node.closed.then(() => this.#ticker.delete(node), (err) => {
+      this.#ticker.delete(node);
+      this.#fatal(group, err);
+    });
     return node;
   }
 
@@ -473,7 +537,46 @@ export class NodeHost {
     for (const slot of this.#slots.values()) {
       if (slot.node?.members().has(peer)) return;
     }
+    this.#liveness.forget(peer);
     this.#peers.removePeer(peer).catch(() => {});
+  }
+
+  /**
+   * Node liveness, every heartbeat interval: a node-level heartbeat to each peer that was sent
+   * nothing since the last round, then every quiet group whose leader's node has not been heard
+   * from for an election timeout is woken (its follower restarts its election timer).
+   */
+  #livenessRound(nowMs: number): void {
+    if (this.#stopping || this.#options.quiesce === false) return;
+    const from = this.#options.id;
+    this.#peers.beatIdlePeers((to, group) => encodePeerHeartbeat(group, { from, to }));
+    this.#liveness.sweep(nowMs);
+    const dead = this.#liveness.dead;
+    if (dead.size === 0) return;
+    for (const slot of this.#slots.values()) {
+      const node = slot.node;
+      if (node !== null && node.quiesced && dead.has(node.leader)) node.unquiesce();
+    }
+  }
+
+  /** Something arrived from `peer`'s node: it is alive; if it was thought dead, it came back. */
+  #heard(peer: string): void {
+    if (this.#liveness.heard(peer, turnNowMs())) this.#peerCameBack(peer);
+  }
+
+  /**
+   * `peer`'s node is back (heard from again after it was thought dead, or a connection to it came
+   * up): every quiet group led here that has it as a member wakes, so that its heartbeats find
+   * what the peer lacks (a restarted follower would otherwise time out and campaign).
+   */
+  #peerCameBack(peer: string): void {
+    if (this.#stopping) return;
+    for (const slot of this.#slots.values()) {
+      const node = slot.node;
+      if (node !== null && node.quiesced && node.role === Role.Leader && node.hasMember(peer)) {
+        node.unquiesce();
+      }
+    }
   }
 
   /**
@@ -525,9 +628,22 @@ export class NodeHost {
         }
         return slot.node === null ? false : slot.node.onHello(hello);
       },
-      onRaftMessage: (group, msg) => this.#slots.get(group)?.node?.onRaftMessage(msg),
-      onSnapshotChunk: (group, chunk) => this.#slots.get(group)?.node?.onSnapshotChunk(chunk),
-      onSnapshotAck: (group, ack) => this.#slots.get(group)?.node?.onSnapshotAck(ack),
+      onRaftMessage: (group, msg) => {
+        this.#heard(msg.from);
+        this.#slots.get(group)?.node?.onRaftMessage(msg);
+      },
+      onSnapshotChunk: (group, chunk) => {
+        this.#heard(chunk.from);
+        this.#slots.get(group)?.node?.onSnapshotChunk(chunk);
+      },
+      onSnapshotAck: (group, ack) => {
+        this.#heard(ack.from);
+        this.#slots.get(group)?.node?.onSnapshotAck(ack);
+      },
+      onPeerHeartbeat: (_group, heartbeat) => {
+        // A heartbeat meant for another node (one that had this address before) says nothing.
+        if (heartbeat.to === this.#options.id) this.#heard(heartbeat.from);
+      },
       onRequest: (group, req, reply) => this.#onRequest(group, req, reply),
       onReplied: (op, resp, elapsedMs, group) => {
         if (group !== undefined) this.#slots.get(group)?.node?.onReplied(op, resp, elapsedMs);

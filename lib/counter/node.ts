@@ -139,6 +139,11 @@ export interface NodeOptions {
   idleTimeoutMs?: number;
   /** A frame must arrive whole this long after its first byte. Default 10 s. */
   frameTimeoutMs?: number;
+  /**
+   * Let idle, fully replicated groups go quiet (no heartbeats; see docs/DESIGN.md, "Quiescent
+   * groups"); the host then provides node liveness. Default true.
+   */
+  quiesce?: boolean;
 }
 
 /**
@@ -164,6 +169,11 @@ export interface NodeTransport {
    * answers the other members' `identity` probes for this group from `storage`.
    */
   starting(storage: DataDir): void;
+  /**
+   * The node has work (its Ready loop is being run): the host's ticker, which slows down while
+   * every group is quiet, ticks at full rate again. Optional.
+   */
+  busy?(): void;
 }
 
 /** How often a node without a leader warns again. */
@@ -210,10 +220,20 @@ export const SNAPSHOT_LOG_BYTES_DEFAULT = 4 * 1024 * 1024;
 /** Default of `NodeOptions.snapshotRetainBytes`: 1 MiB. */
 export const SNAPSHOT_RETAIN_BYTES_DEFAULT = 1024 * 1024;
 
+/**
+ * A quiet group's tick does its checks (catch-up ticks, deadlines, admin waits) only this often;
+ * the ticks in between return at once. Every input catches the core's ticks up first, so the
+ * core's clock is never behind when it matters.
+ */
+export const QUIET_CHECK_MS = 100;
+
 /** Length of one Raft tick. Election and heartbeat periods are whole numbers of ticks. */
-const TICK_MS = 10;
-/** How often the commit floor is saved when it moved (see DataDir.flushCommitFloor). */
-const COMMIT_FLOOR_FLUSH_MS = 1000;
+export const TICK_MS = 10;
+/**
+ * How often the host calls {@linkcode CounterNode.slowTick}: the commit floor is saved then when
+ * it moved (see DataDir.flushCommitFloor), and a periodic snapshot is taken when due.
+ */
+export const SLOW_TICK_MS = 1000;
 
 /** Bytes of a backup sent per `backup` answer (well under the 4 MiB frame limit). */
 export const BACKUP_CHUNK_BYTES = 512 * 1024;
@@ -280,6 +300,8 @@ export class CounterNode {
   #pumpScheduled = false;
   #lastTickAtMs = performance.now();
   #tickCount = 0;
+  /** When a quiet group checks next; a random phase spreads the groups over the period. */
+  #quietCheckAtMs = performance.now() + Math.random() * QUIET_CHECK_MS;
   #loopStartScheduled = false;
   /** The Ready being handled installs a snapshot: nothing may be applied until it is loaded. */
   #snapshotInFlight = false;
@@ -295,12 +317,11 @@ export class CounterNode {
   #stopping = false;
   /** A fatal error was met: the first one is reported, later ones are its consequences. */
   #fatalSeen = false;
-  #ticker: ReturnType<typeof setInterval> | undefined;
   #lastRole: Role;
   #lastTerm: number;
   #lastLeader: string;
-  #snapshotTimer: ReturnType<typeof setInterval> | undefined;
-  #commitFloorTimer: ReturnType<typeof setInterval> | undefined;
+  /** When the next periodic snapshot is due (monotonic ms); see `snapshotIntervalSecs`. */
+  #nextSnapshotAtMs: number;
   /** Index of the newest snapshot on disk (ours or the leader's). */
   #snapshotIndex: number;
   /** The snapshot being written, if any; one at a time. */
@@ -331,6 +352,7 @@ export class CounterNode {
     this.#peers = transport.peers;
     this.#applied = applied;
     this.#snapshotIndex = applied;
+    this.#nextSnapshotAtMs = performance.now() + options.snapshotIntervalSecs * 1000;
     // Cluster time continues from the newest stamp this node holds.
     this.#clock.observe(sm.newestActivityMs());
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
@@ -395,8 +417,9 @@ export class CounterNode {
 
   /**
    * Opens `options.dataDir` (this group's own data dir), recovers, bootstraps a new group (after
-   * the bootstrap check) and begins ticking, sending through `transport`. Used by
-   * {@linkcode NodeHost}; it routes the group's traffic to the node's `on*` methods.
+   * the bootstrap check), sending through `transport`. Used by {@linkcode NodeHost}; it routes
+   * the group's traffic to the node's `on*` methods and drives its time ({@linkcode tick} every
+   * {@linkcode TICK_MS}, {@linkcode slowTick} every {@linkcode SLOW_TICK_MS}).
    */
   static async open(options: NodeOptions, transport: NodeTransport): Promise<CounterNode> {
     const log = options.logger;
@@ -453,6 +476,7 @@ export class CounterNode {
         random: Math.random,
         respectLeaseOnStart: true,
         voteFloor: storage.voteFloorPending() ? -1 : 0,
+        quiesce: options.quiesce ?? true,
       }, recovered);
       const sm = new CounterStateMachine();
       let applied = 0;
@@ -473,7 +497,6 @@ export class CounterNode {
       const node = new CounterNode(options, storage, raft, transport, sm, applied);
       node.#observeStamps(recovered.entries);
       node.#knownPeers = new Set([...raft.conf.voters, ...raft.conf.learners]);
-      node.#startTimers();
       log.info("serving", { id: options.id, listen: transport.address, group: options.group });
       return node;
     } catch (err) {
@@ -583,9 +606,6 @@ export class CounterNode {
   async stopGroup(): Promise<void> {
     if (this.#stopping) return this.closed;
     this.#stopping = true;
-    clearInterval(this.#ticker);
-    clearInterval(this.#snapshotTimer);
-    clearInterval(this.#commitFloorTimer);
     try {
       while (this.#loopRunning) await new Promise((r) => setTimeout(r, 1));
       if (this.#snapshotting !== null) await this.#snapshotting.catch(() => {});
@@ -621,17 +641,20 @@ export class CounterNode {
     return settledMembers(this.#raft.conf, this.#raft.confAt(this.#raft.commitIndex));
   }
 
-  #startTimers(): void {
-    this.#ticker = setInterval(() => this.#onTick(), TICK_MS);
-    this.#commitFloorTimer = setInterval(() => {
-      if (this.#stopping) return;
+  /**
+   * Once a second, from the host's ticker: saves the commit floor when it moved, and takes the
+   * periodic snapshot when `snapshotIntervalSecs` passed since the last one was due.
+   */
+  slowTick(nowMs: number): void {
+    if (this.#stopping) return;
+    // Checked first: an idle group's second costs a comparison, not a promise.
+    if (this.#storage.commitFloorBehind()) {
       this.#storage.flushCommitFloor().catch((err) => this.#fatal(err));
-    }, COMMIT_FLOOR_FLUSH_MS);
-    if (this.#options.snapshotIntervalSecs > 0) {
-      this.#snapshotTimer = setInterval(
-        () => this.#snapshot("interval").catch((err) => this.#fatal(err)),
-        this.#options.snapshotIntervalSecs * 1000,
-      );
+    }
+    const intervalMs = this.#options.snapshotIntervalSecs * 1000;
+    if (intervalMs > 0 && nowMs >= this.#nextSnapshotAtMs) {
+      this.#nextSnapshotAtMs = Math.max(this.#nextSnapshotAtMs + intervalMs, nowMs);
+      this.#snapshot("interval").catch((err) => this.#fatal(err));
     }
   }
 
@@ -708,15 +731,59 @@ export class CounterNode {
     for (let i = 0; i < ticks; i++) this.#raft.tick();
   }
 
-  #onTick(): void {
-    if (this.#stopping) return;
-    this.#catchUpTicks();
+  /**
+   * One tick, from the host's ticker (every {@linkcode TICK_MS} while some group is awake;
+   * `nowMs` is its monotonic clock reading). A quiet group (`raft.quiesced`) returns at once
+   * except every {@linkcode QUIET_CHECK_MS}, and its Ready is not checked: a tick of a quiet core
+   * produces no work. Returns whether the group is awake (wants ticks every `TICK_MS`).
+   */
+  tick(nowMs: number): boolean {
+    if (this.#stopping) return false;
+    const quiet = this.#raft.quiesced;
+    if (quiet) {
+      if (nowMs < this.#quietCheckAtMs) return false;
+      this.#quietCheckAtMs = nowMs + QUIET_CHECK_MS;
+    }
+    const count = ++this.#tickCount;
+    this.#catchUpTicks(nowMs);
     // Deadlines are coarse (seconds); scanning every waiting request each tick would not be.
-    if (++this.#tickCount % EXPIRY_CHECK_TICKS === 0) this.#expireRequests();
-    this.#checkAdminWaits();
-    if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
-    else this.#snapshotSender.expire(Date.now());
-    this.#checkLeaderless();
+    if (quiet || count % EXPIRY_CHECK_TICKS === 0) this.#expireRequests(nowMs);
+    this.#checkAdminWaits(nowMs);
+    if (this.#snapshotSender.activeCount > 0) {
+      if (this.#raft.role !== Role.Leader) this.#snapshotSender.clear();
+      else this.#snapshotSender.expire(Date.now());
+    }
+    this.#checkLeaderless(nowMs);
+    // The tick that quiets the group has its quiesce heartbeats to send; later ones have nothing.
+    if (!quiet || !this.#raft.quiesced) this.#kick();
+    return !this.#raft.quiesced;
+  }
+
+  /** True while the group is quiet (see `RaftOptions.quiesce`). */
+  get quiesced(): boolean {
+    return this.#raft.quiesced;
+  }
+
+  /** The leader this node knows of ("" if none). */
+  get leader(): string {
+    return this.#raft.leader;
+  }
+
+  /** True when `peer` is a voter or learner of the latest configuration. */
+  hasMember(peer: string): boolean {
+    const conf = this.#raft.conf;
+    return conf.voters.includes(peer) || conf.learners.includes(peer);
+  }
+
+  /**
+   * Wakes a quiet group (the host's node liveness: its leader's node seems dead, or a member's
+   * node came back). The core's ticks are caught up first; a group that is not quiet is left
+   * alone.
+   */
+  unquiesce(): void {
+    if (this.#stopping || !this.#raft.quiesced) return;
+    this.#catchUpTicks();
+    this.#raft.unquiesce();
     this.#kick();
   }
 
@@ -725,7 +792,7 @@ export class CounterNode {
    * unreachable, or elections keep failing), again every `leaderlessWarnIntervalMs` while it
    * lasts, and says when a leader is back.
    */
-  #checkLeaderless(): void {
+  #checkLeaderless(nowMs: number): void {
     const voters = this.#raft.conf.voters;
     if (this.#raft.leader !== "" || !voters.includes(this.#options.id)) {
       if (this.#leaderlessWarnedAtMs !== null) {
@@ -735,7 +802,6 @@ export class CounterNode {
       this.#leaderlessWarnedAtMs = null;
       return;
     }
-    const nowMs = performance.now();
     this.#leaderlessSinceMs ??= nowMs;
     const leaderlessMs = nowMs - this.#leaderlessSinceMs;
     if (leaderlessMs < 2 * this.#options.electionTimeoutMs) return;
@@ -820,6 +886,7 @@ export class CounterNode {
       this.#log.warn("snapshot transfer dropped", { from: chunk.from, reason: result.error });
     }
     if (result.message !== null && this.#admissible(result.message)) {
+      this.#catchUpTicks();
       this.#raft.step(result.message);
       this.#kick();
     }
@@ -1217,8 +1284,8 @@ export class CounterNode {
   }
 
   /** Progresses promotions and transfers; called every tick. */
-  #checkAdminWaits(): void {
-    const now = performance.now();
+  #checkAdminWaits(now: number): void {
+    if (this.#promotions.length === 0 && this.#transfers.length === 0) return;
     if (this.#promotions.length > 0) {
       const still: PendingPromotion[] = [];
       for (const p of this.#promotions) {
@@ -1339,6 +1406,7 @@ export class CounterNode {
   /** Runs the Ready loop unless it is already running; it drains everything pending. */
   #kick(): void {
     if (this.#stopping) return;
+    this.#transport.busy?.();
     if (this.#loopRunning) {
       this.#schedulePump();
       return;
@@ -1599,8 +1667,13 @@ export class CounterNode {
     }
   }
 
-  #expireRequests(): void {
-    const now = performance.now();
+  #expireRequests(now: number): void {
+    // Empty maps are the common case (every idle group): no iterator is made for them.
+    if (this.#proposals.size > 0) this.#expireProposals(now);
+    if (this.#reads.size > 0) this.#expireReads(now);
+  }
+
+  #expireProposals(now: number): void {
     for (const [index, p] of this.#proposals) {
       if (p.deadlineMs > now) continue;
       this.#proposals.delete(index);
@@ -1610,6 +1683,9 @@ export class CounterNode {
         error: "outcome unknown: the increment was not committed in time",
       });
     }
+  }
+
+  #expireReads(now: number): void {
     for (const [id, r] of this.#reads) {
       if (r.deadlineMs > now) continue;
       this.#reads.delete(id);
@@ -1651,9 +1727,6 @@ export class CounterNode {
     this.#fatalSeen = true;
     this.#log.error("fatal error; stopping the node", { error: err as Error });
     this.#stopping = true;
-    clearInterval(this.#ticker);
-    clearInterval(this.#snapshotTimer);
-    clearInterval(this.#commitFloorTimer);
     const finish = async () => {
       this.#failAll("SHUTTING_DOWN", "the node stopped after a fatal error");
       await this.#storage.close().catch(() => {});

@@ -247,6 +247,11 @@ export class DataDir {
     if (index > this.#commitNoted) this.#commitNoted = index;
   }
 
+  /** True when {@linkcode DataDir.flushCommitFloor} would write (the floor may move). */
+  commitFloorBehind(): boolean {
+    return !this.#closed && this.#commitFloorCandidate() > this.#meta.commitFloor();
+  }
+
   /**
    * Durably raises the commit floor to what {@linkcode DataDir.noteCommitIndex} allows, when
    * that moved; a node calls it from a timer (about once a second) and writes nothing when idle.

@@ -56,6 +56,12 @@ export enum BodyKind {
    * identity HELLO.
    */
   PeerAuth = 7,
+  /**
+   * A node-level heartbeat, one-way: the sender's node is alive. Sent on a peer connection that
+   * carried nothing else for a heartbeat interval, so that quiet groups' nodes still hear from
+   * each other (see docs/DESIGN.md, "Quiescent groups").
+   */
+  PeerHeartbeat = 8,
 }
 
 /** Error codes a node puts in a failed {@linkcode ClientResponse}; see docs/PROTOCOL.md. */
@@ -251,6 +257,28 @@ export interface PeerAuthBody {
   auth: PeerAuth;
 }
 
+/**
+ * A node-level heartbeat: node `from` is alive. It concerns no group; the body names one the
+ * connection carries (whose HELLO the receiver accepted), so it passes the same gate as the
+ * group's bodies.
+ */
+export interface PeerHeartbeat {
+  /** The sending node's id. */
+  from: string;
+  /** The receiving node's id. */
+  to: string;
+}
+
+/** A decoded node-level heartbeat body. */
+export interface PeerHeartbeatBody {
+  /** Discriminant. */
+  kind: "peer_heartbeat";
+  /** A group the connection carries. */
+  group: string;
+  /** The heartbeat. */
+  heartbeat: PeerHeartbeat;
+}
+
 /** Any decoded body. */
 export type DecodedBody =
   | RaftBody
@@ -261,7 +289,8 @@ export type DecodedBody =
   | SnapshotChunkBody
   | SnapshotAckBody
   | PeerAuthBody
-  | HelloBody;
+  | HelloBody
+  | PeerHeartbeatBody;
 
 /**
  * Who is talking: the first body a node sends on each connection it opens to a peer. The
@@ -539,6 +568,13 @@ export function encodePeerAuth(group: string, a: PeerAuth): Uint8Array {
   }
   const payload = [a.step, id(a.from, "from"), id(a.to, "to"), a.nonce, a.mac];
   return encoder.encode([BodyKind.PeerAuth, group, 0, payload]);
+}
+
+/** Encodes a node-level heartbeat as a body of `group`; see {@linkcode PeerHeartbeat}. */
+export function encodePeerHeartbeat(group: string, h: PeerHeartbeat): Uint8Array {
+  assertGroup(group);
+  const payload = [id(h.from, "from"), id(h.to, "to")];
+  return encoder.encode([BodyKind.PeerHeartbeat, group, 0, payload]);
 }
 
 /** Pattern of an incarnation and of a non-empty cluster id: 16 lowercase hex digits. */
@@ -831,6 +867,11 @@ export function decodeBody(bytes: Uint8Array): DecodedBody {
     case BodyKind.Hello:
       if (requestId !== 0) throw new ProtocolError("Hello body has a request id other than 0");
       return { kind: "hello", group, hello: decodeHello(payload) };
+    case BodyKind.PeerHeartbeat:
+      if (requestId !== 0) {
+        throw new ProtocolError("Peer heartbeat body has a request id other than 0");
+      }
+      return { kind: "peer_heartbeat", group, heartbeat: decodePeerHeartbeat(payload) };
     default:
       throw new ProtocolError(`Unknown body kind ${describe(kind)}`);
   }
@@ -892,6 +933,15 @@ function decodePeerAuth(p: unknown): PeerAuth {
 }
 
 const HELLO_FIELDS = 3;
+
+const PEER_HEARTBEAT_FIELDS = 2;
+
+function decodePeerHeartbeat(p: unknown): PeerHeartbeat {
+  if (!Array.isArray(p) || p.length !== PEER_HEARTBEAT_FIELDS) {
+    throw new ProtocolError(`Peer heartbeat is not an array of ${PEER_HEARTBEAT_FIELDS} fields`);
+  }
+  return { from: readId(p[0], "from"), to: readId(p[1], "to") };
+}
 
 function decodeHello(p: unknown): Hello {
   if (!Array.isArray(p) || p.length !== HELLO_FIELDS) {

@@ -61,6 +61,11 @@ export interface PeerSenderOptions {
    * server delivers none of this sender's messages.
    */
   hello?: (group: string) => Uint8Array | null;
+  /**
+   * Called when a connection to `peer` comes up (the first one, or a new one after it broke):
+   * the peer's process is there again, perhaps restarted.
+   */
+  onPeerUp?: (peer: NodeId) => void;
 }
 
 /**
@@ -79,6 +84,10 @@ export interface PeerStats {
   dropped: number;
   /** Bytes waiting to be sent. */
   queuedBytes: number;
+  /** Bodies queued for it (hellos and node-level heartbeats aside) since the sender was created. */
+  sent: number;
+  /** Node-level heartbeats queued for it ({@linkcode PeerSender.beatIdlePeers}). */
+  heartbeats: number;
 }
 
 type PeerState = "idle" | "connecting" | "up" | "backoff";
@@ -101,6 +110,11 @@ interface Peer {
   dropped: number;
   // The last transition logged, so each is logged once.
   reported: "up" | "down" | null;
+  // A body was sent since the last `beatIdlePeers`, and the group of the latest one.
+  sentSinceBeat: boolean;
+  lastGroup: string;
+  sent: number;
+  heartbeats: number;
 }
 
 /**
@@ -137,6 +151,7 @@ export class PeerSender {
   #tls: ClientTls | undefined;
   #peerAuth: PeerAuthenticator | undefined;
   #hello: ((group: string) => Uint8Array | null) | null;
+  #onPeerUp: ((peer: NodeId) => void) | undefined;
   #closing = false;
   #closed: Promise<void> | null = null;
 
@@ -157,6 +172,7 @@ export class PeerSender {
     this.#tls = options.tls;
     this.#peerAuth = options.peerAuth;
     this.#hello = options.hello ?? null;
+    this.#onPeerUp = options.onPeerUp;
   }
 
   /**
@@ -181,6 +197,36 @@ export class PeerSender {
   sendBody(to: NodeId, group: string, body: Uint8Array, what = "body"): boolean {
     if (this.#closing) return false;
     const peer = this.#peer(to);
+    peer.sentSinceBeat = true;
+    peer.lastGroup = group;
+    if (!this.#sendBody(peer, group, body, what)) return false;
+    peer.sent++;
+    return true;
+  }
+
+  /**
+   * Node-level heartbeats: to every peer that was sent nothing since the previous call (and was
+   * sent something once), sends `encode(peer, group)`, `group` being the group of the latest
+   * body sent to it (one the peer takes). Returns how many went out. These do not count as
+   * traffic for the next call.
+   */
+  beatIdlePeers(encode: (to: NodeId, group: string) => Uint8Array): number {
+    if (this.#closing) return 0;
+    let sent = 0;
+    for (const peer of this.#peers.values()) {
+      if (!peer.sentSinceBeat && peer.lastGroup !== "") {
+        if (this.#sendBody(peer, peer.lastGroup, encode(peer.id, peer.lastGroup), "heartbeat")) {
+          peer.heartbeats++;
+          sent++;
+        }
+      }
+      peer.sentSinceBeat = false;
+    }
+    return sent;
+  }
+
+  #sendBody(peer: Peer, group: string, body: Uint8Array, what: string): boolean {
+    const to = peer.id;
     if (body.length > this.#frameBytesMax) {
       peer.dropped++;
       this.#logger.warn("message larger than a frame, dropped", {
@@ -220,6 +266,8 @@ export class PeerSender {
       up: peer.state === "up",
       dropped: peer.dropped,
       queuedBytes: peer.pendingBytes + (peer.conn?.queuedBytes ?? 0),
+      sent: peer.sent,
+      heartbeats: peer.heartbeats,
     }));
   }
 
@@ -274,6 +322,10 @@ export class PeerSender {
         upSinceMs: 0,
         dropped: 0,
         reported: null,
+        sentSinceBeat: false,
+        lastGroup: "",
+        sent: 0,
+        heartbeats: 0,
       };
       this.#peers.set(id, peer);
     }
@@ -386,6 +438,11 @@ export class PeerSender {
     if (peer.reported !== "up") {
       peer.reported = "up";
       this.#logger.info("peer up", { peer: peer.id });
+    }
+    try {
+      this.#onPeerUp?.(peer.id);
+    } catch (err) {
+      this.#logger.error("peer up handler failed", { peer: peer.id, reason: err });
     }
     const pending = peer.pending;
     peer.pending = [];

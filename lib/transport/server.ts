@@ -15,6 +15,7 @@ import {
   encodeResponse,
   type Hello,
   type PeerAuth,
+  type PeerHeartbeat,
   ProtocolError,
   type SnapshotAck,
   type SnapshotChunk,
@@ -86,7 +87,7 @@ export type HelloVerdict = boolean | Promise<boolean>;
 /**
  * What the server does with what it receives.
  *
- * Peer bodies (RAFT, SNAPSHOT_CHUNK, SNAPSHOT_ACK) are delivered only for a group whose HELLO
+ * Peer bodies (RAFT, SNAPSHOT_CHUNK, SNAPSHOT_ACK, PEER_HEARTBEAT) are delivered only for a group whose HELLO
  * `onHello` accepted on that connection, and only when they come from the node the connection's
  * hellos named. A peer body of a group with no hello on the connection closes it; one of a group
  * whose hello was refused (while other groups keep the connection open) is dropped.
@@ -108,6 +109,11 @@ export interface TransportHandler {
   onSnapshotChunk?(group: string, chunk: SnapshotChunk): void;
   /** A follower acknowledged a snapshot chunk. Without a handler it is dropped. */
   onSnapshotAck?(group: string, ack: SnapshotAck): void;
+  /**
+   * A node-level heartbeat arrived (its `from` is the connection's peer, checked); `group` is
+   * only the one the body was sent under. Without a handler it is dropped.
+   */
+  onPeerHeartbeat?(group: string, heartbeat: PeerHeartbeat): void;
   /**
    * A request for `group` was answered `elapsedMs` after it arrived (for metrics). It must not
    * throw; it is called before the response is sent.
@@ -191,7 +197,9 @@ const STARTING_HANDLER: TransportHandler = {
   },
 };
 
-type PeerBody = DecodedBody & { kind: "raft" | "snapshot_chunk" | "snapshot_ack" };
+type PeerBody = DecodedBody & {
+  kind: "raft" | "snapshot_chunk" | "snapshot_ack" | "peer_heartbeat";
+};
 
 /** Where one group's HELLO stands on a peer connection. */
 interface PeerGroupState {
@@ -541,6 +549,7 @@ export class TransportServer {
       case "raft":
       case "snapshot_chunk":
       case "snapshot_ack":
+      case "peer_heartbeat":
         this.#onPeerBody(client, body);
         return;
       case "request":
@@ -785,7 +794,9 @@ export class TransportServer {
       ? body.message.from
       : body.kind === "snapshot_chunk"
       ? body.chunk.from
-      : body.ack.from;
+      : body.kind === "snapshot_ack"
+      ? body.ack.from
+      : body.heartbeat.from;
     if (from !== client.peerId) {
       throw new ProtocolError(`A ${body.kind} body from ${from} on ${client.peerId}'s connection`);
     }
@@ -799,6 +810,9 @@ export class TransportServer {
         return;
       case "snapshot_ack":
         handler.onSnapshotAck?.(body.group, body.ack);
+        return;
+      case "peer_heartbeat":
+        handler.onPeerHeartbeat?.(body.group, body.heartbeat);
         return;
     }
   }

@@ -3,7 +3,9 @@
  * each, driven through one multi-group `CounterClient` and the CLI (`incr --group`, an unknown
  * group, `leader balance`, `status`). One node is killed with SIGKILL: every group keeps serving
  * (new leaders where the dead node led), each with its own value and nothing acknowledged lost;
- * the node is restarted and catches up in every group.
+ * the node is restarted and catches up in every group. The node killed leads its groups while they
+ * are quiet (idle, no group heartbeats), so their followers find out from node liveness; after the
+ * restart every group goes quiet again.
  */
 
 import assert from "node:assert/strict";
@@ -38,6 +40,25 @@ async function increment(
     if (err.outcome === "unknown") e.unknown += delta;
     return false;
   }
+}
+
+/** The groups node `id` reports quiet (quiescent) now; empty when it does not answer. */
+async function quietGroups(client: CounterClient, id: string): Promise<Set<string>> {
+  try {
+    const { data } = await client.admin("groups", {}, { peer: id });
+    const list = Array.isArray(data.groups) ? data.groups as Record<string, unknown>[] : [];
+    return new Set(list.filter((g) => g.quiet === true).map((g) => String(g.name)));
+  } catch {
+    return new Set();
+  }
+}
+
+/** Waits until every group is quiet on every node of `ids`: no group heartbeats any more. */
+async function waitAllQuiet(client: CounterClient, ids: readonly string[]): Promise<void> {
+  await waitFor(async () => {
+    const quiet = await Promise.all(ids.map((id) => quietGroups(client, id)));
+    return quiet.every((q) => q.size === GROUP_COUNT) ? true : undefined;
+  }, `every group quiet on ${ids.join(", ")}`);
 }
 
 /** Asserts that `group`'s value is what its acknowledged increments say (within the unknowns). */
@@ -105,7 +126,10 @@ Deno.test("64 groups on 3 nodes: each keeps serving its own value through a SIGK
     }
     lap("5 increments in each of the 64 groups");
 
-    // Kill the node that leads the most groups.
+    // Idle groups go quiet (no heartbeats; the nodes exchange node-level ones instead), then the
+    // node that leads the most groups is killed: its quiet followers must notice by node liveness.
+    await waitAllQuiet(client, cluster.ids);
+    lap("every group quiet on every node");
     const leaders = await cluster.groupLeaders();
     const victim = cluster.ids.reduce((best, id) =>
       [...leaders.values()].filter((l) => l === id).length >
@@ -147,6 +171,8 @@ Deno.test("64 groups on 3 nodes: each keeps serving its own value through a SIGK
       return behind.length === 0 ? true : undefined;
     }, `${victim} to catch up in all ${GROUP_COUNT} groups`);
     lap("the restarted node caught up in every group");
+    await waitAllQuiet(client, cluster.ids);
+    lap("every group quiet again on every node");
     const final = await Promise.all(GROUPS.map((g) => client.get({ group: g })));
     GROUPS.forEach((g, k) => assertValue(g, final[k].value, expected.get(g)!));
     // Groups' values differ: no request landed in another group.

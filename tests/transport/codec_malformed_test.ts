@@ -4,6 +4,7 @@ import { makeMessage, MessageType } from "../../lib/raft/types.ts";
 import {
   decodeBody,
   encodeHello,
+  encodePeerHeartbeat,
   encodeRaft,
   encodeRequest,
   encodeResponse,
@@ -148,7 +149,8 @@ Deno.test("the body must be an array of exactly four with a known kind and a gro
   assertRejected(raw.encode([1, "counter", 0]), "three elements", /array of 4/);
   assertRejected(raw.encode([1, "counter", 0, RAFT_FIELDS, 0]), "five elements", /array of 4/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: 0 }), "kind 0", /Unknown body kind 0/);
-  assertRejected(raftBody(RAFT_FIELDS, { kind: 8 }), "kind 8", /Unknown body kind 8/);
+  assertRejected(raftBody(RAFT_FIELDS, { kind: 8 }), "raft payload as a heartbeat", /heartbeat/);
+  assertRejected(raftBody(RAFT_FIELDS, { kind: 9 }), "kind 9", /Unknown body kind 9/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: 6 }), "raft payload as a hello", /Hello/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: 4 }), "raft payload as a chunk", /Snapshot chunk/);
   assertRejected(raftBody(RAFT_FIELDS, { kind: "raft" }), "string kind", /Unknown body kind/);
@@ -332,6 +334,24 @@ Deno.test("strings must be valid UTF-8; valid non-ASCII text round-trips", () =>
     requestId: 1,
     request: { op: text, clientId: text },
   });
+});
+
+Deno.test("a node heartbeat must be exactly two ids, with request id 0", () => {
+  const beat = (payload: unknown, requestId: unknown = 0) =>
+    raw.encode([8, "counter", requestId, payload]);
+  assert.deepEqual(decodeBody(beat(["a:1", "b:2"])), {
+    kind: "peer_heartbeat",
+    group: "counter",
+    heartbeat: { from: "a:1", to: "b:2" },
+  });
+  assertRejected(beat(["a:1", "b:2"], 1), "heartbeat with an id", /request id/);
+  assertRejected(beat(["a:1"]), "one field", /array of 2/);
+  assertRejected(beat(["a:1", "b:2", "c:3"]), "three fields", /array of 2/);
+  assertRejected(beat({ from: "a:1", to: "b:2" }), "map payload", /array of 2/);
+  assertRejected(beat(["", "b:2"]), "empty from", /from/);
+  assertRejected(beat(["a:1", 7]), "numeric to", /to/);
+  assertRejected(beat(["a:1", "x".repeat(70_000)]), "a 70,000-byte id", /./);
+  assert.throws(() => encodePeerHeartbeat("counter", { from: "", to: "b:2" }));
 });
 
 Deno.test("a hello must be exactly three fields: an id and two 16-hex-digit identities", () => {

@@ -17,6 +17,7 @@ import {
   type DecodedBody,
   encodeHello,
   encodePeerAuth,
+  encodePeerHeartbeat,
   encodeRaft,
   encodeRaftMessagePack,
   encodeRequest,
@@ -331,6 +332,15 @@ const CASES: GoldenCase[] = [
       ],
     },
   },
+  {
+    name: "peer_heartbeat",
+    description: "PEER_HEARTBEAT: node 10.0.0.2:4000 is alive, sent under a group it shares",
+    body: {
+      kind: "peer_heartbeat",
+      group: "counter",
+      heartbeat: { from: "10.0.0.2:4000", to: "10.0.0.1:4000" },
+    },
+  },
 ];
 
 // The body as the encoders send it, or forced to MessagePack.
@@ -369,6 +379,8 @@ function encodeBody(body: DecodedBody, form: Form | "default"): Uint8Array {
         body.responses.map((r, i) => encodeResponseBinary(body.group, body.requestIds[i], r)!),
         body.responses.length,
       );
+    case "peer_heartbeat":
+      return encodePeerHeartbeat(body.group, body.heartbeat);
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { makeMessage, type Message, MessageType } from "../../lib/raft/types.ts";
-import { encodeHello } from "../../lib/transport/codec.ts";
+import { encodeHello, encodePeerHeartbeat } from "../../lib/transport/codec.ts";
 import { HELLO_REPEAT_MS, PeerSender } from "../../lib/transport/peers.ts";
 import { TransportServer } from "../../lib/transport/server.ts";
 import { captureLogger, freePort, sleep, waitFor } from "./_helpers.ts";
@@ -228,6 +228,40 @@ Deno.test("several groups share one connection, each announced by its own hello"
   peers.send(server.address, "b", heartbeat(server.address, 4));
   await waitFor(() => got.length === 4, 2000, "a fourth message");
   assert.deepEqual(hellos, ["a", "b", "b"]);
+  await peers.close();
+  await server.close();
+});
+
+Deno.test("node heartbeats go only to peers sent nothing since the last round, under their last group", async () => {
+  const beats: string[] = [];
+  const got: string[] = [];
+  const server = new TransportServer({ hostname: "127.0.0.1", port: 0 }, {
+    onHello: () => true,
+    onRaftMessage: (group, message) => got.push(`${group}:${message.term}`),
+    onPeerHeartbeat: (group, hb) => beats.push(`${group}:${hb.from}->${hb.to}`),
+    onRequest: (_group, _request, reply) => reply({ ok: false, code: "UNKNOWN_OP" }),
+  });
+  const up: string[] = [];
+  const peers = new PeerSender({
+    hello: (group) =>
+      encodeHello(group, { from: SELF, incarnation: "0123456789abcdef", clusterId: "" }),
+    onPeerUp: (peer) => up.push(peer),
+  });
+  const to = server.address;
+  const beat = (peer: string, group: string) =>
+    encodePeerHeartbeat(group, { from: SELF, to: peer });
+  assert.equal(peers.beatIdlePeers(beat), 0, "no peer was ever sent anything");
+  peers.send(to, "a", heartbeat(to, 1));
+  peers.send(to, "b", heartbeat(to, 2));
+  assert.equal(peers.beatIdlePeers(beat), 0, "the peer was sent bodies since the last round");
+  assert.equal(peers.beatIdlePeers(beat), 1, "nothing since: one heartbeat");
+  assert.equal(peers.beatIdlePeers(beat), 1, "a heartbeat is no traffic for the next round");
+  await waitFor(() => got.length === 2 && beats.length === 2, 2000, "bodies and heartbeats");
+  assert.deepEqual(beats, [`b:${SELF}->${to}`, `b:${SELF}->${to}`]);
+  assert.deepEqual(up, [to], "one connection came up");
+  const stats = peers.stats()[0];
+  assert.equal(stats.sent, 2);
+  assert.equal(stats.heartbeats, 2);
   await peers.close();
   await server.close();
 });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { makeMessage, type Message, MessageType } from "../../lib/raft/types.ts";
 import {
   encodeHello,
+  encodePeerHeartbeat,
   encodeRaft,
   encodeRequest,
   encodeSnapshotAck,
@@ -281,5 +282,27 @@ Deno.test("client requests need no hello", async () => {
   const n = await conn.read(buffer);
   assert.ok(n !== null && n > 0, "the request was answered");
   conn.close();
+  await server.close();
+});
+
+Deno.test("a node heartbeat passes the hello gate like any peer body", async () => {
+  const beats: string[] = [];
+  const { logger } = captureLogger();
+  const server = new TransportServer(LOCAL, {
+    onHello: () => true,
+    onRaftMessage: () => {},
+    onPeerHeartbeat: (group, hb) => beats.push(`${group}:${hb.from}`),
+    onRequest: (_group, _request, reply) => reply({ ok: true }),
+  }, { logger });
+  const beat = (from: string) => encodePeerHeartbeat("counter", { from, to: SELF });
+  // Before any hello: the connection is closed, nothing delivered.
+  const early = await connect(server);
+  await writeAll(early, frames(beat(PEER)));
+  assert.equal((await readUntilClosed(early, 2000)).length, 0);
+  // After the hello: delivered; one naming another sender closes the connection.
+  const conn = await connect(server);
+  await writeAll(conn, frames(encodeHello("counter", HELLO), beat(PEER), beat("10.0.0.3:4000")));
+  assert.equal((await readUntilClosed(conn, 2000)).length, 0);
+  assert.deepEqual(beats, [`counter:${PEER}`]);
   await server.close();
 });
