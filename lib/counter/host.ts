@@ -40,7 +40,7 @@ import { NodeLiveness } from "./node_liveness.ts";
 import { Role } from "../raft/mod.ts";
 import { turnNowMs } from "../transport/turn_clock.ts";
 import { DirLock } from "../storage/dir_lock.ts";
-import type { DataDir } from "../storage/mod.ts";
+import { DataDir, HostJournal } from "../storage/mod.ts";
 import {
   groupDataDir,
   type GroupSet,
@@ -103,6 +103,8 @@ export class NodeHost {
   readonly #server: TransportServer;
   readonly #peers: PeerSender;
   readonly #lock: DirLock;
+  /** The data root's journal: every group's appends, one flush per turn; set once replayed. */
+  #journal: HostJournal | null = null;
   readonly #slots: Map<string, GroupSlot>;
   readonly #unknownWarned = new Set<string>();
   /** Groups removed at run time: `--groups` does not bring them back at a restart. */
@@ -225,6 +227,7 @@ export class NodeHost {
         if (!slots.has(group)) slots.set(group, { node: null, storage: null });
       }
       for (const group of [...slots.keys()]) if (!hosted.includes(group)) slots.delete(group);
+      host.#journal = await host.#replayJournal(hosted);
       // Each group ticks from the moment it is open, as the others still open.
       host.#ticker.start();
       await Promise.all(hosted.map((group) => host.#openGroup(group)));
@@ -320,7 +323,37 @@ export class NodeHost {
     const nodes = [...this.#slots.values()].map((slot) => slot.node).filter((n) => n !== null);
     await Promise.all(nodes.map((node) => node.stopGroup().catch(() => {})));
     await this.#peers.close();
+    await this.#journal?.close().catch((error) => {
+      this.#log.warn("could not close the host journal", { error: String(error) });
+    });
     this.#lock.release();
+  }
+
+  /**
+   * Opens the data root's journal and replays what it holds onto each hosted group's log, one
+   * group at a time (each flushed), then starts a new journal file: the groups open after this,
+   * so none appends before every record is safe in its log. Records of groups not hosted
+   * (removed) are dropped with the old files.
+   */
+  async #replayJournal(hosted: readonly string[]): Promise<HostJournal> {
+    const journal = await HostJournal.open(this.#root, { logger: this.#log });
+    const hostedSet = new Set(hosted);
+    for (const group of journal.recoveredGroups()) {
+      if (!hostedSet.has(group)) {
+        this.#log.info("dropping journal records of a group not hosted", { group });
+        continue;
+      }
+      const storage = await DataDir.open(groupDataDir(this.#root, group), {
+        nodeId: this.#options.id,
+        group,
+        logger: this.#log.with({ group }),
+        segmentBytesMax: this.#options.logSegmentBytes,
+        journalRecords: (incarnation) => journal.recoveredRecords(group, incarnation),
+      });
+      await storage.close();
+    }
+    await journal.finishRecovery();
+    return journal;
   }
 
   /**
@@ -516,6 +549,7 @@ export class NodeHost {
         group,
         dataDir: groupDataDir(this.#root, group),
         dataRoot: this.#root,
+        journal: this.#journal ?? undefined,
         logger: this.#options.groups.length > 1 ? this.#log.with({ group }) : this.#log,
       }, transport);
     } catch (err) {

@@ -26,7 +26,7 @@ import {
   type Ready,
   Role,
 } from "../raft/mod.ts";
-import { DataDir } from "../storage/mod.ts";
+import { DataDir, type LogJournal } from "../storage/mod.ts";
 import { encodeSnapshot } from "../storage/snapshot_store.ts";
 import {
   type ClientRequest,
@@ -120,6 +120,11 @@ export interface NodeOptions {
   snapshotRetainBytes?: number;
   /** Log segment size in bytes. Default: the storage layer's (16 MiB). */
   logSegmentBytes?: number;
+  /**
+   * The host journal the group's appends go through (one flush per turn for all groups; see
+   * lib/storage/journal.ts). The host sets it. Default: each append flushes the group's log.
+   */
+  journal?: LogJournal;
   /** Where log lines go. */
   logger: Logger;
   /** Longest a request may wait inside the node before it is answered TIMEOUT. Default 10 s. */
@@ -428,6 +433,7 @@ export class CounterNode {
       group: options.group,
       logger: log,
       segmentBytesMax: options.logSegmentBytes,
+      journal: options.journal,
     });
     try {
       let recovered = storage.recovered();

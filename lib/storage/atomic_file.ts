@@ -98,6 +98,26 @@ export async function syncDir(path: string): Promise<void> {
   }
 }
 
+/**
+ * Flushes the file at `path` (its data, `fdatasync`) through a handle of its own: a flush covers
+ * the file whichever handle wrote it. A file that is gone was deleted, so there is nothing to
+ * flush: that is not an error.
+ */
+export async function syncFileAt(path: string): Promise<void> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  try {
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+}
+
 /** Synchronous {@linkcode syncDir}, for code paths that must not yield (such as lock setup). */
 export function syncDirSync(path: string): void {
   let dir: Deno.FsFile;

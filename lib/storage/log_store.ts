@@ -43,9 +43,10 @@ import { type Entry, EntryType } from "../raft/types.ts";
 import { type Logger, silentLogger } from "../logging/logger.ts";
 import { getU64, hex32, isDigits, readExact, setU64, writeAll, writeAllSync } from "./_binary.ts";
 import { Mutex } from "./_mutex.ts";
-import { syncDir } from "./atomic_file.ts";
+import { syncDir, syncFileAt } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
 import { StorageCorruptionError, UnsupportedFormatError } from "./errors.ts";
+import type { JournalRecord, LogJournal } from "./journal.ts";
 
 /** Magic bytes "CLOG" at the start of every segment file. */
 export const SEGMENT_MAGIC: Uint8Array = new Uint8Array([0x43, 0x4c, 0x4f, 0x47]);
@@ -181,6 +182,21 @@ export interface LogStoreOptions {
    * index the caller's snapshot covers, `nextIndex - 1`). Runs inside the log's write queue.
    */
   beforeCut?: (keptIndex: number) => Promise<void>;
+  /**
+   * The first index the host journal holds for this log (see `journal.ts`), when it was opened
+   * with one. A bad record at or after it in the last segment is cut off with everything after
+   * it, whatever it looks like: that tail was never flushed here, and the journal's replay
+   * ({@linkcode LogStore.replay}) writes it again. Default: none (every rule of
+   * {@linkcode LogStore.open} applies).
+   */
+  repairFromIndex?: number;
+}
+
+/** How a log appends through the host journal; see {@linkcode LogStore.attachJournal}. */
+interface JournalBinding {
+  journal: LogJournal;
+  group: string;
+  incarnation: string;
 }
 
 /** A segmented, checksummed, append-only Raft log; see the module doc. */
@@ -204,6 +220,12 @@ export class LogStore {
   #closed = false;
   #onSegmentDurable: (firstIndex: number) => Promise<void>;
   #beforeCut: (keptIndex: number) => Promise<void>;
+  /** Set while appends go through the host journal. */
+  #journal: JournalBinding | null = null;
+  /** Set while appends write without flushing (a replay); see {@linkcode LogStore.replay}. */
+  #deferFlush = false;
+  /** The segment holding bytes written but not flushed (journal or replay), or null. */
+  #unflushedPath: string | null = null;
 
   private constructor(
     dir: string,
@@ -262,7 +284,14 @@ export class LogStore {
       const path = join(dir, names[k].name);
       const isLast = k === names.length - 1;
       const bytes = await Deno.readFile(path);
-      const recovered = await recoverSegment(bytes, path, names[k].firstIndex, isLast, logger);
+      const recovered = await recoverSegment(
+        bytes,
+        path,
+        names[k].firstIndex,
+        isLast,
+        logger,
+        options.repairFromIndex ?? Infinity,
+      );
       if (recovered === null) {
         await Deno.remove(path);
         await syncDir(dir);
@@ -363,7 +392,11 @@ export class LogStore {
         );
       }
       await this.#guard(async () => {
-        if (first <= this.lastIndex()) await this.#truncateFrom(first, previousTerm);
+        if (first <= this.lastIndex()) {
+          // Replaying an older journal record after a crash must not bring the cut entries back.
+          await this.#journal?.journal.checkpoint();
+          await this.#truncateFrom(first, previousTerm);
+        }
         await this.#writeBatch(entries);
       });
     });
@@ -408,8 +441,11 @@ export class LogStore {
     return this.#mutex.run(async () => {
       this.#checkUsable();
       await this.#guard(async () => {
+        // Replaying an older journal record after a crash must not bring the old log back.
+        await this.#journal?.journal.checkpoint();
         await this.#beforeCut(nextIndex - 1);
         await this.#deleteSegmentsAfter(-1);
+        this.#unflushedPath = null;
         this.#emptyNextIndex = nextIndex;
         this.#lastTerm = 0;
         // An empty segment records the new start on disk, so the log alone knows where it
@@ -477,10 +513,83 @@ export class LogStore {
     return this.#mutex.run(() => {
       if (this.#closed) return Promise.resolve();
       this.#closed = true;
+      this.#journal?.journal.forget(this);
       this.#activeFile?.close();
       this.#activeFile = null;
       return Promise.resolve();
     });
+  }
+
+  /**
+   * From now on, appends go through `journal` (see `journal.ts`) as `group`'s log, the data dir
+   * being `incarnation`: one flush per turn for all of a host's groups. A batch that starts a
+   * new segment still flushes here, fully.
+   */
+  attachJournal(journal: LogJournal, group: string, incarnation: string): void {
+    this.#journal = { journal, group, incarnation };
+  }
+
+  /** See `JournalClient.takeUnflushedPath` (journal.ts). */
+  takeUnflushedPath(): string | null {
+    const path = this.#unflushedPath;
+    this.#unflushedPath = null;
+    return path;
+  }
+
+  /** Flushes the bytes written through the journal or a replay and not flushed yet, if any. */
+  async flushUnflushed(): Promise<void> {
+    const path = this.takeUnflushedPath();
+    if (path !== null) await syncFileAt(path);
+  }
+
+  /**
+   * Applies an append record the host journal read at a start (oldest first): writes the
+   * entries this log lacks, after cutting a suffix that differs from them (a later record then
+   * writes what came after the cut, so the newest state wins). Entries below the log's first
+   * index are skipped: a snapshot covers them. The writes are not flushed: call
+   * {@linkcode LogStore.flushUnflushed} after the last record. Returns how many entries were
+   * written. A record that starts past the end of the log (entries in between are missing)
+   * throws {@linkcode StorageCorruptionError}.
+   */
+  async replay(record: JournalRecord): Promise<number> {
+    const entries: Entry[] = [];
+    decodeRecords(record.records, record.path, 0, record.firstIndex, record.count, entries);
+    const first = this.firstIndex();
+    const last = this.lastIndex();
+    let from = 0;
+    while (from < entries.length && entries[from].index < first) from++;
+    if (from === entries.length) return 0;
+    const common = Math.min(entries[entries.length - 1].index, last);
+    if (common >= entries[from].index) {
+      // Logs agree on every entry up to an index where they agree on the term (Raft's Log
+      // Matching), so one read usually settles the whole record.
+      const k = common - entries[0].index;
+      if (await this.termAt(common) === entries[k].term) {
+        from = k + 1;
+      } else {
+        while (
+          from < entries.length && entries[from].index <= last &&
+          await this.termAt(entries[from].index) === entries[from].term
+        ) from++;
+      }
+    }
+    if (from === entries.length) return 0;
+    if (entries[from].index > last + 1) {
+      throw new StorageCorruptionError(
+        `journal file ${record.path} holds entries ${entries[from].index}.. of group ` +
+          `${record.group}, but the log in ${this.#dir} ends at index ${last}: the entries ` +
+          `between are missing`,
+        record.path,
+        0,
+      );
+    }
+    this.#deferFlush = true;
+    try {
+      await this.append(entries.slice(from));
+    } finally {
+      this.#deferFlush = false;
+    }
+    return entries.length - from;
   }
 
   #checkUsable(): void {
@@ -659,11 +768,39 @@ export class LogStore {
       offsetsEnd: entries.length,
     });
 
+    const only = chunks[0];
+    if (this.#journal !== null && !this.#deferFlush && chunks.length === 1 && !only.created) {
+      // Through the host journal: durable with every other group's appends of this turn; the
+      // segment gets the same bytes once they are, without a flush of its own.
+      const file = await this.#openActive();
+      const bytes = buffer.subarray(only.bytesStart, only.bytesEnd);
+      const lastTerm = entries[entries.length - 1].term;
+      const { journal, group, incarnation } = this.#journal;
+      await journal.append(
+        this,
+        group,
+        incarnation,
+        entries[0].index,
+        entries.length,
+        bytes,
+        () => {
+          writeAllSync(file, bytes);
+          this.#noteChunkWritten(only, pendingOffsets);
+          this.#lastTerm = lastTerm;
+          this.#unflushedPath = only.segment.path;
+        },
+      );
+      return;
+    }
+
     // Chunks go to disk one after another: a segment is only created once the one before it
     // is flushed, so a crash can tear only the newest file, whose tail recovery may cut.
     for (const chunk of chunks) {
       let file: Deno.FsFile;
       if (chunk.created) {
+        // Bytes written through the journal or a replay must be flushed before a newer segment
+        // exists: only the newest segment may be repaired from the journal at a restart.
+        await this.flushUnflushed();
         this.#activeFile?.close();
         this.#activeFile = null;
         file = await Deno.open(chunk.segment.path, { createNew: true, append: true, read: true });
@@ -676,18 +813,28 @@ export class LogStore {
       // The write only copies into the page cache, so it runs on this thread; only the flush,
       // which waits for the disk, goes to a blocking thread. One thread hop per chunk, not two.
       writeAllSync(file, buffer.subarray(chunk.bytesStart, chunk.bytesEnd));
-      await file.syncData();
+      if (this.#deferFlush && !chunk.created && chunk === chunks[chunks.length - 1]) {
+        this.#unflushedPath = chunk.segment.path;
+      } else {
+        await file.syncData();
+        if (!chunk.created) this.#unflushedPath = null;
+      }
       // The new file's name must survive a crash too, not only its contents.
       if (chunk.created) await syncDir(this.#dir);
-      for (let i = chunk.offsetsStart; i < chunk.offsetsEnd; i++) {
-        chunk.segment.offsets.push(pendingOffsets[i]);
-      }
-      chunk.segment.sizeBytes += chunk.bytesEnd - chunk.bytesStart -
-        (chunk.created ? SEGMENT_HEADER_BYTES : 0);
+      this.#noteChunkWritten(chunk, pendingOffsets);
     }
     this.#lastTerm = entries[entries.length - 1].term;
     const newest = chunks.at(-1)!;
     if (newest.created) await this.#onSegmentDurable(newest.segment.firstIndex);
+  }
+
+  /** Records a chunk's records, now in its segment file, in the segment's bookkeeping. */
+  #noteChunkWritten(chunk: Chunk, pendingOffsets: Uint32Array): void {
+    for (let i = chunk.offsetsStart; i < chunk.offsetsEnd; i++) {
+      chunk.segment.offsets.push(pendingOffsets[i]);
+    }
+    chunk.segment.sizeBytes += chunk.bytesEnd - chunk.bytesStart -
+      (chunk.created ? SEGMENT_HEADER_BYTES : 0);
   }
 
   #scratchFor(bytes: number): Uint8Array {
@@ -848,7 +995,7 @@ function looksUnfinished(bytes: Uint8Array, view: DataView, offset: number): boo
 }
 
 /** True when `bytes[start..end)`, split at multiples of {@linkcode SECTOR_BYTES}, has an all-zero part. */
-function hasZeroedSectorPart(bytes: Uint8Array, start: number, end: number): boolean {
+export function hasZeroedSectorPart(bytes: Uint8Array, start: number, end: number): boolean {
   let partStart = start;
   while (partStart < end) {
     const partEnd = Math.min(end, (Math.floor(partStart / SECTOR_BYTES) + 1) * SECTOR_BYTES);
@@ -873,6 +1020,7 @@ async function recoverSegment(
   nameIndex: number,
   isLast: boolean,
   logger: Logger,
+  repairFromIndex: number,
 ): Promise<RecoveredSegment | null> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const corrupt = (why: string, offset: number) =>
@@ -918,24 +1066,33 @@ async function recoverSegment(
     const end = checkRecord(bytes, view, offset);
     if (typeof end === "string") {
       if (!isLast) throw corrupt(end, offset);
-      if (!looksUnfinished(bytes, view, offset)) {
+      const journaled = expectedIndex >= repairFromIndex;
+      if (journaled) {
+        logger.warn("cutting the log's unflushed tail at a bad record; the host journal holds it", {
+          file: path,
+          offsetBytes: offset,
+          index: expectedIndex,
+          droppedBytes: bytes.length - offset,
+          reason: end,
+        });
+      } else if (!looksUnfinished(bytes, view, offset)) {
         throw corrupt(
           `${end}; the record is whole and has no zeroed sector, so this is damage, not a ` +
             `write cut short by a crash`,
           offset,
         );
-      }
-      if (hasValidRecordFrom(bytes, view, offset + 1, expectedIndex)) {
+      } else if (hasValidRecordFrom(bytes, view, offset + 1, expectedIndex)) {
         throw corrupt(`${end}, and valid records follow it`, offset);
+      } else {
+        // An unfinished write with nothing valid after it: the tail of an append that a crash
+        // interrupted before its fdatasync returned, so no entry in it was acknowledged.
+        logger.warn("cutting a torn record off the end of the log", {
+          file: path,
+          offsetBytes: offset,
+          droppedBytes: bytes.length - offset,
+          reason: end,
+        });
       }
-      // An unfinished write with nothing valid after it: the tail of an append that a crash
-      // interrupted before its fdatasync returned, so no entry in it was acknowledged.
-      logger.warn("cutting a torn record off the end of the log", {
-        file: path,
-        offsetBytes: offset,
-        droppedBytes: bytes.length - offset,
-        reason: end,
-      });
       const file = await Deno.open(path, { write: true });
       try {
         await file.truncate(offset);

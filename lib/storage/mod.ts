@@ -30,6 +30,7 @@ import { type Logger, silentLogger } from "../logging/logger.ts";
 import { syncDir } from "./atomic_file.ts";
 import { DirLock } from "./dir_lock.ts";
 import { StorageCorruptionError } from "./errors.ts";
+import type { JournalRecord, LogJournal } from "./journal.ts";
 import { LogStore, segmentFileName } from "./log_store.ts";
 import { MetaStore } from "./meta_store.ts";
 import { SnapshotStore } from "./snapshot_store.ts";
@@ -44,6 +45,7 @@ export {
   UnsupportedFormatError,
 } from "./errors.ts";
 export { LogStore, type LogStoreOptions, SEGMENT_BYTES_MAX_DEFAULT } from "./log_store.ts";
+export { HostJournal, JOURNAL_DIR_NAME, type JournalRecord, type LogJournal } from "./journal.ts";
 export { isId64, type Meta, MetaStore, PEER_INCARNATIONS_MAX, randomId64 } from "./meta_store.ts";
 export { SnapshotStore } from "./snapshot_store.ts";
 
@@ -64,6 +66,13 @@ export interface DataDirOptions {
   segmentBytesMax?: number;
   /** Where recovery warnings and errors go. Default: dropped. */
   logger?: Logger;
+  /**
+   * The host journal's records for this group (given the dir's incarnation), read at the
+   * host's start: replayed onto the log at open, then flushed (see `journal.ts`). Default: none.
+   */
+  journalRecords?: (incarnation: string) => JournalRecord[];
+  /** Once open, appends go through this host journal. Default: each append flushes the log. */
+  journal?: LogJournal;
 }
 
 /** What a node restarts from: see {@linkcode DataDir.recovered}. */
@@ -146,6 +155,11 @@ export class DataDir {
         nodeId: options.nodeId,
         group: options.group,
       });
+      const journalRecords = options.journalRecords?.(meta.incarnation()) ?? [];
+      let repairFromIndex = Infinity;
+      for (const record of journalRecords) {
+        repairFromIndex = Math.min(repairFromIndex, record.firstIndex);
+      }
       const snapshots = await SnapshotStore.open(join(root, SNAPSHOT_DIR_NAME), { logger });
       const snapshot = await snapshots.loadNewest();
       const hadSnapshotFiles = snapshot !== null || await snapshots.hasAny();
@@ -154,6 +168,7 @@ export class DataDir {
       log = await LogStore.open(join(root, LOG_DIR_NAME), {
         segmentBytesMax: options.segmentBytesMax,
         logger,
+        repairFromIndex,
         onSegmentDurable: (firstIndex) =>
           meta.saveLogFloor(firstIndex, opened === null ? 0 : opened.#commitFloorCandidate()),
         beforeCut: async (keptIndex) => {
@@ -174,8 +189,22 @@ export class DataDir {
         // the incarnation permanent (a new dir, or one upgraded from meta format version 1).
         await meta.save(meta.hardState());
       }
+      if (journalRecords.length > 0) {
+        let replayed = 0;
+        for (const record of journalRecords) replayed += await log.replay(record);
+        await log.flushUnflushed();
+        logger.info("replayed the host journal", {
+          dir: root,
+          records: journalRecords.length,
+          entriesWritten: replayed,
+          lastIndex: log.lastIndex(),
+        });
+      }
       checkFloors(root, meta, log, snapshot);
       const entries = await reconcile(root, log, snapshot, logger);
+      if (options.journal !== undefined) {
+        log.attachJournal(options.journal, options.group, meta.incarnation());
+      }
       const recovered = { hardState: meta.hardState(), snapshot, entries };
       logger.info("data dir recovered", {
         dir: root,
