@@ -26,10 +26,15 @@ import {
 import {
   DataDir,
   DataDirLockedError,
+  DirLock,
+  HostJournal,
+  JOURNAL_DIR_NAME,
+  type JournalRecord,
   LOCK_FILE_NAME,
   META_DIR_NAME,
   randomId64,
 } from "../storage/mod.ts";
+import { pathExists } from "../storage/atomic_file.ts";
 import { decodeMeta, META_FILE_NAME } from "../storage/meta_store.ts";
 import type { Logger } from "../logging/logger.ts";
 
@@ -86,8 +91,16 @@ export interface Recovery {
  * and works out what forcing it into a new one-node cluster does. Nothing is written yet.
  * Throws {@linkcode RecoverError} when the dir does not exist, is not a data dir, is in use by
  * a running process, or holds nothing to recover.
+ *
+ * `dataRoot` is the node's data root when `dir` is a group's dir under it (`DATA/groups/NAME`):
+ * the root's host journal may hold the newest entries of the group, which are replayed onto its
+ * log first (the root's lock is held too, so no running node writes the journal meanwhile).
  */
-export async function prepareRecovery(dir: string, logger?: Logger): Promise<Recovery> {
+export async function prepareRecovery(
+  dir: string,
+  logger?: Logger,
+  dataRoot?: string,
+): Promise<Recovery> {
   const root = resolve(dir);
   const metaPath = join(root, META_DIR_NAME, META_FILE_NAME);
   let bytes: Uint8Array;
@@ -104,17 +117,51 @@ export async function prepareRecovery(dir: string, logger?: Logger): Promise<Rec
   }
   // The dir's own node id and group: the operator names only the dir.
   const meta = decodeMeta(bytes, metaPath);
-  let storage: DataDir;
-  try {
-    storage = await DataDir.open(root, { nodeId: meta.nodeId, group: meta.group, logger });
-  } catch (error) {
-    if (!(error instanceof DataDirLockedError)) throw error;
-    const pid = await lockHolder(root);
-    throw new RecoverError(
-      `data dir ${root} is in use by a running process${pid === "" ? "" : ` (PID ${pid})`}: ` +
+  const inUse = async (locked: string) => {
+    const pid = await lockHolder(locked);
+    return new RecoverError(
+      `data dir ${locked} is in use by a running process${pid === "" ? "" : ` (PID ${pid})`}: ` +
         `stop node ${meta.nodeId} first; recover runs only on a stopped node's data dir`,
     );
+  };
+  let rootLock: DirLock | null = null;
+  let journalRecords: ((incarnation: string) => JournalRecord[]) | undefined;
+  let storage: DataDir;
+  try {
+    if (dataRoot !== undefined && await pathExists(join(resolve(dataRoot), JOURNAL_DIR_NAME))) {
+      try {
+        rootLock = DirLock.acquire(resolve(dataRoot));
+      } catch (error) {
+        if (error instanceof DataDirLockedError) throw await inUse(resolve(dataRoot));
+        throw error;
+      }
+      const journal = await HostJournal.open(resolve(dataRoot), { logger });
+      journalRecords = (incarnation) => journal.recoveredRecords(meta.group, incarnation);
+      // Read only: the files stay for the node's next start, whose replay finds them applied.
+      await journal.close();
+    }
+    try {
+      storage = await DataDir.open(root, {
+        nodeId: meta.nodeId,
+        group: meta.group,
+        logger,
+        journalRecords,
+      });
+    } catch (error) {
+      if (!(error instanceof DataDirLockedError)) throw error;
+      throw await inUse(root);
+    }
+  } catch (error) {
+    rootLock?.release();
+    throw error;
   }
+  const closeAll = async () => {
+    try {
+      await storage.close();
+    } finally {
+      rootLock?.release();
+    }
+  };
   try {
     if (storage.isFresh()) {
       throw new RecoverError(
@@ -139,10 +186,10 @@ export async function prepareRecovery(dir: string, logger?: Logger): Promise<Rec
     return {
       plan,
       apply: () => applyForced(storage, plan, forced),
-      close: () => storage.close(),
+      close: closeAll,
     };
   } catch (error) {
-    await storage.close();
+    await closeAll();
     throw error;
   }
 }
