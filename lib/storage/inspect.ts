@@ -21,6 +21,7 @@ import {
 } from "./log_store.ts";
 import { decodeMeta, type Meta, META_FILE_NAME } from "./meta_store.ts";
 import { decodeSnapshot, SNAPSHOT_FILE_EXTENSION } from "./snapshot_store.ts";
+import { JOURNAL_DIR_NAME, JOURNAL_HEADER_BYTES, parseJournalFileName } from "./journal.ts";
 
 /** One snapshot file. */
 export interface SnapshotFileReport {
@@ -207,4 +208,25 @@ export async function inspectDataDir(dir: string): Promise<DataDirReport> {
     report.segments.push(inspectSegment(path, await Deno.readFile(path)));
   }
   return report;
+}
+
+/**
+ * Bytes of records in the host journal of the data root `root` (`root/journal/*.jnl`, headers
+ * not counted): appends a running or stopped node made durable there that its groups' logs may
+ * not hold yet (the next start replays them). 0 when there is no journal.
+ */
+export async function journalRecordBytes(root: string): Promise<number> {
+  const dir = join(root, JOURNAL_DIR_NAME);
+  let bytes = 0;
+  try {
+    for await (const item of Deno.readDir(dir)) {
+      if (!item.isFile || parseJournalFileName(item.name) < 0) continue;
+      const size = (await Deno.stat(join(dir, item.name))).size;
+      bytes += Math.max(0, size - JOURNAL_HEADER_BYTES);
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return 0;
+    throw error;
+  }
+  return bytes;
 }

@@ -7,7 +7,8 @@
  * - `DATA/LOCK`: the node's lock (see `dir_lock.ts`), held while a process serves the root;
  * - `DATA/groups/NAME/`: one data dir per hosted group (`log/`, `raft_meta/`, `snapshot/` and
  *   its own `LOCK`, as {@linkcode DataDir} lays it out);
- * - `DATA/groups.json`: the set of hosted groups (see `lib/counter/host.ts`).
+ * - `DATA/groups.json`: the set of hosted groups (see `lib/counter/host.ts`);
+ * - `DATA/journal/`: the host journal every group appends through (see `journal.ts`).
  *
  * Before several groups, `DATA` itself was the one group's data dir (`DATA/log`,
  * `DATA/raft_meta`, `DATA/snapshot`). {@linkcode migrateSingleGroupLayout} moves those three

@@ -8,8 +8,12 @@
  */
 
 import { resolveGroupDataDir } from "../../storage/layout.ts";
-import { basename } from "node:path";
-import { inspectDataDir, type SnapshotFileReport } from "../../storage/inspect.ts";
+import { basename, join, resolve } from "node:path";
+import {
+  inspectDataDir,
+  journalRecordBytes,
+  type SnapshotFileReport,
+} from "../../storage/inspect.ts";
 import type { InspectOptions } from "../args.ts";
 import { printLine } from "../output.ts";
 import { type BackupSummary, summarizeSnapshot, summaryJson } from "./backup.ts";
@@ -33,6 +37,7 @@ export async function runInspect(
 ): Promise<number> {
   // A data root with the multi-group layout: the group's own dir under DATA/groups/.
   const report = await inspectDataDir(await resolveGroupDataDir(options.dataDir));
+  const journalBytes = await journalRecordBytes(resolve(options.dataDir));
   const newest = report.snapshots.find((s) => s.snapshot !== null);
   let summary: BackupSummary | null = null;
   let summaryProblem: string | undefined;
@@ -85,6 +90,7 @@ export async function runInspect(
           ...(s.problem !== undefined ? { problem: s.problem } : {}),
         })),
       },
+      journalBytes,
       problems,
     }));
     return problems.length === 0 ? EXIT_OK : EXIT_FAILED;
@@ -137,6 +143,14 @@ export async function runInspect(
     out(
       `  ${basename(s.path)}  ${s.firstIndex}..${s.lastIndex}  ${s.entries} entries  ` +
         `${s.bytes} bytes`,
+    );
+  }
+  const journalDir = join(resolve(options.dataDir), "journal");
+  if (journalBytes > 0) {
+    out(
+      `journal: ${journalBytes} bytes of appends in ${journalDir}, ` +
+        `replayed onto the groups' logs at the next start: the log above may lack its newest ` +
+        `entries, and a bad record at its end may be what the journal replaces`,
     );
   }
   for (const problem of problems) out(`problem: ${problem}`);
