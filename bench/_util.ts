@@ -28,9 +28,14 @@ export function summary(xs: number[]): { median: number; min: number; max: numbe
   return { median, min: s[0], max: s[n - 1] };
 }
 
-/** Formats "median (min-max)" with `digits` decimals. */
-export function fmtSummary(xs: number[], digits = 0): string {
-  const { median, min, max } = summary(xs);
+/**
+ * Formats "median (min-max)" with `digits` decimals. Missing values (null, undefined, NaN: a
+ * figure an older checkout does not report) are skipped; with none present, prints "n/a".
+ */
+export function fmtSummary(xs: (number | null | undefined)[], digits = 0): string {
+  const present = xs.filter((x): x is number => typeof x === "number" && !Number.isNaN(x));
+  if (present.length === 0) return "n/a";
+  const { median, min, max } = summary(present);
   return `${median.toFixed(digits)} (${min.toFixed(digits)}-${max.toFixed(digits)})`;
 }
 

@@ -69,16 +69,16 @@ for (let round = 0; round < Number(values.rounds); round++) {
   }
 }
 
-const pick: [string, (f: Figures) => number, number][] = [
+const pick: [string, (f: Figures) => number | null | undefined, number][] = [
   ["incr/s at 64", (f) => f.incr64.opsPerSec, 0],
   ["incr p99 ms at 64", (f) => f.incr64.p99Ms, 1],
   ["incr/s at 256", (f) => f.incr256.opsPerSec, 0],
   ["incr p99 ms at 256", (f) => f.incr256.p99Ms, 1],
-  ["CPU µs/incr at 256, all 4", (f) => f.incr256.cpuUsPerOp.total, 1],
-  ["  client", (f) => f.incr256.cpuUsPerOp.client, 1],
-  ["  leader", (f) => f.incr256.cpuUsPerOp.leader, 1],
-  ["  follower (each)", (f) => f.incr256.cpuUsPerOp.followers[0], 1],
-  ["  follower (each)", (f) => f.incr256.cpuUsPerOp.followers[1], 1],
+  ["CPU µs/incr at 256, all 4", (f) => f.incr256.cpuUsPerOp?.total, 1],
+  ["  client", (f) => f.incr256.cpuUsPerOp?.client, 1],
+  ["  leader", (f) => f.incr256.cpuUsPerOp?.leader, 1],
+  ["  follower (each)", (f) => f.incr256.cpuUsPerOp?.followers?.[0], 1],
+  ["  follower (each)", (f) => f.incr256.cpuUsPerOp?.followers?.[1], 1],
   ["lin. gets/s at 256", (f) => f.get256.opsPerSec, 0],
   ["seed burst ms, warm", (f) => f.seedBurstWarmMs, 0],
 ];
