@@ -191,7 +191,14 @@ export class DataDir {
       }
       if (journalRecords.length > 0) {
         let replayed = 0;
-        for (const record of journalRecords) replayed += await log.replay(record);
+        try {
+          for (const record of journalRecords) replayed += await log.replay(record);
+        } catch (error) {
+          // Entries missing before a record: a lost segment is the likely cause, which the floor
+          // check names more precisely.
+          if (error instanceof StorageCorruptionError) checkFloors(root, meta, log, snapshot);
+          throw error;
+        }
         await log.flushUnflushed();
         logger.info("replayed the host journal", {
           dir: root,
