@@ -15,7 +15,8 @@
  * @module
  */
 
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { GROUPS_DIR_NAME } from "../storage/layout.ts";
 import {
   type ConfState,
   decodeConfState,
@@ -92,8 +93,8 @@ export interface Recovery {
  * Throws {@linkcode RecoverError} when the dir does not exist, is not a data dir, is in use by
  * a running process, or holds nothing to recover.
  *
- * `dataRoot` is the node's data root when `dir` is a group's dir under it (`DATA/groups/NAME`):
- * the root's host journal may hold the newest entries of the group, which are replayed onto its
+ * `dataRoot` is the node's data root when `dir` is a group's dir under it (`DATA/groups/NAME`;
+ * found from `dir` when not given): the root's host journal may hold the newest entries of the group, which are replayed onto its
  * log first (the root's lock is held too, so no running node writes the journal meanwhile).
  */
 export async function prepareRecovery(
@@ -117,6 +118,10 @@ export async function prepareRecovery(
   }
   // The dir's own node id and group: the operator names only the dir.
   const meta = decodeMeta(bytes, metaPath);
+  // Given a group's dir itself (`DATA/groups/NAME`), its data root is two levels up.
+  if (dataRoot === undefined && basename(dirname(root)) === GROUPS_DIR_NAME) {
+    dataRoot = dirname(dirname(root));
+  }
   const inUse = async (locked: string) => {
     const pid = await lockHolder(locked);
     return new RecoverError(

@@ -28,15 +28,17 @@
  * | 8      | 8     | sequence number (u64), as in the name |
  * | 16     | 4     | CRC-32C of bytes 0..16               |
  *
- * Record: payload length n (u32), CRC-32C of the payload (u32), then the payload: kind (u8, 1 =
- * append), group name length (u8), the name (UTF-8), the group dir's incarnation (16 ASCII hex
- * digits: records of an earlier dir of the same name are ignored), first index (u64), entry
- * count (u32), and the entries as log segment records (each with its own CRC).
+ * Frame (one per flush): payload length n (u32), CRC-32C of the payload (u32), then the payload:
+ * items back to back, each its length (u32) and an append: kind (u8, 1 = append), group name
+ * length (u8), the name (UTF-8), the group dir's incarnation (16 ASCII hex digits: records of an
+ * earlier dir of the same name are ignored), first index (u64), entry count (u32), and the
+ * entries as log segment records (each with its own CRC). One CRC covers a whole flush: its
+ * pages may reach the disk in any order, so a crash tears the frame or leaves it whole.
  *
  * @module
  */
 
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setImmediate } from "node:timers";
 import { type Logger, silentLogger } from "../logging/logger.ts";
 import { getU64, isDigits, setU64, writeAllSync } from "./_binary.ts";
@@ -55,8 +57,10 @@ export const JOURNAL_MAGIC: Uint8Array = new Uint8Array([0x43, 0x4a, 0x4e, 0x4c]
 export const JOURNAL_VERSION = 1;
 /** Bytes of a journal file's header. */
 export const JOURNAL_HEADER_BYTES = 20;
-/** Bytes before a record's payload: its length and CRC. */
+/** Bytes before a frame's payload: its length and CRC. */
 const RECORD_HEADER_BYTES = 8;
+/** Bytes before an item in a frame: its length. */
+const ITEM_HEADER_BYTES = 4;
 /** Payload kind of an append record. */
 const KIND_APPEND = 1;
 /** Bytes of an incarnation in a record. */
@@ -86,11 +90,10 @@ export interface JournalRecord {
 
 /** What the journal asks of a log that appends through it (a `LogStore`). */
 export interface JournalClient {
-  /**
-   * The path of the segment that holds bytes written since the last call and not flushed, or
-   * null; the log forgets it, since the caller flushes it now.
-   */
-  takeUnflushedPath(): string | null;
+  /** The path of the segment holding bytes written and not flushed yet, or null. */
+  unflushedPath(): string | null;
+  /** `path` was flushed: unless written to since, the log has nothing unflushed. */
+  markFlushed(path: string): void;
 }
 
 /** The part of {@linkcode HostJournal} a log uses; tests may give their own. */
@@ -247,7 +250,16 @@ export class HostJournal implements LogJournal {
    * left out.
    */
   recoveredRecords(group: string, incarnation: string): JournalRecord[] {
-    return (this.#recovered.get(group) ?? []).filter((r) => r.incarnation === incarnation);
+    const all = this.#recovered.get(group) ?? [];
+    const mine = all.filter((r) => r.incarnation === incarnation);
+    if (mine.length < all.length) {
+      this.#logger.warn("ignoring journal records of an earlier data dir of the group", {
+        group,
+        incarnation,
+        ignored: all.length - mine.length,
+      });
+    }
+    return mine;
   }
 
   /** The groups with records read at open. */
@@ -349,6 +361,17 @@ export class HostJournal implements LogJournal {
   }
 
   async #run(): Promise<void> {
+    try {
+      await this.#runLoop();
+    } catch (error) {
+      // A bug, not a disk error (those are caught where they happen): fail rather than hang.
+      this.#fail(error, []);
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #runLoop(): Promise<void> {
     while (this.#pending.length > 0 || this.#checkpointWaiters.length > 0) {
       if (this.#pending.length > 0) {
         const batch = this.#pending;
@@ -381,15 +404,16 @@ export class HostJournal implements LogJournal {
         for (const w of waiters) w.resolve();
       }
     }
-    this.#running = false;
   }
 
-  /** Writes the batch's records as one write and flushes the file once. */
+  /**
+   * Writes the batch as one frame (one CRC over every group's append in it: pages of one write
+   * may reach the disk in any order, so a crash tears the whole frame or nothing of it) with one
+   * write, and flushes the file once.
+   */
   async #flush(batch: PendingAppend[]): Promise<void> {
-    let bytes = 0;
-    for (const item of batch) {
-      bytes += RECORD_HEADER_BYTES + item.header.length + item.records.length;
-    }
+    let bytes = RECORD_HEADER_BYTES;
+    for (const item of batch) bytes += ITEM_HEADER_BYTES + item.header.length + item.records.length;
     if (this.#buffer.length < bytes) {
       let length = Math.max(4096, this.#buffer.length);
       while (length < bytes) length *= 2;
@@ -397,16 +421,15 @@ export class HostJournal implements LogJournal {
     }
     const buffer = this.#buffer;
     const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    let position = 0;
+    let position = RECORD_HEADER_BYTES;
     for (const item of batch) {
-      const payload = position + RECORD_HEADER_BYTES;
-      const payloadBytes = item.header.length + item.records.length;
-      view.setUint32(position, payloadBytes, true);
-      buffer.set(item.header, payload);
-      buffer.set(item.records, payload + item.header.length);
-      view.setUint32(position + 4, crc32c(buffer, payload, payload + payloadBytes), true);
-      position = payload + payloadBytes;
+      view.setUint32(position, item.header.length + item.records.length, true);
+      buffer.set(item.header, position + ITEM_HEADER_BYTES);
+      buffer.set(item.records, position + ITEM_HEADER_BYTES + item.header.length);
+      position += ITEM_HEADER_BYTES + item.header.length + item.records.length;
     }
+    view.setUint32(0, position - RECORD_HEADER_BYTES, true);
+    view.setUint32(4, crc32c(buffer, RECORD_HEADER_BYTES, position), true);
     const file = this.#file!;
     writeAllSync(file, buffer.subarray(0, position));
     this.#fileBytes += position;
@@ -419,13 +442,15 @@ export class HostJournal implements LogJournal {
    * with a new, empty one. The old file goes only once the segments hold what it held.
    */
   async #rotate(): Promise<void> {
-    const paths = new Set<string>();
+    const flushed: [JournalClient, string][] = [];
     for (const client of this.#written) {
-      const path = client.takeUnflushedPath();
-      if (path !== null) paths.add(path);
+      const path = client.unflushedPath();
+      if (path !== null) flushed.push([client, path]);
     }
     this.#written.clear();
-    for (const path of paths) await syncFileAt(path);
+    for (const [, path] of flushed) await syncFileAt(path);
+    // Only now: a log that rolls meanwhile must still see its tail as unflushed and flush it.
+    for (const [client, path] of flushed) client.markFlushed(path);
     const sequence = this.#sequence + 1;
     const { file, path } = await createJournalFile(this.#dir, sequence);
     const old = this.#path;
@@ -561,7 +586,9 @@ async function readJournalFile(
     }
     // A crash right after the file was created: nothing in it was ever flushed.
     if (isLast && !hasValidRecordFrom(bytes, view, 0)) {
-      logger.warn("ignoring the newest journal file: its header is torn", { file: path });
+      logger.warn("removing the newest journal file: its header is torn", { file: path });
+      await Deno.remove(path);
+      await syncDir(dirname(path));
       return [];
     }
     throw corrupt(headerProblem, 0);
@@ -596,9 +623,21 @@ async function readJournalFile(
       }
       break;
     }
-    const record = decodeAppend(bytes, view, offset + RECORD_HEADER_BYTES, end, path);
-    if (typeof record === "string") throw corrupt(record, offset);
-    records.push(record);
+    let item = offset + RECORD_HEADER_BYTES;
+    while (item < end) {
+      const itemBytes = end - item >= ITEM_HEADER_BYTES ? view.getUint32(item, true) : -1;
+      const start = item + ITEM_HEADER_BYTES;
+      if (itemBytes <= 0 || start + itemBytes > end) {
+        throw corrupt(
+          `frame item at byte ${item} has a length that does not fit the frame`,
+          offset,
+        );
+      }
+      const record = decodeAppend(bytes, view, start, start + itemBytes, path);
+      if (typeof record === "string") throw corrupt(record, offset);
+      records.push(record);
+      item = start + itemBytes;
+    }
     offset = end;
   }
   return records;
@@ -652,8 +691,16 @@ function looksTorn(bytes: Uint8Array, view: DataView, offset: number): boolean {
 
 /** True when a record with a good length and CRC starts at or after `from`. */
 function hasValidRecordFrom(bytes: Uint8Array, view: DataView, from: number): boolean {
-  for (let offset = from; offset + RECORD_HEADER_BYTES < bytes.length; offset++) {
-    if (bytes[offset + RECORD_HEADER_BYTES] !== KIND_APPEND) continue;
+  for (
+    let offset = from;
+    offset + RECORD_HEADER_BYTES + ITEM_HEADER_BYTES < bytes.length;
+    offset++
+  ) {
+    // A frame starts with its first item: a length that fits the frame, then an append.
+    const frameBytes = view.getUint32(offset, true);
+    const itemBytes = view.getUint32(offset + RECORD_HEADER_BYTES, true);
+    if (itemBytes === 0 || itemBytes + ITEM_HEADER_BYTES > frameBytes) continue;
+    if (bytes[offset + RECORD_HEADER_BYTES + ITEM_HEADER_BYTES] !== KIND_APPEND) continue;
     if (typeof checkJournalRecord(bytes, view, offset) === "number") return true;
   }
   return false;

@@ -183,13 +183,13 @@ export interface LogStoreOptions {
    */
   beforeCut?: (keptIndex: number) => Promise<void>;
   /**
-   * The first index the host journal holds for this log (see `journal.ts`), when it was opened
-   * with one. A bad record at or after it in the last segment is cut off with everything after
-   * it, whatever it looks like: that tail was never flushed here, and the journal's replay
+   * True for an index that a host journal record read at this start holds (see `journal.ts`).
+   * A bad record at such an index in the last segment is cut off with everything after it,
+   * whatever it looks like: that tail may never have been flushed here, and the journal's replay
    * ({@linkcode LogStore.replay}) writes it again. Default: none (every rule of
    * {@linkcode LogStore.open} applies).
    */
-  repairFromIndex?: number;
+  journalHolds?: (index: number) => boolean;
 }
 
 /** How a log appends through the host journal; see {@linkcode LogStore.attachJournal}. */
@@ -290,7 +290,7 @@ export class LogStore {
         names[k].firstIndex,
         isLast,
         logger,
-        options.repairFromIndex ?? Infinity,
+        options.journalHolds ?? (() => false),
       );
       if (recovered === null) {
         await Deno.remove(path);
@@ -508,15 +508,21 @@ export class LogStore {
     });
   }
 
-  /** Closes the open segment file. Appends were already durable; nothing needs flushing. */
+  /**
+   * Closes the open segment file. Appends were already durable; a tail written through the host
+   * journal is flushed first, since the journal forgets this log and may delete its records.
+   */
   close(): Promise<void> {
-    return this.#mutex.run(() => {
-      if (this.#closed) return Promise.resolve();
+    return this.#mutex.run(async () => {
+      if (this.#closed) return;
       this.#closed = true;
-      this.#journal?.journal.forget(this);
-      this.#activeFile?.close();
-      this.#activeFile = null;
-      return Promise.resolve();
+      try {
+        if (this.#failure === null) await this.flushUnflushed();
+      } finally {
+        this.#journal?.journal.forget(this);
+        this.#activeFile?.close();
+        this.#activeFile = null;
+      }
     });
   }
 
@@ -529,17 +535,34 @@ export class LogStore {
     this.#journal = { journal, group, incarnation };
   }
 
-  /** See `JournalClient.takeUnflushedPath` (journal.ts). */
-  takeUnflushedPath(): string | null {
-    const path = this.#unflushedPath;
-    this.#unflushedPath = null;
-    return path;
+  /** See `JournalClient.unflushedPath` (journal.ts). */
+  unflushedPath(): string | null {
+    return this.#unflushedPath;
   }
 
-  /** Flushes the bytes written through the journal or a replay and not flushed yet, if any. */
+  /** See `JournalClient.markFlushed` (journal.ts). */
+  markFlushed(path: string): void {
+    if (this.#unflushedPath === path) this.#unflushedPath = null;
+  }
+
+  /**
+   * Flushes the bytes written through the journal or a replay and not flushed yet, if any. The
+   * log counts them as unflushed until the flush returns, so a journal checkpoint running
+   * meanwhile flushes them too rather than skip them.
+   */
   async flushUnflushed(): Promise<void> {
-    const path = this.takeUnflushedPath();
-    if (path !== null) await syncFileAt(path);
+    const path = this.#unflushedPath;
+    if (path === null) return;
+    await syncFileAt(path);
+    this.markFlushed(path);
+  }
+
+  /**
+   * Runs a checkpoint of the host journal this log appends through, if any: afterwards no
+   * journal record written before the call is replayed after a crash (see `journal.ts`).
+   */
+  async checkpointJournal(): Promise<void> {
+    await this.#journal?.journal.checkpoint();
   }
 
   /**
@@ -1020,7 +1043,7 @@ async function recoverSegment(
   nameIndex: number,
   isLast: boolean,
   logger: Logger,
-  repairFromIndex: number,
+  journalHolds: (index: number) => boolean,
 ): Promise<RecoveredSegment | null> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const corrupt = (why: string, offset: number) =>
@@ -1066,7 +1089,7 @@ async function recoverSegment(
     const end = checkRecord(bytes, view, offset);
     if (typeof end === "string") {
       if (!isLast) throw corrupt(end, offset);
-      const journaled = expectedIndex >= repairFromIndex;
+      const journaled = journalHolds(expectedIndex);
       if (journaled) {
         logger.warn("cutting the log's unflushed tail at a bad record; the host journal holds it", {
           file: path,

@@ -156,10 +156,8 @@ export class DataDir {
         group: options.group,
       });
       const journalRecords = options.journalRecords?.(meta.incarnation()) ?? [];
-      let repairFromIndex = Infinity;
-      for (const record of journalRecords) {
-        repairFromIndex = Math.min(repairFromIndex, record.firstIndex);
-      }
+      const journalHolds = (index: number) =>
+        journalRecords.some((r) => r.firstIndex <= index && index < r.firstIndex + r.count);
       const snapshots = await SnapshotStore.open(join(root, SNAPSHOT_DIR_NAME), { logger });
       const snapshot = await snapshots.loadNewest();
       const hadSnapshotFiles = snapshot !== null || await snapshots.hasAny();
@@ -168,7 +166,7 @@ export class DataDir {
       log = await LogStore.open(join(root, LOG_DIR_NAME), {
         segmentBytesMax: options.segmentBytesMax,
         logger,
-        repairFromIndex,
+        journalHolds,
         onSegmentDurable: (firstIndex) =>
           meta.saveLogFloor(firstIndex, opened === null ? 0 : opened.#commitFloorCandidate()),
         beforeCut: async (keptIndex) => {
@@ -403,6 +401,9 @@ export class DataDir {
           `is committed and held here`,
       );
     }
+    // Before the snapshot lands: a crash after it must not leave journal records of the log it
+    // replaces, which a replay would put back after the snapshot.
+    await this.#log.checkpointJournal();
     await this.#snapshots.save(snapshot);
     this.#snapshotIndex = snapshot.index;
     await this.#log.reset(snapshot.index + 1);
