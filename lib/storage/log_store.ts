@@ -508,15 +508,22 @@ export class LogStore {
     });
   }
 
-  /** Closes the open segment file. Appends were already durable; nothing needs flushing. */
+  /**
+   * Closes the open segment file. Appends were already durable; only bytes written through the
+   * journal and not flushed yet are flushed: once the journal forgets this log, its next
+   * checkpoint would delete their records without flushing them here.
+   */
   close(): Promise<void> {
-    return this.#mutex.run(() => {
-      if (this.#closed) return Promise.resolve();
+    return this.#mutex.run(async () => {
+      if (this.#closed) return;
       this.#closed = true;
-      this.#journal?.journal.forget(this);
-      this.#activeFile?.close();
-      this.#activeFile = null;
-      return Promise.resolve();
+      try {
+        await this.flushUnflushed();
+      } finally {
+        this.#journal?.journal.forget(this);
+        this.#activeFile?.close();
+        this.#activeFile = null;
+      }
     });
   }
 
@@ -559,6 +566,10 @@ export class LogStore {
     let from = 0;
     while (from < entries.length && entries[from].index < first) from++;
     if (from === entries.length) return 0;
+    // Entries the log holds already may be in the page cache only (written through the journal
+    // by a process that stopped before a checkpoint): flushUnflushed must flush them too, since
+    // the journal files go once the replay is done. Only the newest segment can hold such bytes.
+    this.#unflushedPath ??= this.#segments.at(-1)?.path ?? null;
     const common = Math.min(entries[entries.length - 1].index, last);
     if (common >= entries[from].index) {
       // Logs agree on every entry up to an index where they agree on the term (Raft's Log
