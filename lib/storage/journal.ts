@@ -365,12 +365,16 @@ export class HostJournal implements LogJournal {
       await this.#runLoop();
     } catch (error) {
       // A bug, not a disk error (those are caught where they happen): fail rather than hang.
-      this.#fail(error, []);
-    } finally {
       this.#running = false;
+      this.#fail(error, []);
     }
   }
 
+  /**
+   * Flushes and checkpoints until nothing is queued. `#running` is cleared in the same
+   * synchronous run as the check that found the queues empty: an append made by a caller that
+   * resumed meanwhile was queued before that check, and one made after it starts a new run.
+   */
   async #runLoop(): Promise<void> {
     while (this.#pending.length > 0 || this.#checkpointWaiters.length > 0) {
       if (this.#pending.length > 0) {
@@ -379,8 +383,9 @@ export class HostJournal implements LogJournal {
         try {
           await this.#flush(batch);
         } catch (error) {
+          this.#running = false;
           this.#fail(error, batch);
-          break;
+          return;
         }
         for (const item of batch) {
           try {
@@ -398,12 +403,14 @@ export class HostJournal implements LogJournal {
         try {
           await this.#rotate();
         } catch (error) {
+          this.#running = false;
           this.#fail(error, [], waiters);
-          break;
+          return;
         }
         for (const w of waiters) w.resolve();
       }
     }
+    this.#running = false;
   }
 
   /**

@@ -582,6 +582,10 @@ export class LogStore {
     let from = 0;
     while (from < entries.length && entries[from].index < first) from++;
     if (from === entries.length) return 0;
+    // Entries the log holds already may be in the page cache only (written through the journal
+    // by a process that stopped before a checkpoint): flushUnflushed must flush them too, since
+    // the journal files go once the replay is done. Only the newest segment can hold such bytes.
+    this.#unflushedPath ??= this.#segments.at(-1)?.path ?? null;
     const common = Math.min(entries[entries.length - 1].index, last);
     if (common >= entries[from].index) {
       // Logs agree on every entry up to an index where they agree on the term (Raft's Log

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { EntryType } from "../../lib/raft/types.ts";
+import { type Entry, EntryType } from "../../lib/raft/types.ts";
 import { StorageCorruptionError } from "../../lib/storage/errors.ts";
+import type { JournalRecord, LogJournal } from "../../lib/storage/journal.ts";
 import {
   LogStore,
   RECORD_HEADER_BYTES,
@@ -577,3 +578,129 @@ for (const failing of ["writeSync", "syncData"] as const) {
     await log.close();
   });
 }
+
+const INCARNATION = "0123456789abcdef";
+const JOURNAL_FILE = "/data/journal/00000000000000000001.jnl";
+
+/** A journal append record of `entries`, as the host journal reads it back at a start. */
+async function journalRecord(entries: Entry[]): Promise<JournalRecord> {
+  await using scratch = await tempDir();
+  const log = await LogStore.open(scratch.path);
+  const first = entries[0].index;
+  if (first > 1) await log.reset(first);
+  await log.append(entries);
+  await log.close();
+  const bytes = await Deno.readFile(join(scratch.path, segmentFileName(first)));
+  return {
+    group: "g",
+    incarnation: INCARNATION,
+    firstIndex: first,
+    count: entries.length,
+    records: bytes.subarray(SEGMENT_HEADER_BYTES),
+    path: JOURNAL_FILE,
+  };
+}
+
+Deno.test("replay skips what the log holds, writes what it lacks, cuts a differing suffix", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  await log.append(makeEntries(1, 10, 1));
+  const segment = join(dir.path, segmentFileName(1));
+  assert.equal(await log.replay(await journalRecord(makeEntries(3, 4, 1))), 0);
+  assert.equal(log.lastIndex(), 10);
+  // What the log holds may be in the page cache only (the process that wrote it stopped
+  // before a checkpoint): the newest segment is flushed before the journal files go.
+  assert.equal(log.unflushedPath(), segment);
+  assert.equal(await log.replay(await journalRecord(makeEntries(9, 4, 1))), 2);
+  assert.equal(log.lastIndex(), 12);
+  // Entries 6..8 of term 2 replace 6..12 of term 1: the suffix is cut, 9..12 go too.
+  assert.equal(await log.replay(await journalRecord(makeEntries(6, 3, 2))), 3);
+  const expected = [...makeEntries(1, 5, 1), ...makeEntries(6, 3, 2)];
+  assert.deepEqual(await readAll(log), plain(expected));
+  assert.equal(log.lastTerm(), 2);
+  // Matching up to 5, differing from 6: only the differing part is written.
+  const mixed = [...makeEntries(4, 2, 1), ...makeEntries(6, 4, 3)];
+  assert.equal(await log.replay(await journalRecord(mixed)), 4);
+  const final = [...makeEntries(1, 5, 1), ...makeEntries(6, 4, 3)];
+  assert.deepEqual(await readAll(log), plain(final));
+  await log.flushUnflushed();
+  assert.equal(log.unflushedPath(), null);
+  await log.close();
+  const reopened = await LogStore.open(dir.path);
+  assert.deepEqual(await readAll(reopened), plain(final));
+  await reopened.close();
+});
+
+Deno.test("replay skips entries below the log's first index (a snapshot covers them)", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  await log.append(makeEntries(1, 3, 1));
+  await log.reset(21);
+  assert.equal(await log.replay(await journalRecord(makeEntries(10, 9, 1))), 0);
+  assert.equal(log.unflushedPath(), null, "nothing of that record is in the log");
+  assert.equal(await log.replay(await journalRecord(makeEntries(15, 11, 2))), 5);
+  assert.equal(log.firstIndex(), 21);
+  assert.deepEqual(await readAll(log), plain(makeEntries(21, 5, 2)));
+  await log.close();
+});
+
+Deno.test("a replayed record past the end of the log is an error naming the journal file", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  await log.append(makeEntries(1, 5, 1));
+  await assert.rejects(log.replay(await journalRecord(makeEntries(8, 2, 1))), (e: unknown) => {
+    assert.ok(e instanceof StorageCorruptionError, String(e));
+    assert.equal(e.path, JOURNAL_FILE);
+    assert.match(
+      e.message,
+      /journal file \/data\/journal\/0+1\.jnl holds entries 8\.\. of group g, but the log in .* ends at index 5: the entries between are missing/,
+    );
+    return true;
+  });
+  assert.equal(log.lastIndex(), 5);
+  // A record reaching the end exactly is not a gap.
+  assert.equal(await log.replay(await journalRecord(makeEntries(6, 2, 1))), 2);
+  await log.close();
+});
+
+Deno.test("through a journal: appends go to it, a cut or a reset checkpoints it first", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  const segment = join(dir.path, segmentFileName(1));
+  const events: string[] = [];
+  const journal: LogJournal = {
+    append(client, group, incarnation, firstIndex, count, records, onDurable) {
+      assert.equal(client, log);
+      assert.equal(incarnation, INCARNATION);
+      events.push(`append ${group} ${firstIndex}+${count} ${records.length}`);
+      onDurable();
+      return Promise.resolve();
+    },
+    async checkpoint() {
+      // What the log holds when the journal is asked to flush it: nothing is cut yet.
+      const names = await listNames(dir.path);
+      events.push(
+        `checkpoint ${log.lastIndex()} ${names.join(",")} ${(await Deno.stat(segment)).size}`,
+      );
+    },
+    forget(client) {
+      assert.equal(client, log);
+      events.push("forget");
+    },
+  };
+  log.attachJournal(journal, "g", INCARNATION);
+  await log.append(makeEntries(1, 2, 1)); // starts the segment: flushed by the log itself
+  await log.append(makeEntries(3, 4, 1));
+  assert.equal(log.unflushedPath(), segment, "journaled bytes are not flushed");
+  await log.append(makeEntries(5, 1, 2)); // cuts 5..6
+  await log.reset(20);
+  await log.close();
+  const size = (n: number) => SEGMENT_HEADER_BYTES + n * RECORD_BYTES_16;
+  assert.deepEqual(events, [
+    `append g 3+4 ${4 * RECORD_BYTES_16}`,
+    `checkpoint 6 ${segmentFileName(1)} ${size(6)}`,
+    `append g 5+1 ${RECORD_BYTES_16}`,
+    `checkpoint 5 ${segmentFileName(1)} ${size(5)}`,
+    "forget",
+  ]);
+});
