@@ -42,13 +42,19 @@ import { dirname, join } from "node:path";
 import { setImmediate } from "node:timers";
 import { type Logger, silentLogger } from "../logging/logger.ts";
 import { getU64, isDigits, setU64, writeAllSync } from "./_binary.ts";
-import { syncDir, syncFileAt } from "./atomic_file.ts";
+import { syncDir, syncFileAt, writeFileAtomic } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
 import { StorageCorruptionError, UnsupportedFormatError } from "./errors.ts";
 import { hasZeroedSectorPart } from "./log_store.ts";
 
 /** Name of the journal's folder under the data root. */
 export const JOURNAL_DIR_NAME = "journal";
+/**
+ * Name of the file beside the journal's folder (`DATA/journal-floor`) holding the sequence number
+ * of the journal file each start begins with: a start that finds no journal file at or above it
+ * knows files were deleted, and with them acknowledged entries.
+ */
+export const JOURNAL_FLOOR_FILE_NAME = "journal-floor";
 /** Extension of journal files. */
 export const JOURNAL_FILE_EXTENSION = ".jnl";
 /** Magic bytes "CJNL" at the start of every journal file. */
@@ -214,12 +220,38 @@ export class HostJournal implements LogJournal {
         });}
     }
     files.sort((a, b) => a.sequence - b.sequence);
+    const floor = await readJournalFloor(root);
+    const newest = files.at(-1)?.sequence ?? 0;
+    if (newest < floor) {
+      const floorPath = join(root, JOURNAL_FLOOR_FILE_NAME);
+      throw new StorageCorruptionError(
+        `the host journal lost files: ${dir} should hold ${journalFileName(floor)} or a newer ` +
+          `file (${floorPath} records that a start began it) but ` +
+          (files.length === 0
+            ? "holds no journal file"
+            : `its newest is ${journalFileName(newest)}`) +
+          `; acknowledged entries of its groups may be gone; this node must be replaced (see ` +
+          `docs/STORAGE.md, "A node that refuses to start")`,
+        dir,
+        0,
+      );
+    }
     const recovered = new Map<string, JournalRecord[]>();
     let count = 0;
     for (let k = 0; k < files.length; k++) {
       const { sequence, path } = files[k];
       const bytes = await Deno.readFile(path);
-      const records = await readJournalFile(bytes, path, sequence, k === files.length - 1, logger);
+      const isLast = k === files.length - 1;
+      // The file a start began was flushed, header and name, before the floor recorded it: only
+      // a newer one (a rotation's) can have a header a crash tore.
+      const records = await readJournalFile(
+        bytes,
+        path,
+        sequence,
+        isLast,
+        sequence > floor,
+        logger,
+      );
       for (const record of records) {
         let list = recovered.get(record.group);
         if (list === undefined) recovered.set(record.group, list = []);
@@ -279,6 +311,11 @@ export class HostJournal implements LogJournal {
     this.#path = path;
     this.#sequence++;
     this.#fileBytes = JOURNAL_HEADER_BYTES;
+    // Recorded before any record goes into the new file: a later start then knows it must exist.
+    await writeFileAtomic(
+      join(dirname(this.#dir), JOURNAL_FLOOR_FILE_NAME),
+      encoder.encode(`${this.#sequence}\n`),
+    );
     this.#recovered = new Map();
     const paths = this.#recoveredPaths;
     this.#recoveredPaths = [];
@@ -489,6 +526,23 @@ export class HostJournal implements LogJournal {
   }
 }
 
+/** The sequence number recorded in `root/journal-floor`, or 0 when there is none. */
+async function readJournalFloor(root: string): Promise<number> {
+  const path = join(root, JOURNAL_FLOOR_FILE_NAME);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return 0;
+    throw error;
+  }
+  const floor = Number(text.trim());
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(floor)) {
+    throw new StorageCorruptionError(`${path} is damaged: ${JSON.stringify(text)}`, path, 0);
+  }
+  return floor;
+}
+
 /** The journal file name of `sequence`: 20 digits, so names sort like the numbers. */
 export function journalFileName(sequence: number): string {
   return String(sequence).padStart(20, "0") + JOURNAL_FILE_EXTENSION;
@@ -577,6 +631,7 @@ async function readJournalFile(
   path: string,
   sequence: number,
   isLast: boolean,
+  headerMayTear: boolean,
   logger: Logger,
 ): Promise<JournalRecord[]> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -592,7 +647,7 @@ async function readJournalFile(
       throw new UnsupportedFormatError(`journal file ${path} has ${headerProblem}`, path);
     }
     // A crash right after the file was created: nothing in it was ever flushed.
-    if (isLast && !hasValidRecordFrom(bytes, view, 0)) {
+    if (isLast && headerMayTear && !hasValidRecordFrom(bytes, view, 0)) {
       logger.warn("removing the newest journal file: its header is torn", { file: path });
       await Deno.remove(path);
       await syncDir(dirname(path));

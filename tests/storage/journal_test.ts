@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { Snapshot } from "../../lib/raft/types.ts";
 import {
   HostJournal,
+  JOURNAL_FLOOR_FILE_NAME,
   JOURNAL_HEADER_BYTES,
   type JournalClient,
   journalFileName,
@@ -513,22 +514,49 @@ Deno.test("only the newest journal file may have a torn tail; unknown files are 
   assert.equal((await Deno.stat(first.path)).size, first.bytes.length - 10, "not cut");
   await Deno.writeFile(first.path, first.bytes);
 
-  // The newest file with a torn header (a crash right after it was created) holds nothing.
-  await Deno.writeFile(second.path, second.bytes.subarray(0, 11));
+  // A newer file with a torn header (a rotation's, which a crash cut right after it was created)
+  // holds nothing.
+  const third = join(dir, journalFileName(3));
+  await Deno.writeFile(third, second.bytes.subarray(0, 11));
   ({ logger, lines } = captureLogger());
   assert.deepEqual(
     (await HostJournal.open(root, { logger })).recoveredRecords("g", INCARNATION).map((r) =>
       r.path
     ),
-    [first.path, first.path],
+    [first.path, first.path, second.path],
   );
   assert.ok(lines.some((l) => l.includes("header is torn")));
   // ...and is removed, so that a later file never leaves it torn but no longer newest.
-  assert.ok(!(await listNames(dir)).includes(journalFileName(2)), "the torn newest file is gone");
+  assert.ok(!(await listNames(dir)).includes(journalFileName(3)), "the torn newest file is gone");
+  // The file a start began (journal-floor names it) was flushed whole: its header torn is damage.
+  await Deno.writeFile(second.path, second.bytes.subarray(0, 11));
+  await assert.rejects(HostJournal.open(root), StorageCorruptionError);
   await Deno.writeFile(second.path, second.bytes);
   // The older one's header torn is damage.
   await Deno.writeFile(first.path, first.bytes.subarray(0, 11));
   await assert.rejects(HostJournal.open(root), StorageCorruptionError);
+});
+
+Deno.test("deleted journal files are an error, not a silent loss", async () => {
+  await using tmp = await tempDir("journal_test_");
+  const root = tmp.path;
+  const dir = join(root, JOURNAL_DIR_NAME);
+  const first = await writeJournal(root, [50]);
+  const second = await writeJournal(root, [70]);
+  assert.equal((await Deno.readTextFile(join(root, JOURNAL_FLOOR_FILE_NAME))).trim(), "2");
+  // The journal's folder emptied (or replaced by an older copy): the start refuses, naming it.
+  for (const name of await listNames(dir)) await Deno.remove(join(dir, name));
+  await assert.rejects(HostJournal.open(root), (e: unknown) => {
+    assert.ok(e instanceof StorageCorruptionError, String(e));
+    assert.match(e.message, /journal lost files/);
+    assert.match(e.message, new RegExp(journalFileName(2)));
+    return true;
+  });
+  await Deno.writeFile(join(dir, journalFileName(1)), first.bytes);
+  await assert.rejects(HostJournal.open(root), /its newest is 0+1\.jnl/);
+  // With the file back, the start proceeds (the older file's record too).
+  await Deno.writeFile(second.path, second.bytes);
+  assert.equal((await readBack(root)).length, 2);
 });
 
 Deno.test("a cut suffix never comes back from the journal", async () => {
