@@ -369,9 +369,14 @@ export class HostJournal implements LogJournal {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
-    while (this.#running || this.#scheduled) await new Promise((r) => setImmediate(r));
+    await this.idle();
     this.#closed = true;
     this.#file?.close();
+  }
+
+  /** Resolves once no flush or checkpoint is running or scheduled (appends may follow). */
+  async idle(): Promise<void> {
+    while (this.#running || this.#scheduled) await new Promise((r) => setImmediate(r));
   }
 
   /** Why an append or checkpoint cannot be taken now, or null. */

@@ -33,13 +33,12 @@ import {
 } from "../../lib/storage/mod.ts";
 import type { Logger } from "../../lib/logging/logger.ts";
 import { captureLogger, listNames, makeEntries, plain, tempDir } from "./_helpers.ts";
-import { type CutMode, Disk } from "./_disk.ts";
+import { Disk } from "./_disk.ts";
+import { crash, groupDir, killHost, NODE_ID, startHost, stopHost } from "./_journal_host.ts";
 
-const NODE_ID = "127.0.0.1:7001";
 /** Entry data size used by most tests: a record is then 125 bytes. */
 const DATA = 100;
 const RECORD = RECORD_HEADER_BYTES + RECORD_PAYLOAD_FIXED_BYTES + DATA;
-/** Bytes of a journal append record around its segment records, for a group name of `n` bytes. */
 /** Bytes a journal frame adds around its appends: its length and CRC. */
 const FRAME_OVERHEAD = 8;
 /** Bytes an append of a group named with `n` bytes adds inside a frame, beyond its entries. */
@@ -47,90 +46,12 @@ const itemOverhead = (n: number) => 4 + 2 + n + 16 + 12;
 /** Bytes a flush of one append adds to the journal, beyond its entries. */
 const journalOverhead = (n: number) => FRAME_OVERHEAD + itemOverhead(n);
 
-function groupDir(root: string, group: string): string {
-  return join(root, "groups", group);
-}
-
 function segmentPath(root: string, group: string, firstIndex = 1): string {
   return join(groupDir(root, group), LOG_DIR_NAME, segmentFileName(firstIndex));
 }
 
 function journalPath(root: string, sequence: number): string {
   return join(root, JOURNAL_DIR_NAME, journalFileName(sequence));
-}
-
-interface HostOptions {
-  segmentBytesMax?: number;
-  rotateBytes?: number;
-  logger?: Logger;
-  /** When given, each replayed log must be flushed whole by `DataDir.open`, before its close. */
-  disk?: Disk;
-}
-
-/** What `NodeHost` holds: the root's journal and each group's data dir appending through it. */
-interface Host {
-  journal: HostJournal;
-  dirs: Map<string, DataDir>;
-}
-
-/**
- * Starts like `NodeHost`: reads the journal, replays each group's records onto its log (each
- * data dir opened and closed), starts a new journal file, then opens every group with it.
- */
-async function startHost(root: string, groups: string[], options: HostOptions = {}): Promise<Host> {
-  const { segmentBytesMax, rotateBytes, logger, disk } = options;
-  const journal = await HostJournal.open(root, { logger, rotateBytes });
-  for (const group of journal.recoveredGroups()) {
-    if (!groups.includes(group)) continue;
-    const dir = await DataDir.open(groupDir(root, group), {
-      nodeId: NODE_ID,
-      group,
-      logger,
-      segmentBytesMax,
-      journalRecords: (incarnation) => journal.recoveredRecords(group, incarnation),
-    });
-    if (disk !== undefined) {
-      const logDir = join(groupDir(root, group), LOG_DIR_NAME);
-      for (const name of await listNames(logDir)) {
-        const path = join(logDir, name);
-        const size = (await Deno.stat(path)).size;
-        assert.equal(disk.durable(path), size, `${path} flushed by the replay`);
-      }
-    }
-    await dir.close();
-  }
-  await journal.finishRecovery();
-  const dirs = new Map<string, DataDir>();
-  for (const group of groups) {
-    const dir = await DataDir.open(groupDir(root, group), {
-      nodeId: NODE_ID,
-      group,
-      logger,
-      segmentBytesMax,
-      journal,
-    });
-    dirs.set(group, dir);
-  }
-  return { journal, dirs };
-}
-
-async function stopHost(host: Host): Promise<void> {
-  for (const dir of host.dirs.values()) await dir.close();
-  await host.journal.close();
-}
-
-/** Cuts the power under a running host, then lets go of its files (locks, handles). */
-async function crash(disk: Disk, root: string, host: Host, mode: CutMode): Promise<number> {
-  const kept = await disk.cut(root);
-  await stopHost(host);
-  return await disk.apply(root, kept, mode);
-}
-
-/** The host process dies, the machine does not: see {@linkcode Disk.processDied}. */
-async function killHost(disk: Disk, root: string, host: Host): Promise<void> {
-  const kept = await disk.cut(root);
-  await stopHost(host);
-  disk.processDied(kept);
 }
 
 async function allEntries(dir: DataDir) {
