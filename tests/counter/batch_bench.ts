@@ -68,3 +68,21 @@ Deno.bench("256 increments as one batch entry", { group: "apply" }, () => {
   check(e);
   batchSm.applyEntry(e.data);
 });
+
+// One busy client (as `counter bench` is: one client id for every group), 16 increments per
+// round, each acknowledging all but the last 16: the per-increment cost of applying with a
+// session map of one client, which every node pays for every increment.
+const oneClient = new CounterStateMachine();
+let oneClientSeq = 0;
+Deno.bench("apply 16 increments of one client", { group: "one client" }, () => {
+  for (let i = 0; i < 16; i++) {
+    const seq = ++oneClientSeq;
+    oneClient.apply({
+      delta: 1n,
+      proposedAtMs: 1,
+      clientId: IDS[0],
+      seq,
+      ackedBelow: Math.max(1, seq - 16),
+    });
+  }
+});
