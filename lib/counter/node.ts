@@ -1459,7 +1459,8 @@ export class CounterNode {
         const rd = this.#raft.ready();
         await this.#handleReady(rd);
         this.#raft.advance(rd);
-        await this.#clearVoteFloorWhenPassed();
+        // Checked here, not only inside: an await per Ready costs a promise hop per group batch.
+        if (this.#storage.voteFloorPending()) await this.#clearVoteFloorWhenPassed();
         this.#logRoleChange();
         this.#maybeSnapshotForLogSize();
       }
@@ -1483,19 +1484,22 @@ export class CounterNode {
       await this.#storage.restoreSnapshot(rd.snapshot);
       this.#snapshotIndex = rd.snapshot.index;
     }
-    const writes: Promise<void>[] = [];
     this.#observeStamps(rd.entries);
-    if (rd.entries.length > 0) writes.push(this.#storage.append(rd.entries));
-    if (rd.hardState !== null) writes.push(this.#storage.saveHardState(rd.hardState));
+    // Usually only the append: awaited alone, without an array and Promise.all per Ready.
+    const append = rd.entries.length > 0 ? this.#storage.append(rd.entries) : null;
+    const save = rd.hardState !== null ? this.#storage.saveHardState(rd.hardState) : null;
     // Memory only: the commit floor (what a restart must find on disk) is saved with the next
     // meta write or by the floor timer, never on this path.
     this.#storage.noteCommitIndex(this.#raft.commitIndex);
-    if (writes.length > 0) {
+    if (append !== null || save !== null) {
       const writeStartMs = performance.now();
-      await Promise.all(writes);
+      if (append !== null && save !== null) await Promise.all([append, save]);
+      else await (append ?? save);
       this.#metrics.fsyncSeconds.observe((performance.now() - writeStartMs) / 1000);
     }
-    if (rd.entries.length > 0 || rd.snapshot !== null) await this.#adoptClusterId();
+    if (
+      (rd.entries.length > 0 || rd.snapshot !== null) && this.#storage.clusterId() === ""
+    ) await this.#adoptClusterId();
     // Only now may votes and acknowledgements go out: they promise what was just made durable.
     this.#send(rd.messages);
     if (rd.snapshot !== null) {

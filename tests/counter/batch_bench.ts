@@ -68,3 +68,26 @@ Deno.bench("256 increments as one batch entry", { group: "apply" }, () => {
   check(e);
   batchSm.applyEntry(e.data);
 });
+
+// One busy client (as `counter bench` is: one client id for every group), 16 increments per
+// round, each acknowledging all but the last WINDOW (16: a group's share of 256 in flight over 16
+// groups; 256: one group's): the per-increment cost of applying for a session map of one client
+// and its remembered answers, which every node pays for every increment.
+for (const window of [16, 256]) {
+  const sm = new CounterStateMachine();
+  let next = 0;
+  Deno.bench(`apply 16 increments of one client, ${window} in flight`, {
+    group: "one client",
+  }, () => {
+    for (let i = 0; i < 16; i++) {
+      const seq = ++next;
+      sm.apply({
+        delta: 1n,
+        proposedAtMs: 1,
+        clientId: IDS[0],
+        seq,
+        ackedBelow: Math.max(1, seq - window),
+      });
+    }
+  });
+}

@@ -360,3 +360,29 @@ Deno.test("the bound on remembered answers holds after restore: the count is res
   assert.equal(restored.value, value);
   assert.deepEqual(restored.apply(from("c0", 1, 1n)), { ok: true, value: value + 1n });
 });
+
+Deno.test("a client applying again and again stays the most recent, as does one that returns", () => {
+  const sm = new CounterStateMachine();
+  // s0 three times in a row (no re-insert needed after the first), then s1, then s0 again (a
+  // re-insert), then s2 twice, then s1 once more: activity order s0 s2 s1.
+  let seq = 0;
+  const at = (k: number, minute: number) =>
+    sm.apply(from(`s${k}`, ++seq, 1n, { proposedAtMs: T0_MS + minute * MINUTE_MS }));
+  at(0, 0);
+  at(0, 1);
+  at(0, 2);
+  at(1, 3);
+  at(0, 4);
+  at(2, 5);
+  at(2, 6);
+  at(1, 7);
+  assert.equal(sm.sessionCount, 3);
+  // At T0 + 1h + 6.5 min, s0 (last at 4 min) and s2 (6 min) are idle too long, s1 (7) is not.
+  sm.apply(anonymous(0n, T0_MS + CLIENT_IDLE_EXPIRY_MS + 6.5 * MINUTE_MS));
+  assert.equal(sm.sessionCount, 1);
+  // The snapshot after a restore holds the same order, and the restored machine goes on alike.
+  const restored = roundTrip(sm);
+  at(1, 70);
+  restored.apply(from("s1", seq, 1n, { proposedAtMs: T0_MS + 70 * MINUTE_MS }));
+  assertSameBytes(restored.snapshot(), sm.snapshot());
+});

@@ -13,6 +13,7 @@
 import { type Entry, EntryType } from "../../lib/raft/types.ts";
 import { crc32c } from "../../lib/storage/crc32c.ts";
 import { LogStore } from "../../lib/storage/log_store.ts";
+import type { LogJournal } from "../../lib/storage/journal.ts";
 import { writeAll, writeAllSync } from "../../lib/storage/_binary.ts";
 import { join } from "node:path";
 
@@ -72,3 +73,35 @@ Deno.bench("write 64 records (2.6 KiB), sync", { group: "write", baseline: true 
   writeFile.seekSync(0, Deno.SeekMode.Start);
   writeAllSync(writeFile, RECORDS_64);
 });
+
+// The CPU of an append through the host journal, without the journal's write and flush: a
+// stub journal copies the records into the segment (as the real one does once its flush
+// returns) and resolves at once. What is left is the per-batch cost of the path itself: the
+// promises and hops between the caller and the journal, the encoding, the segment `write`.
+// A busy host pays it once per group batch.
+const journalDir = await Deno.makeTempDir({ prefix: "log_store_bench_journal_" });
+globalThis.addEventListener("unload", () => Deno.removeSync(journalDir, { recursive: true }));
+const journaled = await LogStore.open(journalDir);
+await journaled.append([{ index: 1, term: 1, type: EntryType.Normal, data: DATA }]);
+const stubJournal: LogJournal = {
+  append(_client, _group, _incarnation, _firstIndex, _count, _records, onDurable) {
+    onDurable();
+    return Promise.resolve();
+  },
+  checkpoint: () => Promise.resolve(),
+  forget: () => {},
+};
+journaled.attachJournal(stubJournal, "bench", "0000000000000000");
+
+Deno.bench(
+  "append 4 entries of 16 bytes through a stub journal",
+  { group: "journal" },
+  async () => {
+    const first = journaled.lastIndex() + 1;
+    const entries: Entry[] = new Array(4);
+    for (let i = 0; i < 4; i++) {
+      entries[i] = { index: first + i, term: 1, type: EntryType.Normal, data: DATA };
+    }
+    await journaled.append(entries);
+  },
+);
