@@ -118,6 +118,17 @@ export async function syncFileAt(path: string): Promise<void> {
   }
 }
 
+/** Cuts the file at `path` to `length` bytes and flushes it, so the cut survives a crash. */
+export async function truncateDurably(path: string, length: number): Promise<void> {
+  const file = await Deno.open(path, { write: true });
+  try {
+    await file.truncate(length);
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+}
+
 /** Synchronous {@linkcode syncDir}, for code paths that must not yield (such as lock setup). */
 export function syncDirSync(path: string): void {
   let dir: Deno.FsFile;

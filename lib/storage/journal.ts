@@ -42,7 +42,7 @@ import { dirname, join } from "node:path";
 import { setImmediate } from "node:timers";
 import { type Logger, silentLogger } from "../logging/logger.ts";
 import { getU64, isDigits, setU64, writeAllSync } from "./_binary.ts";
-import { syncDir, syncFileAt, writeFileAtomic } from "./atomic_file.ts";
+import { syncDir, syncFileAt, truncateDurably, writeFileAtomic } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
 import { StorageCorruptionError, UnsupportedFormatError } from "./errors.ts";
 import { hasZeroedSectorPart } from "./log_store.ts";
@@ -681,13 +681,7 @@ async function readJournalFile(
         droppedBytes: bytes.length - offset,
         reason: end,
       });
-      const file = await Deno.open(path, { write: true });
-      try {
-        await file.truncate(offset);
-        await file.syncData();
-      } finally {
-        file.close();
-      }
+      await truncateDurably(path, offset);
       break;
     }
     let item = offset + RECORD_HEADER_BYTES;

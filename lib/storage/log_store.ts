@@ -43,7 +43,7 @@ import { type Entry, EntryType } from "../raft/types.ts";
 import { type Logger, silentLogger } from "../logging/logger.ts";
 import { getU64, hex32, isDigits, readExact, setU64, writeAll, writeAllSync } from "./_binary.ts";
 import { Mutex } from "./_mutex.ts";
-import { syncDir, syncFileAt } from "./atomic_file.ts";
+import { syncDir, syncFileAt, truncateDurably } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
 import { StorageCorruptionError, UnsupportedFormatError } from "./errors.ts";
 import type { JournalRecord, LogJournal } from "./journal.ts";
@@ -1173,13 +1173,7 @@ async function recoverSegment(
           reason: end,
         });
       }
-      const file = await Deno.open(path, { write: true });
-      try {
-        await file.truncate(offset);
-        await file.syncData();
-      } finally {
-        file.close();
-      }
+      await truncateDurably(path, offset);
       break;
     }
     const payload = offset + RECORD_HEADER_BYTES;

@@ -29,22 +29,11 @@ import {
 } from "./_journal_host.ts";
 import { DataDir } from "../../lib/storage/mod.ts";
 import { tempDir } from "./_helpers.ts";
+import { seededRandom } from "../raft/_network.ts";
 
 const GROUPS = ["a", "b", "c"];
 const STEPS = 40;
 const CUT_MODES: CutMode[] = ["lose", "zeros", "hole", "none"];
-
-/** A small deterministic PRNG (mulberry32): the same seed gives the same run. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What a group was told is durable: its snapshot's index and term, then its log. */
 interface GroupModel {
@@ -96,7 +85,7 @@ async function checkGroups(host: Host, models: Map<string, GroupModel>, what: st
 }
 
 async function runSeed(seed: number): Promise<void> {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)];
   using disk = new Disk();
   await using tmp = await tempDir(`journal_seed_${seed}_`);
