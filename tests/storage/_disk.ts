@@ -26,6 +26,9 @@ export type CutMode =
 export class Disk implements Disposable {
   readonly #durable = new Map<string, number>();
   readonly #flushes = new Map<string, number>();
+  /** Per file, the start number of the flush whose size `#durable` holds. */
+  readonly #durableStart = new Map<string, number>();
+  #flushStarts = 0;
   readonly #paths = new WeakMap<Deno.FsFile, string>();
   readonly #open = Deno.open;
   readonly #syncData = Deno.FsFile.prototype.syncData;
@@ -39,17 +42,24 @@ export class Disk implements Disposable {
       paths.set(file, resolve(String(path)));
       return file;
     };
-    const noteFlush = (path: string, size: number) => {
-      this.#durable.set(path, size);
+    const noteFlush = (path: string, size: number, start: number) => {
       this.#flushes.set(path, (this.#flushes.get(path) ?? 0) + 1);
+      // Two flushes of one file may overlap (a journal checkpoint's and the log's own): what a
+      // flush guarantees is what the file held when it started, so the one started last wins,
+      // whichever returns last (a truncation in between makes that one the smaller).
+      if (start < (this.#durableStart.get(path) ?? 0)) return;
+      this.#durableStart.set(path, start);
+      this.#durable.set(path, size);
     };
+    const nextStart = () => ++this.#flushStarts;
     const wrap = (original: () => Promise<void>) =>
       function (this: Deno.FsFile): Promise<void> {
         const path = paths.get(this);
         // The size when the flush starts: bytes written while it runs may not be covered.
         const size = path === undefined ? 0 : this.statSync().size;
+        const start = nextStart();
         return original.call(this).then(() => {
-          if (path !== undefined) noteFlush(path, size);
+          if (path !== undefined) noteFlush(path, size, start);
         });
       };
     Deno.FsFile.prototype.syncData = wrap(this.#syncData);
