@@ -93,15 +93,11 @@ export interface Recovery {
  * Throws {@linkcode RecoverError} when the dir does not exist, is not a data dir, is in use by
  * a running process, or holds nothing to recover.
  *
- * `dataRoot` is the node's data root when `dir` is a group's dir under it (`DATA/groups/NAME`;
- * found from `dir` when not given): the root's host journal may hold the newest entries of the group, which are replayed onto its
- * log first (the root's lock is held too, so no running node writes the journal meanwhile).
+ * When `dir` is a group's dir under a data root (`DATA/groups/NAME`), the root's host journal
+ * may hold the group's newest entries: they are replayed onto its log first (the root's lock is
+ * held too, so no running node writes the journal meanwhile).
  */
-export async function prepareRecovery(
-  dir: string,
-  logger?: Logger,
-  dataRoot?: string,
-): Promise<Recovery> {
+export async function prepareRecovery(dir: string, logger?: Logger): Promise<Recovery> {
   const root = resolve(dir);
   const metaPath = join(root, META_DIR_NAME, META_FILE_NAME);
   let bytes: Uint8Array;
@@ -118,10 +114,8 @@ export async function prepareRecovery(
   }
   // The dir's own node id and group: the operator names only the dir.
   const meta = decodeMeta(bytes, metaPath);
-  // Given a group's dir itself (`DATA/groups/NAME`), its data root is two levels up.
-  if (dataRoot === undefined && basename(dirname(root)) === GROUPS_DIR_NAME) {
-    dataRoot = dirname(dirname(root));
-  }
+  // A group's dir (`DATA/groups/NAME`) has its data root two levels up.
+  const dataRoot = basename(dirname(root)) === GROUPS_DIR_NAME ? dirname(dirname(root)) : undefined;
   const inUse = async (locked: string) => {
     const pid = await lockHolder(locked);
     return new RecoverError(
@@ -133,14 +127,14 @@ export async function prepareRecovery(
   let journalRecords: ((incarnation: string) => JournalRecord[]) | undefined;
   let storage: DataDir;
   try {
-    if (dataRoot !== undefined && await pathExists(join(resolve(dataRoot), JOURNAL_DIR_NAME))) {
+    if (dataRoot !== undefined && await pathExists(join(dataRoot, JOURNAL_DIR_NAME))) {
       try {
-        rootLock = DirLock.acquire(resolve(dataRoot));
+        rootLock = DirLock.acquire(dataRoot);
       } catch (error) {
-        if (error instanceof DataDirLockedError) throw await inUse(resolve(dataRoot));
+        if (error instanceof DataDirLockedError) throw await inUse(dataRoot);
         throw error;
       }
-      const journal = await HostJournal.open(resolve(dataRoot), { logger });
+      const journal = await HostJournal.open(dataRoot, { logger });
       journalRecords = (incarnation) => journal.recoveredRecords(meta.group, incarnation);
       // Read only: the files stay for the node's next start, whose replay finds them applied.
       await journal.close();

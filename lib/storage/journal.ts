@@ -163,7 +163,7 @@ export class HostJournal implements LogJournal {
   #recoveredPaths: string[];
   /** The file appends go to; none until {@linkcode HostJournal.finishRecovery}. */
   #file: Deno.FsFile | null = null;
-  #path = "";
+  /** Sequence number of `#file` (before it exists, of the newest file read at open). */
   #sequence: number;
   #fileBytes = 0;
   #pending: PendingAppend[] = [];
@@ -306,11 +306,7 @@ export class HostJournal implements LogJournal {
    */
   async finishRecovery(): Promise<void> {
     if (this.#file !== null) throw new Error(`host journal ${this.#dir} is already started`);
-    const { file, path } = await createJournalFile(this.#dir, this.#sequence + 1);
-    this.#file = file;
-    this.#path = path;
-    this.#sequence++;
-    this.#fileBytes = JOURNAL_HEADER_BYTES;
+    await this.#startNextFile();
     // Recorded before any record goes into the new file: a later start then knows it must exist.
     await writeFileAtomic(
       join(dirname(this.#dir), JOURNAL_FLOOR_FILE_NAME),
@@ -500,16 +496,19 @@ export class HostJournal implements LogJournal {
     for (const [, path] of flushed) await syncFileAt(path);
     // Only now: a log that rolls meanwhile must still see its tail as unflushed and flush it.
     for (const [client, path] of flushed) client.markFlushed(path);
-    const sequence = this.#sequence + 1;
-    const { file, path } = await createJournalFile(this.#dir, sequence);
-    const old = this.#path;
-    this.#file!.close();
-    this.#file = file;
-    this.#path = path;
-    this.#sequence = sequence;
-    this.#fileBytes = JOURNAL_HEADER_BYTES;
+    const old = join(this.#dir, journalFileName(this.#sequence));
+    await this.#startNextFile();
     await removeIfPresent(old);
     await syncDir(this.#dir);
+  }
+
+  /** Creates the next journal file (durably) and makes it the one appends go to. */
+  async #startNextFile(): Promise<void> {
+    const file = await createJournalFile(this.#dir, this.#sequence + 1);
+    this.#file?.close();
+    this.#file = file;
+    this.#sequence++;
+    this.#fileBytes = JOURNAL_HEADER_BYTES;
   }
 
   #fail(error: unknown, batch: PendingAppend[], waiters: Waiter[] = []): void {
@@ -595,10 +594,7 @@ function encodeAppendHeader(
 }
 
 /** Creates journal file `sequence` with its header, durably (contents and name). */
-async function createJournalFile(
-  dir: string,
-  sequence: number,
-): Promise<{ file: Deno.FsFile; path: string }> {
+async function createJournalFile(dir: string, sequence: number): Promise<Deno.FsFile> {
   const path = join(dir, journalFileName(sequence));
   const file = await Deno.open(path, { createNew: true, append: true });
   try {
@@ -615,7 +611,7 @@ async function createJournalFile(
     file.close();
     throw error;
   }
-  return { file, path };
+  return file;
 }
 
 async function removeIfPresent(path: string): Promise<void> {

@@ -397,18 +397,7 @@ export class LogStore {
           `of the entry before it`,
       );
     }
-    // As #guard does: any error of the write marks the store unusable.
-    let write: Promise<void>;
-    try {
-      write = this.#writeBatch(entries);
-    } catch (error) {
-      this.#failure = error;
-      throw error;
-    }
-    return write.catch((error) => {
-      this.#failure = error;
-      throw error;
-    });
+    return this.#guard(() => this.#writeBatch(entries));
   }
 
   #appendSlow(entries: readonly Entry[]): Promise<void> {
@@ -666,12 +655,15 @@ export class LogStore {
    * unusable: disk and memory may now differ, and a failed fdatasync may have dropped pages
    * the kernel will not write again, so retrying could acknowledge lost entries.
    */
-  async #guard(fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
-    } catch (error) {
+  #guard(fn: () => Promise<void>): Promise<void> {
+    const fail = (error: unknown) => {
       this.#failure = error;
-      throw error;
+      return Promise.reject(error);
+    };
+    try {
+      return fn().catch(fail);
+    } catch (error) {
+      return fail(error);
     }
   }
 
@@ -832,32 +824,42 @@ export class LogStore {
     });
 
     const only = chunks[0];
-    if (
-      this.#journal !== null && !this.#deferFlush && chunks.length === 1 && !only.created &&
-      this.#activeFile !== null
-    ) {
-      // Through the host journal: durable with every other group's appends of this turn; the
-      // segment gets the same bytes once they are, without a flush of its own.
-      const file = this.#activeFile;
+    const journal = this.#journal;
+    if (journal !== null && !this.#deferFlush && chunks.length === 1 && !only.created) {
       const bytes = buffer.subarray(only.bytesStart, only.bytesEnd);
-      const lastTerm = entries[entries.length - 1].term;
-      const { journal, group, incarnation } = this.#journal;
-      return journal.append(
-        this,
-        group,
-        incarnation,
-        entries[0].index,
-        entries.length,
-        bytes,
-        () => {
-          writeAllSync(file, bytes);
-          this.#noteChunkWritten(only, pendingOffsets);
-          this.#lastTerm = lastTerm;
-          this.#unflushedPath = only.segment.path;
-        },
-      );
+      const file = this.#activeFile;
+      // The segment is opened once, by the first append after a start; the buffer stays ours
+      // meanwhile (the log's write queue holds it).
+      if (file === null) {
+        return this.#openActive().then((opened) =>
+          this.#appendThroughJournal(journal, opened, only, bytes, entries, pendingOffsets)
+        );
+      }
+      return this.#appendThroughJournal(journal, file, only, bytes, entries, pendingOffsets);
     }
     return this.#writeChunks(entries, chunks, buffer, pendingOffsets);
+  }
+
+  /**
+   * Through the host journal: durable with every other group's appends of this turn; the
+   * segment gets the same bytes once they are, without a flush of its own.
+   */
+  #appendThroughJournal(
+    binding: JournalBinding,
+    file: Deno.FsFile,
+    chunk: Chunk,
+    bytes: Uint8Array,
+    entries: readonly Entry[],
+    pendingOffsets: Uint32Array,
+  ): Promise<void> {
+    const lastTerm = entries[entries.length - 1].term;
+    const { journal, group, incarnation } = binding;
+    return journal.append(this, group, incarnation, entries[0].index, entries.length, bytes, () => {
+      writeAllSync(file, bytes);
+      this.#noteChunkWritten(chunk, pendingOffsets);
+      this.#lastTerm = lastTerm;
+      this.#unflushedPath = chunk.segment.path;
+    });
   }
 
   /** Writes the chunks of an encoded batch (see `#writeBatch`), each flushed, in turn. */
@@ -867,12 +869,6 @@ export class LogStore {
     buffer: Uint8Array,
     pendingOffsets: Uint32Array,
   ): Promise<void> {
-    const only = chunks[0];
-    if (this.#journal !== null && !this.#deferFlush && chunks.length === 1 && !only.created) {
-      // The journal path with the segment not open yet (the first append after a start).
-      await this.#openActive();
-      return await this.#writeBatch(entries);
-    }
     // Chunks go to disk one after another: a segment is only created once the one before it
     // is flushed, so a crash can tear only the newest file, whose tail recovery may cut.
     for (const chunk of chunks) {

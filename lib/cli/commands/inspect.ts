@@ -8,6 +8,7 @@
  */
 
 import { resolveGroupDataDir } from "../../storage/layout.ts";
+import { JOURNAL_DIR_NAME } from "../../storage/journal.ts";
 import { basename, join, resolve } from "node:path";
 import {
   inspectDataDir,
@@ -145,8 +146,8 @@ export async function runInspect(
         `${s.bytes} bytes`,
     );
   }
-  const journalDir = join(resolve(options.dataDir), "journal");
   if (journalBytes > 0) {
+    const journalDir = join(resolve(options.dataDir), JOURNAL_DIR_NAME);
     out(
       `journal: ${journalBytes} bytes of appends in ${journalDir}, ` +
         `replayed onto the groups' logs at the next start: the log above may lack its newest ` +

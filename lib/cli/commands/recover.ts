@@ -107,8 +107,7 @@ export async function runRecover(options: RecoverOptions, deps: RecoverDeps = {}
   try {
     // A data root with the multi-group layout: the group's own dir under DATA/groups/.
     const dir = await resolveGroupDataDir(options.dataDir);
-    const root = resolve(options.dataDir);
-    recovery = await prepareRecovery(dir, undefined, dir !== root ? root : undefined);
+    recovery = await prepareRecovery(dir);
     if (dir !== resolve(options.dataDir)) recovery.plan.rootDir = resolve(options.dataDir);
   } catch (error) {
     err(`counter recover: ${error instanceof RecoverError ? error.message : errorLine(error)}`);
