@@ -81,6 +81,7 @@ const pick: [string, (f: Figures) => number | null | undefined, number][] = [
   ["  follower (each)", (f) => f.incr256.cpuUsPerOp?.followers?.[1], 1],
   ["lin. gets/s at 256", (f) => f.get256.opsPerSec, 0],
   ["seed burst ms, warm", (f) => f.seedBurstWarmMs, 0],
+  ["seed burst ms, warm client", (f) => f.seedBurstWarmClientMs, 0],
 ];
 const rows = pick.map(([label, get, digits]) => [
   label,

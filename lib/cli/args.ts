@@ -1133,7 +1133,7 @@ export function parseBenchMix(text: string): BenchMix {
 }
 
 /** Flags that only mean something in the closed loop, which `--concurrency` selects. */
-const CLOSED_LOOP_FLAGS = ["duration", "mix", "consistency", "warmup"] as const;
+const CLOSED_LOOP_FLAGS = ["duration", "mix", "consistency"] as const;
 
 /** Parses the arguments of `counter bench` (after the word `bench`). */
 export function parseBenchArgs(argv: readonly string[], options: ParseOptions = {}): BenchOptions {
@@ -1180,7 +1180,8 @@ export function parseBenchArgs(argv: readonly string[], options: ParseOptions = 
       concurrency: null,
       mix: { ...DEFAULT_BENCH_MIX },
       consistency: "linearizable",
-      warmup: 0,
+      // Bursts of the same size as the measured one, so that the client's code is warm too.
+      warmup: integerOption(scanned, "warmup", 0, LIMITS.warmup),
       local,
       tls,
       groups,

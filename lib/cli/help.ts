@@ -317,8 +317,8 @@ ${PEERS_OPTION}
                       reads, adding up to 100 (default: incr=100)
   --consistency C     reads of --mix: linearizable, lease, follower or stale
                       (default: linearizable)
-  --warmup N          with --concurrency: send N requests first, not
-                      measured (default: 0)
+  --warmup N          send N requests first, not measured (default: 0);
+                      without --concurrency as bursts of --ops increments
   --json              print one JSON object instead of plain text
   --timeout-ms N      deadline of each request, retries included
                       (default: ${DEFAULT_TIMEOUT_MS})

@@ -102,7 +102,6 @@ Deno.test("bench's closed-loop options need --concurrency", () => {
       ["--duration", "5"],
       ["--mix", "incr=50,get=50"],
       ["--consistency", "stale"],
-      ["--warmup", "10"],
     ]
   ) {
     assertUsage(() => bench(...argv), new RegExp(`^${argv[0]} needs --concurrency`));
@@ -124,6 +123,9 @@ Deno.test("bench checks the bounds of its numbers", () => {
   assertUsage(() => bench("--concurrency", "1", "--duration", "1.5"), /invalid --duration/);
   assertUsage(() => bench("--concurrency", "1", "--warmup", "-1"), /--warmup/);
   assert.equal(bench("--concurrency", "1", "--warmup", "0").warmup, 0);
+  // A burst warms up with bursts: --warmup needs no --concurrency.
+  assert.equal(bench("--warmup", "3000").warmup, 3000);
+  assertUsage(() => bench("--warmup", "-1"), /--warmup/);
   assertUsage(() => bench("--timeout-ms", "0"), /invalid --timeout-ms "0"/);
 });
 

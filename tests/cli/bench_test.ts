@@ -295,6 +295,26 @@ Deno.test("the warm-up is not measured, but its increments are checked", async (
   assert.equal(report.verified, true);
 });
 
+Deno.test("a burst warms up with bursts of its size, then measures one", async () => {
+  const client = new FakeClient();
+  const { out, deps } = harness(client);
+  assert.equal(await runBench({ ...BURST, ops: 10, warmup: 25, json: true }, deps), 0);
+  // Warm-up bursts of 10, 10 and 5 (deltas from 0 each), then the measured 10.
+  const deltas = client.workload.map((c) => Number(c.delta));
+  assert.deepEqual(deltas, [
+    ...Array.from({ length: 10 }, (_, i) => i),
+    ...Array.from({ length: 10 }, (_, i) => i),
+    ...Array.from({ length: 5 }, (_, i) => i),
+    ...Array.from({ length: 10 }, (_, i) => i),
+  ]);
+  const report = JSON.parse(out[0]);
+  assert.equal(report.mode, "burst");
+  assert.equal(report.ops, 10);
+  assert.deepEqual(report.warmup, { ops: 25, ok: 25, failed: 0, unknown: 0 });
+  assert.equal(report.valueAfter, 45 + 45 + 10 + 45);
+  assert.equal(report.verified, true);
+});
+
 Deno.test("--duration runs until the time is up", async () => {
   const client = new FakeClient();
   // A fake clock that advances 1 ms per reading: the run ends after a known number of requests.

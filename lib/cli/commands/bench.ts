@@ -351,6 +351,10 @@ async function benchAgainst(
     if (concurrency === null) {
       // The burst: SOFAJRaft's counter client. BenchOptions guarantees ops in this mode.
       const ops = options.ops!;
+      // The warm-up: bursts of the measured burst's size (the last one smaller if need be).
+      for (let left = options.warmup; left > 0 && !interrupt.signal.aborted; left -= ops) {
+        await runBurst(client, Math.min(ops, left), warmup, now, runs?.map((r) => r.warmup));
+      }
       cpuAtStart = sampleAll();
       await withProgress(
         deps.progress,
