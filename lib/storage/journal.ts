@@ -95,18 +95,29 @@ export interface JournalRecord {
 }
 
 /** What the journal asks of a log that appends through it (a `LogStore`). */
+/** How often, at most, the logs write the segment bytes they hold (see `writeHeld`). */
+const HELD_WRITE_INTERVAL_MS = 1000;
+
 export interface JournalClient {
   /** The path of the segment holding bytes written and not flushed yet, or null. */
   unflushedPath(): string | null;
   /** `path` was flushed: unless written to since, the log has nothing unflushed. */
   markFlushed(path: string): void;
+  /**
+   * Writes to the segment, without flushing, the bytes of durable appends the log still holds
+   * in memory (`onDurable` may keep them rather than write at once). Called before a checkpoint
+   * flushes the segments, and about once a second while appends flow, which bounds how long
+   * they wait. A write error makes that log unusable and is thrown.
+   */
+  writeHeld(): void;
 }
 
 /** The part of {@linkcode HostJournal} a log uses; tests may give their own. */
 export interface LogJournal {
   /**
    * Makes an append durable: resolves once the record is flushed and `onDurable` (which copies
-   * the records into the group's segment, without flushing) has run without throwing.
+   * the records into the group's segment, or keeps them for `JournalClient.writeHeld`, without
+   * flushing) has run without throwing.
    */
   append(
     client: JournalClient,
@@ -170,6 +181,8 @@ export class HostJournal implements LogJournal {
   #checkpointWaiters: Waiter[] = [];
   /** Logs that wrote segment bytes since the last checkpoint. */
   #written = new Set<JournalClient>();
+  /** When `#writeHeldWhenDue` last had the logs write what they held (monotonic ms). */
+  #heldWrittenAtMs = performance.now();
   #running = false;
   #scheduled = false;
   #buffer = new Uint8Array(0);
@@ -434,6 +447,7 @@ export class HostJournal implements LogJournal {
             item.reject(error);
           }
         }
+        this.#writeHeldWhenDue();
       }
       if (this.#checkpointWaiters.length > 0 || this.#fileBytes >= this.#rotateBytes) {
         const waiters = this.#checkpointWaiters;
@@ -489,6 +503,7 @@ export class HostJournal implements LogJournal {
   async #rotate(): Promise<void> {
     const flushed: [JournalClient, string][] = [];
     for (const client of this.#written) {
+      client.writeHeld();
       const path = client.unflushedPath();
       if (path !== null) flushed.push([client, path]);
     }
@@ -509,6 +524,26 @@ export class HostJournal implements LogJournal {
     this.#file = file;
     this.#sequence++;
     this.#fileBytes = JOURNAL_HEADER_BYTES;
+  }
+
+  /**
+   * About once a second, has every log written since the last checkpoint write the bytes it
+   * holds: a busy group's segment is never more than that behind the journal.
+   */
+  #writeHeldWhenDue(): void {
+    const now = performance.now();
+    if (now - this.#heldWrittenAtMs < HELD_WRITE_INTERVAL_MS) return;
+    this.#heldWrittenAtMs = now;
+    for (const client of this.#written) {
+      try {
+        client.writeHeld();
+      } catch (error) {
+        // That log is unusable now and says so at its next use; the journal holds its appends.
+        this.#logger.error("a log could not write what it held from the journal", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
   }
 
   #fail(error: unknown, batch: PendingAppend[], waiters: Waiter[] = []): void {

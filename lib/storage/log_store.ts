@@ -89,6 +89,13 @@ const SCRATCH_BYTES_INITIAL = 4 * 1024;
 const PENDING_OFFSETS_INITIAL = 16;
 const EMPTY_BYTES = new Uint8Array(0);
 
+/**
+ * Through the host journal, a segment's bytes are held in memory up to this many and written
+ * to the file in one `write` (see `LogStore.writeHeld`): the journal already holds them durably,
+ * so one system call per batch per group would buy nothing. Also the most an idle group keeps.
+ */
+export const HELD_BYTES_MAX = 16 * 1024;
+
 /** Returns the file name of the segment whose first entry is `firstIndex`. */
 export function segmentFileName(firstIndex: number): string {
   return String(firstIndex).padStart(SEGMENT_NAME_DIGITS, "0") + SEGMENT_FILE_EXTENSION;
@@ -226,6 +233,14 @@ export class LogStore {
   #deferFlush = false;
   /** The segment holding bytes written but not flushed (journal or replay), or null. */
   #unflushedPath: string | null = null;
+  /**
+   * Bytes appended through the journal, durable there, not yet written to `#heldFile` (the
+   * active segment): the first `#heldBytes` of `#held`. Written before anything reads, cuts,
+   * rolls, flushes or closes that file (see {@linkcode LogStore.writeHeld}).
+   */
+  #held: Uint8Array = EMPTY_BYTES;
+  #heldBytes = 0;
+  #heldFile: Deno.FsFile | null = null;
 
   private constructor(
     dir: string,
@@ -503,6 +518,7 @@ export class LogStore {
       if (lo < first || hi > end) {
         throw new RangeError(`entry range [${lo}, ${hi}) is outside the log [${first}, ${end})`);
       }
+      this.writeHeld();
       const result: Entry[] = [];
       let index = lo;
       while (index < hi) {
@@ -542,6 +558,9 @@ export class LogStore {
         if (this.#failure === null) await this.flushUnflushed();
       } finally {
         this.#journal?.journal.forget(this);
+        // After a failure held bytes stay unwritten: the journal holds them for the next start.
+        this.#heldBytes = 0;
+        this.#heldFile = null;
         this.#activeFile?.close();
         this.#activeFile = null;
       }
@@ -568,11 +587,53 @@ export class LogStore {
   }
 
   /**
+   * Writes the segment bytes held in memory (appended through the journal, durable there) to
+   * the active segment, without flushing; see `JournalClient.writeHeld` (journal.ts). A failed
+   * write makes the log unusable, as any write error does.
+   */
+  writeHeld(): void {
+    const length = this.#heldBytes;
+    if (length === 0) return;
+    const file = this.#heldFile!;
+    this.#heldBytes = 0;
+    this.#heldFile = null;
+    try {
+      writeAllSync(file, this.#held.subarray(0, length));
+    } catch (error) {
+      this.#failure ??= error;
+      throw error;
+    }
+  }
+
+  /** Keeps `bytes`, bound for `file` (the active segment), for {@linkcode LogStore.writeHeld}. */
+  #hold(file: Deno.FsFile, bytes: Uint8Array): void {
+    if (this.#heldFile !== null && this.#heldFile !== file) this.writeHeld();
+    if (this.#heldBytes + bytes.length > HELD_BYTES_MAX) {
+      this.writeHeld();
+      if (bytes.length >= HELD_BYTES_MAX) {
+        writeAllSync(file, bytes);
+        return;
+      }
+    }
+    if (this.#held.length < this.#heldBytes + bytes.length) {
+      let length = Math.max(this.#held.length, 1024);
+      while (length < this.#heldBytes + bytes.length) length *= 2;
+      const grown = new Uint8Array(Math.min(length, HELD_BYTES_MAX));
+      grown.set(this.#held.subarray(0, this.#heldBytes));
+      this.#held = grown;
+    }
+    this.#held.set(bytes, this.#heldBytes);
+    this.#heldBytes += bytes.length;
+    this.#heldFile = file;
+  }
+
+  /**
    * Flushes the bytes written through the journal or a replay and not flushed yet, if any. The
    * log counts them as unflushed until the flush returns, so a journal checkpoint running
    * meanwhile flushes them too rather than skip them.
    */
   async flushUnflushed(): Promise<void> {
+    this.writeHeld();
     const path = this.#unflushedPath;
     if (path === null) return;
     await syncFileAt(path);
@@ -712,6 +773,8 @@ export class LogStore {
 
   /** Cuts the log so that it ends at `index - 1` (whose term is `previousTerm`). */
   async #truncateFrom(index: number, previousTerm: number): Promise<void> {
+    // Held bytes go first: the cut below is at an offset that counts them.
+    this.writeHeld();
     const k = this.#segmentIndexOf(index);
     await this.#beforeCut(index - 1);
     await this.#deleteSegmentsAfter(k);
@@ -729,6 +792,8 @@ export class LogStore {
 
   /** Deletes the segments after position `k` in the list, newest first, each durably. */
   async #deleteSegmentsAfter(k: number): Promise<void> {
+    // The active file may be closed below; what it was owed goes in first.
+    this.writeHeld();
     while (this.#segments.length - 1 > k) {
       const newest = this.#segments[this.#segments.length - 1];
       this.#activeFile?.close();
@@ -855,7 +920,7 @@ export class LogStore {
     const lastTerm = entries[entries.length - 1].term;
     const { journal, group, incarnation } = binding;
     return journal.append(this, group, incarnation, entries[0].index, entries.length, bytes, () => {
-      writeAllSync(file, bytes);
+      this.#hold(file, bytes);
       this.#noteChunkWritten(chunk, pendingOffsets);
       this.#lastTerm = lastTerm;
       this.#unflushedPath = chunk.segment.path;
@@ -869,6 +934,8 @@ export class LogStore {
     buffer: Uint8Array,
     pendingOffsets: Uint32Array,
   ): Promise<void> {
+    // Bytes held from earlier appends precede these in the file.
+    this.writeHeld();
     // Chunks go to disk one after another: a segment is only created once the one before it
     // is flushed, so a crash can tear only the newest file, whose tail recovery may cut.
     for (const chunk of chunks) {
@@ -952,6 +1019,7 @@ export class LogStore {
   }
 
   async #termAtUnlocked(index: number): Promise<number> {
+    this.writeHeld();
     const segment = this.#segments[this.#segmentIndexOf(index)];
     const start = segment.offsets.get(index - segment.firstIndex);
     const isLastRecord = index === segment.firstIndex + segment.offsets.length - 1;

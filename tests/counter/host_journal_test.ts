@@ -11,8 +11,7 @@ import { NodeHost } from "../../lib/counter/host.ts";
 import { CounterClient } from "../../lib/client/client.ts";
 import { freePorts } from "../../lib/cli/local_cluster.ts";
 import { captureLogger } from "../storage/_helpers.ts";
-import { groupDataDir } from "../../lib/storage/layout.ts";
-import { JOURNAL_DIR_NAME, LOG_DIR_NAME } from "../../lib/storage/mod.ts";
+import { JOURNAL_DIR_NAME } from "../../lib/storage/mod.ts";
 import { journalFileName } from "../../lib/storage/journal.ts";
 import { Disk } from "../storage/_disk.ts";
 
@@ -57,17 +56,12 @@ Deno.test("a host that loses power comes back with every group's value from the 
     }
     const before = await names(journalDir);
     assert.equal(before.length, 1);
-    // The increments are in each group's newest segment, not flushed there: only the journal
-    // holds them durably.
-    for (const group of options.groups) {
-      const logDir = join(groupDataDir(root, group), LOG_DIR_NAME);
-      const newest = join(logDir, (await names(logDir)).at(-1)!);
-      const size = (await Deno.stat(newest)).size;
-      assert.ok(disk.durable(newest) < size, `${group}: ${disk.durable(newest)} of ${size}`);
-    }
+    // The increments are not durable in the groups' segments (held by the logs or written
+    // without a flush): only the journal holds them durably. The stop below writes and flushes
+    // them; the power cut then takes both segments back to what was durable at the cut.
     const kept = await disk.cut(root);
     await host.stop();
-    assert.equal(await disk.apply(root, kept, "lose"), 2);
+    assert.equal(await disk.apply(root, kept, "lose"), 2, "both newest segments lose bytes");
 
     lines.length = 0;
     host = await NodeHost.start(options);

@@ -108,13 +108,16 @@ Deno.test("appends of several groups in one turn: one journal write and flush, t
 
     for (const [k, g] of groups.entries()) {
       const path = segmentPath(root, g);
-      assert.equal((await Deno.stat(path)).size, segmentSizes[k] + batches[k].length * RECORD);
-      assert.equal(disk.durable(path), segmentSizes[k], "the segment is not flushed per append");
+      // Held by the log, not written per append: the journal holds them.
+      assert.equal((await Deno.stat(path)).size, segmentSizes[k], "no segment write per append");
       const dir = host.dirs.get(g)!;
+      // A read writes them first (not flushed).
       assert.deepEqual(
         await allEntries(dir),
         plain([...makeEntries(1, 1, 1, DATA), ...batches[k]]),
       );
+      assert.equal((await Deno.stat(path)).size, segmentSizes[k] + batches[k].length * RECORD);
+      assert.equal(disk.durable(path), segmentSizes[k], "the segment is not flushed per append");
     }
 
     // The journal's records are exactly the bytes appended to each segment: read them back as
@@ -280,7 +283,11 @@ Deno.test("damage below the first index the journal holds is an error; at or abo
 });
 
 /** A log stand-in for journal-only tests: nothing to flush. */
-const noClient: JournalClient = { unflushedPath: () => null, markFlushed: () => {} };
+const noClient: JournalClient = {
+  unflushedPath: () => null,
+  markFlushed: () => {},
+  writeHeld: () => {},
+};
 const INCARNATION = "0123456789abcdef";
 
 /** Bytes standing in for a record's entries: the journal does not decode them. */
@@ -727,6 +734,27 @@ Deno.test("a log closed while the journal runs on keeps its entries past the nex
       await allEntries(host.dirs.get("b")!),
       plain([...makeEntries(1, 3, 1, DATA), ...makeEntries(4, 1, 2, DATA)]),
     );
+  } finally {
+    await stopHost(host);
+  }
+});
+
+Deno.test("held segment bytes are written within about a second while appends flow", async () => {
+  await using tmp = await tempDir("journal_test_");
+  const root = tmp.path;
+  const host = await startHost(root, ["g0", "g1"]);
+  try {
+    const g0 = host.dirs.get("g0")!;
+    const g1 = host.dirs.get("g1")!;
+    await g0.append(makeEntries(1, 1, 1, DATA)); // starts the segment
+    await g1.append(makeEntries(1, 1, 1, DATA));
+    const started = (await Deno.stat(segmentPath(root, "g0"))).size;
+    await g0.append(makeEntries(2, 2, 1, DATA));
+    assert.equal((await Deno.stat(segmentPath(root, "g0"))).size, started, "held by g0's log");
+    // Another group's append a second later: that flush has every log write what it holds.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await g1.append(makeEntries(2, 1, 1, DATA));
+    assert.equal((await Deno.stat(segmentPath(root, "g0"))).size, started + 2 * RECORD);
   } finally {
     await stopHost(host);
   }

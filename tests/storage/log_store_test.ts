@@ -4,6 +4,7 @@ import { type Entry, EntryType } from "../../lib/raft/types.ts";
 import { StorageCorruptionError } from "../../lib/storage/errors.ts";
 import type { JournalRecord, LogJournal } from "../../lib/storage/journal.ts";
 import {
+  HELD_BYTES_MAX,
   LogStore,
   RECORD_HEADER_BYTES,
   RECORD_PAYLOAD_FIXED_BYTES,
@@ -677,6 +678,8 @@ Deno.test("through a journal: appends go to it, a cut or a reset checkpoints it 
       return Promise.resolve();
     },
     async checkpoint() {
+      // As the host journal does: the log writes what it holds, then the segment is flushed.
+      log.writeHeld();
       // What the log holds when the journal is asked to flush it: nothing is cut yet.
       const names = await listNames(dir.path);
       events.push(
@@ -692,6 +695,10 @@ Deno.test("through a journal: appends go to it, a cut or a reset checkpoints it 
   await log.append(makeEntries(1, 2, 1)); // starts the segment: flushed by the log itself
   await log.append(makeEntries(3, 4, 1));
   assert.equal(log.unflushedPath(), segment, "journaled bytes are not flushed");
+  // Nor written yet: the log holds them until something needs the file.
+  assert.equal((await Deno.stat(segment)).size, SEGMENT_HEADER_BYTES + 2 * RECORD_BYTES_16);
+  assert.deepEqual(await readAll(log), plain(makeEntries(1, 6, 1)));
+  assert.equal((await Deno.stat(segment)).size, SEGMENT_HEADER_BYTES + 6 * RECORD_BYTES_16);
   await log.append(makeEntries(5, 1, 2)); // cuts 5..6
   await log.reset(20);
   await log.close();
@@ -703,4 +710,43 @@ Deno.test("through a journal: appends go to it, a cut or a reset checkpoints it 
     `checkpoint 5 ${segmentFileName(1)} ${size(5)}`,
     "forget",
   ]);
+});
+
+Deno.test("through a journal: held segment bytes are written once they pass HELD_BYTES_MAX", async () => {
+  await using dir = await tempDir();
+  const log = await LogStore.open(dir.path);
+  const segment = join(dir.path, segmentFileName(1));
+  const journal: LogJournal = {
+    append(_client, _group, _incarnation, _firstIndex, _count, _records, onDurable) {
+      onDurable();
+      return Promise.resolve();
+    },
+    checkpoint: () => Promise.resolve(),
+    forget() {},
+  };
+  log.attachJournal(journal, "g", INCARNATION);
+  await log.append(makeEntries(1, 1, 1)); // starts the segment: written and flushed at once
+  const start = (await Deno.stat(segment)).size;
+  // Small appends are held until the next one would pass the bound; then the held ones go in
+  // one write.
+  const perAppend = RECORD_BYTES_16;
+  const fit = Math.floor(HELD_BYTES_MAX / perAppend);
+  for (let i = 0; i < fit; i++) await log.append(makeEntries(2 + i, 1, 1));
+  assert.equal((await Deno.stat(segment)).size, start, "all held");
+  await log.append(makeEntries(2 + fit, 1, 1));
+  assert.equal((await Deno.stat(segment)).size, start + fit * perAppend, "written at the bound");
+  // A batch as large as the bound is written at once, after what was held.
+  const large = makeEntries(3 + fit, 1, 1, HELD_BYTES_MAX);
+  await log.append(large);
+  const largeBytes = RECORD_HEADER_BYTES + RECORD_PAYLOAD_FIXED_BYTES + HELD_BYTES_MAX;
+  assert.equal((await Deno.stat(segment)).size, start + (fit + 1) * perAppend + largeBytes);
+  // Nothing held now: the file holds the whole log.
+  log.writeHeld();
+  assert.equal((await Deno.stat(segment)).size, start + (fit + 1) * perAppend + largeBytes);
+  assert.equal(log.lastIndex(), 3 + fit);
+  await log.close();
+  const reopened = await LogStore.open(dir.path);
+  assert.equal(reopened.lastIndex(), 3 + fit);
+  assert.deepEqual((await reopened.entries(3 + fit, 4 + fit))[0].data, large[0].data);
+  await reopened.close();
 });
