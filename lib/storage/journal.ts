@@ -144,6 +144,8 @@ export interface HostJournalOptions {
   logger?: Logger;
   /** Size past which a new journal file is started. Default 32 MiB. */
   rotateBytes?: number;
+  /** Monotonic clock in ms, for when logs write what they hold. Default `performance.now`. */
+  now?: () => number;
 }
 
 interface PendingAppend {
@@ -181,8 +183,10 @@ export class HostJournal implements LogJournal {
   #checkpointWaiters: Waiter[] = [];
   /** Logs that wrote segment bytes since the last checkpoint. */
   #written = new Set<JournalClient>();
-  /** When `#writeHeldWhenDue` last had the logs write what they held (monotonic ms). */
-  #heldWrittenAtMs = performance.now();
+  /** The monotonic clock of `#writeHeldWhenDue`, in ms. */
+  readonly #now: () => number;
+  /** When `#writeHeldWhenDue` last had the logs write what they held. */
+  #heldWrittenAtMs: number;
   #running = false;
   #scheduled = false;
   #buffer = new Uint8Array(0);
@@ -196,9 +200,12 @@ export class HostJournal implements LogJournal {
     recovered: Map<string, JournalRecord[]>,
     recoveredPaths: string[],
     sequence: number,
+    now: () => number,
   ) {
     this.#dir = dir;
     this.#logger = logger;
+    this.#now = now;
+    this.#heldWrittenAtMs = now();
     this.#rotateBytes = rotateBytes;
     this.#recovered = recovered;
     this.#recoveredPaths = recoveredPaths;
@@ -281,7 +288,15 @@ export class HostJournal implements LogJournal {
       });
     }
     const sequence = files.at(-1)?.sequence ?? 0;
-    return new HostJournal(dir, logger, rotateBytes, recovered, files.map((f) => f.path), sequence);
+    return new HostJournal(
+      dir,
+      logger,
+      rotateBytes,
+      recovered,
+      files.map((f) => f.path),
+      sequence,
+      options.now ?? (() => performance.now()),
+    );
   }
 
   /** The journal's folder. */
@@ -447,7 +462,14 @@ export class HostJournal implements LogJournal {
             item.reject(error);
           }
         }
-        this.#writeHeldWhenDue();
+        try {
+          this.#writeHeldWhenDue();
+        } catch (error) {
+          // A log could not write what it holds: only this journal has those appends now.
+          this.#running = false;
+          this.#fail(error, []);
+          return;
+        }
       }
       if (this.#checkpointWaiters.length > 0 || this.#fileBytes >= this.#rotateBytes) {
         const waiters = this.#checkpointWaiters;
@@ -528,22 +550,14 @@ export class HostJournal implements LogJournal {
 
   /**
    * About once a second, has every log written since the last checkpoint write the bytes it
-   * holds: a busy group's segment is never more than that behind the journal.
+   * holds: a busy group's segment is never more than that behind the journal. Throws the first
+   * log's write error.
    */
   #writeHeldWhenDue(): void {
-    const now = performance.now();
+    const now = this.#now();
     if (now - this.#heldWrittenAtMs < HELD_WRITE_INTERVAL_MS) return;
     this.#heldWrittenAtMs = now;
-    for (const client of this.#written) {
-      try {
-        client.writeHeld();
-      } catch (error) {
-        // That log is unusable now and says so at its next use; the journal holds its appends.
-        this.#logger.error("a log could not write what it held from the journal", {
-          error: error instanceof Error ? error.message : String(error),
-        });
-      }
-    }
+    for (const client of this.#written) client.writeHeld();
   }
 
   #fail(error: unknown, batch: PendingAppend[], waiters: Waiter[] = []): void {

@@ -556,11 +556,14 @@ export class LogStore {
       this.#closed = true;
       try {
         if (this.#failure === null) await this.flushUnflushed();
+      } catch (error) {
+        this.#failure ??= error;
+        throw error;
       } finally {
-        this.#journal?.journal.forget(this);
-        // After a failure held bytes stay unwritten: the journal holds them for the next start.
-        this.#heldBytes = 0;
-        this.#heldFile = null;
+        // A log whose segment may lack what the journal holds for it (a failure before its
+        // bytes were written and flushed) stays known to the journal: its next checkpoint then
+        // fails rather than delete the only durable copy.
+        if (this.#failure === null) this.#journal?.journal.forget(this);
         this.#activeFile?.close();
         this.#activeFile = null;
       }
@@ -576,8 +579,14 @@ export class LogStore {
     this.#journal = { journal, group, incarnation };
   }
 
-  /** See `JournalClient.unflushedPath` (journal.ts). */
+  /**
+   * See `JournalClient.unflushedPath` (journal.ts). Throws for a failed log with bytes not
+   * flushed: a flush after a failed write or flush could report success for lost pages.
+   */
   unflushedPath(): string | null {
+    if (this.#failure !== null && (this.#unflushedPath !== null || this.#heldBytes > 0)) {
+      throw this.#owing();
+    }
     return this.#unflushedPath;
   }
 
@@ -594,15 +603,26 @@ export class LogStore {
   writeHeld(): void {
     const length = this.#heldBytes;
     if (length === 0) return;
-    const file = this.#heldFile!;
-    this.#heldBytes = 0;
-    this.#heldFile = null;
+    // A log that failed keeps what it owes, and says so to every caller (a journal checkpoint
+    // then fails, keeping the journal file, the only durable copy), never writes it twice.
+    if (this.#failure !== null) throw this.#owing();
     try {
-      writeAllSync(file, this.#held.subarray(0, length));
+      writeAllSync(this.#heldFile!, this.#held.subarray(0, length));
     } catch (error) {
-      this.#failure ??= error;
+      this.#failure = error;
       throw error;
     }
+    this.#heldBytes = 0;
+    this.#heldFile = null;
+  }
+
+  /** The error of a failed log that still owes its segment bytes the journal holds. */
+  #owing(): Error {
+    return new Error(
+      `log store ${this.#dir} failed before its segment held and flushed what only the host ` +
+        `journal holds for it: the journal must keep it for the next start`,
+      { cause: this.#failure },
+    );
   }
 
   /** Keeps `bytes`, bound for `file` (the active segment), for {@linkcode LogStore.writeHeld}. */

@@ -26,6 +26,8 @@ export interface HostOptions {
   segmentBytesMax?: number;
   rotateBytes?: number;
   logger?: Logger;
+  /** The journal's clock (see `HostJournalOptions.now`). */
+  now?: () => number;
   /** When given, each replayed log must be flushed whole by `DataDir.open`, before its close. */
   disk?: Disk;
 }
@@ -45,8 +47,8 @@ export async function startHost(
   groups: string[],
   options: HostOptions = {},
 ): Promise<Host> {
-  const { segmentBytesMax, rotateBytes, logger, disk } = options;
-  const journal = await HostJournal.open(root, { logger, rotateBytes });
+  const { segmentBytesMax, rotateBytes, logger, disk, now } = options;
+  const journal = await HostJournal.open(root, { logger, rotateBytes, now });
   for (const group of journal.recoveredGroups()) {
     if (!groups.includes(group)) continue;
     const dir = await DataDir.open(groupDir(root, group), {

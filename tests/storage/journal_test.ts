@@ -742,7 +742,8 @@ Deno.test("a log closed while the journal runs on keeps its entries past the nex
 Deno.test("held segment bytes are written within about a second while appends flow", async () => {
   await using tmp = await tempDir("journal_test_");
   const root = tmp.path;
-  const host = await startHost(root, ["g0", "g1"]);
+  let nowMs = 0;
+  const host = await startHost(root, ["g0", "g1"], { now: () => nowMs });
   try {
     const g0 = host.dirs.get("g0")!;
     const g1 = host.dirs.get("g1")!;
@@ -750,11 +751,106 @@ Deno.test("held segment bytes are written within about a second while appends fl
     await g1.append(makeEntries(1, 1, 1, DATA));
     const started = (await Deno.stat(segmentPath(root, "g0"))).size;
     await g0.append(makeEntries(2, 2, 1, DATA));
-    assert.equal((await Deno.stat(segmentPath(root, "g0"))).size, started, "held by g0's log");
-    // Another group's append a second later: that flush has every log write what it holds.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    nowMs = 999;
     await g1.append(makeEntries(2, 1, 1, DATA));
+    assert.equal((await Deno.stat(segmentPath(root, "g0"))).size, started, "held by g0's log");
+    // A flush a second after the last such write has every log write what it holds.
+    nowMs = 1000;
+    await g1.append(makeEntries(3, 1, 1, DATA));
     assert.equal((await Deno.stat(segmentPath(root, "g0"))).size, started + 2 * RECORD);
+  } finally {
+    await stopHost(host);
+  }
+});
+
+/** Lets go of a host some of whose logs failed: every dir and the journal, errors ignored. */
+async function abandonHost(host: Awaited<ReturnType<typeof startHost>>): Promise<void> {
+  for (const dir of host.dirs.values()) await dir.close().catch(() => {});
+  await host.journal.close().catch(() => {});
+}
+
+/** Makes the next `writeSync` of exactly `bytes` bytes fail, until `restore`. */
+function failNextWriteOf(bytes: number): { restore: () => void; failed: () => boolean } {
+  const original = Deno.FsFile.prototype.writeSync;
+  let armed = true;
+  Deno.FsFile.prototype.writeSync = function (this: Deno.FsFile, p: Uint8Array): number {
+    if (armed && p.length === bytes) {
+      armed = false;
+      throw new Error("simulated EIO");
+    }
+    return original.call(this, p);
+  };
+  return {
+    restore: () => Deno.FsFile.prototype.writeSync = original,
+    failed: () => !armed,
+  };
+}
+
+Deno.test("a log that cannot write what it holds fails the journal, which keeps its file", async () => {
+  await using tmp = await tempDir("journal_test_");
+  const root = tmp.path;
+  let nowMs = 0;
+  const { logger } = captureLogger();
+  let host = await startHost(root, ["a", "b"], { now: () => nowMs, logger });
+  const a = host.dirs.get("a")!;
+  const b = host.dirs.get("b")!;
+  await a.append(makeEntries(1, 1, 1, DATA));
+  await b.append(makeEntries(1, 1, 1, DATA));
+  await a.append(makeEntries(2, 2, 1, DATA)); // acknowledged: held by a's log, in the journal
+  const fault = failNextWriteOf(2 * RECORD);
+  try {
+    nowMs = 1000;
+    // b's append is durable; the write of a's held bytes after that flush fails.
+    await b.append(makeEntries(2, 1, 1, DATA));
+  } finally {
+    fault.restore();
+  }
+  assert.ok(fault.failed(), "a's held write was tried and failed");
+  // The journal is unusable now: nothing more is acknowledged, and nothing is deleted.
+  await assert.rejects(b.append(makeEntries(3, 1, 1, DATA)), /host journal .* unusable|failed/);
+  await assert.rejects(host.journal.checkpoint());
+  await abandonHost(host);
+  host = await startHost(root, ["a", "b"]);
+  try {
+    assert.equal(host.dirs.get("a")!.lastIndex(), 3, "a's acknowledged entries came back");
+    assert.deepEqual(
+      await allEntries(host.dirs.get("a")!),
+      plain(makeEntries(1, 3, 1, DATA)),
+    );
+    assert.equal(host.dirs.get("b")!.lastIndex(), 2);
+  } finally {
+    await stopHost(host);
+  }
+});
+
+Deno.test("a log closed after a failure, owing its segment, keeps the journal's records", async () => {
+  await using tmp = await tempDir("journal_test_");
+  const root = tmp.path;
+  const { logger } = captureLogger();
+  let host = await startHost(root, ["a", "b"], { logger });
+  const a = host.dirs.get("a")!;
+  const b = host.dirs.get("b")!;
+  await a.append(makeEntries(1, 1, 1, DATA));
+  await b.append(makeEntries(1, 1, 1, DATA));
+  await a.append(makeEntries(2, 1, 1, DATA)); // acknowledged: held by a's log, in the journal
+  // a fails for another reason (here: its read of the held bytes' write), then closes.
+  const fault = failNextWriteOf(RECORD);
+  try {
+    await assert.rejects(a.entries(1, 3), /simulated EIO/);
+  } finally {
+    fault.restore();
+  }
+  await a.close().catch(() => {});
+  // The next checkpoint must not delete the journal file that alone holds entry 2.
+  await assert.rejects(host.journal.checkpoint(), (e: unknown) => {
+    assert.match(String(e), /host journal .* is unusable after a write error/);
+    assert.match(String((e as Error).cause), /failed before its segment held and flushed/);
+    return true;
+  });
+  await abandonHost(host);
+  host = await startHost(root, ["a", "b"]);
+  try {
+    assert.equal(host.dirs.get("a")!.lastIndex(), 2, "a's acknowledged entry came back");
   } finally {
     await stopHost(host);
   }
