@@ -342,6 +342,15 @@ export class LogStore {
       segments.push(recovered.segment);
       if (recovered.segment.offsets.length > 0) lastTerm = recovered.lastTerm;
     }
+    // What recovery read may be in the page cache only (a process that died between a write and
+    // its flush, or whose flush failed): entries presented as held must be durable, or this node
+    // could acknowledge them to a leader and lose them at a power cut. Only the newest segment
+    // can hold bytes not flushed, and only its name a creation not flushed.
+    const newest = segments.at(-1);
+    if (newest !== undefined) {
+      await syncFileAt(newest.path);
+      await syncDir(dir);
+    }
     return new LogStore(dir, segmentBytesMax, logger, segments, lastTerm, options);
   }
 

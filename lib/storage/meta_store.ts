@@ -42,7 +42,7 @@ import { dirname, join } from "node:path";
 import type { HardState, NodeId } from "../raft/types.ts";
 import { checkFramed, type FramedBytes, getU64, readString, setU64 } from "./_binary.ts";
 import { Mutex } from "./_mutex.ts";
-import { isTempFileName, writeFileAtomic } from "./atomic_file.ts";
+import { isTempFileName, syncDir, syncFileAt, writeFileAtomic } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
 import { DataDirMismatchError } from "./errors.ts";
 
@@ -315,6 +315,10 @@ export class MetaStore {
       return new MetaStore(path, meta, false, true);
     }
     const meta = decodeMeta(bytes, path);
+    // The file read may be in the page cache only (a process that died between the rename and
+    // the directory's flush): a term or vote acted on must be durable, so both are flushed now.
+    await syncFileAt(path);
+    await syncDir(dir);
     if (meta.nodeId !== options.nodeId || meta.group !== options.group) {
       throw new DataDirMismatchError(
         `data dir ${dirname(dir)} belongs to node ${meta.nodeId} in group ${meta.group}, ` +

@@ -31,7 +31,7 @@ import type { NodeId, Snapshot } from "../raft/types.ts";
 import { type Logger, silentLogger } from "../logging/logger.ts";
 import { checkFramed, getU64, isDigits, readString, setU64 } from "./_binary.ts";
 import { Mutex } from "./_mutex.ts";
-import { isTempFileName, writeFileAtomic } from "./atomic_file.ts";
+import { isTempFileName, syncDir, writeFileAtomic } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
 import { StorageCorruptionError } from "./errors.ts";
 
@@ -209,6 +209,9 @@ export class SnapshotStore {
         await Deno.remove(join(dir, item.name));
       }
     }
+    // A save's rename may be in the page cache only (a process that died before the directory's
+    // flush): a snapshot this node reads and acts on must be one a power cut keeps.
+    await syncDir(dir);
     return new SnapshotStore(dir, logger);
   }
 

@@ -1,9 +1,12 @@
 /**
  * Seeded runs of a host's storage through random appends of several groups, suffixes cut by
  * conflicting appends, snapshot installs, journal rotations, segment rolls, process deaths and
- * power cuts of every kind the crash model knows (`_disk.ts`). After every restart each group's
- * log must be exactly what the groups were told was durable: every acknowledged entry back, no
- * cut or discarded entry back. The faults the journal's review and tests found (a tail flushed
+ * power cuts of every kind the crash model knows (`_disk.ts`), and disk errors (a `write` or an
+ * `fdatasync` that fails, then the process dies, as a node does on a storage error). The
+ * journal's clock is seeded too, so logs write the segment bytes they hold at seeded moments.
+ * After every restart each group's log must be exactly what the groups were told was durable:
+ * every acknowledged entry back, no cut or discarded entry back; of an append that failed, a
+ * prefix may be back. The faults the journal's review and tests found (a tail flushed
  * too late, a torn multi-group flush, a checkpoint racing a roll, entries resurrected after a
  * reset) are of this kind, so the next one should show up here as a failing seed.
  *
@@ -69,8 +72,24 @@ function lastIndex(m: GroupModel): number {
   return m.log.at(-1)?.index ?? m.snapshotIndex;
 }
 
-async function checkGroups(host: Host, models: Map<string, GroupModel>, what: string) {
+/**
+ * Checks every group; a group in `unknown` may also hold that batch or a prefix of it (an
+ * append that failed may have reached the disk), and the model is then brought up to what the
+ * disk says.
+ */
+async function checkGroups(
+  host: Host,
+  models: Map<string, GroupModel>,
+  what: string,
+  unknown = new Map<string, { index: number; term: number }[]>(),
+) {
   for (const [group, m] of models) {
+    const batch = unknown.get(group);
+    if (batch !== undefined) {
+      // A batch that spans two segments is written one segment at a time: a prefix may remain.
+      const held = host.dirs.get(group)!.lastIndex();
+      m.log.push(...batch.filter((e) => e.index <= held));
+    }
     const dir = host.dirs.get(group)!;
     const got = await dir.entries(m.snapshotIndex + 1, dir.lastIndex() + 1);
     assert.deepEqual(
@@ -90,8 +109,14 @@ async function runSeed(seed: number): Promise<void> {
   using disk = new Disk();
   await using tmp = await tempDir(`journal_seed_${seed}_`);
   const root = tmp.path;
+  // The journal's clock: logs write what they hold once it passes a second since the last time.
+  let nowMs = 0;
   // Small segments and a small journal: rolls and rotations every few steps.
-  const options = { segmentBytesMax: SEGMENT_HEADER_BYTES + 900, rotateBytes: 1500 + seed % 3000 };
+  const options = {
+    segmentBytesMax: SEGMENT_HEADER_BYTES + 900,
+    rotateBytes: 1500 + seed % 3000,
+    now: () => nowMs,
+  };
   const models = new Map<string, GroupModel>(
     GROUPS.map((g) => [g, { snapshotIndex: 0, snapshotTerm: 0, term: 1, log: [] }]),
   );
@@ -99,8 +124,39 @@ async function runSeed(seed: number): Promise<void> {
   const trace: string[] = [];
   try {
     for (let step = 0; step < STEPS; step++) {
+      nowMs += Math.floor(random() * 700);
       const r = random();
-      if (r < 0.55) {
+      if (r < 0.05) {
+        // A disk error during a turn of appends: the k-th write or flush from now fails. The
+        // appends it fails were not acknowledged: each may be back after the restart, or not.
+        const fault = armDiskFault(
+          random() < 0.7 ? "writeSync" : "syncData",
+          1 + Math.floor(random() * 4),
+        );
+        const unknown = new Map<string, { index: number; term: number }[]>();
+        try {
+          const turn: [string, Entry[], Promise<void>][] = [];
+          for (const g of GROUPS) {
+            if (random() < 0.3) continue;
+            const m = models.get(g)!;
+            const batch = entriesFor(g, lastIndex(m) + 1, 1 + Math.floor(random() * 6), m.term, 60);
+            turn.push([g, batch, host.dirs.get(g)!.append(batch)]);
+          }
+          const results = await Promise.allSettled(turn.map(([, , p]) => p));
+          for (const [k, [g, batch]] of turn.entries()) {
+            const entries = batch.map((e) => ({ index: e.index, term: e.term }));
+            if (results[k].status === "fulfilled") models.get(g)!.log.push(...entries);
+            else unknown.set(g, entries);
+          }
+          await host.journal.idle();
+        } finally {
+          fault.restore();
+        }
+        trace.push(`disk error (${fault.what}${fault.fired() ? "" : ", not reached"})`);
+        await abandonHost(disk, root, host);
+        host = await startHost(root, GROUPS, options);
+        await checkGroups(host, models, `seed ${seed} step ${step} (${trace.join(", ")})`, unknown);
+      } else if (r < 0.55) {
         // A turn: some groups append a batch each, all in flight together.
         const appends: Promise<void>[] = [];
         for (const g of GROUPS) {
@@ -190,6 +246,39 @@ async function runSeed(seed: number): Promise<void> {
   } finally {
     await stopHost(host).catch(() => {});
   }
+}
+
+/** Makes the `nth` call from now of `FsFile.prototype[method]` fail, until `restore`. */
+function armDiskFault(method: "writeSync" | "syncData", nth: number) {
+  const proto = Deno.FsFile.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const original = proto[method];
+  let calls = 0;
+  proto[method] = function (this: Deno.FsFile, ...args: unknown[]) {
+    calls++;
+    if (calls === nth) {
+      if (method === "syncData") return Promise.reject(new Error("simulated EIO on fdatasync"));
+      throw new Error("simulated EIO on write");
+    }
+    return original.apply(this, args);
+  };
+  return {
+    what: `${method} #${nth}`,
+    fired: () => calls >= nth,
+    restore: () => {
+      proto[method] = original;
+    },
+  };
+}
+
+/**
+ * The process dies after a disk error: what it wrote stays in the page cache, nothing more is
+ * flushed. Failed logs and a failed journal may refuse to close: their handles go all the same.
+ */
+async function abandonHost(disk: Disk, root: string, host: Host): Promise<void> {
+  const kept = await disk.cut(root);
+  for (const dir of host.dirs.values()) await dir.close().catch(() => {});
+  await host.journal.close().catch(() => {});
+  disk.processDied(kept);
 }
 
 /** Seeds from `JOURNAL_SEEDS` ("A..B"), else 1..50. */

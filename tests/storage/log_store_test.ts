@@ -12,6 +12,7 @@ import {
   segmentFileName,
 } from "../../lib/storage/log_store.ts";
 import { captureLogger, listNames, makeEntries, plain, tempDir } from "./_helpers.ts";
+import { Disk } from "./_disk.ts";
 
 const RECORD_BYTES_16 = RECORD_HEADER_BYTES + RECORD_PAYLOAD_FIXED_BYTES + 16;
 
@@ -749,4 +750,37 @@ Deno.test("through a journal: held segment bytes are written once they pass HELD
   assert.equal(reopened.lastIndex(), 3 + fit);
   assert.deepEqual((await reopened.entries(3 + fit, 4 + fit))[0].data, large[0].data);
   await reopened.close();
+});
+
+Deno.test("open flushes the newest segment: what a dead process left unflushed is durable once read", async () => {
+  using disk = new Disk();
+  await using dir = await tempDir();
+  const segment = join(dir.path, segmentFileName(1));
+  const journal: LogJournal = {
+    append(_client, _group, _incarnation, _firstIndex, _count, _records, onDurable) {
+      onDurable();
+      return Promise.resolve();
+    },
+    checkpoint: () => Promise.resolve(),
+    forget() {},
+  };
+  let log = await LogStore.open(dir.path);
+  log.attachJournal(journal, "g", INCARNATION);
+  await log.append(makeEntries(1, 2, 1)); // starts the segment: flushed
+  await log.append(makeEntries(3, 3, 1)); // through the journal: not flushed
+  log.writeHeld(); // in the page cache now
+  const kept = await disk.cut(dir.path); // the process dies here; the machine does not
+  await log.close();
+  disk.processDied(kept);
+  const size = (await Deno.stat(segment)).size;
+  assert.ok(disk.durable(segment) < size, "entries 3..5 are not durable");
+  log = await LogStore.open(dir.path);
+  assert.equal(log.lastIndex(), 5, "the page cache still shows them");
+  assert.equal(disk.durable(segment), size, "open made what it read durable");
+  await log.close();
+  // A power cut later keeps every entry the reopened log presented as held.
+  assert.equal(await disk.apply(dir.path, await disk.cut(dir.path), "lose"), 0);
+  log = await LogStore.open(dir.path);
+  assert.equal(log.lastIndex(), 5);
+  await log.close();
 });
