@@ -200,7 +200,9 @@ export class SnapshotStore {
   /** Opens the existing directory `dir`, removing the temp files a crash left behind. */
   static async open(dir: string, options: SnapshotStoreOptions = {}): Promise<SnapshotStore> {
     const logger = options.logger ?? silentLogger;
+    let snapshots = 0;
     for await (const item of Deno.readDir(dir)) {
+      if (item.isFile && item.name.endsWith(SNAPSHOT_FILE_EXTENSION)) snapshots++;
       if (item.isFile && isTempFileName(item.name)) {
         // A temp file is a save that never completed, so nothing refers to it.
         logger.info("removing a snapshot temp file left by a crash", {
@@ -211,7 +213,7 @@ export class SnapshotStore {
     }
     // A save's rename may be in the page cache only (a process that died before the directory's
     // flush): a snapshot this node reads and acts on must be one a power cut keeps.
-    await syncDir(dir);
+    if (snapshots > 0) await syncDir(dir);
     return new SnapshotStore(dir, logger);
   }
 
