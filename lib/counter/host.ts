@@ -42,6 +42,7 @@ import { turnNowMs } from "../transport/turn_clock.ts";
 import { DirLock } from "../storage/dir_lock.ts";
 import { DataDir, HostJournal } from "../storage/mod.ts";
 import {
+  flushGroupSet,
   groupDataDir,
   type GroupSet,
   migrateSingleGroupLayout,
@@ -363,6 +364,7 @@ export class NodeHost {
    */
   async #groupSet(given: readonly string[], migrated: string | null): Promise<string[]> {
     const recorded = await readGroupSet(this.#root, groupNameProblem);
+    if (recorded !== null) await flushGroupSet(this.#root);
     const set: GroupSet = recorded ?? { groups: [], removed: [] };
     this.#removed = new Set(set.removed);
     const hosted = new Set(set.groups);

@@ -531,6 +531,9 @@ export class HostJournal implements LogJournal {
     }
     this.#written.clear();
     for (const [, path] of flushed) await syncFileAt(path);
+    // A log whose own flush of that segment failed while ours ran (another handle can report
+    // success for pages the kernel dropped) must stop the checkpoint: asked again, it throws.
+    for (const [client] of flushed) client.unflushedPath();
     // Only now: a log that rolls meanwhile must still see its tail as unflushed and flush it.
     for (const [client, path] of flushed) client.markFlushed(path);
     const old = join(this.#dir, journalFileName(this.#sequence));

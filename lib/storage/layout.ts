@@ -18,7 +18,7 @@
  */
 
 import { join, resolve } from "node:path";
-import { pathExists, syncDir, writeFileAtomic } from "./atomic_file.ts";
+import { pathExists, syncDir, syncFileAt, writeFileAtomic } from "./atomic_file.ts";
 import { decodeMeta, META_FILE_NAME } from "./meta_store.ts";
 import type { Logger } from "../logging/logger.ts";
 
@@ -148,6 +148,16 @@ export interface GroupSet {
   groups: string[];
   /** Groups removed with `counter groups remove`. */
   removed: string[];
+}
+
+/**
+ * Flushes `groups.json` and the data root, so that a group set read at a start (and acted on:
+ * journal records of a group not hosted are dropped) is one a power cut keeps, even when the
+ * process that wrote it died before the root's flush.
+ */
+export async function flushGroupSet(root: string): Promise<void> {
+  await syncFileAt(join(resolve(root), GROUPS_FILE_NAME));
+  await syncDir(resolve(root));
 }
 
 /**

@@ -343,7 +343,7 @@ export class LogStore {
       if (recovered.segment.offsets.length > 0) lastTerm = recovered.lastTerm;
     }
     // What recovery read may be in the page cache only (a process that died between a write and
-    // its flush, or whose flush failed): entries presented as held must be durable, or this node
+    // its flush): entries presented as held must be durable, or this node
     // could acknowledge them to a leader and lose them at a power cut. Only the newest segment
     // can hold bytes not flushed, and only its name a creation not flushed.
     const newest = segments.at(-1);
@@ -665,7 +665,13 @@ export class LogStore {
     this.writeHeld();
     const path = this.#unflushedPath;
     if (path === null) return;
-    await syncFileAt(path);
+    try {
+      await syncFileAt(path);
+    } catch (error) {
+      // Never retried (a later flush may report pages the kernel dropped as clean).
+      this.#failure ??= error;
+      throw error;
+    }
     this.markFlushed(path);
   }
 

@@ -139,15 +139,13 @@ export class DataDir {
     const subdirs = [LOG_DIR_NAME, META_DIR_NAME, SNAPSHOT_DIR_NAME].map((name) =>
       join(root, name)
     );
-    let created = await ensureDir(root, { recursive: true });
-    for (const path of subdirs) {
-      if (await ensureDir(path)) created = true;
-    }
-    if (created) {
-      // New directories must be durable before files in them can be.
-      await syncDir(dirname(root));
-      await syncDir(root);
-    }
+    await ensureDir(root, { recursive: true });
+    for (const path of subdirs) await ensureDir(path);
+    // Directories must be durable before files in them can be: flushed whether this open
+    // created them or found them (a process that died before their flush leaves them in the
+    // page cache only, and a group dir a power cut then takes would reopen as a new one).
+    await syncDir(dirname(root));
+    await syncDir(root);
     const lock = DirLock.acquire(root);
     let log: LogStore | null = null;
     try {
@@ -221,8 +219,17 @@ export class DataDir {
       opened = new DataDir(root, lock, meta, log, snapshots, logger, recovered);
       return opened;
     } catch (error) {
-      await log?.close();
-      lock.release();
+      try {
+        await log?.close();
+      } catch (closeError) {
+        // The open's own error is the one to report; the lock goes all the same.
+        logger.error("closing the log after a failed open failed too", {
+          dir: root,
+          error: closeError instanceof Error ? closeError.message : String(closeError),
+        });
+      } finally {
+        lock.release();
+      }
       throw error;
     }
   }

@@ -14,6 +14,8 @@ import { captureLogger } from "../storage/_helpers.ts";
 import { JOURNAL_DIR_NAME } from "../../lib/storage/mod.ts";
 import { journalFileName } from "../../lib/storage/journal.ts";
 import { Disk } from "../storage/_disk.ts";
+import { SyncSpy } from "../storage/_sync_spy.ts";
+import { GROUPS_FILE_NAME } from "../../lib/storage/layout.ts";
 
 const WAIT_MS = 15_000;
 
@@ -81,6 +83,39 @@ Deno.test("a host that loses power comes back with every group's value from the 
     // The file read at the start is gone; the one started then is the only one.
     const sequence = Number(before[0].slice(0, 20));
     assert.deepEqual(await names(journalDir), [journalFileName(sequence + 1)]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a host start flushes groups.json and the data root before it acts on them", async () => {
+  const root = await Deno.makeTempDir({ prefix: "counter-host-journal-test-" });
+  const [port] = freePorts(1);
+  const id = `127.0.0.1:${port}`;
+  const { logger } = captureLogger();
+  const options = {
+    dataDir: root,
+    id,
+    conf: [id],
+    group: "counter",
+    groups: ["counter", "orders"],
+    electionTimeoutMs: 300,
+    heartbeatIntervalMs: 50,
+    snapshotIntervalSecs: 0,
+    logger,
+  } satisfies NodeOptions & { groups: string[] };
+  try {
+    await (await NodeHost.start(options)).stop();
+    // The process that wrote groups.json may have died before the root's flush: the next start
+    // drops journal records of groups the file does not name, so it must be durable first.
+    let flushed: string[];
+    {
+      using spy = new SyncSpy();
+      await (await NodeHost.start(options)).stop();
+      flushed = [...spy.flushed];
+    }
+    assert.ok(flushed.includes(join(root, GROUPS_FILE_NAME)), flushed.join(", "));
+    assert.ok(flushed.includes(root), flushed.join(", "));
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -6,7 +6,9 @@
  * journal's clock is seeded too, so logs write the segment bytes they hold at seeded moments.
  * After every restart each group's log must be exactly what the groups were told was durable:
  * every acknowledged entry back, no cut or discarded entry back; of an append that failed, a
- * prefix may be back. The faults the journal's review and tests found (a tail flushed
+ * prefix may be back. The crash model is optimistic about a failed `fdatasync` (a later flush
+ * that succeeds makes the whole file durable), so faults of Linux's clean-but-lost pages are
+ * outside it (docs/STORAGE.md, "Limits and known trade-offs"). The faults the journal's review and tests found (a tail flushed
  * too late, a torn multi-group flush, a checkpoint racing a roll, entries resurrected after a
  * reset) are of this kind, so the next one should show up here as a failing seed.
  *

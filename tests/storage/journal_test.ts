@@ -855,3 +855,63 @@ Deno.test("a log closed after a failure, owing its segment, keeps the journal's 
     await stopHost(host);
   }
 });
+
+Deno.test("a log's failed flush during a checkpoint's flush of the same segment keeps the journal", async () => {
+  await using tmp = await tempDir("journal_test_");
+  const root = tmp.path;
+  const { logger } = captureLogger();
+  let host = await startHost(root, ["x", "a"], { logger });
+  const x = host.dirs.get("x")!;
+  const a = host.dirs.get("a")!;
+  await x.append(makeEntries(1, 1, 1, DATA));
+  await a.append(makeEntries(1, 1, 1, DATA));
+  await host.journal.checkpoint();
+  // Acknowledged; durable only in the journal.
+  await x.append(makeEntries(2, 1, 1, DATA));
+  await a.append(makeEntries(2, 1, 1, DATA));
+  const journalDir = join(root, JOURNAL_DIR_NAME);
+  const before = await listNames(journalDir);
+  // Which file each handle is, for the fault below.
+  const paths = new WeakMap<Deno.FsFile, string>();
+  const open = Deno.open;
+  const patchedOpen = async (path: string | URL, options?: Deno.OpenOptions) => {
+    const file = await open(path, options);
+    paths.set(file, String(path));
+    return file;
+  };
+  Object.assign(Deno, { open: patchedOpen });
+  const syncData = Deno.FsFile.prototype.syncData;
+  let failed = false;
+  Deno.FsFile.prototype.syncData = async function (this: Deno.FsFile) {
+    const path = paths.get(this) ?? "";
+    // x's segment flush is slow, so a's close runs while the checkpoint waits on it.
+    if (path.includes(join("groups", "x", "log"))) await new Promise((r) => setTimeout(r, 50));
+    if (path.includes(join("groups", "a", "log")) && !failed) {
+      failed = true;
+      throw new Error("simulated EIO");
+    }
+    return await syncData.call(this);
+  };
+  try {
+    const checkpoint = host.journal.checkpoint();
+    await new Promise((resolve) => setImmediate(resolve)); // the checkpoint has a's path
+    const [done, closed] = await Promise.allSettled([checkpoint, a.close()]);
+    assert.ok(failed, "a's own flush failed");
+    assert.equal(closed.status, "rejected");
+    // Another handle's flush of a's segment returned: that says nothing of the failed pages.
+    assert.equal(done.status, "rejected", "the checkpoint must not go on");
+  } finally {
+    Deno.FsFile.prototype.syncData = syncData;
+    Object.assign(Deno, { open });
+  }
+  assert.deepEqual(await listNames(journalDir), before, "the journal file is kept");
+  await x.close().catch(() => {});
+  await host.journal.close().catch(() => {});
+  host = await startHost(root, ["x", "a"]);
+  try {
+    assert.equal(host.dirs.get("a")!.lastIndex(), 2);
+    assert.equal(host.dirs.get("x")!.lastIndex(), 2);
+  } finally {
+    await stopHost(host);
+  }
+});

@@ -13,6 +13,7 @@ import {
 import { segmentFileName } from "../../lib/storage/log_store.ts";
 import { snapshotFileName } from "../../lib/storage/snapshot_store.ts";
 import { captureLogger, listNames, makeEntries, plain, tempDir } from "./_helpers.ts";
+import { SyncSpy } from "./_sync_spy.ts";
 
 const options = { nodeId: "127.0.0.1:7001", group: "g1" };
 
@@ -327,4 +328,28 @@ Deno.test("a dir with a version 1 meta file gets a permanent incarnation at open
   const again = await DataDir.open(scratch.path, identity);
   assert.equal(again.incarnation(), incarnation);
   await again.close();
+});
+
+Deno.test("an open flushes what it found before acting on it: dirs, meta, newest segment", async () => {
+  await using tmp = await tempDir();
+  const root = join(tmp.path, "groups", "g1");
+  const dir = await DataDir.open(root, options);
+  await dir.append(makeEntries(1, 3, 1));
+  await dir.saveHardState({ term: 1, vote: options.nodeId });
+  await dir.close();
+  // A process that wrote these may have died before any directory or file flush reached the
+  // disk: a second open finds them all the same, and must make them durable first.
+  using spy = new SyncSpy();
+  const again = await DataDir.open(root, options);
+  await again.close();
+  for (
+    const path of [
+      join(tmp.path, "groups"),
+      root,
+      join(root, "raft_meta", "meta"),
+      join(root, "raft_meta"),
+      join(root, "log", segmentFileName(1)),
+      join(root, "log"),
+    ]
+  ) assert.ok(spy.flushed.includes(path), `${path} flushed at open (${spy.flushed.join(", ")})`);
 });
