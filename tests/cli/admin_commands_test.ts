@@ -230,6 +230,27 @@ Deno.test("leader prints the leader named in the latest term", async () => {
   assert.ok(j.client.closed);
 });
 
+Deno.test("leader does not name a leader that does not answer; it asks again", async () => {
+  // A is gone; B and C have not noticed yet, then start an election and name C.
+  let rounds = 0;
+  const h = harness(({ peer }) => {
+    if (peer === B) rounds++;
+    if (peer === A) return unreachable(A);
+    return rounds < 3 ? status(peer!) : status(peer!, { term: 4, leader: C });
+  });
+  assert.equal(await runLeader(leaderOptions(), h.deps), 0);
+  assert.deepEqual(h.out, [C]);
+  assert.equal(rounds, 3);
+  // Never noticed within the deadline: no leader, with the reason.
+  const stuck = harness(({ peer }) => peer === A ? unreachable(A) : status(peer!));
+  assert.equal(await runLeader(leaderOptions({ timeoutMs: 50 }), stuck.deps), 1);
+  assert.deepEqual(stuck.out, []);
+  assert.match(
+    stuck.err[0],
+    /^counter leader: no leader known within 50 ms: 2 of 3 voters reachable/,
+  );
+});
+
 Deno.test("leader asks again while an election is under way", async () => {
   let rounds = 0;
   const h = harness(({ peer }) => {

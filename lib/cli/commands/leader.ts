@@ -44,7 +44,8 @@ class NoLeaderError extends Error {
 /**
  * The leader named by the answering nodes that are in the highest term any of them reports, or
  * null when none of those knows a leader yet. A leader of an older term is ignored: it may not
- * have heard yet that it was replaced.
+ * have heard yet that it was replaced. So is a leader that was asked and did not answer: its
+ * followers may not have noticed yet that it is gone (null then: ask again).
  *
  * @throws {Error} when no node answered, or when two nodes name different leaders for the same
  * term, which Raft rules out.
@@ -67,7 +68,10 @@ export function agreedLeader(reports: readonly NodeReport[]): AgreedLeader | nul
     throw new Error(`nodes in term ${term} name different leaders: ${claims.join("; ")}`);
   }
   const [leader] = named.keys();
-  return leader === undefined ? null : { leader, term };
+  if (leader === undefined) return null;
+  const own = reports.find((report) => report.node === leader);
+  if (own !== undefined && !own.ok) return null;
+  return { leader, term };
 }
 
 /** Transfers run at once at most; each waits for its target to catch up and take over. */
