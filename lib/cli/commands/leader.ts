@@ -27,6 +27,12 @@ import type { AdminClientLike, ResolvedAdminDeps } from "./_admin.ts";
 /** Pause between two rounds of questions while no leader is known (an election is under way). */
 const ROUND_INTERVAL_MS = 100;
 
+/**
+ * A round of questions is only started with at least this long left: a round with a few ms left
+ * would time out everywhere and report the nodes unreachable rather than why there is no leader.
+ */
+const ROUND_ANSWER_MS_MIN = 250;
+
 /** The leader the nodes agree on. */
 export interface AgreedLeader {
   /** The leader's id. */
@@ -243,7 +249,7 @@ export async function runLeader(
           io.out(options.json ? JSON.stringify(agreed) : agreed.leader);
           return EXIT_OK;
         }
-        if (Date.now() + ROUND_INTERVAL_MS >= deadlineMs) {
+        if (Date.now() + ROUND_INTERVAL_MS + ROUND_ANSWER_MS_MIN >= deadlineMs) {
           // Whether an election can succeed at all: only with a quorum of voters up.
           const view = viewGroup(probesFromReports(reports));
           throw new NoLeaderError(
