@@ -91,8 +91,10 @@ Deno.test("e2e security: TLS, peer handshake and client roles on a real group", 
         files.client,
         "--admin-token-file",
         files.admin,
+        // Long: a step checks that forged messages leave the term alone, and a loaded machine
+        // that stalls a node past a short timeout would start a real election meanwhile.
         "--election-timeout-ms",
-        "500",
+        "2000",
       ],
       clientTls: { caPems: [caPem] },
       clientToken: enc.encode("admin-secret-0123456789abcdef"),
