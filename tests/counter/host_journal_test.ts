@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { NodeOptions } from "../../lib/counter/node.ts";
+import type { Logger } from "../../lib/logging/logger.ts";
 import { NodeHost } from "../../lib/counter/host.ts";
 import { CounterClient } from "../../lib/client/client.ts";
 import { freePorts } from "../../lib/cli/local_cluster.ts";
@@ -25,13 +26,10 @@ async function names(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-Deno.test("a host that loses power comes back with every group's value from the journal", async () => {
-  using disk = new Disk();
-  const root = await Deno.makeTempDir({ prefix: "counter-host-journal-test-" });
-  const [port] = freePorts(1);
-  const id = `127.0.0.1:${port}`;
-  const { logger, lines } = captureLogger();
-  const options = {
+/** A one-node host of groups counter and orders on a free port, with data in `root`. */
+function twoGroups(root: string, logger: Logger) {
+  const id = `127.0.0.1:${freePorts(1)[0]}`;
+  return {
     dataDir: root,
     id,
     conf: [id],
@@ -42,6 +40,14 @@ Deno.test("a host that loses power comes back with every group's value from the 
     snapshotIntervalSecs: 0,
     logger,
   } satisfies NodeOptions & { groups: string[] };
+}
+
+Deno.test("a host that loses power comes back with every group's value from the journal", async () => {
+  using disk = new Disk();
+  const root = await Deno.makeTempDir({ prefix: "counter-host-journal-test-" });
+  const { logger, lines } = captureLogger();
+  const options = twoGroups(root, logger);
+  const id = options.id;
   const journalDir = join(root, JOURNAL_DIR_NAME);
   try {
     let host = await NodeHost.start(options);
@@ -90,20 +96,7 @@ Deno.test("a host that loses power comes back with every group's value from the 
 
 Deno.test("a host start flushes groups.json and the data root before it acts on them", async () => {
   const root = await Deno.makeTempDir({ prefix: "counter-host-journal-test-" });
-  const [port] = freePorts(1);
-  const id = `127.0.0.1:${port}`;
-  const { logger } = captureLogger();
-  const options = {
-    dataDir: root,
-    id,
-    conf: [id],
-    group: "counter",
-    groups: ["counter", "orders"],
-    electionTimeoutMs: 300,
-    heartbeatIntervalMs: 50,
-    snapshotIntervalSecs: 0,
-    logger,
-  } satisfies NodeOptions & { groups: string[] };
+  const options = twoGroups(root, captureLogger().logger);
   try {
     await (await NodeHost.start(options)).stop();
     // The process that wrote groups.json may have died before the root's flush: the next start

@@ -106,3 +106,18 @@ export async function killHost(disk: Disk, root: string, host: Host): Promise<vo
   await stopHost(host);
   disk.processDied(kept);
 }
+
+/**
+ * The host process dies after a disk error: every dir and the journal are let go, errors
+ * ignored (failed logs and a failed journal may refuse to close). With `model`, the crash model
+ * keeps what was written, not the flushes the closes make (see {@linkcode Disk.processDied}).
+ */
+export async function abandonHost(
+  host: Host,
+  model?: { disk: Disk; root: string },
+): Promise<void> {
+  const kept = model === undefined ? null : await model.disk.cut(model.root);
+  for (const dir of host.dirs.values()) await dir.close().catch(() => {});
+  await host.journal.close().catch(() => {});
+  if (kept !== null) model!.disk.processDied(kept);
+}

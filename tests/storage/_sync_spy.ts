@@ -1,6 +1,7 @@
 /**
  * Records which paths are flushed (`sync` and `syncData` of handles opened by `Deno.open`)
- * while it is in use: for tests of what an open flushes before it acts on what it read.
+ * while it is in use, and which path each handle is: for tests of what an open flushes before
+ * it acts on what it read, and of faults aimed at one file.
  *
  * @module
  */
@@ -13,9 +14,10 @@ export class SyncSpy implements Disposable {
   readonly #open = Deno.open;
   readonly #sync = Deno.FsFile.prototype.sync;
   readonly #syncData = Deno.FsFile.prototype.syncData;
+  readonly #paths = new WeakMap<Deno.FsFile, string>();
 
   constructor() {
-    const paths = new WeakMap<Deno.FsFile, string>();
+    const paths = this.#paths;
     const open = this.#open;
     const flushed = this.flushed;
     const patchedOpen = async (path: string | URL, options?: Deno.OpenOptions) => {
@@ -34,6 +36,11 @@ export class SyncSpy implements Disposable {
       flushed.push(paths.get(this) ?? "?");
       return syncData.call(this);
     };
+  }
+
+  /** The path `file` was opened with (absolute), or "?" for a handle opened before the spy. */
+  pathOf(file: Deno.FsFile): string {
+    return this.#paths.get(file) ?? "?";
   }
 
   [Symbol.dispose](): void {

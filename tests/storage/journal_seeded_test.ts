@@ -24,6 +24,7 @@ import { EntryType } from "../../lib/raft/types.ts";
 import { SEGMENT_HEADER_BYTES } from "../../lib/storage/log_store.ts";
 import { type CutMode, Disk } from "./_disk.ts";
 import {
+  abandonHost,
   crash,
   groupDir,
   type Host,
@@ -34,6 +35,7 @@ import {
 } from "./_journal_host.ts";
 import { DataDir } from "../../lib/storage/mod.ts";
 import { tempDir } from "./_helpers.ts";
+import { failCalls } from "./_faults.ts";
 import { seededRandom } from "../raft/_network.ts";
 
 const GROUPS = ["a", "b", "c"];
@@ -131,10 +133,9 @@ async function runSeed(seed: number): Promise<void> {
       if (r < 0.05) {
         // A disk error during a turn of appends: the k-th write or flush from now fails. The
         // appends it fails were not acknowledged: each may be back after the restart, or not.
-        const fault = armDiskFault(
-          random() < 0.7 ? "writeSync" : "syncData",
-          1 + Math.floor(random() * 4),
-        );
+        const method = random() < 0.7 ? "writeSync" : "syncData";
+        const nth = 1 + Math.floor(random() * 4);
+        const fault = failCalls(method, (n) => n === nth);
         const unknown = new Map<string, { index: number; term: number }[]>();
         try {
           const turn: [string, Entry[], Promise<void>][] = [];
@@ -154,8 +155,8 @@ async function runSeed(seed: number): Promise<void> {
         } finally {
           fault.restore();
         }
-        trace.push(`disk error (${fault.what}${fault.fired() ? "" : ", not reached"})`);
-        await abandonHost(disk, root, host);
+        trace.push(`disk error (${method} #${nth}${fault.fired() ? "" : ", not reached"})`);
+        await abandonHost(host, { disk, root });
         host = await startHost(root, GROUPS, options);
         await checkGroups(host, models, `seed ${seed} step ${step} (${trace.join(", ")})`, unknown);
       } else if (r < 0.55) {
@@ -248,39 +249,6 @@ async function runSeed(seed: number): Promise<void> {
   } finally {
     await stopHost(host).catch(() => {});
   }
-}
-
-/** Makes the `nth` call from now of `FsFile.prototype[method]` fail, until `restore`. */
-function armDiskFault(method: "writeSync" | "syncData", nth: number) {
-  const proto = Deno.FsFile.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const original = proto[method];
-  let calls = 0;
-  proto[method] = function (this: Deno.FsFile, ...args: unknown[]) {
-    calls++;
-    if (calls === nth) {
-      if (method === "syncData") return Promise.reject(new Error("simulated EIO on fdatasync"));
-      throw new Error("simulated EIO on write");
-    }
-    return original.apply(this, args);
-  };
-  return {
-    what: `${method} #${nth}`,
-    fired: () => calls >= nth,
-    restore: () => {
-      proto[method] = original;
-    },
-  };
-}
-
-/**
- * The process dies after a disk error: what it wrote stays in the page cache, nothing more is
- * flushed. Failed logs and a failed journal may refuse to close: their handles go all the same.
- */
-async function abandonHost(disk: Disk, root: string, host: Host): Promise<void> {
-  const kept = await disk.cut(root);
-  for (const dir of host.dirs.values()) await dir.close().catch(() => {});
-  await host.journal.close().catch(() => {});
-  disk.processDied(kept);
 }
 
 /** Seeds from `JOURNAL_SEEDS` ("A..B"), else 1..50. */

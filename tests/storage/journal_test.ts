@@ -34,7 +34,17 @@ import {
 import type { Logger } from "../../lib/logging/logger.ts";
 import { captureLogger, listNames, makeEntries, plain, tempDir } from "./_helpers.ts";
 import { Disk } from "./_disk.ts";
-import { crash, groupDir, killHost, NODE_ID, startHost, stopHost } from "./_journal_host.ts";
+import {
+  abandonHost,
+  crash,
+  groupDir,
+  killHost,
+  NODE_ID,
+  startHost,
+  stopHost,
+} from "./_journal_host.ts";
+import { failCalls } from "./_faults.ts";
+import { SyncSpy } from "./_sync_spy.ts";
 
 /** Entry data size used by most tests: a record is then 125 bytes. */
 const DATA = 100;
@@ -763,29 +773,6 @@ Deno.test("held segment bytes are written within about a second while appends fl
   }
 });
 
-/** Lets go of a host some of whose logs failed: every dir and the journal, errors ignored. */
-async function abandonHost(host: Awaited<ReturnType<typeof startHost>>): Promise<void> {
-  for (const dir of host.dirs.values()) await dir.close().catch(() => {});
-  await host.journal.close().catch(() => {});
-}
-
-/** Makes the next `writeSync` of exactly `bytes` bytes fail, until `restore`. */
-function failNextWriteOf(bytes: number): { restore: () => void; failed: () => boolean } {
-  const original = Deno.FsFile.prototype.writeSync;
-  let armed = true;
-  Deno.FsFile.prototype.writeSync = function (this: Deno.FsFile, p: Uint8Array): number {
-    if (armed && p.length === bytes) {
-      armed = false;
-      throw new Error("simulated EIO");
-    }
-    return original.call(this, p);
-  };
-  return {
-    restore: () => Deno.FsFile.prototype.writeSync = original,
-    failed: () => !armed,
-  };
-}
-
 Deno.test("a log that cannot write what it holds fails the journal, which keeps its file", async () => {
   await using tmp = await tempDir("journal_test_");
   const root = tmp.path;
@@ -797,7 +784,10 @@ Deno.test("a log that cannot write what it holds fails the journal, which keeps 
   await a.append(makeEntries(1, 1, 1, DATA));
   await b.append(makeEntries(1, 1, 1, DATA));
   await a.append(makeEntries(2, 2, 1, DATA)); // acknowledged: held by a's log, in the journal
-  const fault = failNextWriteOf(2 * RECORD);
+  const fault = failCalls(
+    "writeSync",
+    (_n, [bytes]) => (bytes as Uint8Array).length === 2 * RECORD,
+  );
   try {
     nowMs = 1000;
     // b's append is durable; the write of a's held bytes after that flush fails.
@@ -805,7 +795,7 @@ Deno.test("a log that cannot write what it holds fails the journal, which keeps 
   } finally {
     fault.restore();
   }
-  assert.ok(fault.failed(), "a's held write was tried and failed");
+  assert.ok(fault.fired(), "a's held write was tried and failed");
   // The journal is unusable now: nothing more is acknowledged, and nothing is deleted.
   await assert.rejects(b.append(makeEntries(3, 1, 1, DATA)), /host journal .* unusable|failed/);
   await assert.rejects(host.journal.checkpoint());
@@ -834,7 +824,7 @@ Deno.test("a log closed after a failure, owing its segment, keeps the journal's 
   await b.append(makeEntries(1, 1, 1, DATA));
   await a.append(makeEntries(2, 1, 1, DATA)); // acknowledged: held by a's log, in the journal
   // a fails for another reason (here: its read of the held bytes' write), then closes.
-  const fault = failNextWriteOf(RECORD);
+  const fault = failCalls("writeSync", (_n, [bytes]) => (bytes as Uint8Array).length === RECORD);
   try {
     await assert.rejects(a.entries(1, 3), /simulated EIO/);
   } finally {
@@ -872,18 +862,11 @@ Deno.test("a log's failed flush during a checkpoint's flush of the same segment 
   const journalDir = join(root, JOURNAL_DIR_NAME);
   const before = await listNames(journalDir);
   // Which file each handle is, for the fault below.
-  const paths = new WeakMap<Deno.FsFile, string>();
-  const open = Deno.open;
-  const patchedOpen = async (path: string | URL, options?: Deno.OpenOptions) => {
-    const file = await open(path, options);
-    paths.set(file, String(path));
-    return file;
-  };
-  Object.assign(Deno, { open: patchedOpen });
+  const spy = new SyncSpy();
   const syncData = Deno.FsFile.prototype.syncData;
   let failed = false;
   Deno.FsFile.prototype.syncData = async function (this: Deno.FsFile) {
-    const path = paths.get(this) ?? "";
+    const path = spy.pathOf(this);
     // x's segment flush is slow, so a's close runs while the checkpoint waits on it.
     if (path.includes(join("groups", "x", "log"))) await new Promise((r) => setTimeout(r, 50));
     if (path.includes(join("groups", "a", "log")) && !failed) {
@@ -902,7 +885,7 @@ Deno.test("a log's failed flush during a checkpoint's flush of the same segment 
     assert.equal(done.status, "rejected", "the checkpoint must not go on");
   } finally {
     Deno.FsFile.prototype.syncData = syncData;
-    Object.assign(Deno, { open });
+    spy[Symbol.dispose]();
   }
   assert.deepEqual(await listNames(journalDir), before, "the journal file is kept");
   await x.close().catch(() => {});

@@ -20,6 +20,13 @@ async function readAll(log: LogStore) {
   return plain(await log.entries(log.firstIndex(), log.lastIndex() + 1));
 }
 
+/** Opening the log in `path` again gives exactly `entries`. */
+async function assertReopensAs(path: string, entries: Entry[]): Promise<void> {
+  const reopened = await LogStore.open(path);
+  assert.deepEqual(await readAll(reopened), plain(entries));
+  await reopened.close();
+}
+
 Deno.test("an empty log starts at index 1", async () => {
   await using dir = await tempDir();
   const log = await LogStore.open(dir.path);
@@ -156,9 +163,7 @@ Deno.test("batches of every size read back: the append buffer starts empty and g
   assert.equal(log.lastIndex(), 349);
   assert.deepEqual(await readAll(log), plain(entries));
   await log.close();
-  const reopened = await LogStore.open(dir.path);
-  assert.deepEqual(await readAll(reopened), plain(entries));
-  await reopened.close();
+  await assertReopensAs(dir.path, entries);
 });
 
 Deno.test("appending over a suffix truncates it, across segments", async () => {
@@ -555,9 +560,7 @@ Deno.test("an append finishes short writes and reads back whole", async () => {
   }
   assert.ok(calls > 1, `expected several short writes, saw ${calls}`);
   await log.close();
-  const reopened = await LogStore.open(dir.path);
-  assert.deepEqual(await readAll(reopened), plain(entries));
-  await reopened.close();
+  await assertReopensAs(dir.path, entries);
 });
 
 for (const failing of ["writeSync", "syncData"] as const) {
@@ -628,9 +631,7 @@ Deno.test("replay skips what the log holds, writes what it lacks, cuts a differi
   await log.flushUnflushed();
   assert.equal(log.unflushedPath(), null);
   await log.close();
-  const reopened = await LogStore.open(dir.path);
-  assert.deepEqual(await readAll(reopened), plain(final));
-  await reopened.close();
+  await assertReopensAs(dir.path, final);
 });
 
 Deno.test("replay skips entries below the log's first index (a snapshot covers them)", async () => {
@@ -713,19 +714,21 @@ Deno.test("through a journal: appends go to it, a cut or a reset checkpoints it 
   ]);
 });
 
+/** A journal whose appends are durable at once (`onDurable` runs in the call). */
+const instantJournal: LogJournal = {
+  append(_client, _group, _incarnation, _firstIndex, _count, _records, onDurable) {
+    onDurable();
+    return Promise.resolve();
+  },
+  checkpoint: () => Promise.resolve(),
+  forget() {},
+};
+
 Deno.test("through a journal: held segment bytes are written once they pass HELD_BYTES_MAX", async () => {
   await using dir = await tempDir();
   const log = await LogStore.open(dir.path);
   const segment = join(dir.path, segmentFileName(1));
-  const journal: LogJournal = {
-    append(_client, _group, _incarnation, _firstIndex, _count, _records, onDurable) {
-      onDurable();
-      return Promise.resolve();
-    },
-    checkpoint: () => Promise.resolve(),
-    forget() {},
-  };
-  log.attachJournal(journal, "g", INCARNATION);
+  log.attachJournal(instantJournal, "g", INCARNATION);
   await log.append(makeEntries(1, 1, 1)); // starts the segment: written and flushed at once
   const start = (await Deno.stat(segment)).size;
   // Small appends are held until the next one would pass the bound; then the held ones go in
@@ -756,16 +759,8 @@ Deno.test("open flushes the newest segment: what a dead process left unflushed i
   using disk = new Disk();
   await using dir = await tempDir();
   const segment = join(dir.path, segmentFileName(1));
-  const journal: LogJournal = {
-    append(_client, _group, _incarnation, _firstIndex, _count, _records, onDurable) {
-      onDurable();
-      return Promise.resolve();
-    },
-    checkpoint: () => Promise.resolve(),
-    forget() {},
-  };
   let log = await LogStore.open(dir.path);
-  log.attachJournal(journal, "g", INCARNATION);
+  log.attachJournal(instantJournal, "g", INCARNATION);
   await log.append(makeEntries(1, 2, 1)); // starts the segment: flushed
   await log.append(makeEntries(3, 3, 1)); // through the journal: not flushed
   log.writeHeld(); // in the page cache now
